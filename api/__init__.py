@@ -1,0 +1,1 @@
+"""Control plane of the classroom SFU: HTTP API, WebSocket signalling, rooms and attendance."""

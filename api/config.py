@@ -1,0 +1,126 @@
+"""Typed settings read once from the environment and validated at start."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    """An environment variable has a value the server cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server reads from its environment; see README for each name."""
+
+    host: str = "0.0.0.0"
+    port: int = 3000
+    data_dir: Path = Path("./data")
+    mongodb_uri: str | None = None
+    mongodb_db: str = "attendance"
+    auth0_domain: str | None = None
+    auth0_audience: str | None = None
+    auth0_namespace: str = "https://liveclassroom.app"
+    auth0_jwks_url: str | None = None
+    auth0_jwks_min_refresh_seconds: float = 30.0
+    jwt_issuer: str = "classroom-sfu"
+    jwt_audience: str = "classroom-sfu"
+    token_ttl_seconds: int = 24 * 3600
+    ws_max_frame_bytes: int = 64 * 1024
+    ws_send_queue: int = 256
+    log_level: str = "INFO"
+    # ICE: addresses the server gathers candidates on, and the one it announces.
+    ice_addresses: tuple[str, ...] = field(default_factory=tuple)
+    ice_announced_address: str | None = None
+    room_max_participants: int = 50
+
+    @property
+    def auth0_enabled(self) -> bool:
+        return self.auth0_domain is not None
+
+    @property
+    def auth0_issuer(self) -> str:
+        return f"https://{self.auth0_domain}/"
+
+    @property
+    def auth0_jwks(self) -> str:
+        return self.auth0_jwks_url or f"https://{self.auth0_domain}/.well-known/jwks.json"
+
+    @property
+    def store_kind(self) -> str:
+        return "mongodb" if self.mongodb_uri else "sqlite"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _str(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    return raw or None
+
+
+def _address(name: str, raw: str) -> str:
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        raise ConfigError(f"{name} must hold IP addresses, got {raw!r}") from None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from ``env`` (default ``os.environ``); raise ``ConfigError``."""
+    env = os.environ if env is None else env
+    mongodb_uri = _str(env, "MONGODB_URI")
+    if mongodb_uri and not mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
+        raise ConfigError("MONGODB_URI must start with mongodb:// or mongodb+srv://")
+    auth0_domain = _str(env, "AUTH0_DOMAIN")
+    auth0_audience = _str(env, "AUTH0_AUDIENCE")
+    if auth0_domain:
+        if "/" in auth0_domain or ":" in auth0_domain.split(".")[0]:
+            raise ConfigError("AUTH0_DOMAIN must be a bare host name like tenant.us.auth0.com")
+        if not auth0_audience:
+            raise ConfigError("AUTH0_AUDIENCE is required when AUTH0_DOMAIN is set")
+    log_level = (_str(env, "LOG_LEVEL") or "INFO").upper()
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+    ice_raw = _str(env, "ICE_ADDRESSES")
+    ice_addresses = tuple(
+        _address("ICE_ADDRESSES", part.strip())
+        for part in (ice_raw or "").split(",")
+        if part.strip()
+    )
+    announced = _str(env, "ICE_ANNOUNCED_ADDRESS")
+    return Settings(
+        host=_str(env, "HOST") or "0.0.0.0",
+        port=_int(env, "PORT", 3000, 0, 65535),
+        data_dir=Path(_str(env, "DATA_DIR") or "./data"),
+        mongodb_uri=mongodb_uri,
+        mongodb_db=_str(env, "MONGODB_DB") or "attendance",
+        auth0_domain=auth0_domain,
+        auth0_audience=auth0_audience,
+        auth0_namespace=(_str(env, "AUTH0_NAMESPACE") or "https://liveclassroom.app").rstrip("/"),
+        auth0_jwks_url=_str(env, "AUTH0_JWKS_URL"),
+        auth0_jwks_min_refresh_seconds=_int(env, "AUTH0_JWKS_MIN_REFRESH_SECONDS", 30, 0, 86400),
+        jwt_issuer=_str(env, "JWT_ISSUER") or "classroom-sfu",
+        jwt_audience=_str(env, "JWT_AUDIENCE") or "classroom-sfu",
+        token_ttl_seconds=_int(env, "TOKEN_TTL_SECONDS", 24 * 3600, 60, 30 * 24 * 3600),
+        ws_max_frame_bytes=_int(env, "WS_MAX_FRAME_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
+        ws_send_queue=_int(env, "WS_SEND_QUEUE", 256, 8, 65536),
+        log_level=log_level,
+        ice_addresses=ice_addresses,
+        ice_announced_address=_address("ICE_ANNOUNCED_ADDRESS", announced) if announced else None,
+        room_max_participants=_int(env, "ROOM_MAX_PARTICIPANTS", 50, 2, 1000),
+    )

@@ -1,0 +1,73 @@
+"""The one error hierarchy of the control plane.
+
+Every error carries the exact message clients see. It is mapped once to the HTTP
+envelope (``api.http_errors``) and once to the WebSocket ``ERROR`` event (``api.ws``).
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """Base of every error a client may see; ``status`` is the HTTP status code."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(ApiError):
+    """The request is malformed or fails validation."""
+
+    status = 400
+
+
+class Unauthorized(ApiError):
+    """No credentials, or credentials that do not verify."""
+
+    status = 401
+
+
+class Forbidden(ApiError):
+    """Authenticated, but the role or class membership does not allow this."""
+
+    status = 403
+
+
+class NotFound(ApiError):
+    """The thing asked for does not exist."""
+
+    status = 404
+
+
+class Conflict(ApiError):
+    """The request collides with the current state (e.g. a session already active)."""
+
+    status = 409
+
+
+class PayloadTooLarge(ApiError):
+    """The body or frame exceeds the configured limit."""
+
+    status = 413
+
+
+# The exact strings of the REST/WS contract; clients depend on them.
+INVALID_SCHEMA = "Invalid request schema"
+UNAUTHORIZED = "Unauthorized, token missing or invalid"
+WS_UNAUTHORIZED = "Unauthorized or invalid token"
+TEACHER_ONLY = "Forbidden, teacher access required"
+STUDENT_ONLY = "Forbidden, student access required"
+NOT_CLASS_TEACHER = "Forbidden, not class teacher"
+NOT_ENROLLED = "Forbidden, not enrolled in class"
+CLASS_NOT_FOUND = "Class not found"
+STUDENT_NOT_FOUND = "Student not found"
+EMAIL_EXISTS = "Email already exists"
+BAD_LOGIN = "Invalid email or password"
+SESSION_ALREADY_ACTIVE = "Attendance session already active for this class"
+NO_ACTIVE_SESSION = "No active attendance session"
+WS_TEACHER_EVENT_ONLY = "Forbidden, teacher event only"
+WS_STUDENT_EVENT_ONLY = "Forbidden, student event only"
+WS_UNKNOWN_EVENT = "Unknown event"
+WS_INVALID_FORMAT = "Invalid message format"

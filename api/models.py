@@ -1,0 +1,112 @@
+"""The records the control plane keeps, independent of any store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from .ids import ClassId, RoomId, SessionId, UserId
+from .timeutil import iso_ms
+
+Role = Literal["teacher", "student"]
+ROLES: tuple[str, ...] = get_args(Role)
+
+# "late" is produced by the presence policy; teachers mark present/absent.
+AttendanceStatus = Literal["present", "absent", "late"]
+MarkSource = Literal["teacher", "presence", "auto"]
+
+
+@dataclass(frozen=True)
+class User:
+    """An account: a teacher or a student, local or provisioned from Auth0."""
+
+    id: UserId
+    name: str
+    email: str
+    role: Role
+    created_at: datetime
+    password_hash: str | None = None
+    external_id: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {"_id": self.id, "name": self.name, "email": self.email, "role": self.role}
+
+    def summary(self) -> dict[str, Any]:
+        return {"_id": self.id, "name": self.name, "email": self.email}
+
+
+@dataclass(frozen=True)
+class ClassRecord:
+    """A class owned by one teacher, with its enrolled students in enrolment order."""
+
+    id: ClassId
+    class_name: str
+    teacher_id: UserId
+    student_ids: tuple[UserId, ...]
+    created_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "_id": self.id,
+            "className": self.class_name,
+            "teacherId": self.teacher_id,
+            "studentIds": list(self.student_ids),
+        }
+
+    def has_member(self, user_id: str) -> bool:
+        return user_id == self.teacher_id or user_id in self.student_ids
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """Counts broadcast with ``DONE`` and kept with the finished session."""
+
+    present: int
+    absent: int
+    total: int
+    late: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"present": self.present, "absent": self.absent, "total": self.total}
+
+
+@dataclass(frozen=True)
+class AttendanceSession:
+    """One live class: its video room and its attendance, active until ended."""
+
+    id: SessionId
+    class_id: ClassId
+    room_id: RoomId
+    teacher_id: UserId
+    started_at: datetime
+    ended_at: datetime | None = None
+    summary: SessionSummary | None = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.ended_at is None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "sessionId": self.id,
+            "classId": self.class_id,
+            "roomId": self.room_id,
+            "startedAt": iso_ms(self.started_at),
+            "endedAt": iso_ms(self.ended_at) if self.ended_at else None,
+            "summary": self.summary.as_dict() if self.summary else None,
+        }
+
+
+@dataclass(frozen=True)
+class AttendanceMark:
+    """One student's status in one session; the latest write wins."""
+
+    session_id: SessionId
+    class_id: ClassId
+    student_id: UserId
+    status: AttendanceStatus
+    source: MarkSource
+    marked_at: datetime
+    marked_by: UserId | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

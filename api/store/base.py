@@ -1,0 +1,108 @@
+"""The storage interface every backend implements.
+
+Backends raise :class:`api.errors.Conflict` for unique-rule violations and
+return ``None`` for unknown or malformed ids; they never raise for "not found".
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+
+from ..models import AttendanceMark, AttendanceSession, ClassRecord, Role, SessionSummary, User
+
+
+class Store(ABC):
+    """Accounts, classes, attendance sessions and marks, durably."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and create indexes; safe to call on an existing database."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections; idempotent."""
+
+    # -- users --------------------------------------------------------------
+    @abstractmethod
+    async def create_user(
+        self,
+        *,
+        name: str,
+        email: str,
+        role: Role,
+        password_hash: str | None = None,
+        external_id: str | None = None,
+    ) -> User:
+        """Insert a user; emails are unique case-insensitively (``Conflict``)."""
+
+    @abstractmethod
+    async def get_user(self, user_id: str) -> User | None: ...
+
+    @abstractmethod
+    async def get_user_by_email(self, email: str) -> User | None: ...
+
+    @abstractmethod
+    async def get_user_by_external_id(self, external_id: str) -> User | None: ...
+
+    @abstractmethod
+    async def list_users(self, role: Role) -> list[User]:
+        """Users of one role, oldest first."""
+
+    # -- classes ------------------------------------------------------------
+    @abstractmethod
+    async def create_class(self, *, class_name: str, teacher_id: str) -> ClassRecord: ...
+
+    @abstractmethod
+    async def get_class(self, class_id: str) -> ClassRecord | None: ...
+
+    @abstractmethod
+    async def add_student(self, class_id: str, student_id: str) -> ClassRecord:
+        """Enrol a student; enrolling twice keeps one entry. Unknown class → ``None`` is
+        not possible here: callers check the class first."""
+
+    @abstractmethod
+    async def list_classes_for_teacher(self, teacher_id: str) -> list[ClassRecord]: ...
+
+    @abstractmethod
+    async def list_classes_for_student(self, student_id: str) -> list[ClassRecord]: ...
+
+    # -- attendance sessions ------------------------------------------------
+    @abstractmethod
+    async def start_session(
+        self, *, class_id: str, teacher_id: str, started_at: datetime
+    ) -> AttendanceSession:
+        """Create the class's active session; ``Conflict`` if one is active already."""
+
+    @abstractmethod
+    async def get_session(self, session_id: str) -> AttendanceSession | None: ...
+
+    @abstractmethod
+    async def get_active_session(self, class_id: str) -> AttendanceSession | None: ...
+
+    @abstractmethod
+    async def list_active_sessions(self) -> list[AttendanceSession]: ...
+
+    @abstractmethod
+    async def list_sessions(self, class_id: str) -> list[AttendanceSession]:
+        """Every session of a class, newest first."""
+
+    @abstractmethod
+    async def latest_ended_session(self, class_id: str) -> AttendanceSession | None: ...
+
+    @abstractmethod
+    async def end_session(
+        self, session_id: str, *, ended_at: datetime, summary: SessionSummary
+    ) -> AttendanceSession:
+        """Close an active session; ``Conflict`` if it has ended already."""
+
+    # -- marks --------------------------------------------------------------
+    @abstractmethod
+    async def put_mark(self, mark: AttendanceMark) -> None:
+        """Insert or replace the (session, student) mark."""
+
+    @abstractmethod
+    async def get_mark(self, session_id: str, student_id: str) -> AttendanceMark | None: ...
+
+    @abstractmethod
+    async def list_marks(self, session_id: str) -> list[AttendanceMark]: ...

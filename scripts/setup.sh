@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Prepare this checkout: a virtualenv in .venv with the server installed (editable).
+#   scripts/setup.sh          runtime only
+#   scripts/setup.sh --test   plus test tools, and (as root or with sudo) the Debian
+#                             packages the tests drive: chromium, coturn, iproute2, nftables.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[[ "${1:-}" == "--test" ]] && want_test=1
+
+if (( want_test )); then
+  missing=()
+  for pair in chromium:/usr/bin/chromium coturn:/usr/bin/turnserver iproute2:/usr/sbin/ip \
+              nftables:/usr/sbin/nft; do
+    [[ -x "${pair#*:}" ]] || missing+=("${pair%%:*}")
+  done
+  if (( ${#missing[@]} )); then
+    sudo=""
+    if [[ $(id -u) -ne 0 ]]; then
+      command -v sudo >/dev/null || { echo "need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+      sudo="sudo"
+    fi
+    echo "installing Debian packages: ${missing[*]}"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+python=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  "$python" -m venv .venv
+fi
+stamp=".venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-$want_test"
+if [[ ! -e "$stamp" ]]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  if (( want_test )); then
+    .venv/bin/python -m pip install -q -e ".[test]"
+  else
+    .venv/bin/python -m pip install -q -e .
+  fi
+  touch "$stamp"
+fi

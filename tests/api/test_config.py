@@ -1,0 +1,73 @@
+"""Settings from the environment, and a clear one-line refusal of bad values."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from api.config import ConfigError, load_settings
+
+
+def test_defaults_need_no_environment_at_all() -> None:
+    settings = load_settings({})
+    assert settings.port == 3000 and settings.store_kind == "sqlite"
+    assert not settings.auth0_enabled and settings.mongodb_uri is None
+
+
+def test_seed_variable_names_are_read() -> None:
+    settings = load_settings(
+        {
+            "PORT": "8080",
+            "MONGODB_URI": "mongodb://db:27017/attendance",
+            "AUTH0_DOMAIN": "tenant.us.auth0.com",
+            "AUTH0_AUDIENCE": "https://liveclassroom.api",
+            "AUTH0_NAMESPACE": "https://liveclassroom.app/",
+            "DATA_DIR": "/var/lib/sfu",
+            "ICE_ADDRESSES": "127.0.0.1, 10.0.0.5",
+            "ICE_ANNOUNCED_ADDRESS": "203.0.113.7",
+        }
+    )
+    assert settings.port == 8080 and settings.store_kind == "mongodb"
+    assert settings.auth0_issuer == "https://tenant.us.auth0.com/"
+    assert settings.auth0_jwks == "https://tenant.us.auth0.com/.well-known/jwks.json"
+    assert settings.auth0_namespace == "https://liveclassroom.app"
+    assert settings.data_dir == Path("/var/lib/sfu")
+    assert settings.ice_addresses == ("127.0.0.1", "10.0.0.5")
+    assert settings.ice_announced_address == "203.0.113.7"
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"PORT": "eighty"}, "PORT must be an integer"),
+        ({"PORT": "70000"}, "PORT must be between 0 and 65535"),
+        ({"MONGODB_URI": "postgres://x"}, "MONGODB_URI must start with mongodb://"),
+        ({"AUTH0_DOMAIN": "tenant.auth0.com"}, "AUTH0_AUDIENCE is required"),
+        ({"AUTH0_DOMAIN": "https://tenant.auth0.com/", "AUTH0_AUDIENCE": "a"}, "bare host name"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be"),
+        ({"ICE_ADDRESSES": "localhost"}, "ICE_ADDRESSES must hold IP addresses"),
+    ],
+)
+def test_invalid_values_are_refused_with_a_reason(env: dict[str, str], reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason):
+        load_settings(env)
+
+
+def test_the_server_stops_with_a_one_line_reason_on_bad_config(tmp_path: Path) -> None:
+    env = {**os.environ, "PORT": "not-a-port", "DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "api"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "classroom-sfu: configuration error: PORT must be an integer, got 'not-a-port'"
+    ]
