@@ -1,0 +1,465 @@
+"""The MongoDB backend, through PyMongo Async (``AsyncMongoClient``).
+
+The documents are designed to be read and written the same way by MongoDB and by nx-27017
+(the SQLite-backed server the tests run against), whose gaps are pinned in
+``tests/store/test_nx27017_gaps.py``:
+
+- Each document's ``_id`` is a real ``ObjectId``, a 24-hex string at the boundary; a malformed
+  id reads as "no such record".
+- References to other documents (``teacherId``, ``studentIds``, ``classId``, ``sessionId``, ...)
+  are 24-hex strings: nx-27017 never matches an ``ObjectId`` value in a filter on any field
+  but ``_id``.
+- Dates are written only by inserts and whole-document replaces: nx-27017 stores a datetime
+  written by an update operator (``$set``, ``$min``) as a naive string.
+- Array membership is asked with ``$elemMatch``: nx-27017 finds nothing by element equality
+  on an indexed array.
+- No ``$setOnInsert``, positional ``$``, ``arrayFilters``, ``$lookup``, ``$push`` of
+  subdocuments, and no unique index on a field that may be missing.
+
+Collections: ``users`` (unique ``email``, stored lowercased), ``classes`` (``studentIds`` is a
+top-level array grown with ``$addToSet``), ``sessions``, ``active_sessions`` (one pointer per
+class whose ``_id`` is the class id, so the uniqueness of ``_id`` is the "one active session
+per class" rule) and ``marks`` (one document per (session, student), unique compound index,
+replaced with ``upsert``).
+
+Crash recovery. Starting writes the pointer, then the session; ending ends the session, then
+deletes the pointer. A session is active exactly when a pointer names it and it has not
+ended, so a crash between the steps leaves a pointer that readers ignore:
+
+- a pointer naming a missing session (crash while starting) is deleted by the next
+  ``start_session`` once it is older than ``STALE_POINTER_AFTER``; a younger one may belong
+  to a start still in progress, so it still counts as a conflict;
+- a pointer naming an ended session (crash while ending) is deleted by the next
+  ``start_session`` straight away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from ..errors import (
+    CLASS_NOT_FOUND,
+    EMAIL_EXISTS,
+    NO_ACTIVE_SESSION,
+    SESSION_ALREADY_ACTIVE,
+    STUDENT_NOT_FOUND,
+    Conflict,
+    NotFound,
+)
+from ..ids import ClassId, RoomId, SessionId, UserId, is_object_id, new_id
+from ..models import AttendanceMark, AttendanceSession, ClassRecord, Role, SessionSummary, User
+from ..timeutil import utcnow
+from .base import Store
+from .rules import SESSION_NOT_FOUND, TEACHER_NOT_FOUND, normalize_email, stored_moment
+
+Doc = dict[str, Any]
+
+STALE_POINTER_AFTER = timedelta(seconds=30)
+_OLDEST_FIRST = [("createdAt", ASCENDING), ("_id", ASCENDING)]
+
+_INDEXES: dict[str, list[IndexModel]] = {
+    "users": [
+        IndexModel([("email", ASCENDING)], unique=True, name="email_unique"),
+        IndexModel([("role", ASCENDING), ("createdAt", ASCENDING)], name="role_created"),
+        IndexModel([("externalId", ASCENDING)], name="external_id"),
+    ],
+    "classes": [
+        IndexModel([("teacherId", ASCENDING), ("createdAt", ASCENDING)], name="teacher_created"),
+        IndexModel([("studentIds", ASCENDING)], name="student_ids"),
+    ],
+    "sessions": [
+        IndexModel([("classId", ASCENDING), ("startedAt", DESCENDING)], name="class_started"),
+    ],
+    "marks": [
+        IndexModel(
+            [("sessionId", ASCENDING), ("studentId", ASCENDING)],
+            unique=True,
+            name="session_student_unique",
+        ),
+    ],
+}
+
+
+class MongoStore(Store):
+    """A :class:`Store` in one MongoDB database; chosen when ``MONGODB_URI`` is set."""
+
+    def __init__(self, uri: str, db_name: str) -> None:
+        self._uri = uri
+        self._db_name = db_name
+        self._client: AsyncMongoClient[Doc] | None = None
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        client: AsyncMongoClient[Doc] = AsyncMongoClient(self._uri, tz_aware=True, tzinfo=UTC)
+        try:
+            for name, indexes in _INDEXES.items():
+                await client[self._db_name][name].create_indexes(indexes)
+        except BaseException:
+            await client.close()
+            raise
+        self._client = client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    def _col(self, name: str) -> AsyncCollection[Doc]:
+        if self._client is None:
+            raise RuntimeError("MongoStore is not open")
+        return self._client[self._db_name][name]
+
+    @property
+    def _users(self) -> AsyncCollection[Doc]:
+        return self._col("users")
+
+    @property
+    def _classes(self) -> AsyncCollection[Doc]:
+        return self._col("classes")
+
+    @property
+    def _sessions(self) -> AsyncCollection[Doc]:
+        return self._col("sessions")
+
+    @property
+    def _active(self) -> AsyncCollection[Doc]:
+        return self._col("active_sessions")
+
+    @property
+    def _marks(self) -> AsyncCollection[Doc]:
+        return self._col("marks")
+
+    # -- users --------------------------------------------------------------
+    async def create_user(
+        self,
+        *,
+        name: str,
+        email: str,
+        role: Role,
+        password_hash: str | None = None,
+        external_id: str | None = None,
+    ) -> User:
+        user = User(
+            id=UserId(new_id()),
+            name=name,
+            email=normalize_email(email),
+            role=role,
+            created_at=utcnow(),
+            password_hash=password_hash,
+            external_id=external_id,
+        )
+        try:
+            await self._users.insert_one(_user_doc(user))
+        except DuplicateKeyError:
+            raise Conflict(EMAIL_EXISTS) from None
+        return user
+
+    async def get_user(self, user_id: str) -> User | None:
+        doc = await _by_id(self._users, user_id)
+        return _user(doc) if doc else None
+
+    async def get_user_by_email(self, email: str) -> User | None:
+        doc = await self._users.find_one({"email": normalize_email(email)})
+        return _user(doc) if doc else None
+
+    async def get_user_by_external_id(self, external_id: str) -> User | None:
+        doc = await self._users.find_one({"externalId": external_id}, sort=_OLDEST_FIRST)
+        return _user(doc) if doc else None
+
+    async def list_users(self, role: Role) -> list[User]:
+        docs = await self._users.find({"role": role}).sort(_OLDEST_FIRST).to_list()
+        return [_user(doc) for doc in docs]
+
+    # -- classes ------------------------------------------------------------
+    async def create_class(self, *, class_name: str, teacher_id: str) -> ClassRecord:
+        if await _by_id(self._users, teacher_id) is None:
+            raise NotFound(TEACHER_NOT_FOUND)
+        record = ClassRecord(
+            id=ClassId(new_id()),
+            class_name=class_name,
+            teacher_id=UserId(teacher_id),
+            student_ids=(),
+            created_at=utcnow(),
+        )
+        await self._classes.insert_one(_class_doc(record))
+        return record
+
+    async def get_class(self, class_id: str) -> ClassRecord | None:
+        doc = await _by_id(self._classes, class_id)
+        return _class(doc) if doc else None
+
+    async def add_student(self, class_id: str, student_id: str) -> ClassRecord:
+        if await _by_id(self._classes, class_id) is None:
+            raise NotFound(CLASS_NOT_FOUND)
+        if await _by_id(self._users, student_id) is None:
+            raise NotFound(STUDENT_NOT_FOUND)
+        doc = await self._classes.find_one_and_update(
+            {"_id": ObjectId(class_id)},
+            {"$addToSet": {"studentIds": student_id}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            raise NotFound(CLASS_NOT_FOUND)
+        return _class(doc)
+
+    async def list_classes_for_teacher(self, teacher_id: str) -> list[ClassRecord]:
+        docs = await self._classes.find({"teacherId": teacher_id}).sort(_OLDEST_FIRST).to_list()
+        return [_class(doc) for doc in docs]
+
+    async def list_classes_for_student(self, student_id: str) -> list[ClassRecord]:
+        # $elemMatch rather than {"studentIds": id}: nx-27017 finds nothing by element equality
+        # once the array is indexed. MongoDB answers both from the same multikey index.
+        enrolled = {"studentIds": {"$elemMatch": {"$eq": student_id}}}
+        docs = await self._classes.find(enrolled).sort(_OLDEST_FIRST).to_list()
+        return [_class(doc) for doc in docs]
+
+    # -- attendance sessions ------------------------------------------------
+    async def start_session(
+        self, *, class_id: str, teacher_id: str, started_at: datetime
+    ) -> AttendanceSession:
+        if await _by_id(self._classes, class_id) is None:
+            raise NotFound(CLASS_NOT_FOUND)
+        if await _by_id(self._users, teacher_id) is None:
+            raise NotFound(TEACHER_NOT_FOUND)
+        class_oid = ObjectId(class_id)
+        session = AttendanceSession(
+            id=SessionId(new_id()),
+            class_id=ClassId(class_id),
+            room_id=RoomId(new_id()),
+            teacher_id=UserId(teacher_id),
+            started_at=stored_moment(started_at),
+        )
+        pointer = {"_id": class_oid, "sessionId": session.id, "createdAt": utcnow()}
+        try:
+            await self._active.insert_one(pointer)
+        except DuplicateKeyError:
+            if not await self._delete_stale_pointer(class_oid):
+                raise Conflict(SESSION_ALREADY_ACTIVE) from None
+            try:
+                await self._active.insert_one(pointer)
+            except DuplicateKeyError:
+                raise Conflict(SESSION_ALREADY_ACTIVE) from None
+        await self._sessions.insert_one(_session_doc(session))
+        return session
+
+    async def _delete_stale_pointer(self, class_oid: ObjectId) -> bool:
+        """Delete the class's pointer if it names no active session; True if it is gone."""
+        pointer = await self._active.find_one({"_id": class_oid})
+        if pointer is None:
+            return True
+        session = await _by_id(self._sessions, pointer["sessionId"])
+        if session is None:
+            stale = utcnow() - pointer["createdAt"] > STALE_POINTER_AFTER
+        else:
+            stale = session["endedAt"] is not None
+        if not stale:
+            return False
+        # Matching the session id too: never delete a pointer another start just wrote.
+        await self._active.delete_one({"_id": class_oid, "sessionId": pointer["sessionId"]})
+        return True
+
+    async def get_session(self, session_id: str) -> AttendanceSession | None:
+        doc = await _by_id(self._sessions, session_id)
+        return _session(doc) if doc else None
+
+    async def get_active_session(self, class_id: str) -> AttendanceSession | None:
+        class_oid = _oid(class_id)
+        pointer = await self._active.find_one({"_id": class_oid}) if class_oid else None
+        if pointer is None:
+            return None
+        session = await self.get_session(pointer["sessionId"])
+        return session if session is not None and session.is_active else None
+
+    async def list_active_sessions(self) -> list[AttendanceSession]:
+        pointers = await self._active.find({}).to_list()
+        session_oids = [ObjectId(pointer["sessionId"]) for pointer in pointers]
+        docs = await (
+            self._sessions.find({"_id": {"$in": session_oids}, "endedAt": None})
+            .sort([("startedAt", ASCENDING), ("_id", ASCENDING)])
+            .to_list()
+        )
+        return [_session(doc) for doc in docs]
+
+    async def list_sessions(self, class_id: str) -> list[AttendanceSession]:
+        docs = await (
+            self._sessions.find({"classId": class_id})
+            .sort([("startedAt", DESCENDING), ("_id", DESCENDING)])
+            .to_list()
+        )
+        return [_session(doc) for doc in docs]
+
+    async def latest_ended_session(self, class_id: str) -> AttendanceSession | None:
+        doc = await self._sessions.find_one(
+            {"classId": class_id, "endedAt": {"$ne": None}},
+            sort=[("endedAt", DESCENDING), ("_id", DESCENDING)],
+        )
+        return _session(doc) if doc else None
+
+    async def end_session(
+        self, session_id: str, *, ended_at: datetime, summary: SessionSummary
+    ) -> AttendanceSession:
+        doc = await _by_id(self._sessions, session_id)
+        if doc is None:
+            raise NotFound(SESSION_NOT_FOUND)
+        session = _session(doc)
+        if not session.is_active:
+            raise Conflict(NO_ACTIVE_SESSION)
+        ended = replace(session, ended_at=stored_moment(ended_at), summary=summary)
+        # A whole-document replace, not $set, so endedAt stays a date on nx-27017; the
+        # endedAt filter makes it a compare-and-swap against a concurrent end.
+        result = await self._sessions.replace_one(
+            {"_id": doc["_id"], "endedAt": None}, _session_doc(ended)
+        )
+        if result.matched_count == 0:
+            raise Conflict(NO_ACTIVE_SESSION)
+        await self._active.delete_one({"_id": ObjectId(session.class_id), "sessionId": session.id})
+        return ended
+
+    # -- marks --------------------------------------------------------------
+    async def put_mark(self, mark: AttendanceMark) -> None:
+        if await _by_id(self._sessions, mark.session_id) is None:
+            raise NotFound(SESSION_NOT_FOUND)
+        key = {"sessionId": mark.session_id, "studentId": mark.student_id}
+        doc = _mark_doc(replace(mark, marked_at=stored_moment(mark.marked_at)))
+        try:
+            await self._marks.replace_one(key, doc, upsert=True)
+        except DuplicateKeyError:
+            # Two upserts of the same new mark raced; the document exists now, so replace it.
+            await self._marks.replace_one(key, doc, upsert=True)
+
+    async def get_mark(self, session_id: str, student_id: str) -> AttendanceMark | None:
+        doc = await self._marks.find_one({"sessionId": session_id, "studentId": student_id})
+        return _mark(doc) if doc else None
+
+    async def list_marks(self, session_id: str) -> list[AttendanceMark]:
+        docs = await (
+            self._marks.find({"sessionId": session_id})
+            .sort([("markedAt", ASCENDING), ("studentId", ASCENDING)])
+            .to_list()
+        )
+        return [_mark(doc) for doc in docs]
+
+
+def _oid(value: str) -> ObjectId | None:
+    """The ObjectId an id string names; ``None`` unless it is the canonical lowercase form
+    we hand out (SQLite compares the text, so ``"AB…"`` must not find ``"ab…"`` here either)."""
+    return ObjectId(value) if is_object_id(value) and value == value.lower() else None
+
+
+async def _by_id(collection: AsyncCollection[Doc], record_id: str) -> Doc | None:
+    oid = _oid(record_id)
+    return await collection.find_one({"_id": oid}) if oid is not None else None
+
+
+def _user_doc(user: User) -> Doc:
+    doc: Doc = {
+        "_id": ObjectId(user.id),
+        "name": user.name,
+        "email": user.email,
+        "role": user.role,
+        "createdAt": user.created_at,
+    }
+    if user.password_hash is not None:
+        doc["passwordHash"] = user.password_hash
+    if user.external_id is not None:
+        doc["externalId"] = user.external_id
+    return doc
+
+
+def _user(doc: Doc) -> User:
+    return User(
+        id=UserId(str(doc["_id"])),
+        name=doc["name"],
+        email=doc["email"],
+        role=doc["role"],
+        created_at=doc["createdAt"],
+        password_hash=doc.get("passwordHash"),
+        external_id=doc.get("externalId"),
+    )
+
+
+def _class_doc(record: ClassRecord) -> Doc:
+    return {
+        "_id": ObjectId(record.id),
+        "className": record.class_name,
+        "teacherId": record.teacher_id,
+        "studentIds": list(record.student_ids),
+        "createdAt": record.created_at,
+    }
+
+
+def _class(doc: Doc) -> ClassRecord:
+    return ClassRecord(
+        id=ClassId(str(doc["_id"])),
+        class_name=doc["className"],
+        teacher_id=UserId(doc["teacherId"]),
+        student_ids=tuple(UserId(student_id) for student_id in doc["studentIds"]),
+        created_at=doc["createdAt"],
+    )
+
+
+def _session_doc(session: AttendanceSession) -> Doc:
+    summary = session.summary
+    return {
+        "_id": ObjectId(session.id),
+        "classId": session.class_id,
+        "roomId": session.room_id,
+        "teacherId": session.teacher_id,
+        "startedAt": session.started_at,
+        "endedAt": session.ended_at,
+        "summary": None
+        if summary is None
+        else {
+            "present": summary.present,
+            "absent": summary.absent,
+            "total": summary.total,
+            "late": summary.late,
+        },
+    }
+
+
+def _session(doc: Doc) -> AttendanceSession:
+    summary = doc["summary"]
+    return AttendanceSession(
+        id=SessionId(str(doc["_id"])),
+        class_id=ClassId(doc["classId"]),
+        room_id=RoomId(doc["roomId"]),
+        teacher_id=UserId(doc["teacherId"]),
+        started_at=doc["startedAt"],
+        ended_at=doc["endedAt"],
+        summary=None if summary is None else SessionSummary(**summary),
+    )
+
+
+def _mark_doc(mark: AttendanceMark) -> Doc:
+    return {
+        "sessionId": mark.session_id,
+        "studentId": mark.student_id,
+        "classId": mark.class_id,
+        "status": mark.status,
+        "source": mark.source,
+        "markedAt": mark.marked_at,
+        "markedBy": mark.marked_by,
+        "extra": mark.extra,
+    }
+
+
+def _mark(doc: Doc) -> AttendanceMark:
+    return AttendanceMark(
+        session_id=SessionId(doc["sessionId"]),
+        class_id=ClassId(doc["classId"]),
+        student_id=UserId(doc["studentId"]),
+        status=doc["status"],
+        source=doc["source"],
+        marked_at=doc["markedAt"],
+        marked_by=UserId(doc["markedBy"]) if doc["markedBy"] is not None else None,
+        extra=doc["extra"],
+    )

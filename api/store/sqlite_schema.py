@@ -1,0 +1,124 @@
+"""The SQLite schema, its migrations, and how the store's one connection is set up.
+
+``PRAGMA user_version`` holds the schema version: migration *n* (1-based) moves a database
+from version *n - 1* to *n*. Add a migration by appending a tuple of statements; never edit
+one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+_V1 = (
+    """CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        email TEXT NOT NULL,
+        role TEXT NOT NULL,
+        password_hash TEXT,
+        external_id TEXT,
+        created_at TEXT NOT NULL
+    )""",
+    # Emails are stored lowercased already; the expression keeps the rule true even for
+    # a row written by hand.
+    "CREATE UNIQUE INDEX users_email_unique ON users (lower(email))",
+    "CREATE INDEX users_by_role ON users (role, created_at)",
+    "CREATE INDEX users_by_external_id ON users (external_id) WHERE external_id IS NOT NULL",
+    """CREATE TABLE classes (
+        id TEXT PRIMARY KEY,
+        class_name TEXT NOT NULL,
+        teacher_id TEXT NOT NULL REFERENCES users (id),
+        created_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX classes_by_teacher ON classes (teacher_id, created_at)",
+    # position, not rowid, keeps enrolment order: VACUUM may renumber rowids.
+    """CREATE TABLE enrolments (
+        class_id TEXT NOT NULL REFERENCES classes (id),
+        student_id TEXT NOT NULL REFERENCES users (id),
+        position INTEGER NOT NULL,
+        enrolled_at TEXT NOT NULL,
+        PRIMARY KEY (class_id, student_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX enrolments_by_student ON enrolments (student_id)",
+    """CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        class_id TEXT NOT NULL REFERENCES classes (id),
+        room_id TEXT NOT NULL,
+        teacher_id TEXT NOT NULL REFERENCES users (id),
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        summary_present INTEGER,
+        summary_absent INTEGER,
+        summary_total INTEGER,
+        summary_late INTEGER
+    )""",
+    "CREATE UNIQUE INDEX sessions_one_active_per_class ON sessions (class_id) "
+    "WHERE ended_at IS NULL",
+    "CREATE INDEX sessions_by_class ON sessions (class_id, started_at)",
+    # No foreign key on student_id: who may be marked is the API's rule, not the store's.
+    """CREATE TABLE marks (
+        session_id TEXT NOT NULL REFERENCES sessions (id),
+        student_id TEXT NOT NULL,
+        class_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        source TEXT NOT NULL,
+        marked_at TEXT NOT NULL,
+        marked_by TEXT,
+        extra TEXT NOT NULL,
+        PRIMARY KEY (session_id, student_id)
+    ) WITHOUT ROWID""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer build than this one."""
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction that takes the write lock up front, so reads inside it see
+    the state the writes apply to; rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open ``path`` in autocommit mode (each write commits, so it survives kill -9),
+    with WAL, ``synchronous=NORMAL`` and foreign keys on, migrated to the current schema."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrate(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Apply every migration the database has not seen yet, all in one transaction."""
+    with immediate(conn):
+        current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if current > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"{path} has schema version {current}; this build knows up to {SCHEMA_VERSION}"
+            )
+        for statements in MIGRATIONS[current:]:
+            for statement in statements:
+                conn.execute(statement)
+        # PRAGMA takes no parameters; the value is our own integer.
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
