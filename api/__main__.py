@@ -1,0 +1,33 @@
+"""``python -m api`` / ``classroom-sfu``: validate the environment, then serve."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from aiohttp import web
+
+from .app import create_app
+from .config import ConfigError, load_settings
+
+
+def main() -> None:
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"classroom-sfu: configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=lambda line: logging.getLogger("api").info("%s", line),
+    )
+
+
+if __name__ == "__main__":
+    main()

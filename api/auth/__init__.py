@@ -1,0 +1,1 @@
+"""Authentication: password hashing, local RS256 tokens, Auth0 verification."""

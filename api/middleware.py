@@ -1,0 +1,35 @@
+"""The one place errors become the HTTP envelope ``{"success": false, "error": ...}``."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .errors import ApiError
+
+log = logging.getLogger(__name__)
+
+
+def _failure(status: int, message: str) -> web.Response:
+    return web.json_response({"success": False, "error": message}, status=status)
+
+
+@web.middleware
+async def error_envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return _failure(error.status, error.message)
+    except web.HTTPRequestEntityTooLarge:
+        return _failure(413, "Request body too large")
+    except web.HTTPMethodNotAllowed:
+        return _failure(405, "Method not allowed")
+    except web.HTTPNotFound:
+        return _failure(404, "Not found")
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return _failure(500, "Internal server error")

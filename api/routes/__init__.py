@@ -1,0 +1,1 @@
+"""REST routes, one module per resource; ``setup_routes`` registers them all."""

@@ -1,0 +1,39 @@
+"""Public documents: the token keys, the OpenAPI description, health, and the web page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from ..openapi import openapi_document
+from .common import ok, services
+
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+
+
+async def jwks(request: web.Request) -> web.Response:
+    return web.json_response(services(request).signing_key.jwks())
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+async def health(request: web.Request) -> web.Response:
+    app = services(request)
+    return ok({"status": "ok", "store": app.settings.store_kind, "sockets": len(app.hub)})
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    page = "classroom.html" if (WEB_DIR / "classroom.html").exists() else "index.html"
+    raise web.HTTPFound(f"/static/{page}")
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/.well-known/jwks.json", jwks)
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/health", health)
+    if WEB_DIR.is_dir():
+        app.router.add_get("/", index)
+        app.router.add_static("/static/", WEB_DIR, show_index=False)

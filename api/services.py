@@ -1,0 +1,32 @@
+"""The objects one server instance shares between its HTTP routes and its sockets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from .attendance import AttendanceService
+from .auth.keys import SigningKey
+from .auth.tokens import Authenticator, TokenIssuer
+from .classes import ClassService
+from .config import Settings
+from .store import Store
+from .ws.hub import SocketHub
+
+
+@dataclass
+class Services:
+    """Built once per app in ``api.app`` and reached through ``app[SERVICES]``."""
+
+    settings: Settings
+    store: Store
+    signing_key: SigningKey
+    issuer: TokenIssuer
+    authenticator: Authenticator
+    classes: ClassService
+    attendance: AttendanceService
+    hub: SocketHub
+
+
+SERVICES = web.AppKey("services", Services)

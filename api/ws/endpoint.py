@@ -1,0 +1,64 @@
+"""``GET /ws``: authenticate, then pump frames between the socket and the event router."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import WSMsgType, web
+
+from ..auth.tokens import token_from_header
+from ..errors import WS_INVALID_FORMAT, WS_UNAUTHORIZED, Unauthorized
+from ..services import SERVICES
+from .connection import ClientSocket
+from .events import EventRouter
+
+log = logging.getLogger(__name__)
+
+DisconnectHook = Callable[[ClientSocket], Awaitable[None]]
+FRAME_TOO_LARGE = "Message too large"
+
+
+def websocket_handler(
+    router: EventRouter, disconnect_hooks: list[DisconnectHook]
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler for ``/ws``; it only pumps and never touches rooms itself."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        services = request.app[SERVICES]
+        settings = services.settings
+        ws = web.WebSocketResponse(max_msg_size=settings.ws_max_frame_bytes, heartbeat=30)
+        await ws.prepare(request)
+        token = request.query.get("token") or token_from_header(
+            request.headers.get("Authorization")
+        )
+        try:
+            user = await services.authenticator.authenticate(token)
+        except Unauthorized:
+            await ws.send_json({"event": "ERROR", "data": {"message": WS_UNAUTHORIZED}})
+            await ws.close()
+            return ws
+        socket = ClientSocket(
+            ws, user, request.query.get("classId") or None, settings.ws_send_queue
+        )
+        services.hub.add(socket)
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    await router.dispatch(socket, message.data)
+                elif message.type == WSMsgType.BINARY:
+                    socket.send("ERROR", {"message": WS_INVALID_FORMAT})
+                elif message.type == WSMsgType.ERROR:
+                    log.info("socket %s closed: %s", socket.id, ws.exception())
+                    break
+        finally:
+            services.hub.remove(socket)
+            for hook in disconnect_hooks:
+                try:
+                    await hook(socket)
+                except Exception:
+                    log.exception("disconnect hook failed for socket %s", socket.id)
+            await socket.flush_and_close()
+        return ws
+
+    return handle

@@ -1,0 +1,49 @@
+"""Every open class socket, indexed by user, and the fan-out of class broadcasts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from ..models import ClassRecord
+from .connection import ClientSocket
+
+
+class SocketHub:
+    """Knows which sockets belong to which class and delivers broadcasts to them.
+
+    A socket opened with ``classId`` belongs to that class; one opened without it
+    belongs to whichever class of its user's is live, so it hears that class's events.
+    """
+
+    def __init__(self) -> None:
+        self._by_user: dict[str, set[ClientSocket]] = defaultdict(set)
+
+    def add(self, socket: ClientSocket) -> None:
+        self._by_user[socket.user.id].add(socket)
+
+    def remove(self, socket: ClientSocket) -> None:
+        sockets = self._by_user.get(socket.user.id)
+        if sockets is not None:
+            sockets.discard(socket)
+            if not sockets:
+                del self._by_user[socket.user.id]
+
+    def __len__(self) -> int:
+        return sum(len(sockets) for sockets in self._by_user.values())
+
+    def all(self) -> list[ClientSocket]:
+        return [socket for sockets in self._by_user.values() for socket in sockets]
+
+    def sockets_of_class(self, cls: ClassRecord) -> list[ClientSocket]:
+        members = (cls.teacher_id, *cls.student_ids)
+        return [
+            socket
+            for member in members
+            for socket in self._by_user.get(member, ())
+            if socket.fixed_class_id in (None, cls.id)
+        ]
+
+    def broadcast(self, cls: ClassRecord, event: str, data: dict[str, Any]) -> None:
+        for socket in self.sockets_of_class(cls):
+            socket.send(event, data)

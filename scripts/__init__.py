@@ -1,0 +1,1 @@
+"""Load test, benchmarks and helpers; ``scripts.synthpeer`` is the shared synthetic peer."""

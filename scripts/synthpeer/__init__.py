@@ -1,0 +1,1 @@
+"""The synthetic classroom peer shared by integration tests, load test and benchmarks."""

@@ -1,0 +1,48 @@
+"""``/openapi.json`` is a valid OpenAPI 3.1 document that describes every route."""
+
+from __future__ import annotations
+
+import re
+
+from openapi_spec_validator import validate
+
+from api.app import create_app
+
+from .conftest import RunningServer
+
+
+async def test_the_document_is_valid_and_lists_every_route(server: RunningServer) -> None:
+    status, document = await server.api.request("GET", "/openapi.json")
+    assert status == 200
+    validate(document)
+    app = create_app(server.settings)
+    served = {
+        (route.method.lower(), re.sub(r"\{(\w+)\}", r"{\1}", route.resource.canonical))
+        for route in app.router.routes()
+        if route.resource is not None
+        and route.method != "HEAD"
+        and not route.resource.canonical.startswith("/static")
+        and route.resource.canonical != "/"
+    }
+    documented = {
+        (method, path) for path, operations in document["paths"].items() for method in operations
+    }
+    assert served == documented
+
+
+async def test_every_contract_error_string_is_documented(server: RunningServer) -> None:
+    _, document = await server.api.request("GET", "/openapi.json")
+    text = str(document)
+    for message in (
+        "Invalid request schema",
+        "Unauthorized, token missing or invalid",
+        "Forbidden, teacher access required",
+        "Forbidden, student access required",
+        "Forbidden, not class teacher",
+        "Forbidden, not enrolled in class",
+        "Class not found",
+        "Student not found",
+        "Email already exists",
+        "Invalid email or password",
+    ):
+        assert message in text, message
