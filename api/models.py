@@ -37,6 +37,22 @@ class User:
 
 
 @dataclass(frozen=True)
+class AttendancePolicy:
+    """How a session's presence becomes a status when no teacher marked the student.
+
+    Never connected: absent. First connection more than ``late_after_seconds`` after the
+    start: late. Otherwise present if connected for at least ``present_ratio`` of the
+    session's duration, else absent.
+    """
+
+    present_ratio: float = 0.75
+    late_after_seconds: int = 600
+
+    def public(self) -> dict[str, Any]:
+        return {"presentRatio": self.present_ratio, "lateAfterSeconds": self.late_after_seconds}
+
+
+@dataclass(frozen=True)
 class ClassRecord:
     """A class owned by one teacher, with its enrolled students in enrolment order."""
 
@@ -45,6 +61,8 @@ class ClassRecord:
     teacher_id: UserId
     student_ids: tuple[UserId, ...]
     created_at: datetime
+    policy: AttendancePolicy = field(default_factory=AttendancePolicy)
+    allow_student_recordings: bool = False
 
     def public(self) -> dict[str, Any]:
         return {
@@ -110,3 +128,35 @@ class AttendanceMark:
     marked_at: datetime
     marked_by: UserId | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+PresenceKind = Literal["connected", "disconnected"]
+
+
+@dataclass(frozen=True)
+class PresenceEvent:
+    """A participant's media came up or went away (append-only; never rewritten)."""
+
+    session_id: SessionId
+    class_id: ClassId
+    user_id: UserId
+    kind: PresenceKind
+    at: datetime
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class PresenceCounters:
+    """A participant's running totals in a session, rewritten about once a second.
+
+    ``last_seen_at`` doubles as the heartbeat: after a crash, a presence interval left
+    open is closed there.
+    """
+
+    session_id: SessionId
+    class_id: ClassId
+    user_id: UserId
+    camera_ms: int
+    mic_ms: int
+    talk_ms: int
+    last_seen_at: datetime

@@ -9,7 +9,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from datetime import datetime
 
-from ..models import AttendanceMark, AttendanceSession, ClassRecord, Role, SessionSummary, User
+from ..models import (
+    AttendanceMark,
+    AttendancePolicy,
+    AttendanceSession,
+    ClassRecord,
+    PresenceCounters,
+    PresenceEvent,
+    Role,
+    SessionSummary,
+    User,
+)
 
 
 class Store(ABC):
@@ -106,3 +116,35 @@ class Store(ABC):
 
     @abstractmethod
     async def list_marks(self, session_id: str) -> list[AttendanceMark]: ...
+
+    @abstractmethod
+    async def list_marks_for_student(self, class_id: str, student_id: str) -> list[AttendanceMark]:
+        """One student's marks across the class's sessions, newest session first."""
+
+    # -- class settings -----------------------------------------------------
+    @abstractmethod
+    async def update_class_settings(
+        self,
+        class_id: str,
+        *,
+        policy: AttendancePolicy | None = None,
+        allow_student_recordings: bool | None = None,
+    ) -> ClassRecord:
+        """Change what is given (``None`` keeps the current value); ``NotFound`` if the
+        class does not exist."""
+
+    # -- presence -----------------------------------------------------------
+    @abstractmethod
+    async def append_presence_event(self, event: PresenceEvent) -> None:
+        """Insert-only: presence events are never updated or deleted."""
+
+    @abstractmethod
+    async def list_presence_events(self, session_id: str) -> list[PresenceEvent]:
+        """A session's events in the order they were appended."""
+
+    @abstractmethod
+    async def put_presence_counters(self, counters: PresenceCounters) -> None:
+        """Insert or replace the (session, user) counters."""
+
+    @abstractmethod
+    async def list_presence_counters(self, session_id: str) -> list[PresenceCounters]: ...

@@ -17,10 +17,15 @@ The documents are designed to be read and written the same way by MongoDB and by
   subdocuments, and no unique index on a field that may be missing.
 
 Collections: ``users`` (unique ``email``, stored lowercased), ``classes`` (``studentIds`` is a
-top-level array grown with ``$addToSet``), ``sessions``, ``active_sessions`` (one pointer per
-class whose ``_id`` is the class id, so the uniqueness of ``_id`` is the "one active session
-per class" rule) and ``marks`` (one document per (session, student), unique compound index,
-replaced with ``upsert``).
+top-level array grown with ``$addToSet``; ``policy`` and ``allowStudentRecordings`` read as
+the defaults when missing, as in documents written before they existed; ``rev`` counts
+changes so a settings update can be a compare-and-swap), ``sessions``, ``active_sessions``
+(one pointer per class whose ``_id`` is the class id, so the uniqueness of ``_id`` is the
+"one active session per class" rule), ``marks`` (one document per (session, student), unique
+compound index, replaced with ``upsert``), ``presence_events`` (insert-only, ordered by a
+per-session ``seq`` drawn from ``presence_seq``, not from the session document, which
+``end_session`` replaces whole) and ``presence_counters`` (one document per
+(session, user), unique compound index, replaced with ``upsert``).
 
 Crash recovery. Starting writes the pointer, then the session; ending ends the session, then
 deletes the pointer. A session is active exactly when a pointer names it and it has not
@@ -35,6 +40,8 @@ ended, so a crash between the steps leaves a pointer that readers ignore:
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,7 +61,17 @@ from ..errors import (
     NotFound,
 )
 from ..ids import ClassId, RoomId, SessionId, UserId, is_object_id, new_id
-from ..models import AttendanceMark, AttendanceSession, ClassRecord, Role, SessionSummary, User
+from ..models import (
+    AttendanceMark,
+    AttendancePolicy,
+    AttendanceSession,
+    ClassRecord,
+    PresenceCounters,
+    PresenceEvent,
+    Role,
+    SessionSummary,
+    User,
+)
 from ..timeutil import utcnow
 from .base import Store
 from .rules import SESSION_NOT_FOUND, TEACHER_NOT_FOUND, normalize_email, stored_moment
@@ -83,6 +100,19 @@ _INDEXES: dict[str, list[IndexModel]] = {
             unique=True,
             name="session_student_unique",
         ),
+        IndexModel([("classId", ASCENDING), ("studentId", ASCENDING)], name="class_student"),
+    ],
+    "presence_events": [
+        IndexModel(
+            [("sessionId", ASCENDING), ("seq", ASCENDING)], unique=True, name="session_seq_unique"
+        ),
+    ],
+    "presence_counters": [
+        IndexModel(
+            [("sessionId", ASCENDING), ("userId", ASCENDING)],
+            unique=True,
+            name="session_user_unique",
+        ),
     ],
 }
 
@@ -94,6 +124,11 @@ class MongoStore(Store):
         self._uri = uri
         self._db_name = db_name
         self._client: AsyncMongoClient[Doc] | None = None
+        # One lock per session with appends in flight, so that concurrent appends draw their
+        # sequence numbers in call order; a lock goes away with its last user.
+        self._append_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     async def open(self) -> None:
         if self._client is not None:
@@ -136,6 +171,18 @@ class MongoStore(Store):
     @property
     def _marks(self) -> AsyncCollection[Doc]:
         return self._col("marks")
+
+    @property
+    def _presence_events(self) -> AsyncCollection[Doc]:
+        return self._col("presence_events")
+
+    @property
+    def _presence_seq(self) -> AsyncCollection[Doc]:
+        return self._col("presence_seq")
+
+    @property
+    def _presence_counters(self) -> AsyncCollection[Doc]:
+        return self._col("presence_counters")
 
     # -- users --------------------------------------------------------------
     async def create_user(
@@ -203,12 +250,41 @@ class MongoStore(Store):
             raise NotFound(STUDENT_NOT_FOUND)
         doc = await self._classes.find_one_and_update(
             {"_id": ObjectId(class_id)},
-            {"$addToSet": {"studentIds": student_id}},
+            {"$addToSet": {"studentIds": student_id}, "$inc": {"rev": 1}},
             return_document=ReturnDocument.AFTER,
         )
         if doc is None:
             raise NotFound(CLASS_NOT_FOUND)
         return _class(doc)
+
+    async def update_class_settings(
+        self,
+        class_id: str,
+        *,
+        policy: AttendancePolicy | None = None,
+        allow_student_recordings: bool | None = None,
+    ) -> ClassRecord:
+        while True:
+            doc = await _by_id(self._classes, class_id)
+            if doc is None:
+                raise NotFound(CLASS_NOT_FOUND)
+            current = _class(doc)
+            updated = replace(
+                current,
+                policy=current.policy if policy is None else policy,
+                allow_student_recordings=current.allow_student_recordings
+                if allow_student_recordings is None
+                else allow_student_recordings,
+            )
+            # A whole-document replace keeps createdAt a date on nx-27017 (no $set); matching
+            # the revision read makes it a compare-and-swap, so an enrolment or another
+            # settings change that landed in between is re-read rather than overwritten.
+            # ``"rev": None`` also matches a document written before ``rev`` existed.
+            rev = doc.get("rev")
+            new_doc = {**_class_doc(updated), "rev": (rev or 0) + 1}
+            result = await self._classes.replace_one({"_id": doc["_id"], "rev": rev}, new_doc)
+            if result.matched_count == 1:
+                return _class(new_doc)
 
     async def list_classes_for_teacher(self, teacher_id: str) -> list[ClassRecord]:
         docs = await self._classes.find({"teacherId": teacher_id}).sort(_OLDEST_FIRST).to_list()
@@ -347,6 +423,72 @@ class MongoStore(Store):
         )
         return [_mark(doc) for doc in docs]
 
+    async def list_marks_for_student(self, class_id: str, student_id: str) -> list[AttendanceMark]:
+        marks = await self._marks.find({"classId": class_id, "studentId": student_id}).to_list()
+        if not marks:
+            return []
+        session_oids = [ObjectId(doc["sessionId"]) for doc in marks]
+        sessions = await self._sessions.find(
+            {"_id": {"$in": session_oids}}, {"startedAt": True}
+        ).to_list()
+        started = {str(doc["_id"]): doc["startedAt"] for doc in sessions}
+        # Newest session first, ties by session id, as list_sessions orders them. A mark
+        # whose session is missing cannot happen (put_mark checks); it would sort last.
+        oldest = datetime.min.replace(tzinfo=UTC)
+        marks.sort(
+            key=lambda doc: (started.get(doc["sessionId"], oldest), doc["sessionId"]),
+            reverse=True,
+        )
+        return [_mark(doc) for doc in marks]
+
+    # -- presence -------------------------------------------------------------
+    async def append_presence_event(self, event: PresenceEvent) -> None:
+        doc = _presence_event_doc(replace(event, at=stored_moment(event.at)))
+        lock = self._append_locks.get(event.session_id)
+        if lock is None:
+            lock = self._append_locks[event.session_id] = asyncio.Lock()
+        async with lock:
+            # The sequence number comes from the server, so the order is exact even across
+            # processes and restarts, whatever the clocks and ObjectId counters do. A crash
+            # between the two writes leaves a gap in seq, which orders the same.
+            counter = await self._presence_seq.find_one_and_update(
+                {"_id": event.session_id},
+                {"$inc": {"last": 1}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+            if counter is None:  # an upsert returning AFTER always has a document
+                raise RuntimeError("presence sequence upsert returned nothing")
+            await self._presence_events.insert_one({**doc, "seq": counter["last"]})
+
+    async def list_presence_events(self, session_id: str) -> list[PresenceEvent]:
+        docs = await (
+            self._presence_events.find({"sessionId": session_id})
+            .sort([("seq", ASCENDING)])
+            .to_list()
+        )
+        return [_presence_event(doc) for doc in docs]
+
+    async def put_presence_counters(self, counters: PresenceCounters) -> None:
+        # One replace_one upsert, no read first: this runs about once a second per participant.
+        key = {"sessionId": counters.session_id, "userId": counters.user_id}
+        doc = _presence_counters_doc(
+            replace(counters, last_seen_at=stored_moment(counters.last_seen_at))
+        )
+        try:
+            await self._presence_counters.replace_one(key, doc, upsert=True)
+        except DuplicateKeyError:
+            # Two upserts of the same new document raced; it exists now, so replace it.
+            await self._presence_counters.replace_one(key, doc, upsert=True)
+
+    async def list_presence_counters(self, session_id: str) -> list[PresenceCounters]:
+        docs = await (
+            self._presence_counters.find({"sessionId": session_id})
+            .sort([("userId", ASCENDING)])
+            .to_list()
+        )
+        return [_presence_counters(doc) for doc in docs]
+
 
 def _oid(value: str) -> ObjectId | None:
     """The ObjectId an id string names; ``None`` unless it is the canonical lowercase form
@@ -393,6 +535,11 @@ def _class_doc(record: ClassRecord) -> Doc:
         "teacherId": record.teacher_id,
         "studentIds": list(record.student_ids),
         "createdAt": record.created_at,
+        "policy": {
+            "presentRatio": record.policy.present_ratio,
+            "lateAfterSeconds": record.policy.late_after_seconds,
+        },
+        "allowStudentRecordings": record.allow_student_recordings,
     }
 
 
@@ -403,6 +550,19 @@ def _class(doc: Doc) -> ClassRecord:
         teacher_id=UserId(doc["teacherId"]),
         student_ids=tuple(UserId(student_id) for student_id in doc["studentIds"]),
         created_at=doc["createdAt"],
+        policy=_policy(doc.get("policy")),
+        allow_student_recordings=bool(doc.get("allowStudentRecordings", False)),
+    )
+
+
+def _policy(doc: Doc | None) -> AttendancePolicy:
+    """The stored policy; a missing document or field reads as the default."""
+    default = AttendancePolicy()
+    if doc is None:
+        return default
+    return AttendancePolicy(
+        present_ratio=float(doc.get("presentRatio", default.present_ratio)),
+        late_after_seconds=int(doc.get("lateAfterSeconds", default.late_after_seconds)),
     )
 
 
@@ -462,4 +622,50 @@ def _mark(doc: Doc) -> AttendanceMark:
         marked_at=doc["markedAt"],
         marked_by=UserId(doc["markedBy"]) if doc["markedBy"] is not None else None,
         extra=doc["extra"],
+    )
+
+
+def _presence_event_doc(event: PresenceEvent) -> Doc:
+    return {
+        "sessionId": event.session_id,
+        "classId": event.class_id,
+        "userId": event.user_id,
+        "kind": event.kind,
+        "at": event.at,
+        "reason": event.reason,
+    }
+
+
+def _presence_event(doc: Doc) -> PresenceEvent:
+    return PresenceEvent(
+        session_id=SessionId(doc["sessionId"]),
+        class_id=ClassId(doc["classId"]),
+        user_id=UserId(doc["userId"]),
+        kind=doc["kind"],
+        at=doc["at"],
+        reason=doc["reason"],
+    )
+
+
+def _presence_counters_doc(counters: PresenceCounters) -> Doc:
+    return {
+        "sessionId": counters.session_id,
+        "userId": counters.user_id,
+        "classId": counters.class_id,
+        "cameraMs": counters.camera_ms,
+        "micMs": counters.mic_ms,
+        "talkMs": counters.talk_ms,
+        "lastSeenAt": counters.last_seen_at,
+    }
+
+
+def _presence_counters(doc: Doc) -> PresenceCounters:
+    return PresenceCounters(
+        session_id=SessionId(doc["sessionId"]),
+        class_id=ClassId(doc["classId"]),
+        user_id=UserId(doc["userId"]),
+        camera_ms=doc["cameraMs"],
+        mic_ms=doc["micMs"],
+        talk_ms=doc["talkMs"],
+        last_seen_at=doc["lastSeenAt"],
     )

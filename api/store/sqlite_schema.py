@@ -72,7 +72,40 @@ _V1 = (
     ) WITHOUT ROWID""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+# Per-class attendance policy and recording permission, presence, and marks by student.
+# The column defaults are AttendancePolicy's defaults when this shipped, so classes created
+# before v2 keep working with them (tests hold the two equal).
+_V2 = (
+    "ALTER TABLE classes ADD COLUMN present_ratio REAL NOT NULL DEFAULT 0.75",
+    "ALTER TABLE classes ADD COLUMN late_after_seconds INTEGER NOT NULL DEFAULT 600",
+    "ALTER TABLE classes ADD COLUMN allow_student_recordings INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX marks_by_class_student ON marks (class_id, student_id)",
+    # Append-only; seq is the append order (AUTOINCREMENT: never reused, and an INTEGER
+    # PRIMARY KEY survives VACUUM). No foreign keys: these are hot-path writes for sessions
+    # the caller runs, and MongoStore cannot check them without a read first.
+    """CREATE TABLE presence_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL,
+        class_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        at TEXT NOT NULL,
+        reason TEXT
+    )""",
+    "CREATE INDEX presence_events_by_session ON presence_events (session_id, seq)",
+    """CREATE TABLE presence_counters (
+        session_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        class_id TEXT NOT NULL,
+        camera_ms INTEGER NOT NULL,
+        mic_ms INTEGER NOT NULL,
+        talk_ms INTEGER NOT NULL,
+        last_seen_at TEXT NOT NULL,
+        PRIMARY KEY (session_id, user_id)
+    ) WITHOUT ROWID""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

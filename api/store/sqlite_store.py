@@ -29,7 +29,17 @@ from ..errors import (
     NotFound,
 )
 from ..ids import ClassId, RoomId, SessionId, UserId, new_id
-from ..models import AttendanceMark, AttendanceSession, ClassRecord, Role, SessionSummary, User
+from ..models import (
+    AttendanceMark,
+    AttendancePolicy,
+    AttendanceSession,
+    ClassRecord,
+    PresenceCounters,
+    PresenceEvent,
+    Role,
+    SessionSummary,
+    User,
+)
 from ..timeutil import iso_ms, parse_iso, utcnow
 from .base import Store
 from .rules import SESSION_NOT_FOUND, TEACHER_NOT_FOUND, normalize_email, stored_moment
@@ -155,9 +165,17 @@ class SqliteStore(Store):
                 if not _exists(conn, "SELECT 1 FROM users WHERE id = ?", teacher_id):
                     raise NotFound(TEACHER_NOT_FOUND)
                 conn.execute(
-                    "INSERT INTO classes (id, class_name, teacher_id, created_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (record.id, record.class_name, record.teacher_id, iso_ms(record.created_at)),
+                    "INSERT INTO classes (id, class_name, teacher_id, created_at, present_ratio,"
+                    " late_after_seconds, allow_student_recordings) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.id,
+                        record.class_name,
+                        record.teacher_id,
+                        iso_ms(record.created_at),
+                        record.policy.present_ratio,
+                        record.policy.late_after_seconds,
+                        record.allow_student_recordings,
+                    ),
                 )
 
         await self._run(insert)
@@ -184,6 +202,32 @@ class SqliteStore(Store):
                 return _classes(conn, "id = ?", class_id)[0]
 
         return await self._run(enrol)
+
+    async def update_class_settings(
+        self,
+        class_id: str,
+        *,
+        policy: AttendancePolicy | None = None,
+        allow_student_recordings: bool | None = None,
+    ) -> ClassRecord:
+        ratio = policy.present_ratio if policy is not None else None
+        late = policy.late_after_seconds if policy is not None else None
+
+        def update(conn: sqlite3.Connection) -> ClassRecord:
+            with immediate(conn):
+                # One statement: a NULL parameter keeps the column as it is.
+                changed = conn.execute(
+                    "UPDATE classes SET present_ratio = coalesce(?, present_ratio),"
+                    " late_after_seconds = coalesce(?, late_after_seconds),"
+                    " allow_student_recordings = coalesce(?, allow_student_recordings)"
+                    " WHERE id = ?",
+                    (ratio, late, allow_student_recordings, class_id),
+                ).rowcount
+                if changed == 0:
+                    raise NotFound(CLASS_NOT_FOUND)
+                return _classes(conn, "id = ?", class_id)[0]
+
+        return await self._run(update)
 
     async def list_classes_for_teacher(self, teacher_id: str) -> list[ClassRecord]:
         return await self._run(lambda conn: _classes(conn, "teacher_id = ?", teacher_id))
@@ -333,6 +377,73 @@ class SqliteStore(Store):
         )
         return [_mark(row) for row in rows]
 
+    async def list_marks_for_student(self, class_id: str, student_id: str) -> list[AttendanceMark]:
+        rows = await self._all(
+            "SELECT marks.* FROM marks JOIN sessions ON sessions.id = marks.session_id"
+            " WHERE marks.class_id = ? AND marks.student_id = ?"
+            " ORDER BY sessions.started_at DESC, sessions.id DESC",
+            (class_id, student_id),
+        )
+        return [_mark(row) for row in rows]
+
+    # -- presence -------------------------------------------------------------
+    async def append_presence_event(self, event: PresenceEvent) -> None:
+        params = (
+            event.session_id,
+            event.class_id,
+            event.user_id,
+            event.kind,
+            iso_ms(stored_moment(event.at)),
+            event.reason,
+        )
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO presence_events (session_id, class_id, user_id, kind, at, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                params,
+            )
+
+        await self._run(insert)
+
+    async def list_presence_events(self, session_id: str) -> list[PresenceEvent]:
+        rows = await self._all(
+            "SELECT * FROM presence_events WHERE session_id = ? ORDER BY seq", (session_id,)
+        )
+        return [_presence_event(row) for row in rows]
+
+    async def put_presence_counters(self, counters: PresenceCounters) -> None:
+        params = (
+            counters.session_id,
+            counters.user_id,
+            counters.class_id,
+            counters.camera_ms,
+            counters.mic_ms,
+            counters.talk_ms,
+            iso_ms(stored_moment(counters.last_seen_at)),
+        )
+
+        def upsert(conn: sqlite3.Connection) -> None:
+            # One statement, one autocommit: no read first, about once a second per participant.
+            conn.execute(
+                "INSERT INTO presence_counters (session_id, user_id, class_id, camera_ms,"
+                " mic_ms, talk_ms, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (session_id, user_id) DO UPDATE SET"
+                " class_id = excluded.class_id, camera_ms = excluded.camera_ms,"
+                " mic_ms = excluded.mic_ms, talk_ms = excluded.talk_ms,"
+                " last_seen_at = excluded.last_seen_at",
+                params,
+            )
+
+        await self._run(upsert)
+
+    async def list_presence_counters(self, session_id: str) -> list[PresenceCounters]:
+        rows = await self._all(
+            "SELECT * FROM presence_counters WHERE session_id = ? ORDER BY user_id",
+            (session_id,),
+        )
+        return [_presence_counters(row) for row in rows]
+
     # -- helpers --------------------------------------------------------------
     async def _one(self, sql: str, params: Sequence[Any]) -> Row | None:
         row: Row | None = await self._run(lambda conn: conn.execute(sql, params).fetchone())
@@ -367,6 +478,11 @@ def _classes(conn: sqlite3.Connection, where: str, value: str) -> list[ClassReco
             teacher_id=UserId(row["teacher_id"]),
             student_ids=tuple(students[row["id"]]),
             created_at=parse_iso(row["created_at"]),
+            policy=AttendancePolicy(
+                present_ratio=float(row["present_ratio"]),
+                late_after_seconds=int(row["late_after_seconds"]),
+            ),
+            allow_student_recordings=bool(row["allow_student_recordings"]),
         )
         for row in rows
     ]
@@ -414,4 +530,27 @@ def _mark(row: Row) -> AttendanceMark:
         marked_at=parse_iso(row["marked_at"]),
         marked_by=UserId(row["marked_by"]) if row["marked_by"] is not None else None,
         extra=json.loads(row["extra"]),
+    )
+
+
+def _presence_event(row: Row) -> PresenceEvent:
+    return PresenceEvent(
+        session_id=SessionId(row["session_id"]),
+        class_id=ClassId(row["class_id"]),
+        user_id=UserId(row["user_id"]),
+        kind=row["kind"],
+        at=parse_iso(row["at"]),
+        reason=row["reason"],
+    )
+
+
+def _presence_counters(row: Row) -> PresenceCounters:
+    return PresenceCounters(
+        session_id=SessionId(row["session_id"]),
+        class_id=ClassId(row["class_id"]),
+        user_id=UserId(row["user_id"]),
+        camera_ms=row["camera_ms"],
+        mic_ms=row["mic_ms"],
+        talk_ms=row["talk_ms"],
+        last_seen_at=parse_iso(row["last_seen_at"]),
     )
