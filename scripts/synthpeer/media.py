@@ -1,0 +1,433 @@
+"""Cheap synthetic media: a VP8 clip encoded once, looped as pre-encoded packets.
+
+Every frame carries a barcode of its clip index (top-left, 10 cells of 32x32 pixels:
+white sync cell, 8 index bits LSB first, black end cell), so a receiver that decodes can
+check frame order and that pictures are intact. Sending costs no encoding: tracks'
+`recv()` return `av.Packet`s that aiortc's sender only packetizes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import functools
+import itertools
+import math
+import random
+import time
+from array import array
+from dataclasses import dataclass
+from typing import Literal
+
+import av
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+from av.stream import Stream
+
+VIDEO_CLOCK_RATE = 90000
+VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+AUDIO_RATE = 48000
+AUDIO_TIME_BASE = fractions.Fraction(1, AUDIO_RATE)
+AUDIO_FRAME_SAMPLES = 960  # 20 ms
+
+_CELL = 32
+_CELLS = 10
+_BAR_TOP = 8
+_BAR_LEFT = 8
+MAX_CLIP_FRAMES = 256
+
+
+# ------------------------------------------------------------------------ the clip
+
+
+def render_frame(index: int, width: int = 640, height: int = 360) -> av.VideoFrame:
+    """One synthetic picture: a scrolling textured background, a patch of noise (so
+    the encoder has work, ~770 kbps at 640x360) and the barcode of `index`."""
+    texture = _texture(width, height)
+    dx = (index * 4) % width
+    dy = (index * 2) % height
+    luma = bytearray(b"".join(texture[y + dy][dx : dx + width] for y in range(height)))
+    noise = _noise(width, height)
+    patch_w, patch_h, patch_top = width // 5 * 3 // 4, height // 6, height // 4
+    left = (index * 7) % (width - patch_w)
+    for y in range(patch_top, patch_top + patch_h):
+        start = y * width + left
+        source = (index * 160 + y * width) % (len(noise) - patch_w)
+        luma[start : start + patch_w] = noise[source : source + patch_w]
+    bits = [1] + [(index >> b) & 1 for b in range(8)] + [0]
+    for cell, bit in enumerate(bits):
+        value = bytes([235 if bit else 16]) * _CELL
+        for y in range(_BAR_TOP, _BAR_TOP + _CELL):
+            start = y * width + _BAR_LEFT + cell * _CELL
+            luma[start : start + _CELL] = value
+    frame = av.VideoFrame(width, height, "yuv420p")
+    _fill_plane(frame.planes[0], bytes(luma), width, height)
+    chroma = bytes([128]) * ((width // 2) * (height // 2))
+    _fill_plane(frame.planes[1], chroma, width // 2, height // 2)
+    _fill_plane(frame.planes[2], chroma, width // 2, height // 2)
+    return frame
+
+
+def _fill_plane(plane: av.video.plane.VideoPlane, data: bytes, width: int, height: int) -> None:
+    if plane.line_size == width:
+        plane.update(data)
+        return
+    padding = bytes(plane.line_size - width)
+    plane.update(b"".join(data[y * width : (y + 1) * width] + padding for y in range(height)))
+
+
+@functools.cache
+def _texture(width: int, height: int) -> list[bytes]:
+    rnd = random.Random(1)
+    blocks = [
+        [rnd.randrange(40, 215) for _ in range(width * 2 // 16)]
+        for _ in range(height * 2 // 16 + 1)
+    ]
+    return [bytes(v for v in blocks[y // 16] for _ in range(16)) for y in range(height * 2)]
+
+
+@functools.cache
+def _noise(width: int, height: int) -> bytes:
+    return random.Random(2).randbytes(width * height)
+
+
+def read_frame_index(frame: av.VideoFrame) -> int | None:
+    """The clip index drawn in a decoded frame, or `None` if the barcode is unreadable."""
+    plane = frame.planes[0]
+    data = bytes(plane)
+    row = (_BAR_TOP + _CELL // 2) * plane.line_size
+    cells = []
+    for cell in range(_CELLS):
+        value = data[row + _BAR_LEFT + cell * _CELL + _CELL // 2]
+        if 60 < value < 190:
+            return None
+        cells.append(value >= 128)
+    if not cells[0] or cells[-1]:
+        return None
+    return sum(1 << b for b in range(8) if cells[1 + b])
+
+
+@dataclass(frozen=True)
+class EncodedClip:
+    """A VP8 clip encoded once; see `vp8_clip`.
+
+    `frames[0]` is the only keyframe; every other frame references its predecessors.
+    A loop therefore restarts with a keyframe, and a keyframe request is answered by
+    restarting the loop (exact: the receiver's references then match the encoder's).
+    """
+
+    width: int
+    height: int
+    fps: int
+    frames: tuple[bytes, ...]
+
+    @property
+    def bitrate(self) -> float:
+        """Average bits per second over the loop."""
+        return sum(map(len, self.frames)) * 8 * self.fps / len(self.frames)
+
+
+def _vp8_encoder(width: int, height: int, fps: int, bitrate: int, gop: int) -> av.VideoCodecContext:
+    codec = av.CodecContext.create("libvpx", "w")
+    assert isinstance(codec, av.VideoCodecContext)
+    codec.width = width
+    codec.height = height
+    codec.bit_rate = bitrate
+    codec.pix_fmt = "yuv420p"
+    codec.gop_size = gop
+    codec.qmin = 2
+    codec.qmax = 56
+    codec.time_base = fractions.Fraction(1, fps)
+    codec.framerate = fractions.Fraction(fps, 1)
+    codec.options = {
+        "deadline": "realtime",
+        "cpu-used": "8",
+        "lag-in-frames": "0",
+        "bufsize": str(bitrate),
+        "minrate": str(bitrate),
+        "maxrate": str(bitrate),
+        "undershoot-pct": "100",
+        "overshoot-pct": "15",
+        "static-thresh": "1",
+        "partitions": "0",
+    }
+    return codec
+
+
+def _encode(codec: av.VideoCodecContext, frame: av.VideoFrame, pts: int, key: bool) -> bytes:
+    frame.pts = pts
+    frame.time_base = codec.time_base
+    frame.pict_type = av.video.frame.PictureType.I if key else av.video.frame.PictureType.NONE
+    return b"".join(bytes(p) for p in codec.encode(frame))
+
+
+@functools.cache
+def vp8_clip(
+    frames: int = 150, width: int = 640, height: int = 360, fps: int = 30, bitrate: int = 770_000
+) -> EncodedClip:
+    """Encode the synthetic clip once per process (about 0.3 s for 150 frames)."""
+    if not 2 <= frames <= MAX_CLIP_FRAMES:
+        raise ValueError(f"a clip has 2 to {MAX_CLIP_FRAMES} frames")
+    encoder = _vp8_encoder(width, height, fps, bitrate, gop=100_000)
+    chain = tuple(
+        _encode(encoder, render_frame(i, width, height), i, key=i == 0) for i in range(frames)
+    )
+    return EncodedClip(width, height, fps, chain)
+
+
+# ------------------------------------------------------------------------ send-time registry
+
+
+class SendLog:
+    """Publisher side of latency probes: when each pts was sent, and how to find a pts.
+
+    Frame pts advance by 3000 ± 20 ticks in a pseudo-random pattern. RTP timestamps
+    survive forwarding (and MediaRelay's re-encoding) up to an unknown offset, so a
+    receiver matches the pattern of the last four deltas to find which frame it got.
+    """
+
+    HISTORY = 1024
+    SIGNATURE = 4
+
+    def __init__(self) -> None:
+        self._sent: dict[int, float] = {}
+        self._order: list[int] = []
+        self._signatures: dict[tuple[int, ...], int] = {}
+
+    def record(self, pts: int, at: float) -> None:
+        self._sent[pts] = at
+        self._order.append(pts)
+        if len(self._order) > self.SIGNATURE:
+            recent = self._order[-self.SIGNATURE - 1 :]
+            deltas = tuple(b - a for a, b in itertools.pairwise(recent))
+            self._signatures[deltas] = pts
+        if len(self._order) > self.HISTORY * 2:
+            for old in self._order[: self.HISTORY]:
+                self._sent.pop(old, None)
+            del self._order[: self.HISTORY]
+
+    def sent_at(self, pts: int) -> float | None:
+        return self._sent.get(pts)
+
+    def find(self, deltas: tuple[int, ...]) -> int | None:
+        return self._signatures.get(deltas)
+
+
+class LatencyProbe:
+    """Receiver side: maps received frame timestamps to send times (same process)."""
+
+    def __init__(self, log: SendLog) -> None:
+        self._log = log
+        self._recent: list[int] = []
+        self._origin: int | None = None
+        self.samples: list[float] = []
+
+    def on_frame(self, timestamp: int, at: float) -> None:
+        """`timestamp`: the frame's RTP timestamp (unwrapped); `at`: arrival time."""
+        if self._origin is None:
+            self._recent.append(timestamp)
+            if len(self._recent) <= SendLog.SIGNATURE:
+                return
+            recent = self._recent[-SendLog.SIGNATURE - 1 :]
+            deltas = tuple(b - a for a, b in itertools.pairwise(recent))
+            pts = self._log.find(deltas)
+            if pts is None:
+                return
+            self._origin = timestamp - pts
+        sent = self._log.sent_at(timestamp - self._origin)
+        if sent is not None:
+            self.samples.append(at - sent)
+
+
+# ------------------------------------------------------------------------ tracks
+
+
+class EncodedVideoTrack(MediaStreamTrack):
+    """Loops an `EncodedClip` in real time as pre-encoded packets.
+
+    A keyframe request (hook it with `sfu.aiortc_adapter.on_keyframe_request`) restarts
+    the loop at its keyframe, so decoded barcode indices run 0, 1, 2... and may jump back
+    to 0 at a keyframe.
+    """
+
+    kind = "video"
+
+    def __init__(
+        self, clip: EncodedClip, *, send_log: SendLog | None = None, seed: int | None = None
+    ) -> None:
+        super().__init__()
+        self.clip = clip
+        self.send_log = send_log
+        self._rnd = random.Random(seed)
+        self._start: float | None = None
+        self._count = 0
+        self._index = 0
+        self._pts = 0
+        self._want_keyframe = False
+        self.frames_sent = 0
+        self.keyframes_sent = 0
+        self.keyframe_requests = 0
+
+    def request_keyframe(self) -> None:
+        """Send a keyframe next (restart the loop)."""
+        self.keyframe_requests += 1
+        self._want_keyframe = True
+
+    async def recv(self) -> av.Packet[Stream]:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        else:
+            self._count += 1
+            self._index = (self._index + 1) % len(self.clip.frames)
+            self._pts += VIDEO_CLOCK_RATE // self.clip.fps + self._rnd.randint(-20, 20)
+            wait = self._start + self._count / self.clip.fps - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+        if self._want_keyframe:
+            self._want_keyframe = False
+            self._index = 0
+        if self._index == 0:
+            self.keyframes_sent += 1
+        packet = av.Packet(self.clip.frames[self._index])
+        packet.pts = self._pts
+        packet.time_base = VIDEO_TIME_BASE
+        self.frames_sent += 1
+        if self.send_log is not None:
+            self.send_log.record(self._pts, time.monotonic())
+        return packet
+
+
+class RenderedVideoTrack(MediaStreamTrack):
+    """Raw synthetic pictures (with the barcode) for aiortc to encode itself, e.g. to
+    publish H.264. Costs an encoder per publisher: for tests, not for load."""
+
+    kind = "video"
+
+    def __init__(
+        self, frames: int = 150, width: int = 640, height: int = 360, fps: int = 30
+    ) -> None:
+        super().__init__()
+        self._pictures = [render_frame(i, width, height) for i in range(frames)]
+        self._fps = fps
+        self._start: float | None = None
+        self._count = 0
+        self.frames_sent = 0
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        else:
+            self._count += 1
+            wait = self._start + self._count / self._fps - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+        picture = self._pictures[self._count % len(self._pictures)]
+        frame = av.VideoFrame(picture.width, picture.height, "yuv420p")
+        for source, target in zip(picture.planes, frame.planes, strict=True):
+            target.update(bytes(source))
+        frame.pts = self._count * (VIDEO_CLOCK_RATE // self._fps)
+        frame.time_base = VIDEO_TIME_BASE
+        self.frames_sent += 1
+        return frame
+
+
+def _tone_samples(frequency: float, level_dbov: float, offset: int) -> bytes:
+    amplitude = min(32767.0, 32767 * math.sqrt(2) * 10 ** (level_dbov / 20))
+    samples = array(
+        "h",
+        (
+            int(amplitude * math.sin(2 * math.pi * frequency * (offset + i) / AUDIO_RATE))
+            for i in range(AUDIO_FRAME_SAMPLES)
+        ),
+    )
+    return samples.tobytes()
+
+
+@functools.cache
+def opus_tone(
+    frequency: float = 400.0, level_dbov: float = -20.0, frames: int = 50
+) -> tuple[bytes, ...]:
+    """A tone encoded once as Opus packets (20 ms each), to loop."""
+    codec = av.CodecContext.create("libopus", "w")
+    assert isinstance(codec, av.AudioCodecContext)
+    codec.sample_rate = AUDIO_RATE
+    codec.layout = "mono"
+    codec.format = "s16"
+    codec.bit_rate = 32000
+    codec.time_base = AUDIO_TIME_BASE
+    packets: list[bytes] = []
+    for i in range(frames + 10):
+        frame = _audio_frame(_tone_samples(frequency, level_dbov, i * AUDIO_FRAME_SAMPLES), i)
+        packets += [bytes(p) for p in codec.encode(frame)]
+    return tuple(packets[:frames])
+
+
+def _audio_frame(samples: bytes, index: int) -> av.AudioFrame:
+    frame = av.AudioFrame(format="s16", layout="mono", samples=AUDIO_FRAME_SAMPLES)
+    frame.planes[0].update(samples)
+    frame.sample_rate = AUDIO_RATE
+    frame.pts = index * AUDIO_FRAME_SAMPLES
+    frame.time_base = AUDIO_TIME_BASE
+    return frame
+
+
+class ToneAudioTrack(MediaStreamTrack):
+    """A tone at a set level, in real time.
+
+    ``mode="packets"`` loops pre-encoded Opus (no encoding at all; aiortc then sends no
+    audio-level header extension). ``mode="frames"`` hands raw frames to aiortc, which
+    encodes them (cheap for audio) and sends the ``ssrc-audio-level`` extension, so the
+    server sees `level_dbov`; `level_dbov` may be changed while running.
+    """
+
+    kind = "audio"
+
+    def __init__(
+        self,
+        *,
+        frequency: float = 400.0,
+        level_dbov: float = -20.0,
+        mode: Literal["frames", "packets"] = "frames",
+    ) -> None:
+        super().__init__()
+        self.frequency = frequency
+        self.level_dbov = level_dbov
+        self.mode = mode
+        self._start: float | None = None
+        self._count = 0
+        self._cache: dict[tuple[float, int], bytes] = {}
+        self.frames_sent = 0
+
+    async def recv(self) -> av.AudioFrame | av.Packet[Stream]:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        else:
+            self._count += 1
+            wait = self._start + self._count * AUDIO_FRAME_SAMPLES / AUDIO_RATE - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+        n = self._count
+        self.frames_sent += 1
+        if self.mode == "packets":
+            loop = opus_tone(self.frequency, self.level_dbov)
+            packet = av.Packet(loop[n % len(loop)])
+            packet.pts = n * AUDIO_FRAME_SAMPLES
+            packet.time_base = AUDIO_TIME_BASE
+            return packet
+        # a 400 Hz tone repeats every 120 samples: one 20 ms frame fits any offset
+        period = max(1, round(AUDIO_RATE / self.frequency))
+        key = (self.level_dbov, (n * AUDIO_FRAME_SAMPLES) % period)
+        samples = self._cache.get(key)
+        if samples is None:
+            samples = _tone_samples(self.frequency, self.level_dbov, key[1])
+            self._cache[key] = samples
+        return _audio_frame(samples, n)

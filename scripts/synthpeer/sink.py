@@ -1,0 +1,144 @@
+"""A cheap receiving end: counts frames without decoding, decodes a sample (or all).
+
+Fed by `sfu.aiortc_adapter.intercept_receiver`, like the server, so the client's aiortc
+receiver decodes nothing by itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import av
+
+from scripts.synthpeer.media import LatencyProbe, read_frame_index
+from sfu.assembler import AudioFramePassthrough, Packet, VideoFrameAssembler
+
+DecodeMode = Literal["none", "sample", "all"]
+
+
+class StreamSink:
+    """Statistics of one received stream (one producer seen through one m-section).
+
+    `decode="sample"` decodes the first `sample_frames` frames from the first keyframe
+    on (enough to prove the stream is valid), ``"all"`` every frame, ``"none"`` nothing.
+    Decoded video frames have their barcode read into `indices`.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        codec: str = "VP8",
+        *,
+        decode: DecodeMode = "sample",
+        sample_frames: int = 10,
+        probe: LatencyProbe | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.kind = kind
+        self.codec = codec
+        self.decode_mode: DecodeMode = decode
+        self.sample_frames = sample_frames
+        self.probe = probe
+        self._clock = clock
+        self.created_at = clock()
+        self.packets = 0
+        self.frames = 0
+        self.keyframes = 0
+        self.bytes = 0
+        self.losses = 0
+        self.first_frame_at: float | None = None
+        self.first_keyframe_at: float | None = None
+        self.last_frame_at: float | None = None
+        self.frames_before_keyframe = 0
+        self.decoded = 0
+        self.decode_errors = 0
+        self.sizes: set[tuple[int, int]] = set()
+        self.indices: list[int | None] = []
+        self.samples_decoded = 0
+        self._decoder: av.VideoCodecContext | av.AudioCodecContext | None = None
+        self._assembler: VideoFrameAssembler | AudioFramePassthrough
+        if kind == "video":
+            self._assembler = VideoFrameAssembler(codec, self._on_frame, self._on_loss)
+        else:
+            self._assembler = AudioFramePassthrough(self._on_frame)
+
+    def push(self, packet: Packet, data: bytes) -> None:
+        self.packets += 1
+        self._assembler.push(packet, data)
+
+    def fps(self, window_start: float | None = None) -> float:
+        """Average frame rate since the first frame (or since `window_start`)."""
+        if self.first_frame_at is None or self.last_frame_at is None:
+            return 0.0
+        span = self.last_frame_at - self.first_frame_at
+        return (self.frames - 1) / span if span > 0 else 0.0
+
+    def order_violations(self, clip_frames: int) -> int:
+        """Decoded barcode indices that are neither the next one nor a restart at 0."""
+        violations = 0
+        previous: int | None = None
+        for index in self.indices:
+            if index is None:
+                violations += 1
+                continue
+            if previous is not None and index not in ((previous + 1) % clip_frames, 0):
+                violations += 1
+            previous = index
+        return violations
+
+    def _on_loss(self) -> None:
+        self.losses += 1
+
+    def _on_frame(self, data: bytes, pts: int, keyframe: bool) -> None:
+        now = self._clock()
+        self.frames += 1
+        self.bytes += len(data)
+        self.last_frame_at = now
+        if self.first_frame_at is None:
+            self.first_frame_at = now
+        if self.probe is not None:
+            self.probe.on_frame(pts, now)
+        if keyframe:
+            self.keyframes += 1
+            if self.first_keyframe_at is None:
+                self.first_keyframe_at = now
+        elif self.first_keyframe_at is None:
+            self.frames_before_keyframe += 1
+            return
+        if self.decode_mode == "all" or (
+            self.decode_mode == "sample" and self.decoded < self.sample_frames
+        ):
+            self._decode(data, pts)
+
+    def _decode(self, data: bytes, pts: int) -> None:
+        if self._decoder is None:
+            self._decoder = _decoder(self.kind, self.codec)
+        packet = av.Packet(data)
+        packet.pts = pts
+        try:
+            frames = self._decoder.decode(packet)
+        except av.FFmpegError:
+            self.decode_errors += 1
+            return
+        for frame in frames:
+            self.decoded += 1
+            if isinstance(frame, av.VideoFrame):
+                self.sizes.add((frame.width, frame.height))
+                self.indices.append(read_frame_index(frame))
+            elif isinstance(frame, av.AudioFrame):
+                self.samples_decoded += frame.samples
+
+
+def _decoder(kind: str, codec: str) -> av.VideoCodecContext | av.AudioCodecContext:
+    if kind == "audio":
+        audio = av.CodecContext.create("libopus", "r")
+        assert isinstance(audio, av.AudioCodecContext)
+        audio.sample_rate = 48000
+        audio.layout = "stereo"
+        audio.format = "s16"
+        return audio
+    video = av.CodecContext.create("libvpx" if codec == "VP8" else "h264", "r")
+    assert isinstance(video, av.VideoCodecContext)
+    return video

@@ -1,0 +1,63 @@
+"""Media plane of the classroom SFU: forwards encoded media between WebRTC peers.
+
+Public surface (see README.md)::
+
+    router = Router(RouterId("room"), MediaConfig(host_addresses=["127.0.0.1"]), listener)
+    participant = router.add_participant(ParticipantId("user"), {"role": "student"})
+    answer = await participant.publish(offer_sdp)
+    # listener.on_subscribe_offer(participant, offer_sdp, streams) -> client answers:
+    await participant.subscribe_answer(answer_sdp)
+    await participant.close(); await router.close()
+
+`sfu` imports nothing from `api`, aiohttp or any database; it reports upward through
+`RouterListener`.
+"""
+
+from sfu.config import IceServer, MediaConfig
+from sfu.consumer import Consumer
+from sfu.errors import Closed, InvalidCandidate, InvalidSdp, InvalidState, SfuError
+from sfu.events import RouterListener
+from sfu.ids import (
+    AppData,
+    ConsumerId,
+    DisconnectReason,
+    MediaKind,
+    ParticipantId,
+    PcName,
+    ProducerId,
+    RouterId,
+)
+from sfu.participant import Participant
+from sfu.peer import create_peer_connection, set_local_description
+from sfu.producer import Producer
+from sfu.router import Router
+from sfu.stats import ConsumerStats, ParticipantStats, ProducerStats, RouterStats
+
+__all__ = [
+    "AppData",
+    "Closed",
+    "Consumer",
+    "ConsumerId",
+    "ConsumerStats",
+    "DisconnectReason",
+    "IceServer",
+    "InvalidCandidate",
+    "InvalidSdp",
+    "InvalidState",
+    "MediaConfig",
+    "MediaKind",
+    "Participant",
+    "ParticipantId",
+    "ParticipantStats",
+    "PcName",
+    "Producer",
+    "ProducerId",
+    "ProducerStats",
+    "Router",
+    "RouterId",
+    "RouterListener",
+    "RouterStats",
+    "SfuError",
+    "create_peer_connection",
+    "set_local_description",
+]

@@ -1,0 +1,787 @@
+"""The one module that touches aiortc / aioice internals.
+
+Everything else in `sfu` (and the synthetic peer) goes through these functions. The
+versions below are pinned in pyproject.toml; `tests/sfu/test_adapter_canary.py` fails
+loudly when the internals we rely on move. Checks happen at import: assigning a renamed
+name-mangled attribute would silently create a new one, and aiortc would go back to
+decoding every frame without anyone noticing.
+
+What we rely on, and why:
+- `RTCRtpReceiver.__jitter_buffer`: replaced by a tap that hands each depayloaded packet
+  to the forwarder (frames are assembled and released on the RTP marker bit by
+  `sfu.assembler`), and never returns a frame, so nothing reaches the decoder.
+- `RTCRtpReceiver.__decoder_queue`: replaced by a stub whose `get()` returns `None`, so
+  the decoder thread `receive()` starts exits at once without creating a decoder.
+- `RTCRtpReceiver._send_rtcp_pli`: upstream keyframe requests.
+- `RTCRtpSender._send_keyframe`: called by aiortc on a subscriber's PLI/FIR; overridden
+  per sender to reach our keyframe policy.
+- `RTCRtpSender._stream_id` / `_track_id`: the msid written into the subscribe offer.
+- `RtpPacket._data`: the depayloaded payload set by the receiver.
+- The direct send path (`DirectRtpSender`, see its docstring): the sender's `_ssrc`,
+  `_rtx_ssrc`, `_retransmit` and its four sender-report counters; the DTLS transport's
+  `_state` and `_tx_srtp`; the ICE transport's `_connection` and aioice's `_nominated`;
+  pylibsrtp's session buffer (`_cdata`, `_srtp`), to protect without allocating.
+- `RTCIceGatherer._connection` and aioice `Connection` gathering fields: host candidates
+  on configured addresses (aioice skips loopback) and within a UDP port range.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import random
+import socket
+import struct
+import sys
+import threading
+import time
+import warnings
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import aioice
+import aiortc
+import pylibsrtp
+from aioice import Candidate, Connection, TransportPolicy
+from aioice import ice as aioice_ice
+from aioice import turn as aioice_turn
+from aioice.candidate import candidate_foundation, candidate_priority
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
+from pylibsrtp import _binding as srtp_binding
+
+logger = logging.getLogger(__name__)
+
+AIORTC_VERSION = "1.16.0"
+AIOICE_VERSION = "0.13.0"
+
+_RX_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+_RX_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_RX_DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
+_RX_SEND_PLI = "_send_rtcp_pli"
+_TX_SEND_KEYFRAME = "_send_keyframe"
+_TX_STREAM_ID = "_stream_id"
+_TX_TRACK_ID = "_track_id"
+_TX_SSRC = "_ssrc"
+_TX_RTX_SSRC = "_rtx_ssrc"
+_TX_RETRANSMIT = "_retransmit"
+_TX_SR_NTP = "_RTCRtpSender__ntp_timestamp"
+_TX_SR_RTP = "_RTCRtpSender__rtp_timestamp"
+_TX_SR_PACKETS = "_RTCRtpSender__packet_count"
+_TX_SR_OCTETS = "_RTCRtpSender__octet_count"
+_TX_FIELDS = (_TX_SSRC, _TX_RTX_SSRC, _TX_SR_NTP, _TX_SR_RTP, _TX_SR_PACKETS, _TX_SR_OCTETS)
+_DTLS_STATE = "_state"
+_DTLS_TX_SRTP = "_tx_srtp"
+_ICE_NOMINATED = "_nominated"
+_SRTP_SESSION_FIELDS = ("_cdata", "_srtp")
+_GATHERER_CONNECTION = "_connection"
+_ICE_CONNECTION_FIELDS = (
+    "_local_candidates",
+    "_local_candidates_start",
+    "_local_candidates_end",
+    "_protocols",
+    "_components",
+    "_transport_policy",
+    "_use_ipv4",
+    "_use_ipv6",
+    "stun_server",
+    "turn_server",
+)
+_ICE_CONNECTION_METHODS = ("gather_candidates", "get_component_candidates")
+_AIOICE_MODULE_NAMES = ("StunProtocol", "server_reflexive_candidate", "get_host_addresses")
+
+
+class AdapterError(RuntimeError):
+    """aiortc / aioice internals are not what this adapter was written against."""
+
+
+def _require(obj: object, name: str) -> None:
+    if not hasattr(obj, name):
+        raise AdapterError(
+            f"{type(obj).__name__} has no attribute {name!r}: aiortc/aioice internals changed "
+            f"(tested with aiortc {AIORTC_VERSION}, aioice {AIOICE_VERSION}); "
+            "run tests/sfu/test_adapter_canary.py"
+        )
+
+
+class _ProbeTransport:
+    state = "new"
+
+
+def check_internals() -> None:
+    """Raise `AdapterError` if any internal this module relies on is missing."""
+    receiver = RTCRtpReceiver("video", _ProbeTransport())  # type: ignore[arg-type]
+    for name in (_RX_JITTER_BUFFER, _RX_DECODER_QUEUE, _RX_DECODER_THREAD, _RX_SEND_PLI):
+        _require(receiver, name)
+    _require(RTCRtpSender, _TX_SEND_KEYFRAME)
+    _require(RTCRtpSender, _TX_RETRANSMIT)
+    _require(RTCRtpSender, "replaceTrack")
+    gatherer = RTCIceGatherer(iceServers=[])
+    ice = RTCIceTransport(gatherer)
+    dtls = RTCDtlsTransport(ice, [RTCCertificate.generateCertificate()])
+    for name in (_DTLS_STATE, _DTLS_TX_SRTP):
+        _require(dtls, name)
+    _require(gatherer, _GATHERER_CONNECTION)
+    connection = getattr(gatherer, _GATHERER_CONNECTION)
+    for name in (*_ICE_CONNECTION_FIELDS, *_ICE_CONNECTION_METHODS, _ICE_NOMINATED):
+        _require(connection, name)
+    _require(ice, _GATHERER_CONNECTION)
+    for name in _AIOICE_MODULE_NAMES:
+        _require(aioice_ice, name)
+    _require(srtp_binding.lib, "srtp_protect")
+    _require(pylibsrtp, "SRTP_MAX_TRAILER_LEN")
+    _require(pylibsrtp, "ERRORS")
+    session = pylibsrtp.Session()
+    for name in _SRTP_SESSION_FIELDS:
+        _require(session, name)
+    _require(aioice_turn, "UDP_SOCKET_BUFFER_SIZE")
+
+
+def _check_versions() -> None:
+    found = (aiortc.__version__, aioice.__version__)
+    if found != (AIORTC_VERSION, AIOICE_VERSION):
+        warnings.warn(
+            f"sfu.aiortc_adapter was tested with aiortc {AIORTC_VERSION} / aioice "
+            f"{AIOICE_VERSION}, found {found[0]} / {found[1]}: run the adapter canary test",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+check_internals()
+_check_versions()
+
+
+# --------------------------------------------------------------------------- receivers
+
+PacketHandler = Callable[[RtpPacket, bytes], None]
+"""Called with every RTP packet (RTX already unwrapped) and its depayloaded payload."""
+
+_NO_FRAME: tuple[bool, None] = (False, None)
+
+
+class _PacketTap:
+    """Stands in for the receiver's jitter buffer: forwards packets, never returns a frame.
+
+    aiortc calls `add(packet)` for every media packet after NACK bookkeeping and
+    depayloading, and sends a PLI when the first element of the result is true; our own
+    keyframe policy decides that instead, so it is always false.
+    """
+
+    __slots__ = ("_on_packet",)
+
+    def __init__(self, on_packet: PacketHandler) -> None:
+        self._on_packet = on_packet
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:
+        self._on_packet(packet, packet._data)  # type: ignore[attr-defined]
+        return _NO_FRAME
+
+
+class DecoderQueueStub:
+    """Stands in for the receiver's decoder queue.
+
+    The decoder thread that `RTCRtpReceiver.receive()` starts takes `None` from `get()`
+    and exits before it creates a decoder. `frames_put` counts encoded frames aiortc
+    handed over for decoding: it stays 0 while the tap is installed.
+    """
+
+    def __init__(self) -> None:
+        self.frames_put = 0
+        self.gets = 0
+
+    def get(self, *args: Any, **kwargs: Any) -> None:
+        self.gets += 1
+        return None
+
+    def put(self, item: object, *args: Any, **kwargs: Any) -> None:
+        if item is not None:
+            self.frames_put += 1
+
+
+def intercept_receiver(receiver: RTCRtpReceiver, on_packet: PacketHandler) -> DecoderQueueStub:
+    """Route a receiver's packets to `on_packet` and make sure nothing is ever decoded.
+
+    Must be called before `receive()` starts (in the peer connection's ``track`` event).
+    """
+    for name in (_RX_JITTER_BUFFER, _RX_DECODER_QUEUE, _RX_DECODER_THREAD):
+        _require(receiver, name)
+    if getattr(receiver, _RX_DECODER_THREAD) is not None:
+        raise AdapterError("receiver already started: intercept it in the 'track' event")
+    stub = DecoderQueueStub()
+    setattr(receiver, _RX_JITTER_BUFFER, _PacketTap(on_packet))
+    setattr(receiver, _RX_DECODER_QUEUE, stub)
+    return stub
+
+
+def is_intercepted(receiver: RTCRtpReceiver) -> bool:
+    """True when `intercept_receiver` was applied to this receiver."""
+    return isinstance(getattr(receiver, _RX_DECODER_QUEUE, None), DecoderQueueStub) and isinstance(
+        getattr(receiver, _RX_JITTER_BUFFER, None), _PacketTap
+    )
+
+
+def decoder_thread(receiver: RTCRtpReceiver) -> threading.Thread | None:
+    """The receiver's decoder thread, if `receive()` started one."""
+    thread = getattr(receiver, _RX_DECODER_THREAD)
+    assert thread is None or isinstance(thread, threading.Thread)
+    return thread
+
+
+def decoder_queue(receiver: RTCRtpReceiver) -> object:
+    """The receiver's decoder queue (a `DecoderQueueStub` once intercepted)."""
+    return getattr(receiver, _RX_DECODER_QUEUE)
+
+
+async def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
+    """Send one RTCP PLI for `media_ssrc` to the remote sender of this receiver."""
+    await getattr(receiver, _RX_SEND_PLI)(media_ssrc)
+
+
+# --------------------------------------------------------------------------- senders
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call `callback` whenever the remote receiver of `sender` sends a PLI or FIR.
+
+    aiortc would only set a flag that its encoder reads; for forwarded (or pre-encoded)
+    media the request has to reach whoever can produce a keyframe.
+    """
+    _require(sender, _TX_SEND_KEYFRAME)
+    setattr(sender, _TX_SEND_KEYFRAME, callback)
+
+
+def set_msid(sender: RTCRtpSender, stream_id: str, track_id: str) -> None:
+    """Set the ``a=msid:<stream> <track>`` the next offer carries for this sender."""
+    _require(sender, _TX_STREAM_ID)
+    _require(sender, _TX_TRACK_ID)
+    setattr(sender, _TX_STREAM_ID, stream_id)
+    setattr(sender, _TX_TRACK_ID, track_id)
+
+
+# --------------------------------------------------------------------------- ICE gathering
+
+_configured: weakref.WeakSet[Connection] = weakref.WeakSet()
+
+
+def configure_gathering(
+    pc: RTCPeerConnection, addresses: Sequence[str], port_range: tuple[int, int] | None
+) -> None:
+    """Make every ICE connection of `pc` gather host candidates on `addresses`.
+
+    Call it before each `setLocalDescription` (transports are created lazily, by
+    `addTransceiver` or by a remote offer); connections already configured are skipped.
+    With no addresses and no port range, aioice's own gathering is kept.
+    """
+    if not addresses and port_range is None:
+        return
+    gatherers: list[RTCIceGatherer] = []
+    for transceiver in pc.getTransceivers():
+        gatherers.append(transceiver.receiver.transport.transport.iceGatherer)
+    if pc.sctp is not None:
+        gatherers.append(pc.sctp.transport.transport.iceGatherer)
+    for gatherer in gatherers:
+        connection: Connection = getattr(gatherer, _GATHERER_CONNECTION)
+        if connection in _configured:
+            continue
+        _configured.add(connection)
+        policy = _GatherPolicy(connection, tuple(addresses), port_range)
+        connection.gather_candidates = policy.gather  # type: ignore[method-assign]
+
+
+class _GatherPolicy:
+    """aioice's `gather_candidates`, with our addresses and port range for host candidates."""
+
+    def __init__(
+        self, connection: Connection, addresses: tuple[str, ...], port_range: tuple[int, int] | None
+    ) -> None:
+        self._connection = weakref.ref(connection)
+        self._addresses = addresses
+        self._port_range = port_range
+
+    async def gather(self) -> None:
+        conn = self._connection()
+        if conn is None or conn._local_candidates_start:
+            return
+        conn._local_candidates_start = True
+        addresses: list[str] = []
+        if conn._transport_policy == TransportPolicy.ALL:
+            addresses = list(self._addresses) or aioice_ice.get_host_addresses(
+                use_ipv4=conn._use_ipv4, use_ipv6=conn._use_ipv6
+            )
+        for component in sorted(conn._components):
+            if self._port_range is None:
+                candidates = await conn.get_component_candidates(
+                    component=component, addresses=addresses
+                )
+            else:
+                candidates = await self._gather_in_range(conn, component, addresses)
+            conn._local_candidates += candidates
+        conn._local_candidates_end = True
+
+    async def _gather_in_range(
+        self, conn: Connection, component: int, addresses: list[str]
+    ) -> list[Candidate]:
+        assert self._port_range is not None
+        candidates: list[Candidate] = []
+        protocols = []
+        for address in addresses:
+            protocol = await _bind_in_range(conn, address, component, self._port_range)
+            if protocol is not None:
+                protocols.append(protocol)
+                candidates.append(protocol.local_candidate)
+        conn._protocols += protocols
+        if conn.stun_server is not None:
+            tasks = [
+                asyncio.create_task(aioice_ice.server_reflexive_candidate(p, conn.stun_server))
+                for p in protocols
+                if ":" not in p.local_candidate.host
+            ]
+            if tasks:
+                done, pending = await asyncio.wait(tasks, timeout=5)
+                for task in pending:
+                    task.cancel()
+                for task in done:
+                    if task.exception() is None:
+                        candidates.append(task.result()[0])
+        if conn.turn_server is not None:
+            # With no host addresses aioice only allocates the relayed candidate.
+            candidates += await conn.get_component_candidates(component=component, addresses=[])
+        return candidates
+
+
+async def _bind_in_range(
+    conn: Connection, address: str, component: int, port_range: tuple[int, int]
+) -> Any:
+    loop = asyncio.get_running_loop()
+    low, high = port_range
+    count = high - low + 1
+    start = random.randrange(count)
+    for i in range(count):
+        port = low + (start + i) % count
+        try:
+            transport, protocol = await loop.create_datagram_endpoint(
+                lambda: aioice_ice.StunProtocol(conn), local_addr=(address, port)
+            )
+        except OSError:
+            continue
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, aioice_turn.UDP_SOCKET_BUFFER_SIZE)
+        host, bound_port = transport.get_extra_info("sockname")[:2]
+        protocol.local_candidate = Candidate(
+            foundation=candidate_foundation("host", "udp", host),
+            component=component,
+            transport="udp",
+            priority=candidate_priority(component, "host"),
+            host=host,
+            port=bound_port,
+            type="host",
+        )
+        return protocol
+    logger.warning("no free UDP port in %d-%d on %s", low, high, address)
+    return None
+
+
+# --------------------------------------------------------------------------- direct send path
+
+_RTP_HEADER = struct.Struct("!BBHII")
+_GSO_SIZE = struct.Struct("H")
+_SOL_UDP = getattr(socket, "SOL_UDP", 17)
+_UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)  # linux/udp.h
+_GSO_MAX_SEGMENTS = 64
+_GSO_MAX_BYTES = 60000
+_SEQ_MASK = 0xFFFF
+_TS_MASK = 0xFFFFFFFF
+_HISTORY_MASK = RTP_HISTORY_SIZE - 1
+_NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970
+_MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+# pts step inserted when a reused m-section switches to another producer
+_PTS_STEP = {"video": 3000, "audio": 960}
+
+
+def _ntp_now() -> int:
+    now = time.time() + _NTP_EPOCH_OFFSET
+    seconds = int(now)
+    return (seconds << 32) | int((now - seconds) * 4294967296.0)
+
+
+def _mid_extension(extension_id: int, mid: str) -> bytes:
+    """The RFC 8285 one-byte header extension block carrying the MID."""
+    value = mid.encode()
+    if not 1 <= extension_id <= 14 or not 1 <= len(value) <= 16:
+        return b""
+    element = bytes([(extension_id << 4) | (len(value) - 1)]) + value
+    element += b"\x00" * (-len(element) % 4)
+    return struct.pack("!HH", 0xBEDE, len(element) // 4) + element
+
+
+class _Route:
+    """Where a `DirectRtpSender`'s packets go once the transport is up.
+
+    For a host or server-reflexive pair, packets are sent synchronously on a duplicate of
+    the ICE socket's descriptor (same kernel socket; asyncio's transport would add a
+    Python layer and buffering per packet), a whole frame in one ``sendmsg`` with UDP
+    GSO where the kernel supports it. A relayed pair goes through aioice's TURN client.
+    """
+
+    gso_supported = sys.platform == "linux"
+
+    def __init__(self, dtls: RTCDtlsTransport, pair: Any) -> None:
+        self.dtls = dtls
+        self.address = pair.remote_addr
+        self.transport = pair.protocol.transport
+        self.protect = lean_protect(getattr(dtls, _DTLS_TX_SRTP))
+        self.sock: socket.socket | None = None
+        self.relay: Callable[[bytes, Any], None] | None = None
+        if type(pair.protocol) is aioice_ice.StunProtocol:
+            raw = self.transport.get_extra_info("socket")
+            self.sock = socket.socket(raw.family, raw.type, raw.proto, fileno=os.dup(raw.fileno()))
+            self.sock.setblocking(False)
+        else:
+            self.relay = _relay_sender(pair.protocol)
+
+    @property
+    def usable(self) -> bool:
+        return (
+            getattr(self.dtls, _DTLS_STATE) is DtlsState.CONNECTED
+            and not self.transport.is_closing()
+        )
+
+    def send(self, packets: list[bytes]) -> None:
+        sock = self.sock
+        if sock is None:
+            assert self.relay is not None
+            for packet in packets:
+                self.relay(packet, self.address)
+            return
+        address = self.address
+        if len(packets) > 1 and _Route.gso_supported:
+            size = len(packets[0])
+            if all(len(p) == size for p in packets[:-1]):
+                try:
+                    self._send_segmented(sock, packets, size)
+                    return
+                except BlockingIOError:
+                    return  # socket buffer full: drop the frame, NACK recovers
+                except OSError as exc:
+                    if exc.errno not in (
+                        errno.EINVAL,
+                        errno.EIO,
+                        errno.ENOPROTOOPT,
+                        errno.EOPNOTSUPP,
+                    ):
+                        raise
+                    logger.info("UDP GSO unavailable (%s): one sendto per packet", exc)
+                    _Route.gso_supported = False
+        try:
+            for packet in packets:
+                sock.sendto(packet, address)
+        except BlockingIOError:
+            pass
+
+    def _send_segmented(self, sock: socket.socket, packets: list[bytes], size: int) -> None:
+        """Equal-size datagrams (the last may be shorter) in as few syscalls as possible."""
+        per_call = max(1, min(_GSO_MAX_SEGMENTS, _GSO_MAX_BYTES // size))
+        ancillary = [(_SOL_UDP, _UDP_SEGMENT, _GSO_SIZE.pack(size))]
+        for start in range(0, len(packets), per_call):
+            chunk = packets[start : start + per_call]
+            if len(chunk) == 1:
+                sock.sendto(chunk[0], self.address)
+            else:
+                sock.sendmsg([b"".join(chunk)], ancillary, 0, self.address)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+class DirectRtpSender:
+    """Sends forwarded frames for one `RTCRtpSender` straight to its socket.
+
+    The stock path costs one task wake-up per frame and about 15 us of Python per
+    packet (RtpPacket objects, header-extension maps, four coroutine layers down to the
+    socket). Here a frame's payloads, packetized once per producer, are sent by each
+    consumer in one synchronous call: RTP headers, SRTP protect, one ``sendmsg``.
+
+    aiortc's sender keeps everything else: its RTP task idles on a track that never
+    yields, its RTCP task sends sender reports from the counters updated here, a NACK
+    reaches `retransmit` (installed as the sender's ``_retransmit``, answering from our
+    own history with RTX), PLI/FIR go to `on_keyframe_request`. Payload types, RTX and
+    the MID extension come from the parameters aiortc passes to ``send()`` once the
+    transport is up (`ready` turns true, `on_ready` is called); ``stop()`` closes the
+    duplicated socket.
+    """
+
+    def __init__(self, sender: RTCRtpSender, kind: str, on_ready: Callable[[], None]) -> None:
+        for name in (*_TX_FIELDS, _TX_RETRANSMIT, "send", "stop"):
+            _require(sender, name)
+        self._sender = sender
+        self._on_ready = on_ready
+        self._step = _PTS_STEP[kind]
+        self._ssrc: int = getattr(sender, _TX_SSRC)
+        self._rtx_ssrc: int = getattr(sender, _TX_RTX_SSRC)
+        self._seq = random.getrandbits(15)
+        self._rtx_seq = random.getrandbits(15)
+        self._ts_origin = random.getrandbits(32)
+        self._offset = 0
+        self._last_pts: int | None = None
+        self._rebase = False
+        self._pt: int | None = None
+        self._rtx_pt: int | None = None
+        self._first_byte = 0x80
+        self._extension = b""
+        self._history: list[tuple[int, int, int, bytes] | None] = [None] * RTP_HISTORY_SIZE
+        self._route: _Route | None = None
+        self._closed = False
+        self._octets = 0
+        self.packets_sent = 0
+        self.retransmissions = 0
+        original_send = sender.send
+        original_stop = sender.stop
+
+        async def send(parameters: RTCRtpSendParameters) -> None:
+            await original_send(parameters)
+            self._bind(parameters)
+
+        async def stop() -> None:
+            self.close()
+            await original_stop()
+
+        setattr(sender, "send", send)  # noqa: B010
+        setattr(sender, "stop", stop)  # noqa: B010
+        setattr(sender, _TX_RETRANSMIT, self.retransmit)
+
+    @property
+    def ready(self) -> bool:
+        """The transport is up and the negotiated parameters are known."""
+        return self._pt is not None and not self._closed
+
+    def close(self) -> None:
+        """Stop sending and release the duplicated socket. Idempotent."""
+        self._closed = True
+        if self._route is not None:
+            self._route.close()
+            self._route = None
+
+    def _bind(self, parameters: RTCRtpSendParameters) -> None:
+        if self._pt is not None or self._closed or not parameters.codecs:
+            return
+        pt = parameters.codecs[0].payloadType
+        for codec in parameters.codecs:
+            if codec.name.lower() == "rtx" and codec.parameters.get("apt") == pt:
+                self._rtx_pt = codec.payloadType
+        for extension in parameters.headerExtensions:
+            if extension.uri == _MID_URI and parameters.muxId:
+                self._extension = _mid_extension(extension.id, parameters.muxId)
+        self._first_byte = 0x90 if self._extension else 0x80
+        self._pt = pt
+        self._on_ready()
+
+    def detach(self) -> None:
+        """The next frame starts a new source: keep RTP timestamps continuous."""
+        self._rebase = self._last_pts is not None
+
+    def _resolve(self) -> _Route | None:
+        if self._route is not None:
+            self._route.close()
+            self._route = None
+        if self._closed:
+            return None
+        dtls = self._sender.transport
+        if getattr(dtls, _DTLS_STATE) is not DtlsState.CONNECTED:
+            return None
+        pair = getattr(dtls.transport._connection, _ICE_NOMINATED).get(1)
+        if pair is None or pair.protocol.transport.is_closing():
+            return None
+        self._route = _Route(dtls, pair)
+        return self._route
+
+    def send_frame(self, payloads: Sequence[bytes], pts: int) -> bool:
+        """Send one frame's RTP packets; False when the transport is not up."""
+        route = self._route
+        if route is None or not route.usable:
+            route = self._resolve()
+        pt = self._pt
+        if route is None or pt is None:
+            return False
+        if self._rebase:
+            assert self._last_pts is not None
+            self._offset = self._last_pts + self._step - pts
+            self._rebase = False
+        pts += self._offset
+        self._last_pts = pts
+        timestamp = (self._ts_origin + pts) & _TS_MASK
+        first_byte = self._first_byte
+        ssrc = self._ssrc
+        extension = self._extension
+        history = self._history
+        protect = route.protect
+        pack = _RTP_HEADER.pack
+        seq = self._seq
+        last = len(payloads) - 1
+        octets = 0
+        packets = []
+        try:
+            for i, payload in enumerate(payloads):
+                marker = 0x80 if i == last else 0
+                history[seq & _HISTORY_MASK] = (seq, marker, timestamp, payload)
+                packets.append(
+                    protect(
+                        pack(first_byte, marker | pt, seq, timestamp, ssrc) + extension + payload
+                    )
+                )
+                seq = (seq + 1) & _SEQ_MASK
+                octets += len(payload)
+            route.send(packets)
+        except (pylibsrtp.Error, OSError, RuntimeError, ValueError) as exc:
+            logger.debug("direct send failed: %s", exc)
+            route.close()
+            self._route = None
+        self._seq = seq
+        self.packets_sent += last + 1
+        self._octets += octets
+        sender = self._sender
+        setattr(sender, _TX_SR_NTP, _ntp_now())
+        setattr(sender, _TX_SR_RTP, timestamp)
+        setattr(sender, _TX_SR_PACKETS, self.packets_sent)
+        setattr(sender, _TX_SR_OCTETS, self._octets)
+        return True
+
+    async def retransmit(self, sequence_number: int) -> None:
+        """Answer a NACK from our history, as RTX when negotiated."""
+        entry = self._history[sequence_number & _HISTORY_MASK]
+        route = self._route
+        if entry is None or entry[0] != sequence_number or route is None or self._pt is None:
+            return
+        seq, marker, timestamp, payload = entry
+        if self._rtx_pt is not None:
+            header = _RTP_HEADER.pack(
+                self._first_byte, marker | self._rtx_pt, self._rtx_seq, timestamp, self._rtx_ssrc
+            )
+            payload = struct.pack("!H", seq) + payload
+            self._rtx_seq = (self._rtx_seq + 1) & _SEQ_MASK
+        else:
+            header = _RTP_HEADER.pack(
+                self._first_byte, marker | self._pt, seq, timestamp, self._ssrc
+            )
+        try:
+            route.send([route.protect(header + self._extension + payload)])
+            self.retransmissions += 1
+        except (pylibsrtp.Error, OSError, RuntimeError, ValueError) as exc:
+            logger.debug("retransmission failed: %s", exc)
+
+
+def lean_protect(session: pylibsrtp.Session) -> Callable[[bytes], bytes]:
+    """`session.protect`, minus its per-call allocation (about a third of its cost).
+
+    Uses the session's own buffer, like pylibsrtp does; calls never interleave (one
+    thread, each call synchronous).
+    """
+    for name in _SRTP_SESSION_FIELDS:
+        _require(session, name)
+    cdata = session._cdata
+    srtp = session._srtp[0]
+    length = srtp_binding.ffi.new("int *")
+    buffer = srtp_binding.ffi.buffer(cdata)
+    memmove = srtp_binding.ffi.memmove
+    srtp_protect = srtp_binding.lib.srtp_protect
+    limit = len(buffer) - pylibsrtp.SRTP_MAX_TRAILER_LEN
+    errors = pylibsrtp.ERRORS
+
+    def protect(packet: bytes, _keep: object = session) -> bytes:
+        size = len(packet)
+        if size > limit:
+            raise ValueError("packet is too long")
+        memmove(cdata, packet, size)
+        length[0] = size
+        status = srtp_protect(srtp, cdata, length)
+        if status:
+            raise pylibsrtp.Error(errors[status])
+        result: bytes = buffer[0 : length[0]]
+        return result
+
+    return protect
+
+
+def _relay_sender(protocol: Any) -> Callable[[bytes, Any], None]:
+    pending: set[asyncio.Future[None]] = set()
+
+    def send(data: bytes, address: Any) -> None:
+        task = asyncio.ensure_future(protocol.send_data(data, address))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    return send
+
+
+# --------------------------------------------------------------------------- test support
+
+
+def ice_servers_in_use(pc: RTCPeerConnection) -> list[tuple[Any, Any]]:
+    """(STUN server, TURN server) of each ICE connection of `pc`, as aioice sees them."""
+    servers = []
+    for transceiver in pc.getTransceivers():
+        connection = getattr(
+            transceiver.receiver.transport.transport.iceGatherer, _GATHERER_CONNECTION
+        )
+        servers.append((connection.stun_server, connection.turn_server))
+    return servers
+
+
+def is_rtp(datagram: bytes) -> bool:
+    """True for an (S)RTP media packet, as opposed to RTCP, DTLS or STUN."""
+    return len(datagram) >= 2 and 128 <= datagram[0] < 192 and not 192 <= datagram[1] <= 223
+
+
+def filter_datagrams(
+    pc: RTCPeerConnection,
+    *,
+    drop_outgoing: Callable[[bytes], bool] | None = None,
+    drop_incoming: Callable[[bytes], bool] | None = None,
+) -> int:
+    """Drop datagrams on `pc`'s ICE transports for which a predicate is true.
+
+    Loss injection for tests; call it once the transports exist (after the first
+    offer/answer is applied). Returns the number of transports filtered.
+    """
+    transports = {
+        id(t.receiver.transport.transport): t.receiver.transport.transport
+        for t in pc.getTransceivers()
+    }
+    for ice in transports.values():
+        _require(ice, "_send")
+        _require(ice, "_recv")
+        if drop_outgoing is not None:
+            setattr(ice, "_send", _filtered_send(ice._send, drop_outgoing))  # noqa: B010
+        if drop_incoming is not None:
+            setattr(ice, "_recv", _filtered_recv(ice._recv, drop_incoming))  # noqa: B010
+    return len(transports)
+
+
+def _filtered_send(
+    send: Callable[[bytes], Any], drop: Callable[[bytes], bool]
+) -> Callable[[bytes], Any]:
+    async def filtered(data: bytes) -> None:
+        if not drop(data):
+            await send(data)
+
+    return filtered
+
+
+def _filtered_recv(recv: Callable[[], Any], drop: Callable[[bytes], bool]) -> Callable[[], Any]:
+    async def filtered() -> bytes:
+        while True:
+            data: bytes = await recv()
+            if not drop(data):
+                return data
+
+    return filtered

@@ -1,0 +1,236 @@
+"""A forwarded track towards one subscriber, and the aiortc track that carries it.
+
+`ForwardingTrack.recv()` returns `av.Packet`s, so the subscriber's `RTCRtpSender` only
+packetizes them (and keeps doing sender reports, NACK history and RTX); nothing is
+encoded or decoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+import av
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+from av.stream import Stream
+
+from sfu.aiortc_adapter import DirectRtpSender
+from sfu.ids import AppData, ConsumerId, MediaKind, ParticipantId
+from sfu.producer import MediaFrame, Producer
+from sfu.stats import ConsumerStats
+
+# pts step inserted when a reused m-section switches to another producer
+_PTS_STEP = {"video": 3000, "audio": 960}
+
+
+class Output(Protocol):
+    """Where a consumer's frames go: a `ForwardingTrack` or a `DirectOutput`."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    def push(self, frame: MediaFrame) -> bool: ...
+
+    def detach(self) -> None: ...
+
+
+class DirectOutput:
+    """Sends frames through a `DirectRtpSender` (the ``direct`` send path)."""
+
+    __slots__ = ("rtp",)
+
+    def __init__(self, rtp: DirectRtpSender) -> None:
+        self.rtp = rtp
+
+    @property
+    def ready(self) -> bool:
+        return self.rtp.ready
+
+    def push(self, frame: MediaFrame) -> bool:
+        assert frame.payloads is not None
+        return self.rtp.send_frame(frame.payloads, frame.pts)
+
+    def detach(self) -> None:
+        self.rtp.detach()
+
+
+class ForwardingTrack(MediaStreamTrack):
+    """The track behind one subscriber m-section; consumers attach to it in turn.
+
+    When an m-section is reused for another producer, timestamps continue where the
+    previous one stopped, so the subscriber sees one continuous RTP stream.
+    """
+
+    def __init__(self, kind: MediaKind, max_frames: int) -> None:
+        super().__init__()
+        self.kind = kind
+        self._frames: deque[MediaFrame] = deque()
+        self._max_frames = max_frames
+        self._waiter: asyncio.Future[None] | None = None
+        self._offset = 0
+        self._last_pts: int | None = None
+        self._rebase = False
+        self._step = _PTS_STEP[kind]
+
+    @property
+    def ready(self) -> bool:
+        return True
+
+    def push(self, frame: MediaFrame) -> bool:
+        """Queue a frame for the sender; False (and the queue emptied) on overflow."""
+        frames = self._frames
+        if len(frames) >= self._max_frames:
+            frames.clear()
+            return False
+        frames.append(frame)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        return True
+
+    def detach(self) -> None:
+        """Forget queued frames; the next frame pushed starts a new source."""
+        self._frames.clear()
+        self._rebase = self._last_pts is not None
+
+    async def recv(self) -> av.Packet[Stream]:
+        frames = self._frames
+        while not frames:
+            if self.readyState != "live":
+                raise MediaStreamError
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            await waiter
+        frame = frames.popleft()
+        if self._rebase:
+            assert self._last_pts is not None
+            self._offset = self._last_pts + self._step - frame.pts
+            self._rebase = False
+        pts = frame.pts + self._offset
+        self._last_pts = pts
+        packet = frame.packet
+        # One av.Packet is shared by every consumer of a frame. aiortc's sender reads its
+        # pts synchronously right after recv() returns (Encoder.pack), before any other
+        # task runs, so each consumer can stamp its own pts here (canary-tested).
+        packet.pts = pts
+        return packet
+
+    def stop(self) -> None:
+        super().stop()
+        waiter = self._waiter
+        self._waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class Consumer:
+    """One producer forwarded to one subscriber.
+
+    Created paused; started once the subscriber's answer includes it, when a keyframe
+    is requested and everything before the first keyframe is dropped. Closing it (or
+    its producer) removes its m-section from the subscriber's next offer.
+    """
+
+    def __init__(
+        self,
+        *,
+        consumer_id: ConsumerId,
+        producer: Producer,
+        participant_id: ParticipantId,
+        on_close: Callable[[Consumer], None],
+        app_data: AppData | None = None,
+    ) -> None:
+        self.id = consumer_id
+        self.producer = producer
+        self.participant_id = participant_id
+        self.kind: MediaKind = producer.kind
+        self.app_data: AppData = dict(app_data or {})
+        self._on_close = on_close
+        self._output: Output | None = None
+        self._active = False
+        self._awaiting_keyframe = True
+        self._closed = False
+        self.frames_forwarded = 0
+        self.frames_dropped = 0
+        self.keyframe_requests = 0
+
+    def __repr__(self) -> str:
+        return f"Consumer({self.id}, {self.producer!r} -> {self.participant_id})"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def close(self) -> None:
+        """Stop forwarding to this subscriber. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._active = False
+        self.producer._remove_consumer(self)
+        if self._output is not None:
+            self._output.detach()
+            self._output = None
+        self._on_close(self)
+
+    def stats(self) -> ConsumerStats:
+        return ConsumerStats(
+            consumer_id=self.id,
+            producer_id=self.producer.id,
+            participant_id=self.participant_id,
+            kind=self.kind,
+            state="closed" if self._closed else "active" if self._active else "pending",
+            frames_forwarded=self.frames_forwarded,
+            frames_dropped=self.frames_dropped,
+            keyframe_requests=self.keyframe_requests,
+            waiting_keyframe=self._awaiting_keyframe,
+        )
+
+    # ----------------------------------------------------------------- used by the subscription
+
+    def _attach(self, output: Output) -> None:
+        self._output = output
+
+    def _start(self) -> None:
+        """The subscriber accepted this consumer's m-section (or its transport came up):
+        forward from the next keyframe on."""
+        if self._closed or self._output is None:
+            return
+        self._active = True
+        self._awaiting_keyframe = self.kind == "video"
+        self.producer.request_keyframe()
+
+    def _keyframe_requested(self) -> None:
+        """The subscriber sent a PLI or FIR for this stream."""
+        self.keyframe_requests += 1
+        if self._active:
+            self.producer.request_keyframe()
+
+    # ----------------------------------------------------------------- media path
+
+    def _deliver(self, frame: MediaFrame) -> None:
+        if not self._active:
+            return
+        if self._awaiting_keyframe and not frame.keyframe:
+            self.frames_dropped += 1
+            return
+        output = self._output
+        assert output is not None
+        if output.push(frame):
+            self._awaiting_keyframe = False
+            self.frames_forwarded += 1
+            return
+        self.frames_dropped += 1
+        if output.ready:
+            # The sender fell a second behind: resume from the next keyframe.
+            self._awaiting_keyframe = self.kind == "video"
+            self.producer.request_keyframe()

@@ -1,0 +1,54 @@
+"""Creating aiortc peer connections the way the media plane needs them.
+
+Shared by the server side (`Participant`) and by clients built on aiortc (the synthetic
+peer), so both gather on the same configured addresses.
+"""
+
+from __future__ import annotations
+
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+
+from sfu import aiortc_adapter
+from sfu.config import MediaConfig
+from sfu.sdp import announce_address
+
+
+def ice_servers(config: MediaConfig) -> list[RTCIceServer]:
+    """The configured ICE servers as aiortc wants them (possibly an empty list)."""
+    return [
+        RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+        for s in config.ice_servers
+    ]
+
+
+def create_peer_connection(config: MediaConfig) -> RTCPeerConnection:
+    """A peer connection with an explicit ICE server list and ``max-bundle``.
+
+    The explicit list (even empty) keeps aiortc from using its default public STUN
+    server; ``max-bundle`` keeps every m-section on one transport (with aiortc's default
+    policy a second video section can end up on a transport that is discarded).
+    """
+    return RTCPeerConnection(
+        RTCConfiguration(iceServers=ice_servers(config), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+    )
+
+
+async def set_local_description(
+    pc: RTCPeerConnection, description: RTCSessionDescription, config: MediaConfig
+) -> str:
+    """Apply our offer/answer (gathering on the configured addresses); return the SDP to send.
+
+    aiortc gathers every candidate before `setLocalDescription` returns, so the SDP
+    returned carries them all (with the announced address, if configured).
+    """
+    aiortc_adapter.configure_gathering(pc, config.host_addresses, config.port_range)
+    await pc.setLocalDescription(description)
+    local = pc.localDescription
+    assert local is not None
+    return announce_address(local.sdp, config.host_addresses or None, config.announced_address)

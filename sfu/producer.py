@@ -1,0 +1,244 @@
+"""A published track: encoded frames in from the publisher, out to every consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import time
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+import av
+from aiortc import RTCRtpCodecParameters, RTCRtpReceiver
+from aiortc.codecs import get_encoder
+from aiortc.codecs.base import Encoder
+from av.stream import Stream
+
+from sfu import aiortc_adapter
+from sfu.assembler import AudioFramePassthrough, Packet, VideoFrameAssembler
+from sfu.codecs import ForwardCodec
+from sfu.config import MediaConfig
+from sfu.events import SafeListener
+from sfu.ids import AppData, ConsumerId, MediaKind, ParticipantId, ProducerId
+from sfu.keyframes import KeyframeRequester
+from sfu.stats import ProducerStats
+
+if TYPE_CHECKING:
+    from sfu.consumer import Consumer
+
+logger = logging.getLogger(__name__)
+
+
+class MediaFrame:
+    """One encoded frame as handed to consumers: shared by all of them, never copied.
+
+    `payloads` are the frame's RTP payloads, packetized once for every consumer on the
+    direct send path (`None` on the aiortc path, where each sender packetizes `packet`).
+    """
+
+    __slots__ = ("keyframe", "packet", "payloads", "pts")
+
+    def __init__(
+        self,
+        packet: av.Packet[Stream],
+        pts: int,
+        keyframe: bool,
+        payloads: list[bytes] | None = None,
+    ) -> None:
+        self.packet = packet
+        self.pts = pts
+        self.keyframe = keyframe
+        self.payloads = payloads
+
+
+class Producer:
+    """A track one participant publishes.
+
+    Its publisher's RTP packets are assembled into frames (`sfu.assembler`) without any
+    decoding, wrapped once as `av.Packet` and handed to each `Consumer`. It also owns the
+    keyframe policy towards its publisher and reports audio levels.
+    """
+
+    def __init__(
+        self,
+        *,
+        producer_id: ProducerId,
+        participant_id: ParticipantId,
+        stream_id: str,
+        kind: MediaKind,
+        codec: ForwardCodec,
+        receiver: RTCRtpReceiver,
+        config: MediaConfig,
+        listener: SafeListener,
+        on_close: Callable[[Producer], None],
+        app_data: AppData | None = None,
+    ) -> None:
+        self.id = producer_id
+        self.participant_id = participant_id
+        self.stream_id = stream_id
+        self.kind = kind
+        self.codec = codec
+        self.app_data: AppData = dict(app_data or {})
+        self._receiver = receiver
+        self._listener = listener
+        self._on_close = on_close
+        self._closed = False
+        self._consumers: dict[ConsumerId, Consumer] = {}
+        self._fanout: tuple[Consumer, ...] = ()
+        self._time_base = fractions.Fraction(1, codec.clock_rate)
+        self._ssrc: int | None = None
+        self._needs_keyframe = False
+        self._pli_tasks: set[asyncio.Task[None]] = set()
+        loop = asyncio.get_running_loop()
+        self._keyframes = KeyframeRequester(
+            self._send_pli, config.keyframe_request_interval, time.monotonic, loop.call_later
+        )
+        self._assembler: VideoFrameAssembler | AudioFramePassthrough
+        if kind == "video":
+            self._assembler = VideoFrameAssembler(
+                codec.name, self._on_frame, self._on_loss, config.max_frame_wait
+            )
+        else:
+            self._assembler = AudioFramePassthrough(self._on_frame, self._on_level)
+        self._packer: Encoder | None = None
+        if config.send_path == "direct" and kind == "video":
+            self._packer = get_encoder(
+                RTCRtpCodecParameters(
+                    mimeType=codec.capability.mimeType, clockRate=codec.clock_rate
+                )
+            )
+        self._direct = config.send_path == "direct"
+        self._level_interval = config.audio_level_interval
+        self._level_window_start = 0.0
+        self._level_min = 127
+        self._level_voice = False
+        self.frames = 0
+        self.keyframes = 0
+        self.bytes = 0
+        self.last_frame_at: float | None = None
+        """`time.monotonic()` of the last frame; camera-on / mic-on detection."""
+
+    def __repr__(self) -> str:
+        return (
+            f"Producer({self.id}, {self.kind}/{self.codec.name}, participant={self.participant_id})"
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def consumers(self) -> Mapping[ConsumerId, Consumer]:
+        return MappingProxyType(self._consumers)
+
+    def is_flowing(self, max_age: float = 1.0) -> bool:
+        """True when a frame arrived within `max_age` seconds (e.g. the camera is on)."""
+        last = self.last_frame_at
+        return last is not None and time.monotonic() - last <= max_age
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe (coalesced and rate-limited)."""
+        if self.kind == "video":
+            self._keyframes.request()
+
+    def close(self) -> None:
+        """Stop forwarding; closes every consumer of this producer. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._keyframes.close()
+        for task in self._pli_tasks:
+            task.cancel()
+        for consumer in list(self._consumers.values()):
+            consumer.close()
+        self._on_close(self)
+        self._listener.on_producer_removed(self)
+
+    def stats(self) -> ProducerStats:
+        last = self.last_frame_at
+        return ProducerStats(
+            producer_id=self.id,
+            participant_id=self.participant_id,
+            kind=self.kind,
+            codec=self.codec.name,
+            packets=self._assembler.packets,
+            frames=self.frames,
+            keyframes=self.keyframes,
+            bytes=self.bytes,
+            late_packets=self._assembler.late_packets,
+            skipped_frames=getattr(self._assembler, "skipped", 0),
+            keyframe_requests=self._keyframes.requests,
+            plis_sent=self._keyframes.sent,
+            consumers=len(self._consumers),
+            last_frame_age=None if last is None else time.monotonic() - last,
+        )
+
+    # ----------------------------------------------------------------- media path
+
+    def on_packet(self, packet: Packet, data: bytes) -> None:
+        """One RTP packet from the publisher (RTX unwrapped, payload depayloaded)."""
+        if self._closed:
+            return
+        self._ssrc = packet.ssrc
+        self._assembler.push(packet, data)
+
+    def _on_frame(self, data: bytes, pts: int, keyframe: bool) -> None:
+        self.frames += 1
+        self.bytes += len(data)
+        self.last_frame_at = time.monotonic()
+        if keyframe:
+            self.keyframes += 1
+            self._needs_keyframe = False
+            self._keyframes.on_keyframe()
+        elif self._needs_keyframe:
+            return
+        packet = av.Packet(data)
+        packet.time_base = self._time_base
+        packet.pts = pts
+        payloads = None
+        if self._packer is not None:
+            payloads = self._packer.pack(packet)[0]
+        elif self._direct:
+            payloads = [data]  # an Opus frame is one RTP payload
+        frame = MediaFrame(packet, pts, keyframe, payloads)
+        for consumer in self._fanout:
+            consumer._deliver(frame)
+
+    def _on_loss(self) -> None:
+        # Frames are missing for good: what follows cannot be decoded until a keyframe.
+        self._needs_keyframe = True
+        self._keyframes.request()
+
+    def _on_level(self, level: int, voice: bool) -> None:
+        now = time.monotonic()
+        if level < self._level_min:
+            self._level_min = level
+        self._level_voice = self._level_voice or voice
+        if now - self._level_window_start >= self._level_interval:
+            self._listener.on_audio_level(self, -self._level_min, self._level_voice)
+            self._level_window_start = now
+            self._level_min = 127
+            self._level_voice = False
+
+    def _send_pli(self) -> bool:
+        if self._ssrc is None or self._closed:
+            return False
+        task = asyncio.get_running_loop().create_task(
+            aiortc_adapter.send_pli(self._receiver, self._ssrc)
+        )
+        self._pli_tasks.add(task)
+        task.add_done_callback(self._pli_tasks.discard)
+        self._listener.on_keyframe_requested(self)
+        return True
+
+    # ----------------------------------------------------------------- consumers
+
+    def _add_consumer(self, consumer: Consumer) -> None:
+        self._consumers[consumer.id] = consumer
+        self._fanout = tuple(self._consumers.values())
+
+    def _remove_consumer(self, consumer: Consumer) -> None:
+        if self._consumers.pop(consumer.id, None) is not None:
+            self._fanout = tuple(self._consumers.values())

@@ -1,0 +1,131 @@
+"""A room's media: its participants, their producers, and who consumes what."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from sfu.config import MediaConfig
+from sfu.errors import Closed, InvalidState
+from sfu.events import RouterListener, SafeListener
+from sfu.ids import AppData, ParticipantId, ProducerId, RouterId
+from sfu.participant import Participant
+from sfu.producer import Producer
+from sfu.stats import RouterStats
+
+logger = logging.getLogger(__name__)
+
+
+class Router:
+    """The media plane of one room (mediasoup's Router).
+
+    Every participant receives every producer of the others: adding a producer creates
+    a consumer for each other participant, adding a participant creates its consumers
+    for the existing producers. Events go to `listener` (see `RouterListener`).
+    `close()` closes every participant; it is idempotent.
+    """
+
+    def __init__(
+        self,
+        router_id: RouterId,
+        config: MediaConfig,
+        listener: RouterListener | None = None,
+        app_data: AppData | None = None,
+    ) -> None:
+        self.id = router_id
+        self.config = config
+        self.app_data: AppData = dict(app_data or {})
+        self._listener = SafeListener(listener)
+        self._participants: dict[ParticipantId, Participant] = {}
+        self._producers: dict[ProducerId, Producer] = {}
+        self._closed = False
+        self._close_task: asyncio.Task[None] | None = None
+        self._stats_task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"Router({self.id}, {len(self._participants)} participants)"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def participants(self) -> Mapping[ParticipantId, Participant]:
+        return MappingProxyType(self._participants)
+
+    @property
+    def producers(self) -> Mapping[ProducerId, Producer]:
+        return MappingProxyType(self._producers)
+
+    def add_participant(
+        self, participant_id: ParticipantId, app_data: AppData | None = None
+    ) -> Participant:
+        """Add a participant; it consumes every existing producer of the others.
+
+        Must be called from the event loop. Raises `InvalidState` if the id is taken.
+        """
+        if self._closed:
+            raise Closed(f"router {self.id} is closed")
+        if participant_id in self._participants:
+            raise InvalidState(f"participant {participant_id} is already in router {self.id}")
+        participant = Participant(self, participant_id, self.config, self._listener, app_data)
+        self._participants[participant_id] = participant
+        for producer in self._producers.values():
+            participant._consume(producer)
+        self._start_stats()
+        return participant
+
+    def stats(self) -> RouterStats:
+        return RouterStats(
+            router_id=self.id,
+            participants=tuple(p.stats() for p in self._participants.values()),
+        )
+
+    async def close(self) -> None:
+        """Close every participant (and so every producer and consumer). Idempotent."""
+        if self._close_task is None:
+            self._close_task = asyncio.get_running_loop().create_task(self._close())
+        await asyncio.shield(self._close_task)
+
+    async def _close(self) -> None:
+        self._closed = True
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stats_task
+            self._stats_task = None
+        await asyncio.gather(*(p.close() for p in list(self._participants.values())))
+
+    # ----------------------------------------------------------------- from participants
+
+    def _producer_added(self, producer: Producer) -> None:
+        self._producers[producer.id] = producer
+        for participant in self._participants.values():
+            if participant.id != producer.participant_id and not participant.closed:
+                participant._consume(producer)
+        self._listener.on_producer_added(producer)
+
+    def _producer_removed(self, producer: Producer) -> None:
+        self._producers.pop(producer.id, None)
+
+    def _participant_closed(self, participant: Participant) -> None:
+        if self._participants.get(participant.id) is participant:
+            del self._participants[participant.id]
+
+    # ----------------------------------------------------------------- stats
+
+    def _start_stats(self) -> None:
+        interval = self.config.stats_interval
+        if interval is not None and self._stats_task is None:
+            self._stats_task = asyncio.get_running_loop().create_task(self._report_stats(interval))
+
+    async def _report_stats(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self._listener.on_stats(self, self.stats())
+            except Exception:
+                logger.exception("computing router stats failed")

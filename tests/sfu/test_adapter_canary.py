@@ -1,0 +1,187 @@
+"""Canary: fails loudly when the aiortc/aioice internals sfu relies on change.
+
+If this fails after an upgrade, read sfu/aiortc_adapter.py, check each interception
+point against the new aiortc source, and only then move the pins in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+import struct
+import threading
+import tomllib
+from pathlib import Path
+
+import aioice
+import aiortc
+import pylibsrtp
+import pytest
+from aioice import ice as aioice_ice
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcpeerconnection import create_media_description_for_transceiver
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtcrtpreceiver import decoder_worker
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+from sfu import aiortc_adapter
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _source(obj: object) -> str:
+    return inspect.getsource(obj)  # type: ignore[arg-type]
+
+
+def test_the_installed_versions_are_the_pinned_ones() -> None:
+    assert aiortc.__version__ == aiortc_adapter.AIORTC_VERSION
+    assert aioice.__version__ == aiortc_adapter.AIOICE_VERSION
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    dependencies = pyproject["project"]["dependencies"]
+    assert f"aiortc=={aiortc_adapter.AIORTC_VERSION}" in dependencies
+    assert f"aioice=={aiortc_adapter.AIOICE_VERSION}" in dependencies
+
+
+def test_every_internal_attribute_the_adapter_uses_exists() -> None:
+    aiortc_adapter.check_internals()
+
+
+def test_the_receiver_still_feeds_its_jitter_buffer_then_its_decoder_queue() -> None:
+    handle = _source(RTCRtpReceiver._handle_rtp_packet)
+    assert "packet._data = depayload(codec, packet.payload)" in handle
+    assert "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)" in handle
+    assert "self.__decoder_queue.put((codec, encoded_frame))" in handle
+    assert handle.index("unwrap_rtx") < handle.index("self.__jitter_buffer.add")
+    assert handle.index("self.__nack_generator.add") < handle.index("self.__jitter_buffer.add")
+    receive = _source(RTCRtpReceiver.receive)
+    assert "self.__decoder_queue" in receive and "target=decoder_worker" in receive
+    worker = _source(decoder_worker)
+    assert "task = input_q.get()" in worker and "if task is None:" in worker
+    assert worker.index("if task is None:") < worker.index("get_decoder(codec)")
+
+
+def test_the_sender_packs_av_packets_and_reads_pts_without_yielding() -> None:
+    # ForwardingTrack stamps a shared packet's pts in recv(): the sender must read it
+    # (Encoder.pack) before any other task can run.
+    next_frame = _source(RTCRtpSender._next_encoded_frame)
+    after_recv = next_frame.split("await self.__track.recv()", 1)[1]
+    before_branch, branches = after_recv.split("if isinstance(data, Frame):", 1)
+    packet_branch = branches.split("else:", 1)[1].split("self.__encoder.pack(data)", 1)[0]
+    assert "await" not in before_branch and "await" not in packet_branch
+    rtcp = _source(RTCRtpSender._handle_rtcp_packet)
+    assert re.search(r"RTCP_PSFB_PLI.*\n.*\n\s*self\._send_keyframe\(\)", rtcp)
+    assert "self._retransmit(seq)" in rtcp
+    describe = _source(create_media_description_for_transceiver)
+    assert "transceiver.sender._stream_id} {transceiver.sender._track_id}" in describe
+
+
+def test_the_ice_gatherer_still_gathers_through_its_connection() -> None:
+    gatherer = _source(aiortc.RTCIceGatherer.gather)
+    assert "await self._connection.gather_candidates()" in gatherer
+    components = _source(aioice.Connection.get_component_candidates)
+    assert "local_addr=(address, 0)" in components
+
+
+async def test_interception_replaces_the_jitter_buffer_and_decoder_queue() -> None:
+    pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
+    try:
+        receiver = pc.addTransceiver("video").receiver
+        assert not aiortc_adapter.is_intercepted(receiver)
+        stub = aiortc_adapter.intercept_receiver(receiver, lambda packet, data: None)
+        assert aiortc_adapter.is_intercepted(receiver)
+        assert aiortc_adapter.decoder_queue(receiver) is stub
+        # aiortc's own decoder worker, fed our stub, ends at once without a decoder.
+        output: asyncio.Queue[object] = asyncio.Queue()
+        worker = threading.Thread(
+            target=decoder_worker,
+            args=(asyncio.get_running_loop(), stub, output, threading.Event()),
+        )
+        worker.start()
+        assert await asyncio.wait_for(output.get(), timeout=2) is None
+        worker.join(timeout=2)
+        assert not worker.is_alive() and stub.gets == 1 and stub.frames_put == 0
+    finally:
+        await pc.close()
+
+
+def test_a_missing_internal_fails_loudly_instead_of_creating_a_new_attribute() -> None:
+    class Renamed:
+        pass
+
+    with pytest.raises(aiortc_adapter.AdapterError, match="internals changed"):
+        aiortc_adapter.intercept_receiver(Renamed(), lambda packet, data: None)  # type: ignore[arg-type]
+    with pytest.raises(aiortc_adapter.AdapterError):
+        aiortc_adapter.on_keyframe_request(Renamed(), lambda: None)  # type: ignore[arg-type]
+
+
+def test_the_direct_send_path_still_matches_what_aiortc_does_itself() -> None:
+    rtcp = _source(RTCRtpSender._handle_rtcp_packet)
+    assert "await self._retransmit(seq)" in rtcp  # NACKs reach DirectRtpSender.retransmit
+    report = _source(RTCRtpSender._run_rtcp)
+    for counter in ("__ntp_timestamp", "__rtp_timestamp", "__packet_count", "__octet_count"):
+        assert f"self.{counter}" in report  # sender reports read the counters we update
+    connect = _source(aiortc.RTCPeerConnection._RTCPeerConnection__connect)  # type: ignore[attr-defined]
+    assert "await transceiver.sender.send(self.__localRtp(transceiver))" in connect
+    send_rtp = _source(RTCDtlsTransport._send_rtp)
+    assert "self._state != State.CONNECTED" in send_rtp
+    assert "data = self._tx_srtp.protect(data)" in send_rtp
+    assert "await self.transport._send(data)" in send_rtp
+    sendto = _source(aioice.Connection.sendto)
+    assert "active_pair = self._nominated.get(component)" in sendto
+    assert "active_pair.protocol.send_data(data, active_pair.remote_addr)" in sendto
+    assert "self.transport.sendto(data, addr)" in _source(aioice_ice.StunProtocol.send_data)
+
+
+async def test_a_live_sender_has_the_fields_the_direct_path_updates() -> None:
+    pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
+    try:
+        sender = pc.addTransceiver("video", direction="sendonly").sender
+        direct = aiortc_adapter.DirectRtpSender(sender, "video", lambda: None)
+        assert not direct.ready
+        assert sender._retransmit == direct.retransmit
+        assert direct.send_frame([b"x"], 0) is False  # no transport yet: nothing sent
+    finally:
+        await pc.close()
+
+
+def test_lean_srtp_protection_is_byte_identical_to_pylibsrtp() -> None:
+    key = bytes(range(30))
+
+    def session() -> pylibsrtp.Session:
+        policy = pylibsrtp.Policy(
+            key=key,
+            ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+            srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+        )
+        policy.allow_repeat_tx = True
+        return pylibsrtp.Session(policy)
+
+    stock, lean = session(), session()
+    protect = aiortc_adapter.lean_protect(lean)
+    for seq in range(300):
+        packet = struct.pack("!BBHII", 0x80, 96, seq, seq * 3000, 1234) + bytes([seq % 256]) * (
+            seq * 4
+        )
+        assert protect(packet) == stock.protect(packet)
+    with pytest.raises(ValueError):
+        protect(bytes(1500))
+
+
+def test_direct_rtp_packets_are_byte_identical_to_aiortc_serialization() -> None:
+    mid_map = HeaderExtensionsMap()
+    mid_map.configure(
+        RTCRtpParameters(
+            headerExtensions=[RTCRtpHeaderExtensionParameters(id=1, uri=aiortc_adapter._MID_URI)]
+        )
+    )
+    packet = RtpPacket(payload_type=97, marker=1, sequence_number=513, timestamp=90000, ssrc=77)
+    packet.payload = b"payload"
+    packet.extensions.mid = "12"
+    ours = (
+        aiortc_adapter._RTP_HEADER.pack(0x90, 0x80 | 97, 513, 90000, 77)
+        + aiortc_adapter._mid_extension(1, "12")
+        + b"payload"
+    )
+    assert ours == packet.serialize(mid_map)
