@@ -23,6 +23,10 @@ What we rely on, and why:
   pylibsrtp's session buffer (`_cdata`, `_srtp`), to protect without allocating.
 - `RTCIceGatherer._connection` and aioice `Connection` gathering fields: host candidates
   on configured addresses (aioice skips loopback) and within a UDP port range.
+- aioice's `turn.TurnTransport` (the transport of a relayed candidate: no socket, no
+  `is_closing()`, `sendto()` relays through the TURN client) and the connection's
+  `turn_transport` / `turn_ssl`: the direct send path over a relayed pair, and
+  `selected_pair()` reporting how a relayed pair reaches its TURN server.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aioice
@@ -93,6 +98,8 @@ _ICE_CONNECTION_FIELDS = (
     "_use_ipv6",
     "stun_server",
     "turn_server",
+    "turn_ssl",
+    "turn_transport",
 )
 _ICE_CONNECTION_METHODS = ("gather_candidates", "get_component_candidates")
 _AIOICE_MODULE_NAMES = ("StunProtocol", "server_reflexive_candidate", "get_host_addresses")
@@ -142,6 +149,9 @@ def check_internals() -> None:
     for name in _SRTP_SESSION_FIELDS:
         _require(session, name)
     _require(aioice_turn, "UDP_SOCKET_BUFFER_SIZE")
+    _require(aioice_turn, "TurnTransport")
+    for name in ("sendto", "get_extra_info"):
+        _require(aioice_turn.TurnTransport, name)
 
 
 def _check_versions() -> None:
@@ -441,18 +451,17 @@ class _Route:
         self.protect = lean_protect(getattr(dtls, _DTLS_TX_SRTP))
         self.sock: socket.socket | None = None
         self.relay: Callable[[bytes, Any], None] | None = None
-        if type(pair.protocol) is aioice_ice.StunProtocol:
-            raw = self.transport.get_extra_info("socket")
+        raw = None if is_relayed(self.transport) else self.transport.get_extra_info("socket")
+        if raw is not None:
             self.sock = socket.socket(raw.family, raw.type, raw.proto, fileno=os.dup(raw.fileno()))
             self.sock.setblocking(False)
         else:
-            self.relay = _relay_sender(pair.protocol)
+            self.relay = self.transport.sendto
 
     @property
     def usable(self) -> bool:
-        return (
-            getattr(self.dtls, _DTLS_STATE) is DtlsState.CONNECTED
-            and not self.transport.is_closing()
+        return getattr(self.dtls, _DTLS_STATE) is DtlsState.CONNECTED and not _closing(
+            self.transport
         )
 
     def send(self, packets: list[bytes]) -> None:
@@ -600,7 +609,7 @@ class DirectRtpSender:
         if getattr(dtls, _DTLS_STATE) is not DtlsState.CONNECTED:
             return None
         pair = getattr(dtls.transport._connection, _ICE_NOMINATED).get(1)
-        if pair is None or pair.protocol.transport.is_closing():
+        if pair is None or _closing(pair.protocol.transport):
             return None
         self._route = _Route(dtls, pair)
         return self._route
@@ -712,18 +721,56 @@ def lean_protect(session: pylibsrtp.Session) -> Callable[[bytes], bytes]:
     return protect
 
 
-def _relay_sender(protocol: Any) -> Callable[[bytes, Any], None]:
-    pending: set[asyncio.Future[None]] = set()
+def is_relayed(transport: object) -> bool:
+    """True for the transport of a relayed candidate (aioice's `TurnTransport`): it has no
+    socket of its own, packets go through the TURN client (``sendto`` wraps them in
+    ChannelData or Send indications)."""
+    return isinstance(transport, aioice_turn.TurnTransport)
 
-    def send(data: bytes, address: Any) -> None:
-        task = asyncio.ensure_future(protocol.send_data(data, address))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
 
-    return send
+def _closing(transport: Any) -> bool:
+    # aioice's TurnTransport has no is_closing(); its sendto() drops data once closed.
+    is_closing = getattr(transport, "is_closing", None)
+    return bool(is_closing()) if is_closing is not None else False
 
 
 # --------------------------------------------------------------------------- test support
+
+
+@dataclass(frozen=True)
+class SelectedPair:
+    """The candidate pair ICE nominated on a peer connection."""
+
+    local_type: str
+    """``host``, ``srflx`` or ``relay``."""
+    local_address: tuple[str, int]
+    remote_type: str
+    remote_address: tuple[str, int]
+    relay_transport: str | None
+    """For a relayed local candidate, how it reaches the TURN server: ``udp``, ``tcp`` or
+    ``tls`` (the socket under aioice's TURN client)."""
+
+
+def selected_pair(pc: RTCPeerConnection) -> SelectedPair | None:
+    """The nominated candidate pair of `pc`'s (bundled) transport, once ICE completed."""
+    transceivers = pc.getTransceivers()
+    if not transceivers:
+        return None
+    connection = getattr(transceivers[0].receiver.transport.transport, _GATHERER_CONNECTION)
+    pair = getattr(connection, _ICE_NOMINATED).get(1)
+    if pair is None:
+        return None
+    local, remote = pair.local_candidate, pair.remote_candidate
+    relay: str | None = None
+    if local.type == "relay" and is_relayed(pair.protocol.transport):
+        relay = "tls" if connection.turn_ssl else str(connection.turn_transport)
+    return SelectedPair(
+        local_type=local.type,
+        local_address=(local.host, local.port),
+        remote_type=remote.type,
+        remote_address=(remote.host, remote.port),
+        relay_transport=relay,
+    )
 
 
 def ice_servers_in_use(pc: RTCPeerConnection) -> list[tuple[Any, Any]]:
@@ -735,6 +782,20 @@ def ice_servers_in_use(pc: RTCPeerConnection) -> list[tuple[Any, Any]]:
         )
         servers.append((connection.stun_server, connection.turn_server))
     return servers
+
+
+def relay_settings_in_use(pc: RTCPeerConnection) -> list[tuple[str, str, bool]]:
+    """(transport policy ``"ALL"``/``"RELAY"``, TURN transport, TURN over TLS) of each ICE
+    connection of `pc`, as aioice sees them."""
+    settings = []
+    for transceiver in pc.getTransceivers():
+        connection = getattr(
+            transceiver.receiver.transport.transport.iceGatherer, _GATHERER_CONNECTION
+        )
+        settings.append(
+            (connection._transport_policy.name, connection.turn_transport, connection.turn_ssl)
+        )
+    return settings
 
 
 def is_rtp(datagram: bytes) -> bool:

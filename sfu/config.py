@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 SendPath = Literal["direct", "aiortc"]
+IceTransportPolicy = Literal["all", "relay"]
+TurnTransport = Literal["udp", "tcp", "tls"]
+"""How a client reaches its TURN server: ``turn:...?transport=udp``, ``turn:...?transport=tcp``
+or ``turns:...`` (TLS over TCP)."""
 
 
 @dataclass(frozen=True)
@@ -44,12 +48,25 @@ class MediaConfig:
       in the SDP handed to clients (the sockets stay bound to `host_addresses`).
     - `port_range`: inclusive UDP port range for host candidates (one port per peer
       connection); `None` lets the OS choose.
+    - `ice_servers_source`: when set, called for every new peer connection instead of
+      reading `ice_servers` (fresh short-lived TURN credentials each time).
+    - `ice_transport_policy`: ``"relay"`` gathers relayed candidates only (every packet
+      goes through the TURN server); it needs a TURN server.
+    - `turn_transports`: aiortc uses one TURN URL per connection: the first URL whose
+      transport comes first in this preference order.
     """
 
     ice_servers: Sequence[IceServer] = ()
     host_addresses: Sequence[str] = ()
     announced_address: str | None = None
     port_range: tuple[int, int] | None = None
+    ice_servers_source: Callable[[], Sequence[IceServer]] | None = None
+    ice_transport_policy: IceTransportPolicy = "all"
+    turn_transports: tuple[TurnTransport, ...] = ("udp", "tcp", "tls")
+    ice_connect_timeout: float | None = 20.0
+    """A peer connection whose remote description is applied but that has not connected
+    within this many seconds is reported as failed (`on_participant_disconnected
+    ("failed")`); aioice on its own gives up only after about a minute. `None`: wait."""
     keyframe_request_interval: float = 0.25
     """Minimum time between two upstream keyframe requests (PLI) for one producer."""
     max_frame_wait: float = 0.3
@@ -91,6 +108,20 @@ class MediaConfig:
         for name in ("keyframe_request_interval", "max_frame_wait", "audio_level_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.ice_transport_policy not in ("all", "relay"):
+            raise ValueError(
+                f"ice_transport_policy must be 'all' or 'relay': {self.ice_transport_policy!r}"
+            )
+        if not self.turn_transports or set(self.turn_transports) - {"udp", "tcp", "tls"}:
+            raise ValueError(f"turn_transports must name udp, tcp or tls: {self.turn_transports}")
+        if (
+            self.ice_transport_policy == "relay"
+            and self.ice_servers_source is None
+            and not any(u.startswith("turn") for s in self.ice_servers for u in s.urls)
+        ):
+            raise ValueError("ice_transport_policy 'relay' needs a TURN server in ice_servers")
+        if self.ice_connect_timeout is not None and self.ice_connect_timeout <= 0:
+            raise ValueError("ice_connect_timeout must be positive or None")
         if self.stats_interval is not None and self.stats_interval <= 0:
             raise ValueError("stats_interval must be positive or None")
         if self.consumer_queue_frames < 2:

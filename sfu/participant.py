@@ -16,6 +16,7 @@ from aiortc.exceptions import InvalidStateError
 from sfu import aiortc_adapter
 from sfu.assembler import Packet
 from sfu.config import MediaConfig
+from sfu.connect_deadline import ConnectDeadline
 from sfu.consumer import Consumer
 from sfu.errors import Closed, InvalidSdp, InvalidState
 from sfu.events import SafeListener
@@ -84,6 +85,7 @@ class Participant:
         self._plan: PublishPlan | None = None
         self._track_error: Exception | None = None
         self._subscription = Subscription(config, self._send_offer, self._connection_changed)
+        self._deadline = ConnectDeadline(config.ice_connect_timeout, self._connect_expired)
         self._connected = False
         self._disconnect_reported = False
         self._closed = False
@@ -161,7 +163,9 @@ class Participant:
             self._check_interception(pc)
             self._reconcile_producers(plan)
             answer = await pc.createAnswer()
-            return await set_local_description(pc, answer, self._config)
+            sdp = await set_local_description(pc, answer, self._config)
+            self._deadline.arm(pc)
+            return sdp
 
     def _create_publish_pc(self) -> RTCPeerConnection:
         pc = create_peer_connection(self._config)
@@ -239,6 +243,7 @@ class Participant:
         """
         self._check_open()
         await self._subscription.apply_answer(answer_sdp)
+        self._deadline.arm(self._subscription.pc)
 
     def _consume(self, producer: Producer) -> Consumer:
         consumer = Consumer(
@@ -286,6 +291,10 @@ class Participant:
         elif state in ("failed", "closed"):
             self._report_disconnected("failed")
 
+    def _connect_expired(self, pc: RTCPeerConnection) -> None:
+        if not self._closed:
+            self._report_disconnected("failed")
+
     def _report_disconnected(self, reason: DisconnectReason) -> None:
         if not self._disconnect_reported:
             self._disconnect_reported = True
@@ -299,6 +308,7 @@ class Participant:
 
     async def _close(self) -> None:
         self._closed = True
+        await self._deadline.close()
         for producer in list(self._producers.values()):
             producer.close()
         for consumer in list(self._consumers.values()):

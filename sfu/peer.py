@@ -10,20 +10,29 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCSessionDescription,
 )
 
 from sfu import aiortc_adapter
 from sfu.config import MediaConfig
+from sfu.ice_servers import SelectedServers, select_servers
 from sfu.sdp import announce_address
 
 
+def selected_servers(config: MediaConfig) -> SelectedServers:
+    """The one STUN and the one TURN URL a new connection of `config` uses (aiortc takes
+    one of each): the TURN URL whose transport ranks best in `config.turn_transports`."""
+    servers = config.ice_servers_source() if config.ice_servers_source else config.ice_servers
+    return select_servers(servers, config.turn_transports)
+
+
 def ice_servers(config: MediaConfig) -> list[RTCIceServer]:
-    """The configured ICE servers as aiortc wants them (possibly an empty list)."""
+    """The selected ICE servers as aiortc wants them (possibly an empty list)."""
     return [
         RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
-        for s in config.ice_servers
+        for s in selected_servers(config).as_servers()
     ]
 
 
@@ -32,10 +41,20 @@ def create_peer_connection(config: MediaConfig) -> RTCPeerConnection:
 
     The explicit list (even empty) keeps aiortc from using its default public STUN
     server; ``max-bundle`` keeps every m-section on one transport (with aiortc's default
-    policy a second video section can end up on a transport that is discarded).
+    policy a second video section can end up on a transport that is discarded). With
+    ``ice_transport_policy="relay"`` only relayed candidates are gathered.
     """
+    policy = (
+        RTCIceTransportPolicy.RELAY
+        if config.ice_transport_policy == "relay"
+        else RTCIceTransportPolicy.ALL
+    )
     return RTCPeerConnection(
-        RTCConfiguration(iceServers=ice_servers(config), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        RTCConfiguration(
+            iceServers=ice_servers(config),
+            bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+            iceTransportPolicy=policy,
+        )
     )
 
 

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import av
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver
@@ -53,6 +53,11 @@ class MediaFrame:
         self.payloads = payloads
 
 
+FrameSink: TypeAlias = Callable[[MediaFrame], None]
+"""Called on the event loop with every frame consumers get (e.g. `sfu.recorder.Recorder`).
+It must return at once: hand the frame to another thread rather than doing I/O."""
+
+
 class Producer:
     """A track one participant publishes.
 
@@ -87,6 +92,7 @@ class Producer:
         self._closed = False
         self._consumers: dict[ConsumerId, Consumer] = {}
         self._fanout: tuple[Consumer, ...] = ()
+        self._sinks: tuple[FrameSink, ...] = ()
         self._time_base = fractions.Fraction(1, codec.clock_rate)
         self._ssrc: int | None = None
         self._needs_keyframe = False
@@ -205,6 +211,8 @@ class Producer:
         frame = MediaFrame(packet, pts, keyframe, payloads)
         for consumer in self._fanout:
             consumer._deliver(frame)
+        for sink in self._sinks:
+            sink(frame)
 
     def _on_loss(self) -> None:
         # Frames are missing for good: what follows cannot be decoded until a keyframe.
@@ -232,6 +240,16 @@ class Producer:
         task.add_done_callback(self._pli_tasks.discard)
         self._listener.on_keyframe_requested(self)
         return True
+
+    # ----------------------------------------------------------------- sinks
+
+    def add_sink(self, sink: FrameSink) -> None:
+        """Also hand every forwarded frame to `sink` (after the consumers)."""
+        self._sinks = (*self._sinks, sink)
+
+    def remove_sink(self, sink: FrameSink) -> None:
+        """Stop calling `sink`; unknown sinks are ignored."""
+        self._sinks = tuple(s for s in self._sinks if s is not sink)
 
     # ----------------------------------------------------------------- consumers
 

@@ -6,6 +6,7 @@ it is tested without a network.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,35 @@ def parse(sdp: str) -> aiortc_sdp.SessionDescription:
         return aiortc_sdp.SessionDescription.parse(sdp)
     except Exception as exc:  # aiortc's parser raises asserts, ValueError, KeyError...
         raise InvalidSdp(f"SDP cannot be parsed: {type(exc).__name__}: {exc}") from None
+
+
+def share_bundle_candidates(description: aiortc_sdp.SessionDescription) -> int:
+    """Give every bundled m-section the candidates of the first one; returns how many
+    sections were filled in.
+
+    With ``max-bundle`` Chromium lists its candidates in the first m-section only, while
+    aiortc 1.16's `setRemoteDescription` adds the candidates of the *last* section of a
+    bundle to the shared transport: without this, the SDP's candidates are lost and only
+    trickled ones count. Sections that list candidates of their own are left alone.
+    """
+    bundle = next((g for g in description.group if g.semantic == "BUNDLE"), None)
+    if bundle is None or len(bundle.items) < 2:
+        return 0
+    by_mid = {str(m.rtp.muxId): m for m in description.media if m.rtp.muxId is not None}
+    first = by_mid.get(str(bundle.items[0]))
+    if first is None or not (first.ice_candidates or first.ice_candidates_complete):
+        return 0
+    filled = 0
+    for mid in bundle.items[1:]:
+        media = by_mid.get(str(mid))
+        if media is None or media.ice_candidates:
+            continue
+        media.ice_candidates = [copy.copy(c) for c in first.ice_candidates]
+        media.ice_candidates_complete = media.ice_candidates_complete or (
+            first.ice_candidates_complete
+        )
+        filled += 1
+    return filled
 
 
 def check_transport(description: aiortc_sdp.SessionDescription, kind_of: str) -> None:
@@ -75,6 +105,7 @@ def plan_publish(offer_sdp: str, video_codecs: Sequence[str], remb: bool = True)
     """
     description = parse(offer_sdp)
     check_transport(description, "offer")
+    share_bundle_candidates(description)
     media: dict[str, PublishedMedia] = {}
     for index, section in enumerate(description.media):
         if section.kind not in ("audio", "video"):
@@ -110,13 +141,15 @@ def plan_publish(offer_sdp: str, video_codecs: Sequence[str], remb: bool = True)
     return PublishPlan(sdp=str(description), media=media)
 
 
-def check_answer(answer_sdp: str) -> None:
-    """Validate a subscriber's answer before it is applied."""
+def check_answer(answer_sdp: str) -> str:
+    """Validate a subscriber's answer before it is applied; returns the SDP to apply
+    (bundled sections share the first one's candidates, see `share_bundle_candidates`)."""
     description = parse(answer_sdp)
     check_transport(description, "answer")
     for index, media in enumerate(description.media):
         if media.dtls is not None and media.dtls.role not in ("client", "server"):
             raise InvalidSdp(f"answer m-section {index} must have a=setup:active or passive")
+    return str(description) if share_bundle_candidates(description) else answer_sdp
 
 
 def strip_header_extension(sdp: str, uri: str) -> str:

@@ -149,11 +149,9 @@ class Subscription:
         async with self._lock:
             if self._offer.phase != "awaiting_answer" or self._pc is None:
                 raise InvalidState("no subscribe offer is outstanding")
-            check_answer(answer_sdp)
+            sdp = check_answer(answer_sdp)
             try:
-                await self._pc.setRemoteDescription(
-                    RTCSessionDescription(sdp=answer_sdp, type="answer")
-                )
+                await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
             except InvalidStateError as exc:
                 raise InvalidState(f"subscribe answer not applicable: {exc}") from None
             except Exception as exc:

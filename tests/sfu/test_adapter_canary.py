@@ -19,6 +19,7 @@ import aiortc
 import pylibsrtp
 import pytest
 from aioice import ice as aioice_ice
+from aioice import turn as aioice_turn
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcpeerconnection import create_media_description_for_transceiver
@@ -185,3 +186,23 @@ def test_direct_rtp_packets_are_byte_identical_to_aiortc_serialization() -> None
         + b"payload"
     )
     assert ours == packet.serialize(mid_map)
+
+
+def test_a_relayed_pair_still_sends_through_aioices_turn_transport() -> None:
+    # The direct path tells a relayed pair by its transport's class (it has no socket and
+    # no is_closing()) and sends with its sendto(); selected_pair() reads the TURN
+    # transport from the connection.
+    relayed = _source(aioice_ice.relayed_candidate)
+    assert "turn.create_turn_endpoint(" in relayed and "protocol_factory" in relayed
+    endpoint = _source(aioice_turn.create_turn_endpoint)
+    assert "turn_transport = TurnTransport(inner_protocol)" in endpoint
+    assert "await turn_transport._connect(protocol)" in endpoint
+    connect = _source(aioice_turn.TurnTransport._connect)
+    assert "protocol.connection_made(" in connect
+    assert not hasattr(aioice_turn.TurnTransport, "is_closing")
+    unconnected = object.__new__(aioice_turn.TurnTransport)
+    assert unconnected.get_extra_info("socket") is None
+    assert aiortc_adapter.is_relayed(unconnected)
+    components = _source(aioice.Connection.get_component_candidates)
+    assert "turn_transport=self.turn_transport" in components
+    assert "turn_ssl=self.turn_ssl" in components

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import psutil
+import pytest
+
 from scripts.synthpeer.client import MediaClient
 from sfu import IceServer, MediaConfig, ParticipantId, aiortc_adapter, create_peer_connection
 from sfu.sdp import parse
@@ -64,4 +69,56 @@ async def test_the_announced_address_replaces_the_bound_one_in_answers() -> None
         assert local is not None and "127.0.0.1" in local.sdp  # still bound on loopback
     finally:
         await client.close()  # never applied the answer: no packet left loopback
+        await room.close()
+
+
+async def test_every_udp_socket_the_server_opens_is_in_its_port_range() -> None:
+    """The range holds for all of the media plane's sockets, not just the candidates it
+    announces (clients here use a range of their own, to tell them apart)."""
+    before = {c.laddr for c in psutil.Process().net_connections(kind="udp")}
+    server = MediaConfig(
+        host_addresses=("127.0.0.1",), port_range=(41100, 41139), stats_interval=None
+    )
+    room = Room(server)
+    room.config = replace(server, port_range=(41200, 41239))  # what Room.join gives clients
+    try:
+        await room.join("teacher")
+        await room.join("student", video=False, audio=False)
+        await wait_for(
+            lambda: (
+                (sink := room.sink("student", "teacher", "video")) is not None and sink.decoded >= 3
+            ),
+            what="media through ranged ports",
+        )
+        opened = [
+            c.laddr.port
+            for c in psutil.Process().net_connections(kind="udp")
+            if c.laddr not in before
+        ]
+        ours = [port for port in opened if 41100 <= port <= 41139]
+        clients = [port for port in opened if 41200 <= port <= 41239]
+        assert len(ours) == 2 and len(clients) == 2, opened  # one per peer connection
+        assert sorted(ours + clients) == sorted(opened)
+    finally:
+        await room.close()
+
+
+async def test_a_connection_that_finds_the_range_full_fails_at_the_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = MediaConfig(
+        host_addresses=("127.0.0.1",),
+        port_range=(41300, 41300),
+        ice_connect_timeout=1.0,
+        stats_interval=None,
+    )
+    room = Room(server)
+    room.config = replace(server, port_range=None, ice_connect_timeout=None)
+    try:
+        await room.join("first", audio=False)  # takes the only port
+        await room.join("second", video=False, audio=False)  # subscribes: needs a port
+        await wait_for(lambda: room.events.disconnected != [], timeout=5, what="a failure")
+        assert room.events.disconnected == [("second", "failed")]
+        assert "no free UDP port in 41300-41300" in caplog.text
+    finally:
         await room.close()
