@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -13,20 +14,41 @@ from .auth.keys import load_or_create_signing_key
 from .auth.tokens import Authenticator, TokenIssuer
 from .classes import ClassService
 from .config import Settings
+from .metrics import METRICS, ServerMetrics, TimedStore
 from .middleware import error_envelope
-from .routes import attendance_routes, auth_routes, class_routes, meta_routes
+from .models import ClassRecord
+from .presence.recovery import close_open_presence
+from .recordings.service import RecordingService
+from .rooms.manager import RoomManager
+from .rooms.roster import RosterPublisher
+from .routes import (
+    attendance_routes,
+    auth_routes,
+    class_routes,
+    ice_routes,
+    meta_routes,
+    metrics_routes,
+    recording_routes,
+    report_routes,
+)
 from .services import SERVICES, Services
 from .store import open_store
 from .ws.attendance_events import add_attendance_events
+from .ws.connection import ClientSocket
 from .ws.endpoint import DisconnectHook, websocket_handler
 from .ws.events import EventRouter
 from .ws.hub import SocketHub
+from .ws.recording_events import add_recording_events
+from .ws.room_events import add_room_events
 
 MAX_BODY_BYTES = 64 * 1024
 
 
-async def _build_services(settings: Settings) -> Services:
+async def _build_services(settings: Settings, metrics: ServerMetrics) -> Services:
     store = await open_store(settings)
+    if metrics.enabled:
+        store = TimedStore.wrap(store, metrics.store_seconds)
+    await close_open_presence(store)
     key = await asyncio.to_thread(load_or_create_signing_key, settings.data_dir)
     jwks = (
         JwksCache(settings.auth0_jwks, min_refresh=settings.auth0_jwks_min_refresh_seconds)
@@ -34,6 +56,22 @@ async def _build_services(settings: Settings) -> Services:
         else None
     )
     hub = SocketHub()
+    attendance = AttendanceService(
+        store, hub, grace=timedelta(seconds=settings.presence_grace_seconds)
+    )
+    rooms = RoomManager(settings, store)
+    roster = RosterPublisher(store, attendance)
+    rooms.on_change = roster.schedule
+    attendance.presence_closers.append(rooms.close_presence)
+    # The room's media closes only after DONE has been broadcast (DESIGN §7).
+    attendance.session_ended_hooks.append(rooms.close_session)
+
+    def marked(cls: ClassRecord) -> None:
+        room = next((r for r in rooms.rooms if r.cls.id == cls.id), None)
+        if room is not None:
+            roster.schedule(room)
+
+    attendance.marked_hooks.append(marked)
     return Services(
         settings=settings,
         store=store,
@@ -41,28 +79,59 @@ async def _build_services(settings: Settings) -> Services:
         issuer=TokenIssuer(key, settings),
         authenticator=Authenticator(settings, store, key, jwks),
         classes=ClassService(store),
-        attendance=AttendanceService(store, hub),
+        attendance=attendance,
         hub=hub,
+        rooms=rooms,
+        roster=roster,
+        metrics=metrics,
+        recordings=RecordingService(settings, store, rooms),
     )
 
 
 def create_app(settings: Settings) -> web.Application:
     """A ready-to-run application; the store opens on startup and closes on cleanup."""
     app = web.Application(middlewares=[error_envelope], client_max_size=MAX_BODY_BYTES)
-    events = EventRouter()
+    metrics = ServerMetrics(enabled=settings.metrics_enabled, token=settings.metrics_token)
+    app[METRICS] = metrics
+    events = EventRouter(on_error=lambda error: metrics.count_error("ws", error))
     disconnect_hooks: list[DisconnectHook] = []
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        services = await _build_services(settings)
+        services = await _build_services(settings, metrics)
         app[SERVICES] = services
+        metrics.watch(lambda: [room.router for room in services.rooms.rooms], services.hub.__len__)
         add_attendance_events(events, services)
+        add_room_events(events, services, services.rooms)
+        add_recording_events(events, services)
+        await services.recordings.recover()
+
+        async def leave_room(socket: ClientSocket) -> None:
+            await services.rooms.leave(socket, reason="socket closed")
+
+        disconnect_hooks.append(leave_room)
         yield
-        for socket in services.hub.all():
-            await socket.flush_and_close()
+        await services.roster.close()
+        await services.rooms.close_all()
+        await services.recordings.close()
         await services.store.close()
 
+    async def close_sockets(app: web.Application) -> None:
+        # Runs before the server waits for open connections: without it, a graceful stop
+        # would wait for every WebSocket client to hang up on its own.
+        await app[SERVICES].hub.close_all()
+
     app.cleanup_ctx.append(lifetime)
-    for module in (auth_routes, class_routes, attendance_routes, meta_routes):
+    app.on_shutdown.append(close_sockets)
+    for module in (
+        auth_routes,
+        class_routes,
+        attendance_routes,
+        report_routes,
+        meta_routes,
+        metrics_routes,
+        recording_routes,
+        ice_routes,
+    ):
         module.setup(app)
     app.router.add_get("/ws", websocket_handler(events, disconnect_hooks))
     return app

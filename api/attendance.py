@@ -1,4 +1,8 @@
-"""Attendance sessions: start, teacher marks, live summary, and the end (``DONE``)."""
+"""Attendance sessions: start, teacher marks, live status and summary, and the end (``DONE``).
+
+Statuses come from :mod:`api.presence.report`: a teacher's mark wins, otherwise presence
+decides (provisionally while the session runs, by the class's policy at the end).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,12 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from . import access
 from .errors import NO_ACTIVE_SESSION, Conflict
-from .ids import SessionId, UserId
+from .ids import UserId
 from .models import (
     AttendanceMark,
     AttendanceSession,
@@ -19,12 +24,13 @@ from .models import (
     SessionSummary,
     User,
 )
+from .presence.report import StudentAttendance, session_report
 from .store import Store
 from .timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
-SessionEndedHook = Callable[[AttendanceSession], Awaitable[None]]
+SessionHook = Callable[[AttendanceSession], Awaitable[None]]
 ATTENDED: frozenset[str] = frozenset({"present", "late"})
 
 
@@ -37,11 +43,22 @@ class ClassBroadcaster(Protocol):
 class AttendanceService:
     """The attendance rules shared by REST and WebSocket, serialised per class."""
 
-    def __init__(self, store: Store, broadcaster: ClassBroadcaster) -> None:
+    def __init__(
+        self,
+        store: Store,
+        broadcaster: ClassBroadcaster,
+        *,
+        grace: timedelta = timedelta(seconds=15),
+    ) -> None:
         self._store = store
         self._broadcaster = broadcaster
+        self._grace = grace
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        self.session_ended_hooks: list[SessionEndedHook] = []
+        self.presence_closers: list[SessionHook] = []
+        """Run before statuses are final: they write the last presence (rooms' trackers)."""
+        self.session_ended_hooks: list[SessionHook] = []
+        """Run after ``DONE`` was broadcast (media teardown)."""
+        self.marked_hooks: list[Callable[[ClassRecord], None]] = []
 
     def _lock(self, class_id: str) -> asyncio.Lock:
         lock = self._locks.get(class_id)
@@ -66,7 +83,7 @@ class AttendanceService:
     async def mark(
         self, teacher: User, cls: ClassRecord, student_id: str, status: AttendanceStatus
     ) -> None:
-        """A teacher's mark: stored as an override, then broadcast to the class."""
+        """A teacher's mark: stored as an override (who, when), then broadcast."""
         access.require_owner(teacher, cls)
         async with self._lock(cls.id):
             session = await self.active_session(cls)
@@ -84,21 +101,47 @@ class AttendanceService:
         self._broadcaster.broadcast(
             cls, "ATTENDANCE_MARKED", {"studentId": student_id, "status": status}
         )
+        for hook in self.marked_hooks:
+            hook(cls)
+
+    async def report(
+        self,
+        session: AttendanceSession,
+        cls: ClassRecord,
+        *,
+        until: datetime | None = None,
+        final: bool = False,
+    ) -> list[StudentAttendance]:
+        """Every enrolled student's attendance in ``session`` (live unless ``final``)."""
+        if until is None:
+            until = session.ended_at or utcnow()
+        events = await self._store.list_presence_events(session.id)
+        counters = await self._store.list_presence_counters(session.id)
+        marks = await self._store.list_marks(session.id)
+        return session_report(
+            session,
+            cls.policy,
+            cls.student_ids,
+            events,
+            counters,
+            marks,
+            until=until,
+            grace=self._grace,
+            final=final,
+        )
 
     async def summary(self, cls: ClassRecord) -> dict[str, int]:
         """Counts over the students who have a status so far in the active session."""
-        session = await self.active_session(cls)
-        statuses = await self._statuses(session.id, cls)
-        present = sum(1 for status in statuses.values() if status in ATTENDED)
-        absent = sum(1 for status in statuses.values() if status == "absent")
+        rows = await self.report(await self.active_session(cls), cls)
+        present = sum(1 for row in rows if row.status in ATTENDED)
+        absent = sum(1 for row in rows if row.status == "absent")
         return {"present": present, "absent": absent, "total": present + absent}
 
     async def live_status(self, student: User, cls: ClassRecord) -> str | None:
         """The student's status in the active session so far, ``None`` if not yet set."""
         access.require_enrolled(student, cls)
-        session = await self.active_session(cls)
-        mark = await self._store.get_mark(session.id, student.id)
-        return mark.status if mark else None
+        rows = await self.report(await self.active_session(cls), cls)
+        return next((row.status for row in rows if row.student_id == student.id), None)
 
     async def last_status(self, student: User, cls: ClassRecord) -> str | None:
         """The student's status in the class's latest finished session, ``None`` if none."""
@@ -110,32 +153,34 @@ class AttendanceService:
         return mark.status if mark else None
 
     async def end(self, teacher: User, cls: ClassRecord) -> SessionSummary:
-        """Finalise: unmarked enrolled students become absent, the session is persisted and
-        ended, ``DONE`` is broadcast, then the session-ended hooks run (media teardown)."""
+        """Finalise: presence is closed, every enrolled student gets a final status and
+        detail, the session is ended, ``DONE`` is broadcast, then media is torn down."""
         access.require_owner(teacher, cls)
         async with self._lock(cls.id):
             session = await self.active_session(cls)
-            statuses = await self._statuses(session.id, cls)
+            for close_presence in self.presence_closers:
+                await close_presence(session)
             now = utcnow()
-            for student_id in cls.student_ids:
-                if student_id not in statuses:
-                    await self._store.put_mark(
-                        AttendanceMark(
-                            session_id=session.id,
-                            class_id=cls.id,
-                            student_id=student_id,
-                            status="absent",
-                            source="auto",
-                            marked_at=now,
-                        )
+            rows = await self.report(session, cls, until=now, final=True)
+            for row in rows:
+                assert row.status is not None
+                await self._store.put_mark(
+                    AttendanceMark(
+                        session_id=session.id,
+                        class_id=cls.id,
+                        student_id=row.student_id,
+                        status=row.status,
+                        source=row.source or "presence",
+                        marked_at=row.marked_at or now,
+                        marked_by=row.marked_by,
+                        extra=row.detail(),
                     )
-                    statuses[student_id] = "absent"
-            enrolled = [statuses[student_id] for student_id in cls.student_ids]
+                )
             summary = SessionSummary(
-                present=sum(1 for status in enrolled if status in ATTENDED),
-                absent=sum(1 for status in enrolled if status == "absent"),
-                late=sum(1 for status in enrolled if status == "late"),
-                total=len(cls.student_ids),
+                present=sum(1 for row in rows if row.status in ATTENDED),
+                absent=sum(1 for row in rows if row.status == "absent"),
+                late=sum(1 for row in rows if row.status == "late"),
+                total=len(rows),
             )
             ended = await self._store.end_session(session.id, ended_at=now, summary=summary)
         self._broadcaster.broadcast(
@@ -147,12 +192,3 @@ class AttendanceService:
             except Exception:
                 log.exception("session-ended hook failed for session %s", ended.id)
         return summary
-
-    async def _statuses(self, session_id: SessionId, cls: ClassRecord) -> dict[UserId, str]:
-        """Marks of currently enrolled students only."""
-        enrolled = set(cls.student_ids)
-        return {
-            mark.student_id: mark.status
-            for mark in await self._store.list_marks(session_id)
-            if mark.student_id in enrolled
-        }

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .ice_settings import IceSettings, load_ice_settings
+
 
 class ConfigError(Exception):
     """An environment variable has a value the server cannot run with."""
@@ -36,7 +38,24 @@ class Settings:
     # ICE: addresses the server gathers candidates on, and the one it announces.
     ice_addresses: tuple[str, ...] = field(default_factory=tuple)
     ice_announced_address: str | None = None
+    # STUN/TURN for clients, the server's UDP port range, ICE timeout: api/ice_settings.py.
+    ice: IceSettings = field(default_factory=IceSettings)
     room_max_participants: int = 50
+    # Presence: a reconnect within the grace window continues the same interval.
+    presence_grace_seconds: float = 15.0
+    presence_flush_seconds: float = 1.0
+    talk_threshold_dbov: int = -50
+    # /metrics: off entirely, or guarded by a bearer token (else loopback clients only).
+    metrics_enabled: bool = True
+    metrics_token: str | None = field(default=None, repr=False)
+    # Recordings: where segment and composed files go (default <data_dir>/recordings) and the
+    # most bytes all recordings together may take there.
+    recordings_dir: Path | None = None
+    recordings_max_bytes: int = 10 * 1024**3
+
+    @property
+    def recordings_path(self) -> Path:
+        return self.recordings_dir or self.data_dir / "recordings"
 
     @property
     def auth0_enabled(self) -> bool:
@@ -66,6 +85,30 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 def _str(env: Mapping[str, str], name: str) -> str | None:
@@ -103,6 +146,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if part.strip()
     )
     announced = _str(env, "ICE_ANNOUNCED_ADDRESS")
+    try:
+        ice = load_ice_settings(env)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     return Settings(
         host=_str(env, "HOST") or "0.0.0.0",
         port=_int(env, "PORT", 3000, 0, 65535),
@@ -122,5 +169,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=log_level,
         ice_addresses=ice_addresses,
         ice_announced_address=_address("ICE_ANNOUNCED_ADDRESS", announced) if announced else None,
+        ice=ice,
         room_max_participants=_int(env, "ROOM_MAX_PARTICIPANTS", 50, 2, 1000),
+        presence_grace_seconds=_float(env, "PRESENCE_GRACE_SECONDS", 15.0, 0.0, 3600.0),
+        presence_flush_seconds=_float(env, "PRESENCE_FLUSH_SECONDS", 1.0, 0.05, 60.0),
+        talk_threshold_dbov=_int(env, "TALK_THRESHOLD_DBOV", -50, -127, 0),
+        metrics_enabled=_bool(env, "METRICS_ENABLED", True),
+        metrics_token=_str(env, "METRICS_TOKEN"),
+        recordings_dir=Path(recordings_dir)
+        if (recordings_dir := _str(env, "RECORDINGS_DIR"))
+        else None,
+        recordings_max_bytes=_int(env, "RECORDINGS_MAX_BYTES", 10 * 1024**3, 1, 2**62),
     )

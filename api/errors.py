@@ -47,6 +47,12 @@ class Conflict(ApiError):
     status = 409
 
 
+class InsufficientStorage(ApiError):
+    """The server has no room left to store what was asked for (e.g. a recording)."""
+
+    status = 507
+
+
 class PayloadTooLarge(ApiError):
     """The body or frame exceeds the configured limit."""
 
@@ -71,3 +77,5 @@ WS_TEACHER_EVENT_ONLY = "Forbidden, teacher event only"
 WS_STUDENT_EVENT_ONLY = "Forbidden, student event only"
 WS_UNKNOWN_EVENT = "Unknown event"
 WS_INVALID_FORMAT = "Invalid message format"
+METRICS_UNAUTHORIZED = "Unauthorized, metrics token missing or invalid"
+METRICS_LOOPBACK_ONLY = "Forbidden, metrics are served to loopback clients only"

@@ -8,6 +8,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .errors import ApiError
+from .metrics import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         return await handler(request)
     except ApiError as error:
+        request.app[METRICS].count_error("http", error)
         return _failure(error.status, error.message)
     except web.HTTPRequestEntityTooLarge:
         return _failure(413, "Request body too large")
@@ -30,6 +32,7 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
         return _failure(404, "Not found")
     except web.HTTPException:
         raise
-    except Exception:
+    except Exception as error:
         log.exception("unhandled error in %s %s", request.method, request.path)
+        request.app[METRICS].count_error("http", error)
         return _failure(500, "Internal server error")

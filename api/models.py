@@ -72,6 +72,14 @@ class ClassRecord:
             "studentIds": list(self.student_ids),
         }
 
+    def detail(self) -> dict[str, Any]:
+        """``public()`` plus the class's settings."""
+        return {
+            **self.public(),
+            "policy": self.policy.public(),
+            "allowStudentRecordings": self.allow_student_recordings,
+        }
+
     def has_member(self, user_id: str) -> bool:
         return user_id == self.teacher_id or user_id in self.student_ids
 

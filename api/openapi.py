@@ -82,8 +82,22 @@ _SCHEMA = (400, errors.INVALID_SCHEMA)
 _TEACHER = (403, errors.TEACHER_ONLY)
 _OWNER = (403, errors.NOT_CLASS_TEACHER)
 _NO_CLASS = (404, errors.CLASS_NOT_FOUND)
+_NO_SESSION = (404, "Session not found")
 _CLASS_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_SESSION_PARAMS = [
+    *_CLASS_ID,
+    {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}},
+]
 _SECURED: list[dict[str, list[str]]] = [{"bearer": []}]
+_ICE_SERVER = {
+    "type": "object",
+    "required": ["urls"],
+    "properties": {
+        "urls": {"type": "array", "items": {"type": "string"}},
+        "username": {"type": "string", "description": "<expiry-unix>:<userId>"},
+        "credential": {"type": "string", "description": "base64(HMAC-SHA1(secret, username))"},
+    },
+}
 
 
 def _op(
@@ -106,6 +120,9 @@ def _op(
 
 def openapi_document() -> dict[str, Any]:
     """Every REST route with its exact error strings."""
+    # Imported here: the recordings module builds its paths with this module's helpers.
+    from .recordings.openapi_paths import recording_paths
+
     class_id_body = _body(["classId"], {"classId": {"type": "string"}})
     room = {
         "type": "object",
@@ -120,6 +137,33 @@ def openapi_document() -> dict[str, Any]:
     started = {
         "type": "object",
         "properties": {"classId": _ID, "roomId": _ID, "sessionId": _ID, "startedAt": _TIME},
+    }
+    session_item: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "sessionId": _ID,
+            "roomId": _ID,
+            "startedAt": _TIME,
+            "endedAt": {"type": ["string", "null"]},
+            "isActive": {"type": "boolean"},
+            "summary": {"type": ["object", "null"]},
+        },
+    }
+    student_row = {
+        "type": "object",
+        "properties": {
+            "studentId": _ID,
+            "status": {"enum": ["present", "absent", "late", None]},
+            "source": {"enum": ["teacher", "presence", None]},
+            "firstJoin": {"type": ["string", "null"]},
+            "lastLeave": {"type": ["string", "null"]},
+            "presenceSeconds": {"type": "number"},
+            "cameraSeconds": {"type": "number"},
+            "micSeconds": {"type": "number"},
+            "talkSeconds": {"type": "number"},
+            "intervals": {"type": "array", "items": {"type": "array", "items": _TIME}},
+            "override": {"type": ["object", "null"]},
+        },
     }
     paths: dict[str, Any] = {
         "/auth/signup": {
@@ -281,6 +325,77 @@ def openapi_document() -> dict[str, Any]:
                 body=class_id_body,
             )
         },
+        "/class/{id}/sessions": {
+            "get": _op(
+                "Every session of the class, newest first (owning teacher)",
+                {
+                    **_success("200", {"type": "array", "items": session_item}, "Sessions"),
+                    **_failures(_AUTH, _TEACHER, _OWNER, _NO_CLASS),
+                },
+                params=_CLASS_ID,
+            )
+        },
+        "/class/{id}/sessions/{session_id}": {
+            "get": _op(
+                "One session with every student's status, source and presence detail",
+                {
+                    **_success(
+                        "200",
+                        {
+                            **session_item,
+                            "properties": {
+                                **session_item["properties"],
+                                "students": {"type": "array", "items": student_row},
+                            },
+                        },
+                        "Detail",
+                    ),
+                    **_failures(_AUTH, _TEACHER, _OWNER, _NO_CLASS, _NO_SESSION),
+                },
+                params=_SESSION_PARAMS,
+            )
+        },
+        "/class/{id}/sessions/{session_id}/attendance.csv": {
+            "get": _op(
+                "The same detail as CSV",
+                {
+                    "200": {"description": "CSV", "content": {"text/csv": {}}},
+                    **_failures(_AUTH, _TEACHER, _OWNER, _NO_CLASS, _NO_SESSION),
+                },
+                params=_SESSION_PARAMS,
+            )
+        },
+        "/class/{id}/my-history": {
+            "get": _op(
+                "My status and presence in every finished session (enrolled student)",
+                {
+                    **_success("200", {"type": "array", "items": student_row}, "History"),
+                    **_failures(
+                        _AUTH, (403, errors.STUDENT_ONLY), (403, errors.NOT_ENROLLED), _NO_CLASS
+                    ),
+                },
+                params=_CLASS_ID,
+            )
+        },
+        "/class/{id}/settings": {
+            "put": _op(
+                "Change the attendance policy and recording access (owning teacher)",
+                {
+                    **_success("200", _CLASS, "The class with its settings"),
+                    **_failures(_SCHEMA, _AUTH, _TEACHER, _OWNER, _NO_CLASS),
+                },
+                body=_body(
+                    [],
+                    {
+                        "presentRatio": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                        "lateAfterSeconds": {"type": "integer", "minimum": 0, "maximum": 86400},
+                        "allowStudentRecordings": {"type": "boolean"},
+                    },
+                ),
+                params=_CLASS_ID,
+            )
+        },
+        **recording_paths(),
         "/.well-known/jwks.json": {
             "get": _op(
                 "Public keys of local tokens", {"200": {"description": "JWKS"}}, secured=False
@@ -290,6 +405,48 @@ def openapi_document() -> dict[str, Any]:
             "get": _op("This document", {"200": {"description": "OpenAPI"}}, secured=False)
         },
         "/health": {"get": _op("Liveness", {"200": {"description": "ok"}}, secured=False)},
+        "/ice-servers": {
+            "get": _op(
+                "STUN/TURN servers for RTCPeerConnection, with a fresh TURN credential of mine",
+                {
+                    **_success(
+                        "200",
+                        {
+                            "type": "object",
+                            "required": ["iceServers", "ttl"],
+                            "properties": {
+                                "iceServers": {"type": "array", "items": _ICE_SERVER},
+                                "ttl": {"type": ["integer", "null"]},
+                            },
+                        },
+                        "ttl: seconds the TURN credential can start allocations (null: no TURN)",
+                    ),
+                    **_failures(_AUTH),
+                },
+            )
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Server metrics in Prometheus text format (operators)",
+                "description": (
+                    "With METRICS_TOKEN set, send Authorization: Bearer <METRICS_TOKEN>; "
+                    "without it, only loopback clients may scrape. 404 when METRICS_ENABLED "
+                    "is false."
+                ),
+                "security": [{"metricsToken": []}, {}],
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition (OpenMetrics if accepted)",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **_failures(
+                        (401, errors.METRICS_UNAUTHORIZED),
+                        (403, errors.METRICS_LOOPBACK_ONLY),
+                        (404, "Not found"),
+                    ),
+                },
+            }
+        },
         "/ws": {
             "get": _op(
                 "The class WebSocket (token in ?token=, optional ?classId=)",
@@ -322,7 +479,8 @@ def openapi_document() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "metricsToken": {"type": "http", "scheme": "bearer"},
             },
             "schemas": {
                 "Failure": {

@@ -11,6 +11,10 @@ from .auth.keys import SigningKey
 from .auth.tokens import Authenticator, TokenIssuer
 from .classes import ClassService
 from .config import Settings
+from .metrics import ServerMetrics
+from .recordings.service import RecordingService
+from .rooms.manager import RoomManager
+from .rooms.roster import RosterPublisher
 from .store import Store
 from .ws.hub import SocketHub
 
@@ -27,6 +31,10 @@ class Services:
     classes: ClassService
     attendance: AttendanceService
     hub: SocketHub
+    rooms: RoomManager
+    roster: RosterPublisher
+    metrics: ServerMetrics
+    recordings: RecordingService
 
 
 SERVICES = web.AppKey("services", Services)

@@ -2,8 +2,9 @@
 
 For each N (default 1, 10, 50) and each mode (``sfu``: our encoded-frame forwarding on
 its direct send path; ``sfu-aiortc``: the same Router on aiortc's stock sender path;
-``relay``: aiortc's MediaRelay baseline, decoding once and re-encoding per subscriber),
-a fresh `scripts/bench_server.py` process hosts the room, pinned to core 0; this process
+``relay``: aiortc's MediaRelay baseline, decoding once and re-encoding per subscriber;
+``sfu-record``: ``sfu`` while recording every producer to disk), a fresh
+`scripts/bench_server.py` process hosts the room, pinned to core 0; this process
 (the load generator, pinned to core 1) publishes a pre-encoded VP8 640x360 30 fps clip
 and runs N subscribers that count frames without decoding (each decodes its first frames
 to prove the stream is valid).
@@ -374,6 +375,22 @@ def ratios(results: list[CaseResult]) -> list[dict[str, Any]]:
                         (last.cores - first.cores) / (rate[1] - rate[0]) * 1e6, 2
                     ),
                     "between": [first.subscribers, last.subscribers],
+                }
+            )
+    for n in sorted({r.subscribers for r in results}):
+        plain, recorded = by.get(("sfu", n)), by.get(("sfu-record", n))
+        if plain is not None and recorded is not None:
+            out.append(
+                {
+                    "recording_overhead": {
+                        "subscribers": n,
+                        "cores_sfu": round(plain.cores, 4),
+                        "cores_sfu_record": round(recorded.cores, 4),
+                        "cores_difference": round(recorded.cores - plain.cores, 4),
+                        "us_per_packet_difference": round(
+                            recorded.cpu_us_per_packet - plain.cpu_us_per_packet, 2
+                        ),
+                    }
                 }
             )
     return out

@@ -9,8 +9,9 @@ JSON-lines protocol over one TCP connection on 127.0.0.1 (no aiohttp needed):
   ``{"op": "offer", "id", "sdp", "streams"}``, ``{"op": "error", "id", "message"}``
 
 Modes: ``sfu`` forwards with `sfu.Router` (direct send path), ``sfu-aiortc`` with the
-Router on aiortc's stock sender path, ``relay`` is the aiortc MediaRelay baseline (the
-publisher's track decoded once, re-encoded for every subscriber).
+Router on aiortc's stock sender path, ``sfu-record`` is ``sfu`` while an `sfu.Recorder`
+writes every producer to a temporary directory, ``relay`` is the aiortc MediaRelay baseline
+(the publisher's track decoded once, re-encoded for every subscriber).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
@@ -30,6 +34,7 @@ from sfu import (
     MediaConfig,
     Participant,
     ParticipantId,
+    Producer,
     RouterId,
     RouterListener,
     create_peer_connection,
@@ -37,6 +42,7 @@ from sfu import (
 )
 from sfu import Router as SfuRouter
 from sfu.config import SendPath
+from sfu.recorder import Recorder
 
 CONFIG = MediaConfig(host_addresses=("127.0.0.1",), stats_interval=None)
 
@@ -62,11 +68,16 @@ class Channel:
 class SfuRoom(RouterListener):
     """The room under test: our Router."""
 
-    def __init__(self, channel: Channel, send_path: SendPath) -> None:
+    def __init__(self, channel: Channel, send_path: SendPath, record: bool = False) -> None:
         self.channel = channel
         config = dataclasses.replace(CONFIG, send_path=send_path)
         self.router = SfuRouter(RouterId("bench"), config, self)
         self.participants: dict[str, Participant] = {}
+        self.recorder = Recorder(Path(tempfile.mkdtemp(prefix="bench-rec-"))) if record else None
+
+    def on_producer_added(self, producer: Producer) -> None:
+        if self.recorder is not None:
+            self.recorder.add_producer(producer)
 
     def on_subscribe_offer(
         self, participant: Participant, offer_sdp: str, streams: dict[str, ParticipantId]
@@ -100,6 +111,9 @@ class SfuRoom(RouterListener):
 
     async def close(self) -> None:
         await self.router.close()
+        if self.recorder is not None:
+            await self.recorder.stop()
+            shutil.rmtree(self.recorder.directory, ignore_errors=True)
 
 
 class RelayRoom:
@@ -162,7 +176,9 @@ async def serve(mode: str) -> None:
         if mode == "relay":
             room = RelayRoom(channel)
         else:
-            room = SfuRoom(channel, "aiortc" if mode == "sfu-aiortc" else "direct")
+            room = SfuRoom(
+                channel, "aiortc" if mode == "sfu-aiortc" else "direct", mode == "sfu-record"
+            )
         tasks: set[asyncio.Task[None]] = set()
 
         async def run(message: dict[str, Any]) -> None:
@@ -203,7 +219,9 @@ async def serve(mode: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mode", choices=("sfu", "sfu-aiortc", "relay"), default="sfu")
+    parser.add_argument(
+        "--mode", choices=("sfu", "sfu-aiortc", "sfu-record", "relay"), default="sfu"
+    )
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one core")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

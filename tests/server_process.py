@@ -25,8 +25,8 @@ def free_port() -> int:
 class ServerProcess:
     """One ``python -m api`` child; ``stop()`` (SIGTERM) or ``kill()`` (SIGKILL) by PID."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
         inherited = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"}
         self.env = {**inherited, "HOST": "127.0.0.1", "PORT": str(self.port), **env}
         self.log_path = log_path

@@ -31,7 +31,7 @@ async def get_class(request: web.Request) -> web.Response:
     app = services(request)
     cls = await app.classes.get_for_member(user, request.match_info["id"])
     students = [student.summary() for student in await app.classes.students_of(cls)]
-    return ok({**cls.public(), "students": students})
+    return ok({**cls.detail(), "students": students})
 
 
 async def class_room(request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ from ..models import (
     SessionSummary,
     User,
 )
+from ..recordings.model import Recording
 
 
 class Store(ABC):
@@ -148,3 +149,24 @@ class Store(ABC):
 
     @abstractmethod
     async def list_presence_counters(self, session_id: str) -> list[PresenceCounters]: ...
+
+    # -- recordings ---------------------------------------------------------
+    @abstractmethod
+    async def put_recording(self, recording: Recording) -> None:
+        """Insert or replace the whole recording document."""
+
+    @abstractmethod
+    async def get_recording(self, recording_id: str) -> Recording | None: ...
+
+    @abstractmethod
+    async def list_recordings(self, class_id: str) -> list[Recording]:
+        """A class's recordings, newest first."""
+
+    @abstractmethod
+    async def list_unfinished_recordings(self) -> list[Recording]:
+        """Recordings still ``recording`` or with a ``pending``/``running`` compose job
+        (what a crash left behind), oldest first."""
+
+    @abstractmethod
+    async def delete_recording(self, recording_id: str) -> bool:
+        """Remove the recording's metadata; ``False`` if there was none."""

@@ -72,7 +72,8 @@ from ..models import (
     SessionSummary,
     User,
 )
-from ..timeutil import utcnow
+from ..recordings.model import Recording, recording_doc, recording_from_doc
+from ..timeutil import iso_ms, parse_iso, utcnow
 from .base import Store
 from .rules import SESSION_NOT_FOUND, TEACHER_NOT_FOUND, normalize_email, stored_moment
 
@@ -106,6 +107,9 @@ _INDEXES: dict[str, list[IndexModel]] = {
         IndexModel(
             [("sessionId", ASCENDING), ("seq", ASCENDING)], unique=True, name="session_seq_unique"
         ),
+    ],
+    "recordings": [
+        IndexModel([("classId", ASCENDING), ("startedAt", DESCENDING)], name="by_class"),
     ],
     "presence_counters": [
         IndexModel(
@@ -183,6 +187,10 @@ class MongoStore(Store):
     @property
     def _presence_counters(self) -> AsyncCollection[Doc]:
         return self._col("presence_counters")
+
+    @property
+    def _recordings(self) -> AsyncCollection[Doc]:
+        return self._col("recordings")
 
     # -- users --------------------------------------------------------------
     async def create_user(
@@ -489,6 +497,40 @@ class MongoStore(Store):
         )
         return [_presence_counters(doc) for doc in docs]
 
+    # -- recordings -----------------------------------------------------------
+    async def put_recording(self, recording: Recording) -> None:
+        await put_recording(self._recordings, recording)
+
+    async def get_recording(self, recording_id: str) -> Recording | None:
+        doc = await _by_id(self._recordings, recording_id)
+        return _recording(doc) if doc is not None else None
+
+    async def list_recordings(self, class_id: str) -> list[Recording]:
+        docs = await (
+            self._recordings.find({"classId": class_id})
+            .sort([("startedAt", DESCENDING), ("_id", DESCENDING)])
+            .to_list()
+        )
+        return [_recording(doc) for doc in docs]
+
+    async def list_unfinished_recordings(self) -> list[Recording]:
+        unfinished = {
+            "$or": [{"status": "recording"}, {"job.status": {"$in": ["pending", "running"]}}]
+        }
+        docs = await (
+            self._recordings.find(unfinished)
+            .sort([("startedAt", ASCENDING), ("_id", ASCENDING)])
+            .to_list()
+        )
+        return [_recording(doc) for doc in docs]
+
+    async def delete_recording(self, recording_id: str) -> bool:
+        oid = _oid(recording_id)
+        if oid is None:
+            return False
+        result = await self._recordings.delete_one({"_id": oid})
+        return result.deleted_count > 0
+
 
 def _oid(value: str) -> ObjectId | None:
     """The ObjectId an id string names; ``None`` unless it is the canonical lowercase form
@@ -669,3 +711,29 @@ def _presence_counters(doc: Doc) -> PresenceCounters:
         talk_ms=doc["talkMs"],
         last_seen_at=doc["lastSeenAt"],
     )
+
+
+# -- recordings ----------------------------------------------------------------
+# One document per recording, always written whole (``replace_one``): files and the compose
+# job change together, and nx-27017 neither ``$push``es subdocuments nor ``$set``s dates.
+
+
+async def put_recording(collection: AsyncCollection[Doc], recording: Recording) -> None:
+    """Insert or replace ``recording``'s whole document."""
+    doc = recording_doc(recording)
+    doc["startedAt"] = parse_iso(doc["startedAt"])
+    if doc["stoppedAt"]:
+        doc["stoppedAt"] = parse_iso(doc["stoppedAt"])
+    oid = ObjectId(recording.id)
+    try:
+        await collection.replace_one({"_id": oid}, {"_id": oid, **doc}, upsert=True)
+    except DuplicateKeyError:
+        await collection.replace_one({"_id": oid}, {"_id": oid, **doc}, upsert=True)
+
+
+def _recording(doc: Doc) -> Recording:
+    fields = {k: v for k, v in doc.items() if k != "_id"}
+    for key in ("startedAt", "stoppedAt"):
+        if isinstance(fields.get(key), datetime):
+            fields[key] = iso_ms(fields[key])
+    return recording_from_doc(str(doc["_id"]), fields)

@@ -105,7 +105,18 @@ _V2 = (
     ) WITHOUT ROWID""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+# Recordings: one JSON document per recording (files and compose job change together).
+_V3 = (
+    """CREATE TABLE recordings (
+        id TEXT PRIMARY KEY,
+        class_id TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        doc TEXT NOT NULL
+    )""",
+    "CREATE INDEX recordings_by_class ON recordings (class_id, started_at)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

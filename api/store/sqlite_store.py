@@ -40,6 +40,7 @@ from ..models import (
     SessionSummary,
     User,
 )
+from ..recordings.model import Recording, recording_doc, recording_from_doc
 from ..timeutil import iso_ms, parse_iso, utcnow
 from .base import Store
 from .rules import SESSION_NOT_FOUND, TEACHER_NOT_FOUND, normalize_email, stored_moment
@@ -443,6 +444,46 @@ class SqliteStore(Store):
             (session_id,),
         )
         return [_presence_counters(row) for row in rows]
+
+    # -- recordings -----------------------------------------------------------
+    async def put_recording(self, recording: Recording) -> None:
+        doc = recording_doc(recording)
+        params = (recording.id, recording.class_id, doc["startedAt"], json.dumps(doc))
+        await self._run(
+            lambda conn: conn.execute(
+                "INSERT INTO recordings (id, class_id, started_at, doc) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+                params,
+            )
+        )
+
+    async def get_recording(self, recording_id: str) -> Recording | None:
+        row = await self._one("SELECT id, doc FROM recordings WHERE id = ?", (recording_id,))
+        return recording_from_doc(row["id"], json.loads(row["doc"])) if row else None
+
+    async def list_recordings(self, class_id: str) -> list[Recording]:
+        rows = await self._all(
+            "SELECT id, doc FROM recordings WHERE class_id = ? ORDER BY started_at DESC, id DESC",
+            (class_id,),
+        )
+        return [recording_from_doc(row["id"], json.loads(row["doc"])) for row in rows]
+
+    async def list_unfinished_recordings(self) -> list[Recording]:
+        rows = await self._all(
+            "SELECT id, doc FROM recordings WHERE json_extract(doc, '$.status') = 'recording'"
+            " OR json_extract(doc, '$.job.status') IN ('pending', 'running')"
+            " ORDER BY started_at, id",
+            (),
+        )
+        return [recording_from_doc(row["id"], json.loads(row["doc"])) for row in rows]
+
+    async def delete_recording(self, recording_id: str) -> bool:
+        deleted: int = await self._run(
+            lambda conn: (
+                conn.execute("DELETE FROM recordings WHERE id = ?", (recording_id,)).rowcount
+            )
+        )
+        return deleted > 0
 
     # -- helpers --------------------------------------------------------------
     async def _one(self, sql: str, params: Sequence[Any]) -> Row | None:

@@ -31,7 +31,7 @@ class ClientSocket:
         self.ws = ws
         self.user = user
         self.fixed_class_id = class_id
-        self.joined_room: str | None = None
+        self.joined_session_id: str | None = None
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue(maxsize=queue_size)
         self._writer = asyncio.create_task(self._drain(), name=f"ws-writer-{self.id}")
         self._closing = False
@@ -61,7 +61,7 @@ class ClientSocket:
             except (ConnectionError, RuntimeError):
                 return
 
-    async def flush_and_close(self) -> None:
+    async def flush_and_close(self, code: int = 1000, message: bytes = b"") -> None:
         """Deliver what is queued, then stop the writer; idempotent."""
         self._closing = True
         with contextlib.suppress(asyncio.QueueFull):
@@ -72,4 +72,4 @@ class ClientSocket:
             except TimeoutError:
                 self._writer.cancel()
         if not self.ws.closed:
-            await self.ws.close()
+            await self.ws.close(code=code, message=message)

@@ -12,6 +12,7 @@ from ..errors import WS_INVALID_FORMAT, WS_UNAUTHORIZED, Unauthorized
 from ..services import SERVICES
 from .connection import ClientSocket
 from .events import EventRouter
+from .hub import SHUTDOWN_MESSAGE
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ def websocket_handler(
             ws, user, request.query.get("classId") or None, settings.ws_send_queue
         )
         services.hub.add(socket)
+        if services.hub.shutting_down:  # connected while the server was stopping
+            await socket.flush_and_close(code=1001, message=SHUTDOWN_MESSAGE)
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT:

@@ -34,8 +34,10 @@ def decode_frame(raw: str) -> tuple[str, dict[str, Any]]:
 class EventRouter:
     """Maps event names to handlers and turns every failure into an ``ERROR`` event."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_error: Callable[[Exception], None] = lambda error: None) -> None:
         self._handlers: dict[str, EventHandler] = {}
+        self._on_error = on_error
+        """Told of every error answered with ``ERROR`` (metrics)."""
 
     def add(self, event: str, handler: EventHandler) -> None:
         if event in self._handlers:
@@ -54,7 +56,9 @@ class EventRouter:
                 raise InvalidRequest(WS_UNKNOWN_EVENT)
             await handler(socket, data)
         except ApiError as error:
+            self._on_error(error)
             socket.send("ERROR", {"message": error.message})
-        except Exception:
+        except Exception as error:
             log.exception("event handler failed for socket %s", socket.id)
+            self._on_error(error)
             socket.send("ERROR", {"message": "Internal server error"})

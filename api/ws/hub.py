@@ -8,6 +8,8 @@ from typing import Any
 from ..models import ClassRecord
 from .connection import ClientSocket
 
+SHUTDOWN_MESSAGE = b"server shutting down"
+
 
 class SocketHub:
     """Knows which sockets belong to which class and delivers broadcasts to them.
@@ -18,6 +20,14 @@ class SocketHub:
 
     def __init__(self) -> None:
         self._by_user: dict[str, set[ClientSocket]] = defaultdict(set)
+        self.shutting_down = False
+        """Set once the server stops: sockets that finish connecting after it close at once."""
+
+    async def close_all(self) -> None:
+        """Close every socket, now and any that registers later (server shutdown)."""
+        self.shutting_down = True
+        for socket in self.all():
+            await socket.flush_and_close(code=1001, message=SHUTDOWN_MESSAGE)
 
     def add(self, socket: ClientSocket) -> None:
         self._by_user[socket.user.id].add(socket)

@@ -137,6 +137,8 @@ class ClassSocket:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
         self.received: list[dict[str, Any]] = []
+        self.handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
+        """Events given to a handler as they arrive instead of being kept in ``received``."""
         self._arrived = asyncio.Event()
         self._reader = asyncio.create_task(self._read())
         self.close_code: int | None = None
@@ -144,7 +146,12 @@ class ClassSocket:
     async def _read(self) -> None:
         async for message in self.ws:
             if message.type == aiohttp.WSMsgType.TEXT:
-                self.received.append(json.loads(message.data))
+                frame = json.loads(message.data)
+                handler = self.handlers.get(frame.get("event"))
+                if handler is not None:
+                    handler(frame.get("data") or {})
+                    continue
+                self.received.append(frame)
                 self._arrived.set()
         self.close_code = self.ws.close_code
         self._arrived.set()
@@ -163,14 +170,14 @@ class ClassSocket:
         self,
         event: str,
         *,
-        timeout: float = 5.0,
+        timeout: float = 10.0,
         where: Callable[[dict[str, Any]], bool] | None = None,
     ) -> dict[str, Any]:
         """Remove and return the first received ``data`` of ``event`` (matching ``where``)."""
         return (await self._take({event}, timeout, where))[1]
 
     async def request(
-        self, event: str, data: dict[str, Any] | None, reply: str, *, timeout: float = 5.0
+        self, event: str, data: dict[str, Any] | None, reply: str, *, timeout: float = 10.0
     ) -> dict[str, Any]:
         """Send ``event`` and wait for ``reply`` or an ``ERROR`` (raised as ``ApiFailure``)."""
         await self.send(event, data)

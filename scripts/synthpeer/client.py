@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
@@ -72,8 +72,11 @@ class MediaClient:
         video_track: MediaStreamTrack | None = None,
         video_codec: str | None = None,
         loss_every: int | None = None,
+        relay_only: bool = False,
     ) -> None:
-        self.config = config
+        """`relay_only` forces ``ice_transport_policy="relay"`` on both connections (all
+        media through the TURN server of `config`)."""
+        self.config = replace(config, ice_transport_policy="relay") if relay_only else config
         self.video_track: MediaStreamTrack | None = (
             EncodedVideoTrack(video, send_log=send_log) if video is not None else video_track
         )

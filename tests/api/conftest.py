@@ -9,10 +9,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from api.app import create_app
 from api.config import Settings
+from api.services import SERVICES, Services
 from scripts.synthpeer.api_client import Account, ClassroomApi
 from tests.nx27017_server import Nx27017Server
 
@@ -30,8 +32,15 @@ class Classroom:
 
 @dataclass
 class RunningServer:
+    """A started server, a REST/WS client for it, and its services for white-box checks."""
+
     api: ClassroomApi
     settings: Settings
+    app: web.Application
+
+    @property
+    def services(self) -> Services:
+        return self.app[SERVICES]
 
     async def account(self, role: str, name: str | None = None) -> Account:
         number = next(_emails)
@@ -73,7 +82,7 @@ async def start_server() -> AsyncIterator[ServerFactory]:
         await server.start_server()
         api = ClassroomApi(str(server.make_url("/")))
         started.append((server, api))
-        return RunningServer(api, replace(settings, port=server.port or 0))
+        return RunningServer(api, replace(settings, port=server.port or 0), server.app)
 
     yield start
     for server, api in reversed(started):

@@ -40,6 +40,14 @@ def test_seed_variable_names_are_read() -> None:
     assert settings.ice_announced_address == "203.0.113.7"
 
 
+def test_metrics_settings_are_read_and_the_token_is_not_shown() -> None:
+    assert load_settings({}).metrics_enabled is True
+    assert load_settings({}).metrics_token is None
+    settings = load_settings({"METRICS_ENABLED": "false", "METRICS_TOKEN": "s3cret"})
+    assert settings.metrics_enabled is False and settings.metrics_token == "s3cret"
+    assert "s3cret" not in repr(settings)
+
+
 @pytest.mark.parametrize(
     ("env", "reason"),
     [
@@ -50,6 +58,7 @@ def test_seed_variable_names_are_read() -> None:
         ({"AUTH0_DOMAIN": "https://tenant.auth0.com/", "AUTH0_AUDIENCE": "a"}, "bare host name"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be"),
         ({"ICE_ADDRESSES": "localhost"}, "ICE_ADDRESSES must hold IP addresses"),
+        ({"METRICS_ENABLED": "maybe"}, "METRICS_ENABLED must be true or false"),
     ],
 )
 def test_invalid_values_are_refused_with_a_reason(env: dict[str, str], reason: str) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,3 +104,20 @@ async def test_full_flow_then_restarts_lose_nothing_acknowledged(
             assert mine["status"] == "absent"  # the latest finished session
     finally:
         server.stop()
+
+
+async def test_sigterm_stops_the_server_promptly_with_sockets_open(
+    tmp_path: Path, server_log: Path
+) -> None:
+    server = ServerProcess({"DATA_DIR": str(tmp_path / "data")}, server_log)
+    await server.start()
+    async with ClassroomApi(server.base_url) as api:
+        teacher = await api.register("Tess", "tess@school.test", "teacher")
+        socket = await api.open_socket(teacher.token)
+        assert server.process is not None
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(socket._reader, 10)
+        assert socket.close_code == 1001
+        code = await asyncio.to_thread(server.process.wait, 10)
+        assert code == 0 and time.monotonic() - started < 10

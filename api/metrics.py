@@ -1,0 +1,121 @@
+"""Server metrics in Prometheus form: one registry per application.
+
+`ServerMetrics` owns a `CollectorRegistry` of its own (never the global one, so tests
+can build several apps in one process) holding:
+
+- what the control plane observes as it happens: join latency (``JOIN_ROOM`` until
+  ``ROOM_JOINED`` is queued), store call latency (through `TimedStore`), errors by type;
+- what is read at scrape time: rooms, participants, producers, consumers and the media
+  counters of ``room.router.stats()`` (`api.media_metrics`), open WebSockets;
+- the process's CPU seconds and resident memory (prometheus-client's process collector).
+
+`/metrics` serves it (`api.routes.metrics_routes`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client.exposition import choose_encoder
+
+from .errors import ApiError
+from .media_metrics import MediaCollector, RoomSource
+from .store import Store
+
+JOIN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+STORE_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+INTERNAL_ERROR = "InternalError"
+
+
+class ServerMetrics:
+    """The metrics of one application; `render()` is what ``/metrics`` answers."""
+
+    def __init__(self, *, enabled: bool = True, token: str | None = None) -> None:
+        self.enabled = enabled
+        self.token = token
+        self.registry = CollectorRegistry()
+        self.join_seconds = Histogram(
+            "classroom_join_seconds",
+            "Time from receiving JOIN_ROOM to queueing ROOM_JOINED",
+            buckets=JOIN_BUCKETS,
+            registry=self.registry,
+        )
+        self.store_seconds = Histogram(
+            "classroom_store_seconds",
+            "Latency of store calls, by Store method",
+            ["operation"],
+            buckets=STORE_BUCKETS,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "classroom_errors",
+            "Errors answered to clients, by channel (http, ws) and error class",
+            ["channel", "type"],
+            registry=self.registry,
+        )
+        self.media = MediaCollector(self.registry)
+        ProcessCollector(registry=self.registry)
+
+    def watch(self, rooms: RoomSource, websockets: Callable[[], int]) -> None:
+        """Where scrape-time gauges read from (set once the services exist)."""
+        self.media.bind(rooms, websockets)
+
+    def count_error(self, channel: str, error: BaseException) -> None:
+        """One error answered on ``channel``: `ApiError` subclasses by name, else internal."""
+        kind = type(error).__name__ if isinstance(error, ApiError) else INTERNAL_ERROR
+        self.errors.labels(channel, kind).inc()
+
+    def observe_join(self, started: float) -> None:
+        """A join that began at ``started`` (``time.perf_counter()``) succeeded."""
+        self.join_seconds.observe(time.perf_counter() - started)
+
+    def render(self, accept: str | None) -> tuple[bytes, str]:
+        """The exposition (text format, or OpenMetrics if asked for) and its content type."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+
+METRICS = web.AppKey("metrics", ServerMetrics)
+
+
+class TimedStore(Store):
+    """A `Store` that delegates every call to ``inner`` and records its latency.
+
+    The delegating methods are generated from `Store`'s abstract methods (below the
+    class), so a method added to the interface is timed without touching this class.
+    Build one with `TimedStore.wrap`.
+    """
+
+    def __init__(self, inner: Store, seconds: Histogram) -> None:
+        self.inner = inner
+        self._seconds = seconds
+
+    @classmethod
+    def wrap(cls, inner: Store, seconds: Histogram) -> TimedStore:
+        return cls(inner, seconds)
+
+    def _observe(self, operation: str, started: float) -> None:
+        self._seconds.labels(operation).observe(time.perf_counter() - started)
+
+
+def _timed_method(name: str) -> Callable[..., Awaitable[Any]]:
+    async def method(self: TimedStore, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await getattr(self.inner, name)(*args, **kwargs)
+        finally:
+            self._observe(name, started)
+
+    method.__name__ = name
+    method.__qualname__ = f"TimedStore.{name}"
+    method.__doc__ = getattr(Store, name).__doc__
+    return method
+
+
+for _name in sorted(Store.__abstractmethods__):
+    setattr(TimedStore, _name, _timed_method(_name))
+TimedStore.__abstractmethods__ = frozenset()

@@ -1,0 +1,1 @@
+"""Session recordings: metadata, the live recording of a room, the offline compose job."""

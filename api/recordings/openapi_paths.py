@@ -1,0 +1,159 @@
+"""The OpenAPI description of ``/class/:id/recordings`` (merged into ``api.openapi``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import errors
+from ..openapi import _CLASS_ID, _failures, _op, _success
+from .service import (
+    FILE_NOT_FOUND,
+    NOT_COMPOSED,
+    NOT_RECORDING,
+    NOT_SHARED,
+    RECORDING_ACTIVE,
+    RECORDING_NOT_FOUND,
+    ROOM_NOT_OPEN,
+    STILL_RECORDING,
+    STORAGE_FULL,
+)
+
+_AUTH = (401, errors.UNAUTHORIZED)
+_TEACHER = (403, errors.TEACHER_ONLY)
+_OWNER = (403, errors.NOT_CLASS_TEACHER)
+_NO_CLASS = (404, errors.CLASS_NOT_FOUND)
+_NO_RECORDING = (404, RECORDING_NOT_FOUND)
+_READERS = (_AUTH, _OWNER, (403, errors.NOT_ENROLLED), (403, NOT_SHARED), _NO_CLASS)
+_RID = [*_CLASS_ID, {"name": "rid", "in": "path", "required": True, "schema": {"type": "string"}}]
+_TOKEN = {
+    "name": "token",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "the bearer token, for players that cannot send headers",
+}
+_FILE = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "userId": {"type": "string"},
+        "kind": {"enum": ["audio", "video"]},
+        "offset": {"type": "number", "description": "seconds after the recording started"},
+        "duration": {"type": "number"},
+        "size": {"type": "integer"},
+    },
+}
+RECORDING = {
+    "type": "object",
+    "properties": {
+        "recordingId": {"type": "string"},
+        "classId": {"type": "string"},
+        "sessionId": {"type": "string"},
+        "startedBy": {"type": "string"},
+        "startedAt": {"type": "string", "format": "date-time"},
+        "stoppedAt": {"type": ["string", "null"], "format": "date-time"},
+        "status": {"enum": ["recording", "stopped"]},
+        "stopReason": {"type": ["string", "null"]},
+        "participants": {"type": "array", "items": {"type": "string"}},
+        "files": {"type": "array", "items": _FILE},
+        "job": {
+            "type": "object",
+            "properties": {
+                "status": {"enum": ["pending", "running", "done", "failed"]},
+                "progress": {"type": "number", "minimum": 0, "maximum": 1},
+                "error": {"type": ["string", "null"]},
+                "file": {"type": ["string", "null"]},
+                "size": {"type": ["integer", "null"]},
+                "duration": {"type": ["number", "null"]},
+            },
+        },
+    },
+}
+_MEDIA = {
+    "200": {"description": "The file", "content": {"video/x-matroska": {}, "video/webm": {}}},
+    "206": {"description": "Partial content (Range: bytes=...)"},
+    "416": {"description": "Range not satisfiable"},
+}
+
+
+def recording_paths() -> dict[str, Any]:
+    """Every recording route with its exact error strings."""
+    return {
+        "/class/{id}/recordings/start": {
+            "post": _op(
+                "Record the class's live room (owning teacher); the room hears RECORDING",
+                {
+                    **_success("201", RECORDING, "The new recording"),
+                    **_failures(
+                        _AUTH,
+                        _TEACHER,
+                        _OWNER,
+                        _NO_CLASS,
+                        (409, errors.NO_ACTIVE_SESSION),
+                        (409, ROOM_NOT_OPEN),
+                        (409, RECORDING_ACTIVE),
+                        (507, STORAGE_FULL),
+                    ),
+                },
+                params=_CLASS_ID,
+            )
+        },
+        "/class/{id}/recordings/stop": {
+            "post": _op(
+                "Stop the recording (owning teacher); the compose job starts",
+                {
+                    **_success("200", RECORDING, "The stopped recording"),
+                    **_failures(_AUTH, _TEACHER, _OWNER, _NO_CLASS, (409, NOT_RECORDING)),
+                },
+                params=_CLASS_ID,
+            )
+        },
+        "/class/{id}/recordings": {
+            "get": _op(
+                "The class's recordings, newest first (owner; students if the class allows)",
+                {
+                    **_success("200", {"type": "array", "items": RECORDING}, "Recordings"),
+                    **_failures(*_READERS),
+                },
+                params=_CLASS_ID,
+            )
+        },
+        "/class/{id}/recordings/{rid}": {
+            "get": _op(
+                "One recording with its files and compose job status",
+                {
+                    **_success("200", RECORDING, "The recording"),
+                    **_failures(*_READERS, _NO_RECORDING),
+                },
+                params=_RID,
+            ),
+            "delete": _op(
+                "Delete the recording's files and metadata (owning teacher)",
+                {
+                    **_success("200", {"type": "object"}, "{recordingId, deleted: true}"),
+                    **_failures(
+                        _AUTH, _TEACHER, _OWNER, _NO_CLASS, _NO_RECORDING, (409, STILL_RECORDING)
+                    ),
+                },
+                params=_RID,
+            ),
+        },
+        "/class/{id}/recordings/{rid}/files/{name}": {
+            "get": _op(
+                "Download one participant's track segment (Matroska), with Range support",
+                {**_MEDIA, **_failures(*_READERS, _NO_RECORDING, (404, FILE_NOT_FOUND))},
+                params=[
+                    *_RID,
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                    _TOKEN,
+                ],
+            )
+        },
+        "/class/{id}/recordings/{rid}/composed": {
+            "get": _op(
+                "Download the composed grid video (WebM), with Range support",
+                {**_MEDIA, **_failures(*_READERS, _NO_RECORDING, (409, NOT_COMPOSED))},
+                params=[*_RID, _TOKEN],
+            )
+        },
+    }

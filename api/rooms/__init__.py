@@ -1,0 +1,1 @@
+"""Live class rooms: who has joined each active session, and their media in ``sfu``."""

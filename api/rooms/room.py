@@ -1,0 +1,213 @@
+"""A class session's live room: its members and the ``sfu.Router`` that carries their media."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sfu import MediaConfig, Participant, ParticipantId, Producer, Router, RouterId, RouterListener
+
+from ..errors import Conflict
+from ..ids import UserId, new_id
+from ..models import AttendanceSession, ClassRecord, User
+from ..presence.tracker import PresenceTiming, PresenceTracker
+from ..recordings.live import LiveRecording
+from ..store import Store
+from ..timeutil import utcnow
+from ..ws.connection import ClientSocket
+from .member import RoomMember
+
+log = logging.getLogger(__name__)
+
+ROOM_FULL = "Room is full ({limit} participants)"
+MEDIA_FAILED = "Media connection failed; join the room again to retry"
+
+
+class ClassRoom(RouterListener):
+    """Members of one active session and their media; sends room events to joined sockets.
+
+    It is the router's listener: media-plane events become WebSocket events here, and
+    nowhere else.
+    """
+
+    def __init__(
+        self,
+        cls: ClassRecord,
+        session: AttendanceSession,
+        media: MediaConfig,
+        ice_servers: Callable[[User], list[dict[str, Any]]],
+        max_participants: int,
+        store: Store,
+        timing: PresenceTiming,
+        on_change: Callable[[ClassRoom], None],
+    ) -> None:
+        self.cls = cls
+        self.session = session
+        self.ice_servers = ice_servers
+        """Each joining user's ``iceServers`` (TURN credentials are per user)."""
+        self.max_participants = max_participants
+        self.router = Router(RouterId(session.room_id), media, self)
+        self.members: dict[str, RoomMember] = {}
+        self._by_participant: dict[ParticipantId, RoomMember] = {}
+        self.presence = PresenceTracker(
+            store, session, self._media_probe, self._announce_speaker, timing
+        )
+        self._on_change = on_change
+        self.lock = asyncio.Lock()
+        self.closed = False
+        self.recording: LiveRecording | None = None
+        """Set by ``api.recordings.service`` while the room is being recorded."""
+
+    # -- membership ---------------------------------------------------------
+    def member_of(self, socket: ClientSocket) -> RoomMember | None:
+        member = self.members.get(socket.user.id)
+        return member if member is not None and member.socket is socket else None
+
+    async def join(self, user: User, socket: ClientSocket) -> RoomMember:
+        """Add ``user`` (replacing an earlier membership of theirs) and announce them."""
+        previous = self.members.get(user.id)
+        if previous is not None:
+            await self.leave(previous, reason="rejoined")
+        if len(self.members) >= self.max_participants:
+            raise Conflict(ROOM_FULL.format(limit=self.max_participants))
+        participant = self.router.add_participant(
+            ParticipantId(new_id()), {"userId": user.id, "role": user.role}
+        )
+        member = RoomMember(user=user, socket=socket, participant=participant, joined_at=utcnow())
+        self.members[user.id] = member
+        self._by_participant[participant.id] = member
+        socket.joined_session_id = self.session.id
+        socket.send(
+            "ROOM_JOINED",
+            {
+                "roomId": self.session.room_id,
+                "sessionId": self.session.id,
+                "classId": self.cls.id,
+                "userId": user.id,
+                "participants": [m.public() for m in self.members.values() if m is not member],
+                "iceServers": self.ice_servers(user),
+                "recording": self.recording_state(),
+            },
+        )
+        self.broadcast(
+            "PEER_JOINED", {"userId": user.id, "name": user.name, "role": user.role}, skip=member
+        )
+        self._on_change(self)
+        return member
+
+    async def leave(self, member: RoomMember, *, reason: str) -> None:
+        """Remove ``member``, close their media, and tell the others; idempotent."""
+        if self.members.get(member.user.id) is not member:
+            return
+        del self.members[member.user.id]
+        self._by_participant.pop(member.participant.id, None)
+        if member.socket.joined_session_id == self.session.id:
+            member.socket.joined_session_id = None
+        log.info("user %s left room %s (%s)", member.user.id, self.session.room_id, reason)
+        self.presence.disconnected(member.user.id, reason)
+        await member.participant.close()
+        self.broadcast("PEER_LEFT", {"userId": member.user.id})
+        self._on_change(self)
+
+    def set_media_state(self, member: RoomMember, audio: bool, video: bool) -> None:
+        member.audio, member.video = audio, video
+        self.broadcast(
+            "MEDIA_STATE", {"userId": member.user.id, "audio": audio, "video": video}, skip=member
+        )
+        self._on_change(self)
+
+    async def close_presence(self) -> None:
+        """Write the last presence of everyone still here (the session is ending)."""
+        await self.presence.close("session ended")
+
+    async def close(self) -> None:
+        """Close presence, every member's media and the router; idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        await self.presence.close("room closed")
+        for member in list(self.members.values()):
+            if member.socket.joined_session_id == self.session.id:
+                member.socket.joined_session_id = None
+        self.members.clear()
+        self._by_participant.clear()
+        if self.recording is not None:
+            await self.recording.room_closed()
+        await self.router.close()
+
+    def recording_state(self) -> dict[str, Any]:
+        """``{active, recordingId}`` as ``RECORDING`` and ``ROOM_JOINED`` carry it."""
+        if self.recording is None:
+            return {"active": False, "recordingId": None}
+        return self.recording.public()
+
+    def broadcast(
+        self, event: str, data: dict[str, Any], *, skip: RoomMember | None = None
+    ) -> None:
+        for member in list(self.members.values()):
+            if member is not skip:
+                member.socket.send(event, data)
+
+    # -- media-plane events (RouterListener) --------------------------------
+    def on_participant_connected(self, participant: Participant) -> None:
+        member = self._by_participant.get(participant.id)
+        if member is not None:
+            member.media_connected = True
+            self.presence.connected(member.user.id)
+            self._on_change(self)
+
+    def on_participant_disconnected(self, participant: Participant, reason: str) -> None:
+        member = self._by_participant.get(participant.id)
+        if member is None or reason != "failed":
+            return
+        member.media_connected = False
+        member.socket.send("ERROR", {"message": MEDIA_FAILED})
+        asyncio.get_running_loop().create_task(self.leave(member, reason="media failed"))
+
+    def on_subscribe_offer(
+        self, participant: Participant, offer_sdp: str, streams: dict[str, ParticipantId]
+    ) -> None:
+        member = self._by_participant.get(participant.id)
+        if member is None:
+            return
+        labelled = {
+            stream_id: owner.user.id
+            for stream_id, publisher in streams.items()
+            if (owner := self._by_participant.get(publisher)) is not None
+        }
+        member.socket.send(
+            "WEBRTC_OFFER",
+            {
+                "pc": "subscribe",
+                "offer": {"type": "offer", "sdp": offer_sdp},
+                "streams": labelled,
+            },
+        )
+
+    def on_audio_level(self, producer: Producer, level_dbov: int, voice: bool) -> None:
+        member = self._by_participant.get(producer.participant_id)
+        if member is not None and member.audio:
+            self.presence.audio_level(member.user.id, level_dbov)
+
+    def _media_probe(self, user_id: UserId) -> tuple[bool, bool]:
+        member = self.members.get(user_id)
+        if member is None:
+            return False, False
+        flowing = {p.kind for p in member.participant.producers.values() if p.is_flowing()}
+        return member.video and "video" in flowing, member.audio and "audio" in flowing
+
+    def _announce_speaker(self, user_id: UserId) -> None:
+        self.broadcast("ACTIVE_SPEAKER", {"userId": user_id})
+
+    def on_producer_added(self, producer: Producer) -> None:
+        log.debug(
+            "producer %s (%s) added in room %s", producer.id, producer.kind, self.session.room_id
+        )
+        if self.recording is not None:
+            self.recording.add_producer(producer)
+
+    def on_producer_removed(self, producer: Producer) -> None:
+        if self.recording is not None:
+            self.recording.remove_producer(producer)

@@ -1,0 +1,88 @@
+"""The teacher's live roster: who is enrolled, who is in the room, and their status."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ..attendance import AttendanceService
+from ..models import AttendanceSession, ClassRecord
+from ..store import Store
+from ..timeutil import iso_ms
+from .room import ClassRoom
+
+log = logging.getLogger(__name__)
+
+DEBOUNCE_SECONDS = 0.2
+
+
+class RosterPublisher:
+    """Builds ``ROSTER`` payloads and pushes them, debounced, to the teachers in a room."""
+
+    def __init__(self, store: Store, attendance: AttendanceService) -> None:
+        self._store = store
+        self._attendance = attendance
+        self._pending: dict[str, asyncio.Task[None]] = {}
+
+    async def build(
+        self, cls: ClassRecord, session: AttendanceSession, room: ClassRoom | None
+    ) -> dict[str, Any]:
+        members = room.members if room is not None else {}
+        rows = await self._attendance.report(session, cls)
+        students = []
+        for row in rows:
+            user = await self._store.get_user(row.student_id)
+            member = members.get(row.student_id)
+            students.append(
+                {
+                    "userId": row.student_id,
+                    "name": user.name if user else "",
+                    "inRoom": member is not None,
+                    "connected": bool(member and member.media_connected),
+                    "audio": member.audio if member else False,
+                    "video": member.video if member else False,
+                    "status": row.status,
+                    "source": row.source,
+                    "presenceSeconds": round(row.presence_seconds, 1),
+                    "firstJoin": iso_ms(row.first_join) if row.first_join else None,
+                }
+            )
+        return {
+            "classId": cls.id,
+            "sessionId": session.id,
+            "startedAt": iso_ms(session.started_at),
+            "students": students,
+            "participants": [
+                {**member.public(), "connected": member.media_connected}
+                for member in members.values()
+            ],
+        }
+
+    def schedule(self, room: ClassRoom) -> None:
+        """Push a fresh roster to the room's teachers soon (coalescing bursts)."""
+        if room.closed or room.session.id in self._pending:
+            return
+        self._pending[room.session.id] = asyncio.get_running_loop().create_task(
+            self._push_later(room)
+        )
+
+    async def _push_later(self, room: ClassRoom) -> None:
+        try:
+            await asyncio.sleep(DEBOUNCE_SECONDS)
+            teachers = [m for m in room.members.values() if m.user.role == "teacher"]
+            if room.closed or not teachers:
+                return
+            cls = await self._store.get_class(room.cls.id) or room.cls
+            roster = await self.build(cls, room.session, room)
+            for member in teachers:
+                member.socket.send("ROSTER", roster)
+        except Exception:
+            log.exception("could not publish the roster of session %s", room.session.id)
+        finally:
+            self._pending.pop(room.session.id, None)
+
+    async def close(self) -> None:
+        for task in list(self._pending.values()):
+            task.cancel()
+        self._pending.clear()

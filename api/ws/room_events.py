@@ -1,0 +1,130 @@
+"""The media events of the class WebSocket: joining the room and WebRTC signalling."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sfu import SfuError
+
+from .. import access
+from ..errors import InvalidRequest
+from ..rooms.manager import RoomManager
+from ..rooms.member import RoomMember
+from ..rooms.room import ClassRoom
+from ..services import Services
+from .class_context import resolve_class
+from .connection import ClientSocket
+from .events import EventRouter
+
+NOT_JOINED = "Not in the room; send JOIN_ROOM first"
+BAD_PC = "Invalid payload: pc must be 'publish' or 'subscribe'"
+BAD_DESCRIPTION = "Invalid payload: {field} must be {{type: '{kind}', sdp: string}}"
+BAD_CANDIDATE = "Invalid payload: candidate must be {candidate, sdpMid, sdpMLineIndex} or null"
+BAD_MEDIA_STATE = "Invalid payload: audio and video must be booleans"
+MAX_SDP_CHARS = 60_000
+
+
+def _description(data: dict[str, Any], field: str, kind: str) -> str:
+    value = data.get(field)
+    if (
+        not isinstance(value, dict)
+        or value.get("type") != kind
+        or not isinstance(value.get("sdp"), str)
+        or not value["sdp"].strip()
+        or len(value["sdp"]) > MAX_SDP_CHARS
+    ):
+        raise InvalidRequest(BAD_DESCRIPTION.format(field=field, kind=kind))
+    sdp: str = value["sdp"]
+    return sdp
+
+
+def _sfu_failure(error: SfuError) -> InvalidRequest:
+    return InvalidRequest(f"{type(error).__name__}: {error}")
+
+
+def add_room_events(router: EventRouter, services: Services, rooms: RoomManager) -> None:
+    """Register ``JOIN_ROOM``, ``LEAVE_ROOM``, ``WEBRTC_*`` and ``MEDIA_STATE``."""
+
+    def joined(socket: ClientSocket) -> tuple[ClassRoom, RoomMember]:
+        found = rooms.member_of(socket)
+        if found is None:
+            raise InvalidRequest(NOT_JOINED)
+        return found
+
+    async def join_room(socket: ClientSocket, data: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        cls = await resolve_class(services, socket)
+        await rooms.join(socket, cls)
+        services.metrics.observe_join(started)
+
+    async def leave_room(socket: ClientSocket, data: dict[str, Any]) -> None:
+        joined(socket)
+        await rooms.leave(socket, reason="left")
+
+    async def webrtc_offer(socket: ClientSocket, data: dict[str, Any]) -> None:
+        _, member = joined(socket)
+        if data.get("pc") != "publish":
+            raise InvalidRequest(
+                BAD_PC
+                if data.get("pc") != "subscribe"
+                else "Invalid payload: the server makes the subscribe offers"
+            )
+        offer = _description(data, "offer", "offer")
+        try:
+            answer = await member.participant.publish(offer)
+        except SfuError as error:
+            raise _sfu_failure(error) from None
+        socket.send("WEBRTC_ANSWER", {"pc": "publish", "answer": {"type": "answer", "sdp": answer}})
+
+    async def webrtc_answer(socket: ClientSocket, data: dict[str, Any]) -> None:
+        _, member = joined(socket)
+        if data.get("pc") != "subscribe":
+            raise InvalidRequest(
+                BAD_PC
+                if data.get("pc") != "publish"
+                else "Invalid payload: the server answers publish offers"
+            )
+        answer = _description(data, "answer", "answer")
+        try:
+            await member.participant.subscribe_answer(answer)
+        except SfuError as error:
+            raise _sfu_failure(error) from None
+
+    async def webrtc_ice_candidate(socket: ClientSocket, data: dict[str, Any]) -> None:
+        _, member = joined(socket)
+        pc = data.get("pc")
+        if pc not in ("publish", "subscribe"):
+            raise InvalidRequest(BAD_PC)
+        candidate = data.get("candidate")
+        if candidate is not None and (
+            not isinstance(candidate, dict) or not isinstance(candidate.get("candidate"), str)
+        ):
+            raise InvalidRequest(BAD_CANDIDATE)
+        try:
+            await member.participant.add_ice_candidate(pc, candidate)
+        except SfuError as error:
+            raise _sfu_failure(error) from None
+
+    async def media_state(socket: ClientSocket, data: dict[str, Any]) -> None:
+        room, member = joined(socket)
+        audio, video = data.get("audio"), data.get("video")
+        if not isinstance(audio, bool) or not isinstance(video, bool):
+            raise InvalidRequest(BAD_MEDIA_STATE)
+        room.set_media_state(member, audio, video)
+
+    async def roster(socket: ClientSocket, data: dict[str, Any]) -> None:
+        access.require_teacher_event(socket.user)
+        cls = await resolve_class(services, socket)
+        access.require_owner(socket.user, cls)
+        session = await services.attendance.active_session(cls)
+        room = rooms.room_for_session(session.id)
+        socket.send("ROSTER", await services.roster.build(cls, session, room))
+
+    router.add("JOIN_ROOM", join_room)
+    router.add("ROSTER", roster)
+    router.add("LEAVE_ROOM", leave_room)
+    router.add("WEBRTC_OFFER", webrtc_offer)
+    router.add("WEBRTC_ANSWER", webrtc_answer)
+    router.add("WEBRTC_ICE_CANDIDATE", webrtc_ice_candidate)
+    router.add("MEDIA_STATE", media_state)

@@ -1,0 +1,197 @@
+"""Cheap receiving: count every stream from its RTP headers, fully receive only a few.
+
+An SRTP packet's RTP header is in clear: SSRC, sequence number and marker bit give
+packets, frames (video frames end on a marker) and losses per stream without decrypting
+anything. `CountingClient` maps SSRCs to publishers from the server's subscribe offers,
+counts every media datagram of its subscribe connection, and lets only the streams of
+`full_streams` publishers reach aiortc (SRTP, NACK, the intercepted receiver, the
+`StreamSink` that decodes a sample and the `LatencyProbe`); the others are dropped once
+counted. The server does the same work either way: it cannot tell.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from scripts.synthpeer.client import MediaClient
+from scripts.synthpeer.media import LatencyProbe, SendLog
+from scripts.synthpeer.sink import StreamSink
+from sfu import MediaConfig, aiortc_adapter
+from sfu.sdp import parse
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class StreamCounter:
+    """One stream (a publisher's track) as received by one subscriber."""
+
+    subscriber: str
+    publisher: str
+    kind: str
+    ssrc: int
+    full: bool
+    opened_at: float
+    packets: int = 0
+    frames: int = 0
+    """Video: packets with the marker bit (frame ends); audio: packets (one frame each)."""
+    first_frame_at: float | None = None
+    last_frame_at: float | None = None
+    base_seq: int | None = None
+    highest_seq: int = 0
+    """Extended (unwrapped) highest sequence number seen."""
+    closed: bool = False
+    marks: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Counter values at the edges of the measurement window ("start", "end")."""
+
+    def on_packet(self, seq: int, marker: bool, now: float) -> None:
+        self.packets += 1
+        if self.base_seq is None:
+            self.base_seq = self.highest_seq = seq
+        else:
+            delta = (seq - self.highest_seq) & 0xFFFF
+            if delta < 0x8000:
+                self.highest_seq += delta
+        if marker or self.kind == "audio":
+            self.frames += 1
+            self.last_frame_at = now
+            if self.first_frame_at is None:
+                self.first_frame_at = now
+
+    @property
+    def expected(self) -> int:
+        return 0 if self.base_seq is None else self.highest_seq - self.base_seq + 1
+
+    def mark(self, edge: str) -> None:
+        """Remember the counters now (at an edge of the measurement window)."""
+        self.marks[edge] = {
+            "packets": self.packets,
+            "frames": self.frames,
+            "expected": self.expected,
+        }
+
+
+def _primary_ssrc(media: Any) -> int | None:
+    for group in media.ssrc_group:
+        if group.semantic == "FID" and group.items:
+            return int(group.items[0])
+    return int(media.ssrc[0].ssrc) if media.ssrc else None
+
+
+class CountingClient(MediaClient):
+    """A `MediaClient` whose subscribe connection counts every stream from RTP headers.
+
+    `full_streams`: how many publishers' streams go through aiortc (`None`: all).
+    `on_counter` is told of every new `StreamCounter`. Streams the offer does not label
+    (servers other than ours) are attributed to `default_publisher`, if given.
+    """
+
+    def __init__(
+        self,
+        config: MediaConfig,
+        *,
+        subscriber: str,
+        full_streams: int | None,
+        on_counter: Callable[[StreamCounter], None],
+        clock: Clock = time.monotonic,
+        default_publisher: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(config, **kwargs)
+        self.subscriber = subscriber
+        self._default_publisher = default_publisher
+        self._full_streams = full_streams
+        self._on_counter = on_counter
+        self._clock = clock
+        self._by_ssrc: dict[int, StreamCounter] = {}
+        self._stream_owner: dict[str, str] = {}
+        self._full: set[str] = set()
+        self._filtering = False
+
+    async def subscribe_offer(self, offer_sdp: str, streams: Mapping[str, str]) -> str:
+        self._stream_owner.update(streams)
+        self._map(offer_sdp)
+        answer = await super().subscribe_offer(offer_sdp, streams)
+        if not self._filtering and self.subscribe_pc is not None:
+            aiortc_adapter.filter_datagrams(self.subscribe_pc, drop_incoming=self._on_datagram)
+            self._filtering = True
+        return answer
+
+    def _map(self, offer_sdp: str) -> None:
+        for media in parse(offer_sdp).media:
+            if media.kind not in ("audio", "video"):
+                continue
+            ssrc = _primary_ssrc(media)
+            if ssrc is None:
+                continue
+            sending = (media.direction or "sendrecv") in ("sendonly", "sendrecv")
+            stream_id = media.msid.split()[0] if media.msid else None
+            owner = self._stream_owner.get(stream_id or "", self._default_publisher)
+            publisher = owner if sending else None
+            current = self._by_ssrc.get(ssrc)
+            if current is not None and current.publisher == publisher:
+                continue
+            if current is not None:
+                current.closed = True
+                del self._by_ssrc[ssrc]
+            if publisher is None:
+                continue
+            counter = StreamCounter(
+                self.subscriber,
+                publisher,
+                media.kind,
+                ssrc,
+                self._is_full(publisher),
+                self._clock(),
+            )
+            self._by_ssrc[ssrc] = counter
+            self._on_counter(counter)
+
+    def _is_full(self, publisher: str) -> bool:
+        if publisher in self._full:
+            return True
+        if self._full_streams is None or len(self._full) < self._full_streams:
+            self._full.add(publisher)
+            return True
+        return False
+
+    def _on_datagram(self, data: bytes) -> bool:
+        """Count a received datagram; `True` drops it (count-only streams)."""
+        if len(data) < 12 or not aiortc_adapter.is_rtp(data):
+            return False
+        counter = self._by_ssrc.get(int.from_bytes(data[8:12], "big"))
+        if counter is None:
+            return False
+        counter.on_packet(int.from_bytes(data[2:4], "big"), bool(data[1] & 0x80), self._clock())
+        return not counter.full
+
+    def attach_probes(self, send_logs: Mapping[str, SendLog]) -> list[LatencyProbe]:
+        """Give each fully received video sink a latency probe on its publisher's send
+        log; return the probes added."""
+        added = []
+        for stream in self.received.values():
+            sink = stream.sinks.get("video")
+            log = send_logs.get(stream.participant_id)
+            if log is None and self._default_publisher is not None:
+                log = send_logs.get(self._default_publisher)
+            if sink is not None and sink.probe is None and log is not None:
+                sink.probe = LatencyProbe(log)
+                added.append(sink.probe)
+        return added
+
+    def video_sinks(self) -> list[StreamSink]:
+        """Every video sink this client has had (current and finished)."""
+        sinks: list[StreamSink] = []
+        for stream in self.received.values():
+            sinks += [s for s in stream.finished if s.kind == "video"]
+            if "video" in stream.sinks:
+                sinks.append(stream.sinks["video"])
+        return sinks
+
+    def close_counters(self) -> None:
+        for counter in self._by_ssrc.values():
+            counter.closed = True
+        self._by_ssrc.clear()

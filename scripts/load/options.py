@@ -1,0 +1,190 @@
+"""The load test's options: command line, defaults and the bounds that keep a run finite."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+MAX_PARTICIPANTS = 2000
+MAX_DURATION = 3600.0
+
+
+class OptionError(ValueError):
+    """An option value the load test cannot run with."""
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """One load-test run (see ``classroom-loadtest --help`` for each field)."""
+
+    url: str = "http://127.0.0.1:3000"
+    classes: int = 1
+    students: int = 5
+    publishers: int | None = None
+    """Publishing participants per class, teacher first; `None`: everyone publishes."""
+    audio: bool = True
+    video: bool = True
+    width: int = 640
+    height: int = 360
+    fps: int = 30
+    bitrate: int = 770_000
+    clip_frames: int = 150
+    ramp: float = 5.0
+    """Joins started per second."""
+    duration: float = 30.0
+    """Seconds measured once everyone has joined."""
+    relay_only: bool = False
+    churn: float = 0.0
+    """Leave/rejoin events per minute (random students)."""
+    churn_pause: float = 2.0
+    seed: int = 1
+    full_streams: int | None = 1
+    """Streams per subscriber received through aiortc (latency, decode sample);
+    the others are counted from RTP headers only. `None`: all of them."""
+    decode_sample: int = 10
+    """Frames decoded at the start of each fully received video stream."""
+    ice_addresses: tuple[str, ...] = ("127.0.0.1",)
+    metrics_token: str | None = None
+    json_path: Path | None = None
+    plot_path: Path | None = None
+    join_timeout: float = 20.0
+    setup_concurrency: int = 8
+    max_seconds: float | None = None
+    """Hard stop for the whole run; default: setup + ramp + duration + 120 s."""
+    progress: bool = True
+
+    @property
+    def participants(self) -> int:
+        return self.classes * (self.students + 1)
+
+    @property
+    def deadline(self) -> float:
+        if self.max_seconds is not None:
+            return self.max_seconds
+        setup = self.participants * 0.2
+        return setup + self.participants / self.ramp + self.duration + 120.0
+
+    def publishes(self, index: int) -> bool:
+        """Whether the participant at ``index`` of its class (0 = teacher) publishes."""
+        return self.publishers is None or index < self.publishers
+
+    def validate(self) -> LoadOptions:
+        parsed = urlparse(self.url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise OptionError(f"--url must be http(s)://host[:port], got {self.url!r}")
+        if self.classes < 1 or self.students < 0:
+            raise OptionError("--classes must be >= 1 and --students >= 0")
+        if self.participants > MAX_PARTICIPANTS:
+            raise OptionError(f"at most {MAX_PARTICIPANTS} participants per run")
+        if not 0 < self.duration <= MAX_DURATION:
+            raise OptionError(f"--duration must be in (0, {MAX_DURATION:g}] seconds")
+        if self.ramp <= 0 or self.churn < 0 or self.churn_pause < 0:
+            raise OptionError("--ramp must be > 0, --churn and --churn-pause >= 0")
+        if not (self.audio or self.video):
+            raise OptionError("--no-audio and --no-video together leave nothing to send")
+        if self.publishers is not None and self.publishers < 0:
+            raise OptionError("--publishers must be 'all' or a count >= 0")
+        if not 2 <= self.clip_frames <= 256 or not 1 <= self.fps <= 60:
+            raise OptionError("--clip-frames must be 2..256 and --fps 1..60")
+        if self.width % 2 or self.height % 2 or not 64 <= self.width <= 1920:
+            raise OptionError("--resolution must be even, 64..1920 wide")
+        for address in self.ice_addresses:
+            ipaddress.ip_address(address)
+        return self
+
+
+def _count_or_all(raw: str) -> int | None:
+    return None if raw == "all" else int(raw)
+
+
+def _resolution(raw: str) -> tuple[int, int]:
+    width, _, height = raw.lower().partition("x")
+    return int(width), int(height)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="classroom-loadtest",
+        description="Drive synthetic classrooms through the public API and report what "
+        "participants receive and what the server spends.",
+    )
+    p.add_argument("--url", default=LoadOptions.url, help="server base URL (default %(default)s)")
+    p.add_argument("--classes", type=int, default=LoadOptions.classes)
+    p.add_argument("--students", type=int, default=LoadOptions.students, help="per class")
+    p.add_argument(
+        "--publishers",
+        type=_count_or_all,
+        default=None,
+        help="publishing participants per class, teacher first ('all' by default); "
+        "the others are audience-only",
+    )
+    p.add_argument("--no-audio", action="store_true", help="publish no audio")
+    p.add_argument("--no-video", action="store_true", help="publish no video")
+    p.add_argument("--resolution", type=_resolution, default=(640, 360), help="e.g. 640x360")
+    p.add_argument("--fps", type=int, default=LoadOptions.fps)
+    p.add_argument("--bitrate", type=int, default=LoadOptions.bitrate, help="bits/s of the clip")
+    p.add_argument("--clip-frames", type=int, default=LoadOptions.clip_frames)
+    p.add_argument("--ramp", type=float, default=LoadOptions.ramp, help="joins per second")
+    p.add_argument("--duration", type=float, default=LoadOptions.duration, help="seconds measured")
+    p.add_argument("--relay-only", action="store_true", help="ICE through TURN relays only")
+    p.add_argument("--churn", type=float, default=0.0, help="leave/rejoin events per minute")
+    p.add_argument("--churn-pause", type=float, default=LoadOptions.churn_pause)
+    p.add_argument("--seed", type=int, default=LoadOptions.seed, help="random seed (churn)")
+    p.add_argument(
+        "--full-streams",
+        type=_count_or_all,
+        default=1,
+        help="streams per subscriber received through aiortc for latency and a decode "
+        "sample ('all' for every stream); the rest are counted from RTP headers",
+    )
+    p.add_argument("--decode-sample", type=int, default=LoadOptions.decode_sample)
+    p.add_argument(
+        "--ice-address",
+        action="append",
+        default=None,
+        help="local address the synthetic peers gather on (repeatable; default 127.0.0.1)",
+    )
+    p.add_argument("--metrics-token", default=None, help="bearer token for the server's /metrics")
+    p.add_argument("--json", type=Path, default=None, help="write the summary JSON here")
+    p.add_argument("--plot", type=Path, default=None, help="write a PNG plot here")
+    p.add_argument("--join-timeout", type=float, default=LoadOptions.join_timeout)
+    p.add_argument("--max-seconds", type=float, default=None, help="hard stop for the run")
+    p.add_argument("--no-progress", action="store_true", help="no live progress on stderr")
+    return p
+
+
+def parse_options(argv: Sequence[str] | None = None) -> LoadOptions:
+    args = parser().parse_args(argv)
+    width, height = args.resolution
+    return LoadOptions(
+        url=args.url,
+        classes=args.classes,
+        students=args.students,
+        publishers=args.publishers,
+        audio=not args.no_audio,
+        video=not args.no_video,
+        width=width,
+        height=height,
+        fps=args.fps,
+        bitrate=args.bitrate,
+        clip_frames=args.clip_frames,
+        ramp=args.ramp,
+        duration=args.duration,
+        relay_only=args.relay_only,
+        churn=args.churn,
+        churn_pause=args.churn_pause,
+        seed=args.seed,
+        full_streams=args.full_streams,
+        decode_sample=args.decode_sample,
+        ice_addresses=tuple(args.ice_address or ("127.0.0.1",)),
+        metrics_token=args.metrics_token,
+        json_path=args.json,
+        plot_path=args.plot,
+        join_timeout=args.join_timeout,
+        max_seconds=args.max_seconds,
+        progress=not args.no_progress,
+    ).validate()

@@ -1,0 +1,199 @@
+"""One synthetic participant of a load test: join, publish, count what arrives, churn."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from scripts.load.counting import CountingClient, StreamCounter
+from scripts.load.options import LoadOptions, OptionError
+from scripts.load.population import ClassPlan
+from scripts.synthpeer.api_client import Account, ApiFailure, ClassroomApi
+from scripts.synthpeer.client import MediaClient
+from scripts.synthpeer.media import EncodedClip, LatencyProbe, SendLog, ToneAudioTrack
+from scripts.synthpeer.peer import SyntheticPeer
+from scripts.synthpeer.sink import StreamSink
+from sfu import MediaConfig
+
+RELAY_NEEDS_ISSUE_6 = (
+    "--relay-only needs ICE transport policy support in sfu.MediaConfig and TURN servers "
+    "in ROOM_JOINED (issue 6, TURN relay); this server/checkout has neither yet"
+)
+JOIN_ERRORS = (ApiFailure, TimeoutError, ConnectionError, OSError, aiohttp.ClientError)
+IGNORED_EVENTS = ("PEER_JOINED", "PEER_LEFT", "MEDIA_STATE", "ACTIVE_SPEAKER", "ROSTER")
+"""Room events a synthetic participant does not need to keep."""
+
+
+def _ignore(data: dict[str, Any]) -> None:
+    pass
+
+
+def check_relay_support() -> None:
+    """Raise `OptionError` unless `MediaConfig` can be told to use relays only."""
+    if "ice_transport_policy" not in {f.name for f in dataclasses.fields(MediaConfig)}:
+        raise OptionError(RELAY_NEEDS_ISSUE_6)
+
+
+def relay_only(config: MediaConfig) -> MediaConfig:
+    """``config`` restricted to relay candidates (``iceTransportPolicy: "relay"``)."""
+    check_relay_support()
+    if not any(url.startswith("turn") for server in config.ice_servers for url in server.urls):
+        raise OptionError("--relay-only: the server offered no TURN server in ROOM_JOINED")
+    relay: dict[str, Any] = {"ice_transport_policy": "relay"}
+    return dataclasses.replace(config, **relay)
+
+
+@dataclass
+class JoinRecord:
+    """One ``JOIN_ROOM`` attempt (first join or a churn rejoin); times are monotonic."""
+
+    user: str
+    role: str
+    class_index: int
+    publishes: bool
+    kind: str
+    started_at: float
+    room_joined_at: float | None = None
+    ready_at: float | None = None
+    """``ROOM_JOINED`` received and, for publishers, the publish answer applied."""
+    error: str | None = None
+
+
+@dataclass
+class LoadRegistry:
+    """Everything the participants of a run produce, in one place for the monitor."""
+
+    send_logs: dict[str, SendLog] = field(default_factory=dict)
+    counters: list[StreamCounter] = field(default_factory=list)
+    clients: list[CountingClient] = field(default_factory=list)
+    probes: list[LatencyProbe] = field(default_factory=list)
+    joins: list[JoinRecord] = field(default_factory=list)
+    peer_errors: list[dict[str, str]] = field(default_factory=list)
+
+    def attach_probes(self) -> None:
+        for client in self.clients:
+            self.probes += client.attach_probes(self.send_logs)
+
+    def video_sinks(self) -> list[StreamSink]:
+        return [sink for client in self.clients for sink in client.video_sinks()]
+
+
+class LoadPeer:
+    """A teacher or student of one synthetic class, driving a `SyntheticPeer`."""
+
+    def __init__(
+        self,
+        api: ClassroomApi,
+        account: Account,
+        plan: ClassPlan,
+        *,
+        publishes: bool,
+        options: LoadOptions,
+        clip: EncodedClip | None,
+        registry: LoadRegistry,
+    ) -> None:
+        self.account = account
+        self.plan = plan
+        self.publishes = publishes
+        self._options = options
+        self._clip = clip
+        self._registry = registry
+        self.joined = False
+        self.peer = SyntheticPeer(
+            api,
+            account,
+            self._make_media,
+            class_id=plan.class_id,
+            host_addresses=options.ice_addresses,
+        )
+
+    @property
+    def user_id(self) -> str:
+        return self.account.id
+
+    def _make_media(self, config: MediaConfig) -> MediaClient:
+        options = self._options
+        if options.relay_only:
+            config = relay_only(config)
+        send_video = self.publishes and options.video and self._clip is not None
+        send_log = SendLog() if send_video else None
+        if send_log is not None:
+            self._registry.send_logs[self.user_id] = send_log
+        client = CountingClient(
+            config,
+            subscriber=self.user_id,
+            full_streams=options.full_streams,
+            on_counter=self._registry.counters.append,
+            video=self._clip if send_video else None,
+            audio=ToneAudioTrack(mode="packets") if self.publishes and options.audio else None,
+            sink_factory=lambda kind, codec: StreamSink(
+                kind, codec, decode="sample", sample_frames=options.decode_sample
+            ),
+            send_log=send_log,
+        )
+        self._registry.clients.append(client)
+        return client
+
+    async def join(self, kind: str = "join") -> JoinRecord:
+        record = JoinRecord(
+            self.user_id,
+            self.account.role,
+            self.plan.index,
+            self.publishes,
+            kind,
+            time.monotonic(),
+        )
+        self._registry.joins.append(record)
+        try:
+            socket = await self.peer.connect()
+            for event in IGNORED_EVENTS:
+                socket.handlers[event] = _ignore
+            await self.peer.join(publish=self.publishes, timeout=self._options.join_timeout)
+        except OptionError:
+            raise
+        except JOIN_ERRORS as error:
+            record.error = (
+                f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            )
+            await self.close()
+            return record
+        record.started_at = self.peer.join_started
+        record.room_joined_at = self.peer.joined_at
+        record.ready_at = time.monotonic()
+        self.joined = True
+        return record
+
+    async def churn(self, pause: float) -> JoinRecord:
+        """Leave the room (socket stays open), wait, join again."""
+        self._retire_media()
+        await self.peer.leave()
+        self.joined = False
+        await asyncio.sleep(pause)
+        return await self.join("rejoin")
+
+    def _retire_media(self) -> None:
+        if isinstance(self.peer.media, CountingClient):
+            self.peer.media.close_counters()
+
+    def collect_errors(self) -> None:
+        """Errors the server sent this peer after joining (e.g. media failure)."""
+        for message in self.peer.errors:
+            self._registry.peer_errors.append({"user": self.user_id, "error": message})
+        socket = self.peer.socket
+        if socket is not None:
+            for frame in socket.received:
+                if frame.get("event") == "ERROR":
+                    message = str((frame.get("data") or {}).get("message", ""))
+                    self._registry.peer_errors.append({"user": self.user_id, "error": message})
+
+    async def close(self) -> None:
+        self._retire_media()
+        try:
+            await asyncio.wait_for(self.peer.close(), 10)
+        except (TimeoutError, *JOIN_ERRORS):
+            pass

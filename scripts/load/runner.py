@@ -1,0 +1,241 @@
+"""One load-test run: set up, ramp up, settle, measure (with churn), tear down."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+import aiohttp
+import psutil
+
+from scripts.load.monitor import Monitor, ServerScraper
+from scripts.load.options import LoadOptions
+from scripts.load.participant import LoadPeer, LoadRegistry, check_relay_support
+from scripts.load.population import (
+    ClassPlan,
+    SetupFailure,
+    build_population,
+    end_sessions,
+    setup_steps,
+)
+from scripts.load.progress import Progress
+from scripts.load.summary import Window, summarize
+from scripts.synthpeer.api_client import ClassroomApi
+from scripts.synthpeer.media import EncodedClip, opus_tone, vp8_clip
+
+SETTLE_MAX = 15.0
+"""Longest wait, after the last join, for every stream's first frame."""
+
+
+def _cpu_seconds() -> float:
+    times = psutil.Process().cpu_times()
+    return float(times.user + times.system)
+
+
+def _peers(
+    api: ClassroomApi,
+    plans: list[ClassPlan],
+    options: LoadOptions,
+    clip: EncodedClip | None,
+    registry: LoadRegistry,
+) -> list[LoadPeer]:
+    """Everyone, in join order: teachers of every class first, then students round-robin."""
+    rows: list[list[LoadPeer]] = []
+    for plan in plans:
+        rows.append(
+            [
+                LoadPeer(
+                    api,
+                    account,
+                    plan,
+                    publishes=options.publishes(index),
+                    options=options,
+                    clip=clip,
+                    registry=registry,
+                )
+                for index, account in enumerate(plan.members)
+            ]
+        )
+    longest = max((len(row) for row in rows), default=0)
+    return [row[i] for i in range(longest) for row in rows if i < len(row)]
+
+
+class LoadRun:
+    """The phases of one run; `run()` returns the summary (also when aborted)."""
+
+    def __init__(self, options: LoadOptions, progress: Progress) -> None:
+        self.options = options
+        self.progress = progress
+        self.registry = LoadRegistry()
+        self.window = Window()
+        self.plans: list[ClassPlan] = []
+        self.setup_failures: list[SetupFailure] = []
+        self.peers: list[LoadPeer] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def run(self) -> dict[str, Any]:
+        options = self.options
+        if options.relay_only:
+            check_relay_support()
+        clip = (
+            vp8_clip(
+                options.clip_frames, options.width, options.height, options.fps, options.bitrate
+            )
+            if options.video
+            else None
+        )
+        opus_tone()  # encode the audio loop once, before anything is measured
+        async with aiohttp.ClientSession() as session:
+            api = ClassroomApi(options.url, session)
+            monitor = Monitor(
+                ServerScraper(session, options.url, options.metrics_token),
+                self.registry,
+                self.progress,
+                participants=options.participants,
+            )
+            ticker = asyncio.create_task(monitor.run())
+            aborted: str | None = None
+            try:
+                async with asyncio.timeout(options.deadline):
+                    await self._setup(api, monitor, clip)
+                    await self._ramp(monitor)
+                    await self._settle(monitor)
+                    await self._measure(monitor)
+            except TimeoutError:
+                aborted = f"hard time limit of {options.deadline:.0f} s reached"
+                if self.window.start and not self.window.end:
+                    self.window.end = time.monotonic()
+            finally:
+                monitor.phase = "teardown"
+                await self._teardown(api)
+                ticker.cancel()
+                await asyncio.gather(ticker, return_exceptions=True)
+                self.progress.finish()
+            return summarize(
+                options,
+                options.participants,
+                self.setup_failures,
+                self.registry,
+                monitor,
+                self.window,
+                aborted,
+            )
+
+    async def _setup(self, api: ClassroomApi, monitor: Monitor, clip: EncodedClip | None) -> None:
+        options = self.options
+        monitor.total = setup_steps(options.classes, options.students)
+
+        def advanced(done: int) -> None:
+            monitor.done = done
+
+        self.plans, self.setup_failures = await build_population(
+            api,
+            options.classes,
+            options.students,
+            concurrency=options.setup_concurrency,
+            on_progress=advanced,
+        )
+        self.peers = _peers(api, [p for p in self.plans if p.live], options, clip, self.registry)
+
+    async def _ramp(self, monitor: Monitor) -> None:
+        monitor.phase, monitor.done, monitor.total = "ramp", 0, max(1, len(self.peers))
+        started = time.monotonic()
+        joins: list[asyncio.Task[Any]] = []
+
+        def finished(task: asyncio.Task[Any]) -> None:
+            monitor.done += 1
+            monitor.joined = sum(p.joined for p in self.peers)
+
+        for index, peer in enumerate(self.peers):
+            delay = started + index / self.options.ramp - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(peer.join())
+            task.add_done_callback(finished)
+            joins.append(task)
+        await asyncio.gather(*joins)
+
+    async def _settle(self, monitor: Monitor) -> None:
+        """Until every stream has shown a frame and no new stream appeared for 1 s."""
+        monitor.phase = "settle"
+        deadline = time.monotonic() + SETTLE_MAX
+        count, stable_since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            open_counters = [c for c in self.registry.counters if not c.closed]
+            if len(open_counters) != count:
+                count, stable_since = len(open_counters), time.monotonic()
+            all_flowing = all(c.first_frame_at is not None for c in open_counters)
+            if all_flowing and time.monotonic() - stable_since >= 1.0:
+                return
+            await asyncio.sleep(0.25)
+
+    async def _measure(self, monitor: Monitor) -> None:
+        options = self.options
+        self.registry.attach_probes()
+        for counter in self.registry.counters:
+            if not counter.closed:
+                counter.mark("start")
+        self.window.probe_marks = {id(p): len(p.samples) for p in self.registry.probes}
+        self.window.server_start = await monitor.sample()
+        cpu_start = _cpu_seconds()
+        self.window.start = time.monotonic()
+        monitor.phase, monitor.done, monitor.total = "measure", 0, options.duration
+        churn = asyncio.create_task(self._churn()) if options.churn > 0 else None
+        try:
+            while (elapsed := time.monotonic() - self.window.start) < options.duration:
+                monitor.done = elapsed
+                await asyncio.sleep(min(0.5, options.duration - elapsed))
+        finally:
+            if churn is not None:
+                churn.cancel()
+                await asyncio.gather(churn, return_exceptions=True)
+        self.window.end = time.monotonic()
+        for counter in self.registry.counters:
+            if not counter.closed:
+                counter.mark("end")
+        self.window.loadgen_cpu = _cpu_seconds() - cpu_start
+        self.window.server_end = await monitor.sample()
+        await self._drain()
+
+    async def _churn(self) -> None:
+        """Random students leave and rejoin, ``churn`` times a minute on average."""
+        chooser = random.Random(self.options.seed)
+        while True:
+            await asyncio.sleep(chooser.expovariate(self.options.churn / 60.0))
+            candidates = [p for p in self.peers if p.joined and p.account.role == "student"]
+            if candidates:
+                self._spawn(chooser.choice(candidates).churn(self.options.churn_pause))
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        async def wrapped() -> None:
+            await work
+
+        task = asyncio.create_task(wrapped())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self) -> None:
+        """Wait a little for churn rejoins still running."""
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self.options.join_timeout)
+            for task in self._tasks:
+                task.cancel()
+
+    async def _teardown(self, api: ClassroomApi) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for peer in self.peers:
+            peer.collect_errors()
+        gate = asyncio.Semaphore(32)
+
+        async def close(peer: LoadPeer) -> None:
+            async with gate:
+                await peer.close()
+
+        await asyncio.gather(*(close(p) for p in self.peers), return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(end_sessions(api, self.plans), 30)

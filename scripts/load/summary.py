@@ -1,0 +1,279 @@
+"""The end of a run: numbers (the JSON) and the table printed from them."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from scripts.load.counting import StreamCounter
+from scripts.load.monitor import Monitor, ServerSample, percentile
+from scripts.load.options import LoadOptions
+from scripts.load.participant import JoinRecord, LoadRegistry
+from scripts.load.population import SetupFailure
+
+LOW_FPS = 25.0
+
+
+@dataclass
+class Window:
+    """The measurement window: everyone joined (or given up on), for `duration` seconds."""
+
+    start: float = 0.0
+    end: float = 0.0
+    server_start: ServerSample | None = None
+    server_end: ServerSample | None = None
+    loadgen_cpu: float = 0.0
+    probe_marks: dict[int, int] = field(default_factory=dict)
+
+
+def _stats(values: list[float], scale: float = 1.0, digits: int = 3) -> dict[str, Any]:
+    def fmt(value: float | None) -> float | None:
+        return None if value is None else round(value * scale, digits)
+
+    return {
+        "count": len(values),
+        "p50": fmt(percentile(values, 0.5)),
+        "p95": fmt(percentile(values, 0.95)),
+        "max": fmt(max(values) if values else None),
+    }
+
+
+def _join_of(joins: list[JoinRecord], user: str, at: float) -> JoinRecord | None:
+    """The user's latest successful join that started before ``at``."""
+    found = None
+    for record in joins:
+        if record.user == user and record.error is None and record.started_at <= at:
+            found = record
+    return found
+
+
+def _first_frame(counter: StreamCounter, joins: list[JoinRecord]) -> float | None:
+    """From the later of (subscriber sent JOIN_ROOM, publisher got ROOM_JOINED) to the
+    stream's first complete frame."""
+    if counter.first_frame_at is None:
+        return None
+    subscriber = _join_of(joins, counter.subscriber, counter.opened_at)
+    publisher = _join_of(joins, counter.publisher, counter.opened_at)
+    if subscriber is None or publisher is None or publisher.room_joined_at is None:
+        return None
+    return counter.first_frame_at - max(subscriber.started_at, publisher.room_joined_at)
+
+
+def _window_rates(counters: list[StreamCounter], window: Window) -> list[dict[str, Any]]:
+    """Per stream open through the whole window: frame rate and loss inside it."""
+    span = window.end - window.start
+    rows = []
+    for counter in counters:
+        start, end = counter.marks.get("start"), counter.marks.get("end")
+        if start is None or end is None or span <= 0:
+            continue
+        expected = end["expected"] - start["expected"]
+        received = end["packets"] - start["packets"]
+        rows.append(
+            {
+                "subscriber": counter.subscriber,
+                "publisher": counter.publisher,
+                "kind": counter.kind,
+                "full": counter.full,
+                "fps": round((end["frames"] - start["frames"]) / span, 2),
+                "packets": received,
+                "lost": max(0, expected - received),
+                "expected": max(expected, 0),
+            }
+        )
+    return rows
+
+
+def _loss(rows: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    expected = sum(r["expected"] for r in rows if r["kind"] == kind)
+    lost = sum(r["lost"] for r in rows if r["kind"] == kind)
+    return {
+        "expected_packets": expected,
+        "lost_packets": lost,
+        "ratio": round(lost / expected, 5) if expected else None,
+    }
+
+
+def summarize(
+    options: LoadOptions,
+    planned_participants: int,
+    setup_failures: list[SetupFailure],
+    registry: LoadRegistry,
+    monitor: Monitor,
+    window: Window,
+    aborted: str | None,
+) -> dict[str, Any]:
+    """Everything the run measured, as JSON-ready data."""
+    joins = registry.joins
+    first = [j for j in joins if j.kind == "join"]
+    failed = [j for j in joins if j.error is not None]
+    rows = _window_rates(registry.counters, window)
+    video_rows = [r for r in rows if r["kind"] == "video"]
+    fps = [r["fps"] for r in video_rows]
+    audio_rates = [r["fps"] for r in rows if r["kind"] == "audio"]
+    first_frames = [
+        t
+        for c in registry.counters
+        if c.kind == ("video" if options.video else "audio")
+        and (t := _first_frame(c, joins)) is not None
+    ]
+    latencies = [
+        sample
+        for probe in registry.probes
+        for sample in probe.samples[window.probe_marks.get(id(probe), 0) :]
+    ]
+    sinks = registry.video_sinks()
+    span = window.end - window.start
+    server: dict[str, Any] = {"metrics_error": monitor.scraper.error}
+    if window.server_start is not None and window.server_end is not None and span > 0:
+        start, end = window.server_start, window.server_end
+        cpu = end.cpu_seconds - start.cpu_seconds
+        forwarded = sum(r["packets"] for r in rows)
+        server.update(
+            {
+                "cpu_cores_mean": round(cpu / (end.at - start.at), 3),
+                "cpu_us_per_received_packet": round(cpu / forwarded * 1e6, 2)
+                if forwarded
+                else None,
+                "rss_mb_end": round(end.rss_bytes / 1e6, 1),
+                "video_streams": end.video_streams,
+                "audio_streams": end.audio_streams,
+                "participants": end.participants,
+            }
+        )
+    cores = [p.server_cores for p in monitor.timeline if p.server_cores is not None]
+    rss = [p.server_rss_mb for p in monitor.timeline if p.server_rss_mb is not None]
+    server["cpu_cores_max"] = max(cores) if cores else None
+    server["rss_mb_max"] = max(rss) if rss else None
+    if server.get("participants") and server.get("rss_mb_end") and monitor.samples:
+        baseline = monitor.samples[0].rss_bytes / 1e6
+        server["rss_mb_per_participant"] = round(
+            (server["rss_mb_end"] - baseline) / server["participants"], 2
+        )
+    config = {
+        k: (str(v) if v is not None and k.endswith("_path") else v)
+        for k, v in asdict(options).items()
+    }
+    config.pop("metrics_token", None)
+    return {
+        "config": config,
+        "aborted": aborted,
+        "window_s": round(span, 2),
+        "participants": {
+            "planned": planned_participants,
+            "joined_at_end": sum(1 for _ in joins if _.error is None and _.kind == "join"),
+            "setup_failures": [asdict(f) for f in setup_failures],
+        },
+        "joins": {
+            "attempted": len(first),
+            "ok": sum(1 for j in first if j.error is None),
+            "failed": len(failed),
+            "rejoins": sum(1 for j in joins if j.kind == "rejoin"),
+            "failures": [
+                {
+                    "user": j.user,
+                    "role": j.role,
+                    "class": j.class_index,
+                    "kind": j.kind,
+                    "reason": j.error,
+                }
+                for j in failed
+            ],
+            "join_s": _stats(
+                [j.room_joined_at - j.started_at for j in joins if j.room_joined_at is not None]
+            ),
+            "ready_s": _stats([j.ready_at - j.started_at for j in joins if j.ready_at is not None]),
+        },
+        "first_frame_s": _stats(first_frames),
+        "fps": {
+            "video_streams": len(fps),
+            "mean": round(statistics.fmean(fps), 2) if fps else None,
+            "p5": percentile(fps, 0.05),
+            "min": min(fps) if fps else None,
+            "below_25": sum(1 for f in fps if f < LOW_FPS),
+            "audio_packets_per_s_mean": round(statistics.fmean(audio_rates), 2)
+            if audio_rates
+            else None,
+        },
+        "loss": {"video": _loss(rows, "video"), "audio": _loss(rows, "audio")},
+        "latency_ms": {**_stats(latencies, 1000.0, 2), "streams_probed": len(registry.probes)},
+        "decode": {
+            "streams_sampled": sum(1 for s in sinks if s.decoded),
+            "frames_decoded": sum(s.decoded for s in sinks),
+            "errors": sum(s.decode_errors for s in sinks),
+            "sizes": sorted({f"{w}x{h}" for s in sinks for (w, h) in s.sizes}),
+        },
+        "server": server,
+        "loadgen_cores_mean": round(window.loadgen_cpu / span, 3) if span > 0 else None,
+        "peer_errors": registry.peer_errors,
+        "per_stream": rows,
+        "timeline": [asdict(p) for p in monitor.timeline],
+    }
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3g}{unit}" if abs(value) < 1000 else f"{value:.0f}{unit}"
+    return f"{value}{unit}"
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """The human summary printed at the end of a run."""
+    joins, server, fps = summary["joins"], summary["server"], summary["fps"]
+    loss = summary["loss"]
+    config = summary["config"]
+    lines = [
+        f"load test: {config['classes']} classes x {config['students']} students (+ teacher), "
+        f"publishers {config['publishers'] if config['publishers'] is not None else 'all'}, "
+        f"{config['width']}x{config['height']} {config['fps']} fps "
+        f"{config['bitrate'] // 1000} kbps, "
+        f"window {summary['window_s']} s"
+        + (f"  ABORTED: {summary['aborted']}" if summary["aborted"] else ""),
+        "",
+        f"{'metric':<34} {'p50':>9} {'p95':>9} {'max':>9}",
+    ]
+
+    def row(name: str, stats: dict[str, Any], unit: str) -> None:
+        lines.append(
+            f"{name:<34} {_fmt(stats['p50'], unit):>9} {_fmt(stats['p95'], unit):>9} "
+            f"{_fmt(stats['max'], unit):>9}"
+        )
+
+    row(f"join (JOIN_ROOM->ROOM_JOINED) n={joins['join_s']['count']}", joins["join_s"], " s")
+    row("ready (incl. publish answer)", joins["ready_s"], " s")
+    row(f"first frame n={summary['first_frame_s']['count']}", summary["first_frame_s"], " s")
+    latency = summary["latency_ms"]
+    row(f"hop latency n={latency['count']}", latency, " ms")
+    lines += [
+        "",
+        f"joins: {joins['ok']}/{joins['attempted']} ok, {joins['failed']} failed, "
+        f"{joins['rejoins']} rejoins",
+        f"video fps per stream ({fps['video_streams']} streams): mean {_fmt(fps['mean'])}, "
+        f"p5 {_fmt(fps['p5'])}, min {_fmt(fps['min'])}, below 25: {fps['below_25']}",
+        f"packet loss: video {_fmt(loss['video']['ratio'])} "
+        f"({loss['video']['lost_packets']}/{loss['video']['expected_packets']}), "
+        f"audio {_fmt(loss['audio']['ratio'])}",
+        f"decode sample: {summary['decode']['frames_decoded']} frames on "
+        f"{summary['decode']['streams_sampled']} streams, {summary['decode']['errors']} errors, "
+        f"sizes {summary['decode']['sizes']}",
+        f"server: {_fmt(server.get('cpu_cores_mean'))} cores mean "
+        f"(max {_fmt(server.get('cpu_cores_max'))}), "
+        f"{_fmt(server.get('cpu_us_per_received_packet'))} us CPU per forwarded packet, "
+        f"RSS {_fmt(server.get('rss_mb_end'))} MB (max {_fmt(server.get('rss_mb_max'))}), "
+        f"{_fmt(server.get('video_streams'))} video streams",
+        f"load generator: {_fmt(summary['loadgen_cores_mean'])} cores mean",
+    ]
+    if server.get("metrics_error"):
+        lines.append(f"server metrics: {server['metrics_error']}")
+    for failure in joins["failures"][:10]:
+        lines.append(
+            f"failed {failure['kind']}: {failure['role']} {failure['user']}: {failure['reason']}"
+        )
+    if len(joins["failures"]) > 10:
+        lines.append(f"... and {len(joins['failures']) - 10} more failed joins (see JSON)")
+    for error in summary["peer_errors"][:5]:
+        lines.append(f"peer error: {error['user']}: {error['error']}")
+    return "\n".join(lines)

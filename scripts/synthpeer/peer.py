@@ -1,0 +1,199 @@
+"""A whole synthetic participant: the class WebSocket (DESIGN §7) driving a `MediaClient`.
+
+This is the one client the integration tests, the load test and the benchmarks share: it
+uses only the public API, exactly like the browser page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from scripts.synthpeer.api_client import Account, ApiFailure, ClassroomApi, ClassSocket
+from scripts.synthpeer.client import MediaClient
+from sfu import IceServer, MediaConfig
+from sfu.config import TurnTransport
+
+log = logging.getLogger(__name__)
+
+MediaFactory = Callable[[MediaConfig], MediaClient]
+
+
+class MediaFailed(Exception):
+    """The media connection did not come up; the message says why, for a person."""
+
+
+def ice_servers_from(wire: list[dict[str, Any]]) -> tuple[IceServer, ...]:
+    """``ROOM_JOINED.iceServers`` as aiortc-ready servers."""
+    servers = []
+    for entry in wire:
+        urls = entry.get("urls")
+        urls_tuple = (urls,) if isinstance(urls, str) else tuple(urls or ())
+        servers.append(IceServer(urls_tuple, entry.get("username"), entry.get("credential")))
+    return tuple(servers)
+
+
+class SyntheticPeer:
+    """Joins a class's live room, publishes what its `MediaClient` carries, and answers
+    every subscribe offer; `media.received` counts what arrives from whom."""
+
+    def __init__(
+        self,
+        api: ClassroomApi,
+        account: Account,
+        make_media: MediaFactory,
+        *,
+        class_id: str | None = None,
+        host_addresses: tuple[str, ...] = ("127.0.0.1",),
+        relay_only: bool = False,
+        turn_transports: tuple[TurnTransport, ...] = ("udp", "tcp", "tls"),
+    ) -> None:
+        """`relay_only`: gather relayed candidates only (all media through the TURN
+        server from ``ROOM_JOINED.iceServers``); `turn_transports`: which TURN URL to use
+        (aiortc takes one), e.g. ``("tcp",)`` on a network that drops UDP."""
+        self.api = api
+        self.account = account
+        self.class_id = class_id
+        self._make_media = make_media
+        self._host_addresses = host_addresses
+        self.relay_only = relay_only
+        self._turn_transports = turn_transports
+        self.socket: ClassSocket | None = None
+        self.media: MediaClient | None = None
+        self.room: dict[str, Any] = {}
+        self.errors: list[str] = []
+        self.join_started = 0.0
+        self.joined_at = 0.0
+        self._signals: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._pump: asyncio.Task[None] | None = None
+        self._publish_answered = asyncio.Event()
+
+    @property
+    def user_id(self) -> str:
+        return self.account.id
+
+    async def connect(self) -> ClassSocket:
+        """Open the class WebSocket (without joining the room)."""
+        if self.socket is None or self.socket.closed:
+            self.socket = await self.api.open_socket(self.account.token, self.class_id)
+            self.socket.handlers["WEBRTC_OFFER"] = lambda d: self._signal("offer", d)
+            self.socket.handlers["WEBRTC_ANSWER"] = lambda d: self._signal("answer", d)
+        return self.socket
+
+    def _signal(self, kind: str, data: dict[str, Any]) -> None:
+        self._signals.put_nowait((kind, data))
+
+    async def join(self, *, publish: bool = True, timeout: float = 10.0) -> dict[str, Any]:
+        """``JOIN_ROOM``, then publish (if asked) and wait for the publish answer."""
+        socket = await self.connect()
+        self.join_started = time.monotonic()
+        self.room = await socket.request("JOIN_ROOM", {}, "ROOM_JOINED", timeout=timeout)
+        self.joined_at = time.monotonic()
+        ice_servers = ice_servers_from(self.room.get("iceServers", []))
+        if self.relay_only and not any(u.startswith("turn") for s in ice_servers for u in s.urls):
+            raise MediaFailed("Relay only was asked for, but the server offers no TURN relay")
+        config = MediaConfig(
+            ice_servers=ice_servers,
+            host_addresses=self._host_addresses,
+            ice_transport_policy="relay" if self.relay_only else "all",
+            turn_transports=self._turn_transports,
+        )
+        self.media = self._make_media(config)
+        self._pump = asyncio.create_task(self._run_signals(), name=f"peer-{self.user_id}")
+        if publish:
+            self._publish_answered.clear()
+            offer = await self.media.publish_offer()
+            if self.relay_only and " typ relay" not in offer:
+                raise MediaFailed(
+                    "The TURN server gave no relayed address (credentials refused, or the "
+                    "server is unreachable)"
+                )
+            await socket.send(
+                "WEBRTC_OFFER", {"pc": "publish", "offer": {"type": "offer", "sdp": offer}}
+            )
+            async with asyncio.timeout(timeout):
+                await self._publish_answered.wait()
+        return self.room
+
+    async def _run_signals(self) -> None:
+        while True:
+            kind, data = await self._signals.get()
+            try:
+                await self._handle_signal(kind, data)
+            except Exception as error:  # keep answering later offers
+                log.exception("peer %s could not handle %s", self.user_id, kind)
+                self.errors.append(f"{kind}: {error}")
+
+    async def _handle_signal(self, kind: str, data: dict[str, Any]) -> None:
+        media, socket = self.media, self.socket
+        if media is None or socket is None:
+            return
+        if kind == "offer" and data.get("pc") == "subscribe":
+            answer = await media.subscribe_offer(data["offer"]["sdp"], data.get("streams", {}))
+            await socket.send(
+                "WEBRTC_ANSWER", {"pc": "subscribe", "answer": {"type": "answer", "sdp": answer}}
+            )
+        elif kind == "answer" and data.get("pc") == "publish":
+            await media.publish_answer(data["answer"]["sdp"])
+            self._publish_answered.set()
+
+    async def wait_connected(self, timeout: float = 10.0) -> None:
+        """Wait until the media connections are up (publish, and subscribe once offered).
+
+        Raises `MediaFailed` with a readable reason when the server reports an ``ERROR``
+        (e.g. "Media connection failed; ..."), a connection fails, or `timeout` passes.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            media, socket = self.media, self.socket
+            errors = [
+                f["data"].get("message", "")
+                for f in (socket.received if socket else [])
+                if f.get("event") == "ERROR"
+            ]
+            if errors:
+                raise MediaFailed(str(errors[0]))
+            pcs = [pc for pc in (media.publish_pc, media.subscribe_pc) if pc] if media else []
+            states = [pc.connectionState for pc in pcs]
+            if "failed" in states:
+                raise MediaFailed("Media connection failed (ICE found no working path)")
+            if states and all(state == "connected" for state in states):
+                return
+            if time.monotonic() > deadline:
+                raise MediaFailed(
+                    f"Media connection not established within {timeout:g} s "
+                    f"(states: {', '.join(states) or 'none'})"
+                )
+            await asyncio.sleep(0.05)
+
+    async def set_media_state(self, *, audio: bool, video: bool) -> None:
+        assert self.socket is not None
+        await self.socket.send("MEDIA_STATE", {"audio": audio, "video": video})
+
+    async def leave(self) -> None:
+        """``LEAVE_ROOM`` and close the media (the socket stays open)."""
+        if self.socket is not None and not self.socket.closed:
+            with contextlib.suppress(ApiFailure, ConnectionError):
+                await self.socket.send("LEAVE_ROOM", {})
+        await self._close_media()
+
+    async def _close_media(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+            self._pump = None
+        if self.media is not None:
+            await self.media.close()
+            self.media = None
+
+    async def close(self) -> None:
+        """Drop everything at once (like a closed tab): media and socket."""
+        await self._close_media()
+        if self.socket is not None:
+            await self.socket.close()
+            self.socket = None

@@ -1,0 +1,258 @@
+"""``GET /metrics`` against a real server with real aiortc peers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from api.config import Settings
+from api.metrics import ServerMetrics, TimedStore
+from api.store import SqliteStore
+from scripts.synthpeer.api_client import Account
+from scripts.synthpeer.client import MediaClient
+from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
+from scripts.synthpeer.peer import SyntheticPeer
+from sfu import MediaConfig
+from tests.server_process import REPO
+
+from .conftest import RunningServer, ServerFactory
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+PeerFactory = Callable[[Account], Awaitable[SyntheticPeer]]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """SQLite only: these tests are about what the server reports, not the store."""
+    return Settings(
+        host="127.0.0.1", port=0, data_dir=tmp_path / "data", ice_addresses=("127.0.0.1",)
+    )
+
+
+@pytest.fixture
+async def media_server(start_server: ServerFactory, settings: Settings) -> RunningServer:
+    return await start_server(settings)
+
+
+@pytest.fixture
+async def peers(media_server: RunningServer) -> AsyncIterator[PeerFactory]:
+    made: list[SyntheticPeer] = []
+
+    async def make(account: Account) -> SyntheticPeer:
+        def media(config: MediaConfig) -> MediaClient:
+            return MediaClient(config, video=vp8_clip(), audio=ToneAudioTrack(), decode="none")
+
+        peer = SyntheticPeer(media_server.api, account, media)
+        made.append(peer)
+        await peer.join()
+        return peer
+
+    yield make
+    for peer in made:
+        await peer.close()
+
+
+async def scrape(
+    server: RunningServer, token: str | None = None, accept: str | None = None
+) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if accept:
+        headers["Accept"] = accept
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(server.api.base_url + "/metrics", headers=headers) as response,
+    ):
+        return response.status, await response.text()
+
+
+async def samples(server: RunningServer) -> Samples:
+    """Every sample of a scrape, parsed with prometheus-client's own parser."""
+    status, text = await scrape(server)
+    assert status == 200, text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(found: Samples, name: str, **labels: str) -> float:
+    return found.get((name, frozenset(labels.items())), 0.0)
+
+
+def total(found: Samples, name: str) -> float:
+    return sum(v for (sample, _), v in found.items() if sample == name)
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+async def test_gauges_and_counters_move_as_people_join_publish_and_leave(
+    media_server: RunningServer, peers: PeerFactory
+) -> None:
+    before = await samples(media_server)
+    assert value(before, "classroom_rooms") == 0
+    assert value(before, "classroom_websocket_connections") == 0
+    assert value(before, "process_cpu_seconds_total") > 0
+    assert value(before, "process_resident_memory_bytes") > 10e6
+
+    room = await media_server.classroom(students=1)
+    await media_server.api.start_session(room.teacher, room.class_id)
+    await peers(room.teacher)
+    student = await peers(room.students[0])
+
+    async def both_forwarding() -> bool:
+        now = await samples(media_server)
+        return (
+            value(now, "classroom_participants", media="connected") == 2
+            and value(now, "classroom_consumers", kind="video", state="active") == 2
+            and value(now, "classroom_forwarded_frames_total", kind="video") > 30
+        )
+
+    await wait_until(both_forwarding)
+    during = await samples(media_server)
+    assert value(during, "classroom_rooms") == 1
+    assert value(during, "classroom_websocket_connections") == 2
+    assert value(during, "classroom_producers", kind="video") == 2
+    assert value(during, "classroom_producers", kind="audio") == 2
+    assert value(during, "classroom_received_packets_total", kind="video") > 0
+    assert value(during, "classroom_received_bytes_total", kind="video") > 0
+    assert value(during, "classroom_forwarded_frames_total", kind="audio") > 0
+    assert value(during, "classroom_plis_sent_total", kind="video") >= 1  # new subscribers
+    assert value(during, "classroom_join_seconds_count") == 2
+    assert 0 < value(during, "classroom_join_seconds_sum") < 2
+    assert value(during, "classroom_store_seconds_count", operation="get_active_session") >= 2
+    assert value(during, "classroom_store_seconds_count", operation="start_session") == 1
+
+    forwarded = value(during, "classroom_forwarded_frames_total", kind="video")
+    await student.close()
+
+    async def student_gone() -> bool:
+        now = await samples(media_server)
+        return value(now, "classroom_participants", media="connected") == 1
+
+    await wait_until(student_gone)
+    after = await samples(media_server)
+    assert value(after, "classroom_websocket_connections") == 1
+    assert value(after, "classroom_producers", kind="video") == 1
+    assert value(after, "classroom_consumers", kind="video", state="active") == 0
+    # Counters of closed producers and consumers stay in the totals.
+    assert value(after, "classroom_forwarded_frames_total", kind="video") >= forwarded
+
+
+async def test_errors_are_counted_by_channel_and_type(media_server: RunningServer) -> None:
+    teacher = await media_server.account("teacher")
+    status, _ = await media_server.api.request("POST", "/class", body={"className": "x"})
+    assert status == 401
+    status, _ = await media_server.api.request("GET", "/class/nope", token=teacher.token)
+    assert status == 404
+    socket = await media_server.api.open_socket(teacher.token)
+    await socket.send("NO_SUCH_EVENT", {})
+    await socket.next("ERROR")
+    await socket.close()
+    found = await samples(media_server)
+    assert value(found, "classroom_errors_total", channel="http", type="Unauthorized") == 1
+    assert value(found, "classroom_errors_total", channel="http", type="NotFound") == 1
+    assert value(found, "classroom_errors_total", channel="ws", type="InvalidRequest") == 1
+    assert total(found, "classroom_errors_total") == 3
+
+
+async def test_a_token_is_required_when_one_is_configured(
+    start_server: ServerFactory, settings: Settings
+) -> None:
+    server = await start_server(replace(settings, metrics_token="s3cret"))
+    assert (await scrape(server))[0] == 401
+    assert (await scrape(server, token="wrong"))[0] == 401
+    status, text = await scrape(server, token="s3cret")
+    assert status == 200
+    assert "classroom_rooms 0.0" in text
+    assert "s3cret" not in repr(server.settings)
+
+
+async def test_openmetrics_is_served_when_asked_for(media_server: RunningServer) -> None:
+    status, text = await scrape(media_server, accept="application/openmetrics-text")
+    assert status == 200
+    assert text.rstrip().endswith("# EOF")
+
+
+async def test_disabled_metrics_are_not_served(
+    start_server: ServerFactory, settings: Settings
+) -> None:
+    server = await start_server(replace(settings, metrics_enabled=False))
+    status, text = await scrape(server)
+    assert status == 404
+    assert json.loads(text) == {"success": False, "error": "Not found"}
+
+
+async def test_two_apps_in_one_process_keep_separate_registries(
+    start_server: ServerFactory, settings: Settings, tmp_path: Path
+) -> None:
+    first = await start_server(settings)
+    second = await start_server(replace(settings, data_dir=tmp_path / "second"))
+    await first.api.request("POST", "/class", body={})
+    assert value(
+        await samples(first), "classroom_errors_total", channel="http", type="Unauthorized"
+    )
+    assert total(await samples(second), "classroom_errors_total") == 0
+
+
+async def test_the_timed_store_delegates_every_store_method_and_times_it(tmp_path: Path) -> None:
+    metrics = ServerMetrics()
+    store = TimedStore.wrap(SqliteStore(tmp_path / "db.sqlite3"), metrics.store_seconds)
+    assert not TimedStore.__abstractmethods__
+    await store.open()
+    try:
+        user = await store.create_user(name="Ann", email="ann@school.test", role="student")
+        assert await store.get_user(user.id) == user
+        assert await store.get_user_by_email("ANN@school.test") == user
+    finally:
+        await store.close()
+    found = {
+        (sample.name, sample.labels.get("operation")): sample.value
+        for family in text_string_to_metric_families(metrics.render(None)[0].decode())
+        for sample in family.samples
+    }
+    for operation in ("open", "create_user", "get_user", "get_user_by_email", "close"):
+        assert found[("classroom_store_seconds_count", operation)] == 1
+
+
+@pytest.mark.network
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("unshare") is None,
+    reason="needs root and unshare to create a network namespace",
+)
+def test_without_a_token_only_loopback_clients_may_scrape() -> None:
+    probe = subprocess.run(
+        ["unshare", "-n", sys.executable, "-m", "tests.api.metrics_netns_probe"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert json.loads(probe.stdout.strip().splitlines()[-1]) == {
+        "open_loopback": 200,
+        "open_outside": 403,
+        "open_outside_with_token": 403,
+        "token_loopback": 401,
+        "token_outside": 401,
+        "token_outside_with_token": 200,
+    }

@@ -1,0 +1,69 @@
+"""Opens recorded files with PyAV and reports what a player would see."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+
+from scripts.synthpeer.media import read_frame_index
+
+
+@dataclass
+class FileReport:
+    """Streams, duration and decoded content of one recorded or composed file."""
+
+    kinds: list[str] = field(default_factory=list)
+    duration: float = 0.0
+    video_frames: int = 0
+    audio_samples: int = 0
+    decode_errors: int = 0
+    indices: list[int | None] = field(default_factory=list)
+    size: tuple[int, int] | None = None
+
+
+def inspect_file(path: Path, *, barcode: bool = True) -> FileReport:
+    """Decode every frame of `path`; duration is the span of decoded timestamps."""
+    report = FileReport()
+    first: float | None = None
+    last = 0.0
+    with av.open(str(path)) as container:
+        report.kinds = sorted(s.type for s in container.streams)
+        for packet in container.demux():
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                report.decode_errors += 1
+                continue
+            for frame in frames:
+                if not isinstance(frame, av.VideoFrame | av.AudioFrame):
+                    continue
+                if frame.pts is None or frame.time_base is None:
+                    continue
+                at = float(frame.pts * frame.time_base)
+                first = at if first is None else min(first, at)
+                if isinstance(frame, av.VideoFrame):
+                    report.video_frames += 1
+                    report.size = (frame.width, frame.height)
+                    last = max(last, at + 1 / 30)
+                    if barcode:
+                        report.indices.append(read_frame_index(frame))
+                elif isinstance(frame, av.AudioFrame):
+                    report.audio_samples += frame.samples
+                    last = max(last, at + frame.samples / frame.sample_rate)
+    report.duration = last - (first or 0.0)
+    return report
+
+
+def missing_frames(indices: list[int | None], loop: int) -> int:
+    """Frames missing from a barcode sequence that counts up modulo `loop` and may restart
+    at 0 (a keyframe request restarts the clip)."""
+    known = [i for i in indices if i is not None]
+    missing = 0
+    for before, after in itertools.pairwise(known):
+        if after == 0:
+            continue
+        missing += (after - before - 1) % loop
+    return missing

@@ -1,0 +1,61 @@
+"""Smoke test of ``scripts/loadtest.py``: a short real run against a real server process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.server_process import REPO, ServerProcess
+
+
+def _loadtest(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.loadtest", "--no-progress", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+async def test_one_class_of_two_students_for_five_seconds_reports_sane_numbers(
+    tmp_path: Path,
+) -> None:
+    server = ServerProcess(
+        {"DATA_DIR": str(tmp_path / "data"), "ICE_ADDRESSES": "127.0.0.1"},
+        tmp_path / "server.log",
+    )
+    await server.start()
+    try:
+        report = tmp_path / "load.json"
+        done = _loadtest(
+            "--url", server.base_url, "--classes", "1", "--students", "2", "--duration", "5",
+            "--json", str(report), "--plot", str(tmp_path / "load.png"),
+        )  # fmt: skip
+        relay = _loadtest(
+            "--url", server.base_url, "--classes", "1", "--students", "1", "--duration", "1",
+            "--relay-only",
+        )  # fmt: skip
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "hop latency" in done.stdout
+    summary = json.loads(report.read_text())
+    assert summary["aborted"] is None
+    assert summary["joins"]["failed"] == 0 and summary["joins"]["ok"] == 3
+    assert summary["fps"]["video_streams"] == 6  # everyone receives the two others
+    assert summary["fps"]["min"] > 20
+    assert summary["loss"]["video"]["ratio"] < 0.01
+    assert summary["first_frame_s"]["count"] == 6 and summary["first_frame_s"]["max"] < 3
+    assert summary["latency_ms"]["count"] > 100 and 0 < summary["latency_ms"]["p50"] < 50
+    assert summary["decode"]["frames_decoded"] > 0 and summary["decode"]["errors"] == 0
+    assert summary["decode"]["sizes"] == ["640x360"]
+    assert summary["server"]["cpu_cores_mean"] > 0 and summary["server"]["rss_mb_end"] > 10
+    assert summary["server"]["video_streams"] == 6
+    assert (tmp_path / "load.png").read_bytes()[:4] == b"\x89PNG"
+    # Without TURN servers in ROOM_JOINED, relay-only cannot work: said clearly, exit 2.
+    assert relay.returncode == 2, relay.stdout + relay.stderr
+    assert "offered no TURN server" in relay.stderr
