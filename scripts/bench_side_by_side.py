@@ -45,7 +45,7 @@ from scripts.bench.floor import run_floor
 from scripts.bench.measure import BenchSettings, RunResult, run_classroom, run_fanout
 from scripts.bench.report import comparison, comparison_table, median_runs, runs_table
 from scripts.bench.systems import BenchServer, JanusVideoRoom, OurServer, System
-from scripts.synthpeer.media import vp8_clip
+from scripts.synthpeer.media import EncodedClip, vp8_clip
 
 ALL_SYSTEMS = ("ours", "ours-router", "mediarelay", "janus", "janus-default")
 
@@ -75,12 +75,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--classroom", type=int, default=0, help="participants (e.g. 31); 0: skip")
     p.add_argument("--classroom-systems", default="ours,janus")
     p.add_argument("--classroom-repeat", type=int, default=1)
+    p.add_argument(
+        "--classroom-bitrate",
+        type=int,
+        default=300_000,
+        help="bits/s of each camera in the classroom (30 streams per receiver add up)",
+    )
     p.add_argument("--resolution", default="640x360")
     p.add_argument("--bitrate", type=int, default=770_000)
     p.add_argument("--full-sample", type=int, default=5, help="fully received subscribers")
     p.add_argument("--no-netns", action="store_true", help="stay in this namespace (no Janus)")
     p.add_argument("--no-pin", action="store_true")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument(
+        "--report-only",
+        type=Path,
+        default=None,
+        help="print the tables of a saved --json file again, without running anything",
+    )
     p.add_argument(netns.INSIDE_FLAG, action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -161,6 +173,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     width, height = (int(x) for x in args.resolution.lower().split("x"))
     settings = BenchSettings(
         clip=vp8_clip(150, width, height, 30, args.bitrate),
+        classroom_clip=vp8_clip(150, width, height, 30, args.classroom_bitrate),
         seconds=args.seconds,
         warmup=args.warmup,
         full_sample=args.full_sample,
@@ -199,7 +212,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         floor = sorted(floors, key=lambda f: f["protect_and_send"]["us_per_packet"])[
             len(floors) // 2
         ]
-        rows = comparison(results, floor)
+        rows = comparison(results, floor, max(args.n))
         print("all runs:")
         print(runs_table(runs))
         print("\nmedians:")
@@ -218,8 +231,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 "network": "private netns, veth" if lab.isolated else "loopback",
             },
             "settings": {
-                "command": " ".join(sys.argv),
-                "clip": f"VP8 {width}x{height} 30 fps ~{settings.clip.bitrate / 1000:.0f} kbps",
+                "command": "python -m scripts.bench_side_by_side "
+                + " ".join(a for a in sys.argv[1:] if a != netns.INSIDE_FLAG),
+                "clip": _describe(settings.clip),
+                "classroom_clip": _describe(settings.classroom_clip),
                 "seconds": args.seconds,
                 "warmup": args.warmup,
                 "repeat": args.repeat,
@@ -229,6 +244,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "runs": [asdict(r) for r in runs],
             "floor_runs": floors,
         }
+
+
+def _describe(clip: EncodedClip) -> str:
+    return f"VP8 {clip.width}x{clip.height} {clip.fps} fps ~{clip.bitrate / 1000:.0f} kbps"
 
 
 def _cpu_model() -> str:
@@ -241,9 +260,25 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
+def report_only(path: Path, reference_n: int | None) -> None:
+    """Re-print the medians and the comparison of a saved run (current report code)."""
+    saved = json.loads(path.read_text())
+    runs = [RunResult(**run) for run in saved["runs"]]
+    floors = saved["floor_runs"]
+    floor = sorted(floors, key=lambda f: f["protect_and_send"]["us_per_packet"])[len(floors) // 2]
+    results = median_runs(runs)
+    print(f"{saved['date']}  {saved['settings']['command']}")
+    print(runs_table(results))
+    print()
+    print(comparison_table(comparison(results, floor, reference_n)))
+
+
 def main() -> None:
     argv = sys.argv[1:]
     args = parse_args(argv)
+    if args.report_only is not None:
+        report_only(args.report_only, max(args.n))
+        return
     inside = bool(getattr(args, "inside_netns", False))
     if not inside and not args.no_netns and netns.can_unshare():
         netns.reexec_inside("scripts.bench_side_by_side", argv)

@@ -35,11 +35,17 @@ class BenchSettings:
     """What every run shares."""
 
     clip: EncodedClip
+    classroom_clip: EncodedClip
     seconds: float = 10.0
     warmup: float = 3.0
     full_sample: int = 5
     """Subscribers (fan-out) whose stream goes through aiortc for latency and decoding."""
     connect_concurrency: int = 8
+    settle_latency_ms: float = 100.0
+    """After the warm-up, wait (up to `settle_max`) until the sampled hop latency p95 of
+    the last second is below this: joins and renegotiations can leave a backlog that takes
+    seconds to drain, and the window measures the steady state after it."""
+    settle_max: float = 30.0
 
 
 @dataclass
@@ -68,6 +74,8 @@ class RunResult:
     rss_mb: float = 0.0
     mb_per_participant: float | None = None
     loadgen_cores: float = 0.0
+    settle_s: float = 0.0
+    """Time spent after the warm-up waiting for the latency backlog to drain."""
     decoded_frames: int = 0
     decode_errors: int = 0
     notes: list[str] = field(default_factory=list)
@@ -87,8 +95,9 @@ class RunResult:
 class _Load:
     """The clients of one run and what they count."""
 
-    def __init__(self, settings: BenchSettings) -> None:
+    def __init__(self, settings: BenchSettings, clip: EncodedClip) -> None:
         self.settings = settings
+        self.clip = clip
         self.counters: list[StreamCounter] = []
         self.clients: list[CountingClient] = []
         self.send_logs: dict[str, SendLog] = {}
@@ -109,7 +118,7 @@ class _Load:
             full_streams=1 if full else 0,
             on_counter=self.counters.append,
             default_publisher=default_publisher,
-            video=self.settings.clip if send_log is not None else None,
+            video=self.clip if send_log is not None else None,
             send_log=send_log,
             sink_factory=lambda kind, codec: StreamSink(kind, codec, decode="sample"),
         )
@@ -149,6 +158,7 @@ async def _measure(
     me = psutil.Process()
     await asyncio.sleep(settings.warmup)
     load.attach_probes()
+    result.settle_s = await _settle(load, settings)
     result.rss_mb = round(_rss_mb(server), 1)
     video = [c for c in load.counters if c.kind == "video" and not c.closed]
     for counter in video:
@@ -195,7 +205,24 @@ async def _measure(
     result.decode_errors = sum(s.decode_errors for s in sinks)
     if result.loadgen_cores > 0.9:
         result.notes.append("load generator near one core: numbers may be generator-bound")
+    if result.settle_s >= settings.settle_max:
+        result.notes.append(f"latency did not settle below {settings.settle_latency_ms:g} ms")
     return result
+
+
+async def _settle(load: _Load, settings: BenchSettings) -> float:
+    """Wait until the last second's sampled hop latency p95 is under the limit."""
+    started = time.monotonic()
+    while time.monotonic() - started < settings.settle_max:
+        marks = {id(p): len(p.samples) for p in load.probes}
+        await asyncio.sleep(1.0)
+        recent = [s for p in load.probes for s in p.samples[marks.get(id(p), 0) :]]
+        p95 = percentile(recent, 0.95)
+        if p95 is not None and p95 * 1000 < settings.settle_latency_ms:
+            break
+    else:
+        return round(time.monotonic() - started, 1)
+    return round(time.monotonic() - started - 1.0, 1)
 
 
 async def _bounded(tasks: list[Any], limit: int) -> list[Any]:
@@ -210,7 +237,7 @@ async def _bounded(tasks: list[Any], limit: int) -> list[Any]:
 
 async def run_fanout(system: System, n: int, settings: BenchSettings) -> RunResult:
     """One publisher, ``n`` subscribers."""
-    load = _Load(settings)
+    load = _Load(settings, settings.clip)
     result = RunResult(system.name, "fanout", n, streams_expected=n, streams_flowing=0)
     await system.start()
     try:
@@ -257,7 +284,7 @@ async def run_fanout(system: System, n: int, settings: BenchSettings) -> RunResu
 
 async def run_classroom(system: System, participants: int, settings: BenchSettings) -> RunResult:
     """Everyone publishes a camera and receives everyone else."""
-    load = _Load(settings)
+    load = _Load(settings, settings.classroom_clip)
     expected = participants * (participants - 1)
     result = RunResult(
         system.name, "classroom", participants, streams_expected=expected, streams_flowing=0

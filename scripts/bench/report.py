@@ -52,18 +52,22 @@ def runs_table(results: list[RunResult]) -> str:
 
 
 def marginal_us_per_packet(results: list[RunResult], system: str) -> float | None:
-    """CPU per extra forwarded packet between the two largest fan-out sizes."""
-    points = sorted(
-        (r for r in results if r.system == system and r.scenario == "fanout" and r.packets),
-        key=lambda r: r.n,
-    )
+    """CPU per extra forwarded packet: least-squares slope of server cores against packet
+    rate over the fan-out runs with N >= 50 (fixed costs drop out)."""
+    points = [
+        (r.packets / r.window_s, r.server_cores)
+        for r in results
+        if r.system == system and r.scenario == "fanout" and r.packets and r.n >= 50
+    ]
     if len(points) < 2:
         return None
-    low, high = points[-2], points[-1]
-    rate_low, rate_high = low.packets / low.window_s, high.packets / high.window_s
-    if rate_high <= rate_low:
+    mean_x = sum(x for x, _ in points) / len(points)
+    mean_y = sum(y for _, y in points) / len(points)
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    if spread <= 0:
         return None
-    return round((high.server_cores - low.server_cores) / (rate_high - rate_low) * 1e6, 2)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
+    return round(slope * 1e6, 2)
 
 
 def capacity(results: list[RunResult], system: str) -> dict[str, Any]:
@@ -89,21 +93,30 @@ def capacity(results: list[RunResult], system: str) -> dict[str, Any]:
     }
 
 
-def comparison(results: list[RunResult], floor: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """One row per system: the numbers the issue asks for, and the ratio to ours."""
+def comparison(
+    results: list[RunResult], floor: dict[str, Any] | None, reference_n: int | None = None
+) -> list[dict[str, Any]]:
+    """One row per system: the numbers the issue asks for, and the ratio to ours.
+
+    CPU per packet and memory are compared at ``reference_n`` (the largest interleaved
+    size; default the largest size both ran), or the largest size a system holds below it.
+    """
     systems = sorted({r.system for r in results}, key=lambda s: (s != OURS, s))
     fanout_sizes = sorted({r.n for r in results if r.scenario == "fanout"})
     rows: list[dict[str, Any]] = []
     ours_by_n = {r.n: r for r in results if r.system == OURS and r.scenario == "fanout"}
     for system in systems:
         mine = {r.n: r for r in results if r.system == system and r.scenario == "fanout"}
-        common = [n for n in fanout_sizes if n in mine and n in ours_by_n and n > 1]
+        common = [
+            n
+            for n in fanout_sizes
+            if n in mine and n in ours_by_n and n > 1 and (reference_n is None or n <= reference_n)
+        ]
         at = max(common) if common else (max(mine) if mine else None)
         reference = mine.get(at) if at is not None else None
         ours = ours_by_n.get(at) if at is not None else None
         classroom = [r for r in results if r.system == system and r.scenario == "classroom"]
         latency_run = mine.get(50) or reference
-        memory = [r.mb_per_participant for r in mine.values() if r.n >= 10 and r.mb_per_participant]
         row: dict[str, Any] = {
             "system": system,
             "at_n": at,
@@ -113,7 +126,7 @@ def comparison(results: list[RunResult], floor: dict[str, Any] | None) -> list[d
             "latency_at_n": latency_run.n if latency_run else None,
             "latency_p50_ms": latency_run.latency_p50_ms if latency_run else None,
             "latency_p95_ms": latency_run.latency_p95_ms if latency_run else None,
-            "mb_per_participant": max(memory) if memory else None,
+            "mb_per_participant": reference.mb_per_participant if reference else None,
             "ratio_to_ours": (
                 round(reference.us_per_packet / ours.us_per_packet, 2)
                 if reference and ours and reference.us_per_packet and ours.us_per_packet

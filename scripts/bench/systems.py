@@ -33,7 +33,6 @@ from scripts.synthpeer.api_client import Account, ClassroomApi
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.peer import SyntheticPeer
 from sfu import MediaConfig
-from sfu.sdp import media_sections
 
 ClientFactory = Callable[[MediaConfig], MediaClient]
 REPO = Path(__file__).resolve().parents[2]
@@ -149,7 +148,8 @@ class OurServer(System):
                 stderr=subprocess.STDOUT,
                 preexec_fn=pinned(self.cpu),
             )
-        self._http = aiohttp.ClientSession()
+        # Every participant keeps a WebSocket open: no pool limit (aiohttp's default is 100).
+        self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         self._api = ClassroomApi(f"http://127.0.0.1:{port}", self._http)
         deadline = time.monotonic() + 30
         while True:
@@ -372,8 +372,8 @@ class JanusVideoRoom(System):
             },
         )
         assert jsep is not None
-        offer = str(jsep["sdp"])
-        answer = await client.subscribe_offer(offer, self._stream_owners(offer, attached))
+        offer, owners = self._relabel(str(jsep["sdp"]), attached)
+        answer = await client.subscribe_offer(offer, owners)
         await session.message(
             handle, {"request": "start"}, {"type": "answer", "sdp": answer, "trickle": False}
         )
@@ -399,18 +399,33 @@ class JanusVideoRoom(System):
             )
         )
 
-    def _stream_owners(self, offer: str, attached: dict[str, Any]) -> dict[str, str]:
-        """msid stream id -> publisher name, from the ``attached`` event's mid -> feed."""
+    def _relabel(self, offer: str, attached: dict[str, Any]) -> tuple[str, dict[str, str]]:
+        """Give each m-section of a subscriber offer the publisher's name as msid stream id.
+
+        Janus labels every stream of a multistream subscription with the same msid, so the
+        client could not tell them apart; the ``attached`` event maps mid -> feed. Only the
+        client's copy of the offer changes (its answer carries no msid)."""
         owner_of_feed = {feed: name for name, feed in self._feeds.items()}
-        feed_of_mid = {
-            str(stream.get("mid")): stream.get("feed_id") for stream in attached.get("streams", [])
+        owner_of_mid = {
+            str(stream.get("mid")): owner_of_feed[stream["feed_id"]]
+            for stream in attached.get("streams", [])
+            if stream.get("feed_id") in owner_of_feed
         }
-        owners = {}
-        for section in media_sections(offer):
-            feed = feed_of_mid.get(section.mid)
-            if section.stream_id and feed in owner_of_feed:
-                owners[section.stream_id] = owner_of_feed[feed]
-        return owners
+        head, *sections = offer.split("\r\nm=")
+        relabelled = [head]
+        for section in sections:
+            lines = section.split("\r\n")
+            mid = next((ln[6:] for ln in lines if ln.startswith("a=mid:")), None)
+            owner = owner_of_mid.get(mid or "")
+            if owner is not None:
+                lines = [
+                    f"a=msid:{owner} {ln.split()[1] if len(ln.split()) > 1 else owner}"
+                    if ln.startswith("a=msid:")
+                    else ln
+                    for ln in lines
+                ]
+            relabelled.append("\r\n".join(lines))
+        return "\r\nm=".join(relabelled), {owner: owner for owner in owner_of_mid.values()}
 
     async def stop(self) -> None:
         for client in self._clients.values():

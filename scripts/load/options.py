@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from sfu.config import TurnTransport
+
 MAX_PARTICIPANTS = 2000
 MAX_DURATION = 3600.0
 
@@ -37,7 +39,12 @@ class LoadOptions:
     """Joins started per second."""
     duration: float = 30.0
     """Seconds measured once everyone has joined."""
+    settle_latency_ms: float = 200.0
+    """Before measuring, wait until hop latency p95 is under this (at most `settle_max`)."""
+    settle_max: float = 30.0
     relay_only: bool = False
+    turn_transports: tuple[TurnTransport, ...] = ("udp", "tcp", "tls")
+    """Which of the server's TURN URLs aiortc uses (it takes one), in preference order."""
     churn: float = 0.0
     """Leave/rejoin events per minute (random students)."""
     churn_pause: float = 2.0
@@ -66,7 +73,7 @@ class LoadOptions:
         if self.max_seconds is not None:
             return self.max_seconds
         setup = self.participants * 0.2
-        return setup + self.participants / self.ramp + self.duration + 120.0
+        return setup + self.participants / self.ramp + self.settle_max + self.duration + 120.0
 
     def publishes(self, index: int) -> bool:
         """Whether the participant at ``index`` of its class (0 = teacher) publishes."""
@@ -130,7 +137,27 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-frames", type=int, default=LoadOptions.clip_frames)
     p.add_argument("--ramp", type=float, default=LoadOptions.ramp, help="joins per second")
     p.add_argument("--duration", type=float, default=LoadOptions.duration, help="seconds measured")
-    p.add_argument("--relay-only", action="store_true", help="ICE through TURN relays only")
+    p.add_argument(
+        "--settle-latency-ms",
+        type=float,
+        default=LoadOptions.settle_latency_ms,
+        help="before measuring, wait until hop latency p95 is under this",
+    )
+    p.add_argument(
+        "--settle-max", type=float, default=LoadOptions.settle_max, help="longest such wait (s)"
+    )
+    p.add_argument(
+        "--relay-only",
+        action="store_true",
+        help="media through the TURN relay from ROOM_JOINED only (iceTransportPolicy relay)",
+    )
+    p.add_argument(
+        "--turn-transport",
+        action="append",
+        choices=("udp", "tcp", "tls"),
+        default=None,
+        help="TURN URL transport to use, repeatable, in preference order (default udp,tcp,tls)",
+    )
     p.add_argument("--churn", type=float, default=0.0, help="leave/rejoin events per minute")
     p.add_argument("--churn-pause", type=float, default=LoadOptions.churn_pause)
     p.add_argument("--seed", type=int, default=LoadOptions.seed, help="random seed (churn)")
@@ -174,7 +201,10 @@ def parse_options(argv: Sequence[str] | None = None) -> LoadOptions:
         clip_frames=args.clip_frames,
         ramp=args.ramp,
         duration=args.duration,
+        settle_latency_ms=args.settle_latency_ms,
+        settle_max=args.settle_max,
         relay_only=args.relay_only,
+        turn_transports=tuple(args.turn_transport or ("udp", "tcp", "tls")),
         churn=args.churn,
         churn_pause=args.churn_pause,
         seed=args.seed,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,41 +10,29 @@ from typing import Any
 import aiohttp
 
 from scripts.load.counting import CountingClient, StreamCounter
-from scripts.load.options import LoadOptions, OptionError
+from scripts.load.options import LoadOptions
 from scripts.load.population import ClassPlan
 from scripts.synthpeer.api_client import Account, ApiFailure, ClassroomApi
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.media import EncodedClip, LatencyProbe, SendLog, ToneAudioTrack
-from scripts.synthpeer.peer import SyntheticPeer
+from scripts.synthpeer.peer import MediaFailed, SyntheticPeer
 from scripts.synthpeer.sink import StreamSink
 from sfu import MediaConfig
 
-RELAY_NEEDS_ISSUE_6 = (
-    "--relay-only needs ICE transport policy support in sfu.MediaConfig and TURN servers "
-    "in ROOM_JOINED (issue 6, TURN relay); this server/checkout has neither yet"
+JOIN_ERRORS = (
+    ApiFailure,
+    MediaFailed,
+    TimeoutError,
+    ConnectionError,
+    OSError,
+    aiohttp.ClientError,
 )
-JOIN_ERRORS = (ApiFailure, TimeoutError, ConnectionError, OSError, aiohttp.ClientError)
 IGNORED_EVENTS = ("PEER_JOINED", "PEER_LEFT", "MEDIA_STATE", "ACTIVE_SPEAKER", "ROSTER")
 """Room events a synthetic participant does not need to keep."""
 
 
 def _ignore(data: dict[str, Any]) -> None:
     pass
-
-
-def check_relay_support() -> None:
-    """Raise `OptionError` unless `MediaConfig` can be told to use relays only."""
-    if "ice_transport_policy" not in {f.name for f in dataclasses.fields(MediaConfig)}:
-        raise OptionError(RELAY_NEEDS_ISSUE_6)
-
-
-def relay_only(config: MediaConfig) -> MediaConfig:
-    """``config`` restricted to relay candidates (``iceTransportPolicy: "relay"``)."""
-    check_relay_support()
-    if not any(url.startswith("turn") for server in config.ice_servers for url in server.urls):
-        raise OptionError("--relay-only: the server offered no TURN server in ROOM_JOINED")
-    relay: dict[str, Any] = {"ice_transport_policy": "relay"}
-    return dataclasses.replace(config, **relay)
 
 
 @dataclass
@@ -110,6 +97,8 @@ class LoadPeer:
             self._make_media,
             class_id=plan.class_id,
             host_addresses=options.ice_addresses,
+            relay_only=options.relay_only,
+            turn_transports=options.turn_transports,
         )
 
     @property
@@ -118,8 +107,6 @@ class LoadPeer:
 
     def _make_media(self, config: MediaConfig) -> MediaClient:
         options = self._options
-        if options.relay_only:
-            config = relay_only(config)
         send_video = self.publishes and options.video and self._clip is not None
         send_log = SendLog() if send_video else None
         if send_log is not None:
@@ -154,8 +141,6 @@ class LoadPeer:
             for event in IGNORED_EVENTS:
                 socket.handlers[event] = _ignore
             await self.peer.join(publish=self.publishes, timeout=self._options.join_timeout)
-        except OptionError:
-            raise
         except JOIN_ERRORS as error:
             record.error = (
                 f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

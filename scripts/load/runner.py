@@ -14,7 +14,7 @@ import psutil
 
 from scripts.load.monitor import Monitor, ServerScraper
 from scripts.load.options import LoadOptions
-from scripts.load.participant import LoadPeer, LoadRegistry, check_relay_support
+from scripts.load.participant import LoadPeer, LoadRegistry
 from scripts.load.population import (
     ClassPlan,
     SetupFailure,
@@ -26,9 +26,6 @@ from scripts.load.progress import Progress
 from scripts.load.summary import Window, summarize
 from scripts.synthpeer.api_client import ClassroomApi
 from scripts.synthpeer.media import EncodedClip, opus_tone, vp8_clip
-
-SETTLE_MAX = 15.0
-"""Longest wait, after the last join, for every stream's first frame."""
 
 
 def _cpu_seconds() -> float:
@@ -76,11 +73,10 @@ class LoadRun:
         self.setup_failures: list[SetupFailure] = []
         self.peers: list[LoadPeer] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.settle_s = 0.0
 
     async def run(self) -> dict[str, Any]:
         options = self.options
-        if options.relay_only:
-            check_relay_support()
         clip = (
             vp8_clip(
                 options.clip_frames, options.width, options.height, options.fps, options.bitrate
@@ -89,7 +85,9 @@ class LoadRun:
             else None
         )
         opus_tone()  # encode the audio loop once, before anything is measured
-        async with aiohttp.ClientSession() as session:
+        # Every participant keeps a WebSocket open: no pool limit (aiohttp's default is 100).
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as session:
             api = ClassroomApi(options.url, session)
             monitor = Monitor(
                 ServerScraper(session, options.url, options.metrics_token),
@@ -123,6 +121,7 @@ class LoadRun:
                 monitor,
                 self.window,
                 aborted,
+                self.settle_s,
             )
 
     async def _setup(self, api: ClassroomApi, monitor: Monitor, clip: EncodedClip | None) -> None:
@@ -160,18 +159,27 @@ class LoadRun:
         await asyncio.gather(*joins)
 
     async def _settle(self, monitor: Monitor) -> None:
-        """Until every stream has shown a frame and no new stream appeared for 1 s."""
+        """Until every stream has shown a frame, no new stream appeared for 1 s, and the
+        last second's hop latency p95 is under ``settle_latency_ms`` (joins can leave a
+        backlog that takes seconds to drain; the window measures the steady state)."""
         monitor.phase = "settle"
-        deadline = time.monotonic() + SETTLE_MAX
+        started = time.monotonic()
         count, stable_since = -1, time.monotonic()
-        while time.monotonic() < deadline:
+        while time.monotonic() - started < self.options.settle_max:
             open_counters = [c for c in self.registry.counters if not c.closed]
             if len(open_counters) != count:
                 count, stable_since = len(open_counters), time.monotonic()
             all_flowing = all(c.first_frame_at is not None for c in open_counters)
-            if all_flowing and time.monotonic() - stable_since >= 1.0:
-                return
+            latest = monitor.timeline[-1] if monitor.timeline else None
+            if not self.registry.probes:  # nothing fully received: no latency to wait for
+                settled = True
+            else:  # a second without samples is a stall, not a settled stream
+                p95 = latest.latency_p95_ms if latest is not None else None
+                settled = p95 is not None and p95 < self.options.settle_latency_ms
+            if all_flowing and settled and time.monotonic() - stable_since >= 1.0:
+                break
             await asyncio.sleep(0.25)
+        self.settle_s = round(time.monotonic() - started, 1)
 
     async def _measure(self, monitor: Monitor) -> None:
         options = self.options

@@ -103,6 +103,7 @@ def summarize(
     monitor: Monitor,
     window: Window,
     aborted: str | None,
+    settle_s: float = 0.0,
 ) -> dict[str, Any]:
     """Everything the run measured, as JSON-ready data."""
     joins = registry.joins
@@ -160,6 +161,7 @@ def summarize(
         "config": config,
         "aborted": aborted,
         "window_s": round(span, 2),
+        "settle_s": settle_s,
         "participants": {
             "planned": planned_participants,
             "joined_at_end": sum(1 for _ in joins if _.error is None and _.kind == "join"),
@@ -197,7 +199,18 @@ def summarize(
             else None,
         },
         "loss": {"video": _loss(rows, "video"), "audio": _loss(rows, "audio")},
-        "latency_ms": {**_stats(latencies, 1000.0, 2), "streams_probed": len(registry.probes)},
+        "latency_ms": {
+            **_stats(latencies, 1000.0, 2),
+            "streams_probed": len(registry.probes),
+            "worst_second_p95_before_window": max(
+                (
+                    p.latency_p95_ms
+                    for p in monitor.timeline
+                    if p.phase in ("ramp", "settle") and p.latency_p95_ms is not None
+                ),
+                default=None,
+            ),
+        },
         "decode": {
             "streams_sampled": sum(1 for s in sinks if s.decoded),
             "frames_decoded": sum(s.decoded for s in sinks),
@@ -230,7 +243,7 @@ def format_table(summary: dict[str, Any]) -> str:
         f"publishers {config['publishers'] if config['publishers'] is not None else 'all'}, "
         f"{config['width']}x{config['height']} {config['fps']} fps "
         f"{config['bitrate'] // 1000} kbps, "
-        f"window {summary['window_s']} s"
+        f"window {summary['window_s']} s after {summary['settle_s']} s settling"
         + (f"  ABORTED: {summary['aborted']}" if summary["aborted"] else ""),
         "",
         f"{'metric':<34} {'p50':>9} {'p95':>9} {'max':>9}",
@@ -247,6 +260,11 @@ def format_table(summary: dict[str, Any]) -> str:
     row(f"first frame n={summary['first_frame_s']['count']}", summary["first_frame_s"], " s")
     latency = summary["latency_ms"]
     row(f"hop latency n={latency['count']}", latency, " ms")
+    if latency.get("worst_second_p95_before_window") is not None:
+        lines.append(
+            f"{'hop latency while joining (worst 1 s p95)':<34} "
+            f"{_fmt(latency['worst_second_p95_before_window'], ' ms'):>29}"
+        )
     lines += [
         "",
         f"joins: {joins['ok']}/{joins['attempted']} ok, {joins['failed']} failed, "
