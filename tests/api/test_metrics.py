@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +24,7 @@ from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
 from scripts.synthpeer.peer import SyntheticPeer
 from sfu import MediaConfig
 from tests.server_process import REPO
+from tests.waiting import wait_until
 
 from .conftest import RunningServer, ServerFactory
 
@@ -94,14 +93,6 @@ def value(found: Samples, name: str, **labels: str) -> float:
 
 def total(found: Samples, name: str) -> float:
     return sum(v for (sample, _), v in found.items() if sample == name)
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 async def test_gauges_and_counters_move_as_people_join_publish_and_leave(

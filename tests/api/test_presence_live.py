@@ -19,6 +19,7 @@ from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
 from scripts.synthpeer.peer import SyntheticPeer
 from sfu import MediaConfig
+from tests.waiting import wait_until
 
 from .conftest import RunningServer, ServerFactory
 
@@ -65,14 +66,6 @@ async def peers(server: RunningServer) -> AsyncIterator[PeerFactory]:
         await peer.close()
 
 
-async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.1)
-
-
 async def test_presence_makes_students_provisionally_present_and_feeds_the_roster(
     server: RunningServer, peers: PeerFactory
 ) -> None:
@@ -87,7 +80,7 @@ async def test_presence_makes_students_provisionally_present_and_feeds_the_roste
         summary = await teacher.socket.request("TODAY_SUMMARY", {}, "TODAY_SUMMARY")
         return summary == {"present": 1, "absent": 0, "total": 1}
 
-    await _until(summary_counts_one)
+    await wait_until(summary_counts_one)
     assert await speaker.socket.request("MY_ATTENDANCE", {}, "MY_ATTENDANCE") == {
         "status": "present"
     }
