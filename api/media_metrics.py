@@ -49,6 +49,10 @@ PRODUCER_COUNTERS: dict[str, tuple[str, Callable[[ProducerStats], int]]] = {
         lambda p: p.keyframe_requests,
     ),
     "classroom_plis_sent": ("PLIs sent upstream to publishers", lambda p: p.plis_sent),
+    "classroom_nacks_sent": (
+        "Sequence numbers NACKed upstream to publishers (repeats count again)",
+        lambda p: p.nacks_sent,
+    ),
 }
 CONSUMER_COUNTERS: dict[str, tuple[str, Callable[[ConsumerStats], int]]] = {
     "classroom_forwarded_frames": ("Frames forwarded to subscribers", lambda c: c.frames_forwarded),
@@ -59,6 +63,22 @@ CONSUMER_COUNTERS: dict[str, tuple[str, Callable[[ConsumerStats], int]]] = {
     "classroom_subscriber_plis": (
         "PLI/FIR received from subscribers",
         lambda c: c.keyframe_requests,
+    ),
+    "classroom_forwarded_packets": (
+        "RTP packets forwarded to subscribers (first transmissions)",
+        lambda c: c.packets_forwarded,
+    ),
+    "classroom_forwarded_bytes": (
+        "RTP payload bytes forwarded to subscribers (first transmissions)",
+        lambda c: c.bytes_forwarded,
+    ),
+    "classroom_nacks_received": (
+        "Sequence numbers NACKed by subscribers (repeats count again)",
+        lambda c: c.nacks_received,
+    ),
+    "classroom_retransmissions": (
+        "Packets re-sent to subscribers answering their NACKs",
+        lambda c: c.retransmissions,
     ),
 }
 

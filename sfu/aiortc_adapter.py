@@ -13,6 +13,8 @@ What we rely on, and why:
 - `RTCRtpReceiver.__decoder_queue`: replaced by a stub whose `get()` returns `None`, so
   the decoder thread `receive()` starts exits at once without creating a decoder.
 - `RTCRtpReceiver._send_rtcp_pli`: upstream keyframe requests.
+- `RTCRtpReceiver._send_rtcp_nack`: wrapped per receiver (`NackCounter`) to count the
+  sequence numbers NACKed upstream to a publisher.
 - `RTCRtpSender._send_keyframe`: called by aiortc on a subscriber's PLI/FIR; overridden
   per sender to reach our keyframe policy.
 - `RTCRtpSender._stream_id` / `_track_id`: the msid written into the subscribe offer.
@@ -21,12 +23,17 @@ What we rely on, and why:
   `_rtx_ssrc`, `_retransmit` and its four sender-report counters; the DTLS transport's
   `_state` and `_tx_srtp`; the ICE transport's `_connection` and aioice's `_nominated`;
   pylibsrtp's session buffer (`_cdata`, `_srtp`), to protect without allocating.
+- The stock send path (`SenderCounters`): the sender's `__packet_count` / `__octet_count`
+  (forwarded packets and payload bytes), its `_retransmit` (wrapped to count NACKed
+  sequence numbers) and its `__rtp_history` (whether a NACK was answered).
 - `RTCIceGatherer._connection` and aioice `Connection` gathering fields: host candidates
   on configured addresses (aioice skips loopback) and within a UDP port range.
 - aioice's `turn.TurnTransport` (the transport of a relayed candidate: no socket, no
   `is_closing()`, `sendto()` relays through the TURN client) and the connection's
   `turn_transport` / `turn_ssl`: the direct send path over a relayed pair, and
   `selected_pair()` reporting how a relayed pair reaches its TURN server.
+- `RTCPeerConnection.__connect`: the task aiortc starts (and never awaits) after each
+  description; `PeerConnection` overrides it to retrieve its errors (see there).
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import aioice
 import aiortc
@@ -55,6 +62,7 @@ from aioice import ice as aioice_ice
 from aioice import turn as aioice_turn
 from aioice.candidate import candidate_foundation, candidate_priority
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.exceptions import InvalidStateError
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
@@ -71,6 +79,7 @@ _RX_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _RX_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _RX_DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _RX_SEND_PLI = "_send_rtcp_pli"
+_RX_SEND_NACK = "_send_rtcp_nack"
 _TX_SEND_KEYFRAME = "_send_keyframe"
 _TX_STREAM_ID = "_stream_id"
 _TX_TRACK_ID = "_track_id"
@@ -82,6 +91,7 @@ _TX_SR_RTP = "_RTCRtpSender__rtp_timestamp"
 _TX_SR_PACKETS = "_RTCRtpSender__packet_count"
 _TX_SR_OCTETS = "_RTCRtpSender__octet_count"
 _TX_FIELDS = (_TX_SSRC, _TX_RTX_SSRC, _TX_SR_NTP, _TX_SR_RTP, _TX_SR_PACKETS, _TX_SR_OCTETS)
+_TX_RTP_HISTORY = "_RTCRtpSender__rtp_history"
 _DTLS_STATE = "_state"
 _DTLS_TX_SRTP = "_tx_srtp"
 _ICE_NOMINATED = "_nominated"
@@ -103,6 +113,7 @@ _ICE_CONNECTION_FIELDS = (
 )
 _ICE_CONNECTION_METHODS = ("gather_candidates", "get_component_candidates")
 _AIOICE_MODULE_NAMES = ("StunProtocol", "server_reflexive_candidate", "get_host_addresses")
+_PC_CONNECT = "_RTCPeerConnection__connect"
 
 
 class AdapterError(RuntimeError):
@@ -118,6 +129,18 @@ def _require(obj: object, name: str) -> None:
         )
 
 
+def _require_field(cls: type, name: str) -> None:
+    """`cls.__init__` assigns instance attribute `name` (checked without an instance:
+    an `RTCRtpSender` needs an event loop)."""
+    code = getattr(vars(cls).get("__init__"), "__code__", None)
+    if code is None or name not in code.co_names:
+        raise AdapterError(
+            f"{cls.__name__}.__init__ no longer sets {name!r}: aiortc/aioice internals changed "
+            f"(tested with aiortc {AIORTC_VERSION}, aioice {AIOICE_VERSION}); "
+            "run tests/sfu/test_adapter_canary.py"
+        )
+
+
 class _ProbeTransport:
     state = "new"
 
@@ -125,11 +148,20 @@ class _ProbeTransport:
 def check_internals() -> None:
     """Raise `AdapterError` if any internal this module relies on is missing."""
     receiver = RTCRtpReceiver("video", _ProbeTransport())  # type: ignore[arg-type]
-    for name in (_RX_JITTER_BUFFER, _RX_DECODER_QUEUE, _RX_DECODER_THREAD, _RX_SEND_PLI):
+    for name in (
+        _RX_JITTER_BUFFER,
+        _RX_DECODER_QUEUE,
+        _RX_DECODER_THREAD,
+        _RX_SEND_PLI,
+        _RX_SEND_NACK,
+    ):
         _require(receiver, name)
     _require(RTCRtpSender, _TX_SEND_KEYFRAME)
     _require(RTCRtpSender, _TX_RETRANSMIT)
+    for name in (*_TX_FIELDS, _TX_RTP_HISTORY):
+        _require_field(RTCRtpSender, name)
     _require(RTCRtpSender, "replaceTrack")
+    _require(RTCPeerConnection, _PC_CONNECT)
     gatherer = RTCIceGatherer(iceServers=[])
     ice = RTCIceTransport(gatherer)
     dtls = RTCDtlsTransport(ice, [RTCCertificate.generateCertificate()])
@@ -167,6 +199,36 @@ def _check_versions() -> None:
 
 check_internals()
 _check_versions()
+
+
+# --------------------------------------------------------------------------- peer connections
+
+
+class PeerConnection(RTCPeerConnection):
+    """An `RTCPeerConnection` whose connect task retrieves its own errors.
+
+    aiortc's `setLocalDescription` / `setRemoteDescription` start `__connect()` (ICE,
+    then DTLS, transceiver after transceiver) with `asyncio.ensure_future` and keep no
+    handle. Closed mid-handshake (a participant leaving while connecting), that task
+    trips over the transports `close()` stopped: the DTLS handshake fails and the next
+    transceiver's `RTCIceTransport.start()` raises ``InvalidStateError("RTCIceTransport
+    is closed")``, which asyncio reports as "Task exception was never retrieved" once the
+    task is collected. Here that expected case is logged at DEBUG; any other error of the
+    task is logged as an error (nothing else ever retrieves it).
+    """
+
+    async def _RTCPeerConnection__connect(self) -> None:
+        try:
+            await getattr(super(), _PC_CONNECT)()
+        except Exception as exc:
+            if self.signalingState == "closed" and isinstance(
+                exc, InvalidStateError | ConnectionError
+            ):
+                logger.debug(
+                    "peer connection closed while connecting: %s: %s", type(exc).__name__, exc
+                )
+            else:
+                logger.error("connecting a peer connection failed", exc_info=exc)
 
 
 # --------------------------------------------------------------------------- receivers
@@ -255,6 +317,38 @@ async def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
     await getattr(receiver, _RX_SEND_PLI)(media_ssrc)
 
 
+class NackCounter:
+    """Counts the sequence numbers a receiver NACKs to its remote sender.
+
+    aiortc's receiver calls ``_send_rtcp_nack(media_ssrc, lost)`` with every sequence
+    number still missing whenever a new gap appears (video only), so a packet missing
+    across two gaps is counted twice. Get one with `nack_counter`.
+    """
+
+    __slots__ = ("_send", "sequence_numbers")
+
+    def __init__(self, send: Callable[[int, list[int]], Any]) -> None:
+        self._send = send
+        self.sequence_numbers = 0
+
+    async def send(self, media_ssrc: int, lost: list[int]) -> None:
+        self.sequence_numbers += len(lost)
+        await self._send(media_ssrc, lost)
+
+
+def nack_counter(receiver: RTCRtpReceiver) -> NackCounter:
+    """The `NackCounter` of `receiver`, installed on first use (one per receiver, however
+    many producers it carries in turn)."""
+    _require(receiver, _RX_SEND_NACK)
+    current = getattr(receiver, _RX_SEND_NACK)
+    owner = getattr(current, "__self__", None)
+    if isinstance(owner, NackCounter):
+        return owner
+    counter = NackCounter(current)
+    setattr(receiver, _RX_SEND_NACK, counter.send)
+    return counter
+
+
 # --------------------------------------------------------------------------- senders
 
 
@@ -274,6 +368,65 @@ def set_msid(sender: RTCRtpSender, stream_id: str, track_id: str) -> None:
     _require(sender, _TX_TRACK_ID)
     setattr(sender, _TX_STREAM_ID, stream_id)
     setattr(sender, _TX_TRACK_ID, track_id)
+
+
+class SendCounts(NamedTuple):
+    """What one subscriber m-section's sender has sent so far."""
+
+    packets: int
+    """RTP media packets sent (first transmissions; retransmissions not included)."""
+    payload_bytes: int
+    """RTP payload bytes of those packets (no RTP header, SRTP trailer or RTX)."""
+    nacks: int
+    """Sequence numbers the subscriber NACKed (a repeated NACK counts again)."""
+    retransmissions: int
+    """Packets re-sent answering those NACKs (still in the send history)."""
+
+    def since(self, start: SendCounts) -> SendCounts:
+        return SendCounts(
+            self.packets - start.packets,
+            self.payload_bytes - start.payload_bytes,
+            self.nacks - start.nacks,
+            self.retransmissions - start.retransmissions,
+        )
+
+
+NO_SENDS = SendCounts(0, 0, 0, 0)
+
+
+class SenderCounters:
+    """`SendCounts` of a stock `RTCRtpSender` (the ``aiortc`` send path).
+
+    Packets and payload bytes are the sender's own sender-report counters; its
+    ``_retransmit`` is wrapped to count NACKed sequence numbers, and those still in its
+    history (which aiortc re-sends).
+    """
+
+    def __init__(self, sender: RTCRtpSender) -> None:
+        for name in (_TX_SR_PACKETS, _TX_SR_OCTETS, _TX_RTP_HISTORY, _TX_RETRANSMIT):
+            _require(sender, name)
+        self._sender = sender
+        self._retransmit: Callable[[int], Any] = getattr(sender, _TX_RETRANSMIT)
+        self.nacks_received = 0
+        self.retransmissions = 0
+        setattr(sender, _TX_RETRANSMIT, self.retransmit)
+
+    async def retransmit(self, sequence_number: int) -> None:
+        self.nacks_received += 1
+        history: dict[int, RtpPacket] = getattr(self._sender, _TX_RTP_HISTORY)
+        packet = history.get(sequence_number % RTP_HISTORY_SIZE)
+        await self._retransmit(sequence_number)
+        if packet is not None and packet.sequence_number == sequence_number:
+            self.retransmissions += 1
+
+    def counts(self) -> SendCounts:
+        sender = self._sender
+        return SendCounts(
+            getattr(sender, _TX_SR_PACKETS),
+            getattr(sender, _TX_SR_OCTETS),
+            self.nacks_received,
+            self.retransmissions,
+        )
 
 
 # --------------------------------------------------------------------------- ICE gathering
@@ -553,6 +706,7 @@ class DirectRtpSender:
         self._closed = False
         self._octets = 0
         self.packets_sent = 0
+        self.nacks_received = 0
         self.retransmissions = 0
         original_send = sender.send
         original_stop = sender.stop
@@ -573,6 +727,12 @@ class DirectRtpSender:
     def ready(self) -> bool:
         """The transport is up and the negotiated parameters are known."""
         return self._pt is not None and not self._closed
+
+    def counts(self) -> SendCounts:
+        """Packets and payload bytes sent, NACKed sequence numbers, retransmissions."""
+        return SendCounts(
+            self.packets_sent, self._octets, self.nacks_received, self.retransmissions
+        )
 
     def close(self) -> None:
         """Stop sending and release the duplicated socket. Idempotent."""
@@ -667,6 +827,7 @@ class DirectRtpSender:
 
     async def retransmit(self, sequence_number: int) -> None:
         """Answer a NACK from our history, as RTX when negotiated."""
+        self.nacks_received += 1
         entry = self._history[sequence_number & _HISTORY_MASK]
         route = self._route
         if entry is None or entry[0] != sequence_number or route is None or self._pt is None:
@@ -846,3 +1007,22 @@ def _filtered_recv(recv: Callable[[], Any], drop: Callable[[bytes], bool]) -> Ca
                 return data
 
     return filtered
+
+
+def wrap_receive(
+    pc: RTCPeerConnection, wrap: Callable[[Callable[[], Any]], Callable[[], Any]]
+) -> int:
+    """Make DTLS on `pc` read through ``wrap(receive)``, where `receive` is the ICE
+    transport's own coroutine function returning the next datagram.
+
+    For tests that hold or fail a handshake; call it once the transports exist. Returns
+    the number of transports wrapped.
+    """
+    transports = {
+        id(t.receiver.transport.transport): t.receiver.transport.transport
+        for t in pc.getTransceivers()
+    }
+    for ice in transports.values():
+        _require(ice, "_recv")
+        setattr(ice, "_recv", wrap(ice._recv))  # noqa: B010
+    return len(transports)

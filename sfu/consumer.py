@@ -17,7 +17,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av.stream import Stream
 
-from sfu.aiortc_adapter import DirectRtpSender
+from sfu.aiortc_adapter import NO_SENDS, DirectRtpSender, SendCounts, SenderCounters
 from sfu.ids import AppData, ConsumerId, MediaKind, ParticipantId
 from sfu.producer import MediaFrame, Producer
 from sfu.stats import ConsumerStats
@@ -35,6 +35,10 @@ class Output(Protocol):
     def push(self, frame: MediaFrame) -> bool: ...
 
     def detach(self) -> None: ...
+
+    def counts(self) -> SendCounts:
+        """Everything its m-section's sender sent so far (for all consumers it carried)."""
+        ...
 
 
 class DirectOutput:
@@ -56,6 +60,9 @@ class DirectOutput:
     def detach(self) -> None:
         self.rtp.detach()
 
+    def counts(self) -> SendCounts:
+        return self.rtp.counts()
+
 
 class ForwardingTrack(MediaStreamTrack):
     """The track behind one subscriber m-section; consumers attach to it in turn.
@@ -74,10 +81,16 @@ class ForwardingTrack(MediaStreamTrack):
         self._last_pts: int | None = None
         self._rebase = False
         self._step = _PTS_STEP[kind]
+        self.sender_counters: SenderCounters | None = None
+        """Set by the subscription on the ``aiortc`` send path."""
 
     @property
     def ready(self) -> bool:
         return True
+
+    def counts(self) -> SendCounts:
+        counters = self.sender_counters
+        return NO_SENDS if counters is None else counters.counts()
 
     def push(self, frame: MediaFrame) -> bool:
         """Queue a frame for the sender; False (and the queue emptied) on overflow."""
@@ -158,6 +171,10 @@ class Consumer:
         self.frames_forwarded = 0
         self.frames_dropped = 0
         self.keyframe_requests = 0
+        # The output's counters when it was attached (an m-section carries consumers in
+        # turn), and this consumer's own once it closed.
+        self._sends_start = NO_SENDS
+        self._sends_final: SendCounts | None = None
 
     def __repr__(self) -> str:
         return f"Consumer({self.id}, {self.producer!r} -> {self.participant_id})"
@@ -177,12 +194,21 @@ class Consumer:
         self._closed = True
         self._active = False
         self.producer._remove_consumer(self)
+        self._sends_final = self.sends()
         if self._output is not None:
             self._output.detach()
             self._output = None
         self._on_close(self)
 
+    def sends(self) -> SendCounts:
+        """RTP packets, payload bytes, NACKs and retransmissions of this consumer."""
+        if self._sends_final is not None:
+            return self._sends_final
+        output = self._output
+        return NO_SENDS if output is None else output.counts().since(self._sends_start)
+
     def stats(self) -> ConsumerStats:
+        sends = self.sends()
         return ConsumerStats(
             consumer_id=self.id,
             producer_id=self.producer.id,
@@ -193,12 +219,17 @@ class Consumer:
             frames_dropped=self.frames_dropped,
             keyframe_requests=self.keyframe_requests,
             waiting_keyframe=self._awaiting_keyframe,
+            packets_forwarded=sends.packets,
+            bytes_forwarded=sends.payload_bytes,
+            nacks_received=sends.nacks,
+            retransmissions=sends.retransmissions,
         )
 
     # ----------------------------------------------------------------- used by the subscription
 
     def _attach(self, output: Output) -> None:
         self._output = output
+        self._sends_start = output.counts()
 
     def _start(self) -> None:
         """The subscriber accepted this consumer's m-section (or its transport came up):

@@ -42,14 +42,16 @@ def create_peer_connection(config: MediaConfig) -> RTCPeerConnection:
     The explicit list (even empty) keeps aiortc from using its default public STUN
     server; ``max-bundle`` keeps every m-section on one transport (with aiortc's default
     policy a second video section can end up on a transport that is discarded). With
-    ``ice_transport_policy="relay"`` only relayed candidates are gathered.
+    ``ice_transport_policy="relay"`` only relayed candidates are gathered. Closing it
+    while it connects logs no "Task exception was never retrieved"
+    (`aiortc_adapter.PeerConnection`).
     """
     policy = (
         RTCIceTransportPolicy.RELAY
         if config.ice_transport_policy == "relay"
         else RTCIceTransportPolicy.ALL
     )
-    return RTCPeerConnection(
+    return aiortc_adapter.PeerConnection(
         RTCConfiguration(
             iceServers=ice_servers(config),
             bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,

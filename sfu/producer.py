@@ -97,6 +97,10 @@ class Producer:
         self._ssrc: int | None = None
         self._needs_keyframe = False
         self._pli_tasks: set[asyncio.Task[None]] = set()
+        # One receiver can carry producers in turn (renegotiation): count from here on.
+        self._nacks = aiortc_adapter.nack_counter(receiver)
+        self._nacks_start = self._nacks.sequence_numbers
+        self._nacks_final: int | None = None
         loop = asyncio.get_running_loop()
         self._keyframes = KeyframeRequester(
             self._send_pli, config.keyframe_request_interval, time.monotonic, loop.call_later
@@ -154,6 +158,7 @@ class Producer:
         if self._closed:
             return
         self._closed = True
+        self._nacks_final = self.nacks_sent
         self._keyframes.close()
         for task in self._pli_tasks:
             task.cancel()
@@ -161,6 +166,13 @@ class Producer:
             consumer.close()
         self._on_close(self)
         self._listener.on_producer_removed(self)
+
+    @property
+    def nacks_sent(self) -> int:
+        """Sequence numbers NACKed to the publisher for this producer."""
+        if self._nacks_final is not None:
+            return self._nacks_final
+        return self._nacks.sequence_numbers - self._nacks_start
 
     def stats(self) -> ProducerStats:
         last = self.last_frame_at
@@ -179,6 +191,7 @@ class Producer:
             plis_sent=self._keyframes.sent,
             consumers=len(self._consumers),
             last_frame_age=None if last is None else time.monotonic() - last,
+            nacks_sent=self.nacks_sent,
         )
 
     # ----------------------------------------------------------------- media path

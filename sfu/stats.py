@@ -27,11 +27,22 @@ class ProducerStats:
     consumers: int
     last_frame_age: float | None
     """Seconds since the last frame arrived; `None` before the first one."""
+    nacks_sent: int
+    """Sequence numbers NACKed upstream to the publisher (video only: aiortc NACKs no
+    audio). aiortc repeats every still-missing number whenever a new gap appears, so a
+    packet missing across two gaps counts twice."""
 
 
 @dataclass(frozen=True)
 class ConsumerStats:
-    """One forwarded track towards one subscriber."""
+    """One forwarded track towards one subscriber.
+
+    `packets_forwarded` and `bytes_forwarded` count first transmissions of RTP media
+    packets, like the sender reports do; bytes are RTP payload bytes (with the codec's
+    payload descriptor, without RTP header, header extensions, SRTP, UDP or IP), so video
+    counts a few bytes per packet more than the frame bytes of `ProducerStats.bytes`.
+    Re-sent packets are counted in `retransmissions` only.
+    """
 
     consumer_id: ConsumerId
     producer_id: ProducerId
@@ -42,6 +53,14 @@ class ConsumerStats:
     frames_dropped: int
     keyframe_requests: int
     waiting_keyframe: bool
+    packets_forwarded: int
+    """RTP packets sent to the subscriber (first transmissions)."""
+    bytes_forwarded: int
+    """RTP payload bytes of those packets."""
+    nacks_received: int
+    """Sequence numbers the subscriber NACKed (a repeated NACK counts again)."""
+    retransmissions: int
+    """Packets re-sent answering those NACKs (NACKed packets still in the send history)."""
 
 
 @dataclass(frozen=True)

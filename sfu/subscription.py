@@ -269,6 +269,8 @@ class Subscription:
                     transceiver.sender, consumer.kind, slot.output_ready
                 )
                 slot.output = DirectOutput(rtp)
+            else:
+                track.sender_counters = aiortc_adapter.SenderCounters(transceiver.sender)
             aiortc_adapter.on_keyframe_request(transceiver.sender, slot.keyframe_requested)
             self._slots.append(slot)
         else:

@@ -59,6 +59,7 @@ class ClassRoom(RouterListener):
         self.closed = False
         self.recording: LiveRecording | None = None
         """Set by ``api.recordings.service`` while the room is being recorded."""
+        self._leaving: set[asyncio.Task[None]] = set()
 
     # -- membership ---------------------------------------------------------
     def member_of(self, socket: ClientSocket) -> RoomMember | None:
@@ -164,7 +165,10 @@ class ClassRoom(RouterListener):
             return
         member.media_connected = False
         member.socket.send("ERROR", {"message": MEDIA_FAILED})
-        asyncio.get_running_loop().create_task(self.leave(member, reason="media failed"))
+        # Held until done: the loop keeps only a weak reference to a task.
+        task = asyncio.get_running_loop().create_task(self.leave(member, reason="media failed"))
+        self._leaving.add(task)
+        task.add_done_callback(self._leaving.discard)
 
     def on_subscribe_offer(
         self, participant: Participant, offer_sdp: str, streams: dict[str, ParticipantId]

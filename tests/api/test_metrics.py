@@ -7,9 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 import pytest
@@ -29,7 +30,12 @@ from tests.waiting import wait_until
 from .conftest import RunningServer, ServerFactory
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-PeerFactory = Callable[[Account], Awaitable[SyntheticPeer]]
+
+
+class PeerFactory(Protocol):
+    def __call__(
+        self, account: Account, *, loss_every: int | None = None
+    ) -> Awaitable[SyntheticPeer]: ...
 
 
 @pytest.fixture
@@ -49,9 +55,17 @@ async def media_server(start_server: ServerFactory, settings: Settings) -> Runni
 async def peers(media_server: RunningServer) -> AsyncIterator[PeerFactory]:
     made: list[SyntheticPeer] = []
 
-    async def make(account: Account) -> SyntheticPeer:
+    async def make(account: Account, *, loss_every: int | None = None) -> SyntheticPeer:
+        """`loss_every`: drop every n-th RTP packet the peer sends and receives."""
+
         def media(config: MediaConfig) -> MediaClient:
-            return MediaClient(config, video=vp8_clip(), audio=ToneAudioTrack(), decode="none")
+            return MediaClient(
+                config,
+                video=vp8_clip(),
+                audio=ToneAudioTrack(),
+                decode="none",
+                loss_every=loss_every,
+            )
 
         peer = SyntheticPeer(media_server.api, account, media)
         made.append(peer)
@@ -126,6 +140,10 @@ async def test_gauges_and_counters_move_as_people_join_publish_and_leave(
     assert value(during, "classroom_received_packets_total", kind="video") > 0
     assert value(during, "classroom_received_bytes_total", kind="video") > 0
     assert value(during, "classroom_forwarded_frames_total", kind="audio") > 0
+    for kind in ("audio", "video"):
+        packets = value(during, "classroom_forwarded_packets_total", kind=kind)
+        assert packets >= value(during, "classroom_forwarded_frames_total", kind=kind) > 0
+        assert value(during, "classroom_forwarded_bytes_total", kind=kind) > packets
     assert value(during, "classroom_plis_sent_total", kind="video") >= 1  # new subscribers
     assert value(during, "classroom_join_seconds_count") == 2
     assert 0 < value(during, "classroom_join_seconds_sum") < 2
@@ -146,6 +164,35 @@ async def test_gauges_and_counters_move_as_people_join_publish_and_leave(
     assert value(after, "classroom_consumers", kind="video", state="active") == 0
     # Counters of closed producers and consumers stay in the totals.
     assert value(after, "classroom_forwarded_frames_total", kind="video") >= forwarded
+
+
+async def test_lost_packets_show_up_as_nacks_and_retransmissions(
+    media_server: RunningServer, peers: PeerFactory
+) -> None:
+    room = await media_server.classroom(students=1)
+    await media_server.api.start_session(room.teacher, room.class_id)
+    # Every 20th RTP packet is lost on each hop, both ways.
+    await peers(room.teacher, loss_every=20)
+    await peers(room.students[0], loss_every=20)
+
+    async def repaired() -> bool:
+        now = await samples(media_server)
+        return all(
+            value(now, name, kind="video") > 0
+            for name in (
+                "classroom_nacks_sent_total",
+                "classroom_nacks_received_total",
+                "classroom_retransmissions_total",
+            )
+        )
+
+    await wait_until(repaired)
+    found = await samples(media_server)
+    retransmitted = value(found, "classroom_retransmissions_total", kind="video")
+    assert retransmitted <= value(found, "classroom_nacks_received_total", kind="video")
+    assert value(found, "classroom_forwarded_packets_total", kind="video") > retransmitted
+    for name in ("nacks_sent", "nacks_received", "retransmissions"):
+        assert (f"classroom_{name}_total", frozenset({("kind", "audio")})) in found
 
 
 async def test_errors_are_counted_by_channel_and_type(media_server: RunningServer) -> None:

@@ -206,3 +206,78 @@ def test_a_relayed_pair_still_sends_through_aioices_turn_transport() -> None:
     components = _source(aioice.Connection.get_component_candidates)
     assert "turn_transport=self.turn_transport" in components
     assert "turn_ssl=self.turn_ssl" in components
+
+
+def test_nacks_and_send_counters_are_where_the_counting_wrappers_read_them() -> None:
+    # NackCounter wraps the receiver's _send_rtcp_nack(media_ssrc, lost), called per gap.
+    handle = _source(RTCRtpReceiver._handle_rtp_packet)
+    assert "await self._send_rtcp_nack(" in handle
+    assert "sorted(self.__nack_generator.missing)" in handle
+    assert list(inspect.signature(RTCRtpReceiver._send_rtcp_nack).parameters) == [
+        "self",
+        "media_ssrc",
+        "lost",
+    ]
+    # SenderCounters: the stock sender's packet/octet counters count first transmissions
+    # and payload bytes; _retransmit answers from __rtp_history only.
+    run_rtp = _source(RTCRtpSender._run_rtp)
+    assert "self.__octet_count += len(payload)" in run_rtp
+    assert "self.__packet_count += 1" in run_rtp
+    retransmit = _source(RTCRtpSender._retransmit)
+    assert "self.__rtp_history.get(sequence_number % RTP_HISTORY_SIZE)" in retransmit
+    assert "packet.sequence_number == sequence_number" in retransmit
+    assert "__packet_count" not in retransmit and "__octet_count" not in retransmit
+    with pytest.raises(aiortc_adapter.AdapterError, match="no longer sets"):
+        aiortc_adapter._require_field(RTCRtpSender, "_RTCRtpSender__renamed")
+
+
+async def test_live_senders_and_receivers_count_nacks_through_the_adapter() -> None:
+    pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
+    try:
+        receiver = pc.addTransceiver("video", direction="recvonly").receiver
+        counter = aiortc_adapter.nack_counter(receiver)
+        assert aiortc_adapter.nack_counter(receiver) is counter  # installed once per receiver
+        await receiver._send_rtcp_nack(1234, [7, 8, 9])  # no RTCP SSRC yet: nothing is sent
+        assert counter.sequence_numbers == 3
+
+        stock = pc.addTransceiver("video", direction="sendonly").sender
+        counters = aiortc_adapter.SenderCounters(stock)
+        assert stock._retransmit == counters.retransmit
+        await stock._retransmit(5)  # not in the history: NACKed, not re-sent
+        assert counters.counts() == aiortc_adapter.SendCounts(0, 0, 1, 0)
+
+        direct_sender = pc.addTransceiver("video", direction="sendonly").sender
+        direct = aiortc_adapter.DirectRtpSender(direct_sender, "video", lambda: None)
+        await direct_sender._retransmit(5)
+        assert direct.counts() == aiortc_adapter.SendCounts(0, 0, 1, 0)
+    finally:
+        await pc.close()
+
+
+async def test_the_connect_task_aiortc_starts_runs_the_adapters_override() -> None:
+    # aiortc starts `self.__connect()` after each description and never awaits it; a
+    # close mid-handshake makes it raise from `RTCIceTransport.start`. PeerConnection
+    # overrides the mangled name to retrieve that error itself.
+    for method in ("setLocalDescription", "setRemoteDescription"):
+        source = _source(getattr(aiortc.RTCPeerConnection, method))
+        assert "asyncio.ensure_future(self.__connect())" in source
+    connect = _source(aiortc.RTCPeerConnection._RTCPeerConnection__connect)  # type: ignore[attr-defined]
+    assert "await iceTransport.start(" in connect and "await dtlsTransport.start(" in connect
+    start = _source(aiortc.RTCIceTransport.start)
+    assert 'raise InvalidStateError("RTCIceTransport is closed")' in start
+    override = aiortc_adapter.PeerConnection._RTCPeerConnection__connect.__code__
+    pc = aiortc_adapter.PeerConnection(aiortc.RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTransceiver("audio")
+        before = asyncio.all_tasks()
+        await pc.setLocalDescription(await pc.createOffer())
+        started = [
+            t
+            for t in asyncio.all_tasks() - before
+            if getattr(t.get_coro(), "cr_code", None) is override
+        ]
+        assert len(started) == 1
+    finally:
+        await pc.close()
+    await asyncio.wait(started, timeout=2)
+    assert started[0].done() and started[0].exception() is None
