@@ -8,7 +8,7 @@ import sys
 from aiohttp import web
 
 from .app import create_app
-from .config import ConfigError, load_settings
+from .config import ConfigError, load_settings, publishers_per_frame
 
 
 def main() -> None:
@@ -21,6 +21,16 @@ def main() -> None:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    fits = publishers_per_frame(settings.ws_max_frame_bytes)
+    if settings.room_max_participants - 1 > fits:
+        logging.getLogger("api").warning(
+            "ROOM_MAX_PARTICIPANTS=%d: a subscriber's SDP answer outgrows WS_MAX_FRAME_BYTES=%d "
+            "once more than ~%d others publish audio and video (its socket is closed, 1009); "
+            "raise WS_MAX_FRAME_BYTES for such rooms",
+            settings.room_max_participants,
+            settings.ws_max_frame_bytes,
+            fits,
+        )
     web.run_app(
         create_app(settings),
         host=settings.host,

@@ -123,6 +123,19 @@ def _address(name: str, raw: str) -> str:
         raise ConfigError(f"{name} must hold IP addresses, got {raw!r}") from None
 
 
+SUBSCRIBE_ANSWER_BYTES_PER_TRACK = 560
+"""Chromium's subscribe answer grows by ~535 bytes (as a JSON frame) per received track
+(measured with 98 tracks: 52.5 kB; tests/browser/test_crowded_room_sdp.py)."""
+SUBSCRIBE_ANSWER_BASE_BYTES = 2048
+
+
+def publishers_per_frame(ws_max_frame_bytes: int) -> int:
+    """How many participants publishing audio and video a subscriber's answer can cover
+    before it outgrows one WebSocket frame."""
+    tracks = (ws_max_frame_bytes - SUBSCRIBE_ANSWER_BASE_BYTES) // SUBSCRIBE_ANSWER_BYTES_PER_TRACK
+    return max(0, tracks // 2)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``env`` (default ``os.environ``); raise ``ConfigError``."""
     env = os.environ if env is None else env

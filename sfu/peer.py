@@ -18,7 +18,7 @@ from aiortc import (
 from sfu import aiortc_adapter
 from sfu.config import MediaConfig
 from sfu.ice_servers import SelectedServers, select_servers
-from sfu.sdp import announce_address
+from sfu.sdp import announce_address, compact_bundle
 
 
 def selected_servers(config: MediaConfig) -> SelectedServers:
@@ -66,10 +66,13 @@ async def set_local_description(
     """Apply our offer/answer (gathering on the configured addresses); return the SDP to send.
 
     aiortc gathers every candidate before `setLocalDescription` returns, so the SDP
-    returned carries them all (with the announced address, if configured).
+    returned carries them all (with the announced address, if configured), in the
+    first bundled m-section, with the shared transport attributes at the session level
+    (`compact_bundle`: a room's subscribe SDP stays well under the WebSocket frame limit).
     """
     aiortc_adapter.configure_gathering(pc, config.host_addresses, config.port_range)
     await pc.setLocalDescription(description)
     local = pc.localDescription
     assert local is not None
-    return announce_address(local.sdp, config.host_addresses or None, config.announced_address)
+    sdp = announce_address(local.sdp, config.host_addresses or None, config.announced_address)
+    return compact_bundle(sdp)

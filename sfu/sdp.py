@@ -61,6 +61,70 @@ def share_bundle_candidates(description: aiortc_sdp.SessionDescription) -> int:
     return filled
 
 
+_TRANSPORT_PREFIXES = ("a=ice-ufrag:", "a=ice-pwd:", "a=ice-options:", "a=fingerprint:", "a=setup:")
+_CANDIDATE_PREFIXES = ("a=candidate:", "a=end-of-candidates")
+
+
+def compact_bundle(sdp: str) -> str:
+    """An equivalent, shorter SDP for m-sections bundled on one transport.
+
+    aiortc repeats the ICE credentials, three DTLS fingerprints and every candidate in
+    each m-section: about 600 bytes per track, which would put a large room's subscribe
+    SDP over the WebSocket frame limit. When every m-section carries the same
+    ``ice-ufrag``/``ice-pwd``/``ice-options``/``fingerprint``/``setup`` lines they move to
+    the session level (RFC 8839, 8122 and 4145 allow them there; one fingerprint, the
+    sha-256 one), and candidates stay in
+    the first bundled m-section only (what Chromium sends with max-bundle; receivers
+    of ours restore them with `share_bundle_candidates`). Anything else is returned as is.
+    """
+    lines = sdp.split("\r\n")
+    starts = [i for i, line in enumerate(lines) if line.startswith("m=")]
+    if len(starts) < 2:
+        return sdp
+    session = lines[: starts[0]]
+    if any(line.startswith(_TRANSPORT_PREFIXES) for line in session):
+        return sdp
+    group = next((line for line in session if line.startswith("a=group:BUNDLE ")), None)
+    bundled = group.split()[1:] if group is not None else []
+    if len(bundled) < 2:
+        return sdp
+    ends = [*starts[1:], len(lines)]
+    sections = [lines[start:end] for start, end in zip(starts, ends, strict=True)]
+    transports = [[line for line in s if line.startswith(_TRANSPORT_PREFIXES)] for s in sections]
+    if not transports[0] or any(t != transports[0] for t in transports[1:]):
+        return sdp
+    tail: list[str] = []
+    if sections[-1] and sections[-1][-1] == "":
+        tail = [sections[-1].pop()]
+    mids = [next((line[6:] for line in s if line.startswith("a=mid:")), None) for s in sections]
+    out = session + _one_fingerprint(transports[0])
+    for section, mid in zip(sections, mids, strict=True):
+        drop_candidates = mid is not None and mid in bundled[1:]
+        for line in section:
+            if line.startswith(_TRANSPORT_PREFIXES):
+                continue
+            if drop_candidates and line.startswith(_CANDIDATE_PREFIXES):
+                continue
+            out.append(line)
+    return "\r\n".join(out + tail)
+
+
+def _one_fingerprint(transport: list[str]) -> list[str]:
+    """Keep the sha-256 fingerprint (else the first): Chromium refuses several at one
+    level, and one is all a DTLS peer checks against."""
+    fingerprints = [line for line in transport if line.startswith("a=fingerprint:")]
+    keep = next((f for f in fingerprints if f.startswith("a=fingerprint:sha-256 ")), None)
+    keep = keep or (fingerprints[0] if fingerprints else None)
+    return [line for line in transport if not line.startswith("a=fingerprint:") or line == keep]
+
+
+def expand_bundle(sdp: str) -> str:
+    """A remote SDP the way aiortc needs it: every bundled m-section with the first one's
+    candidates (see `share_bundle_candidates`). Raises `InvalidSdp`."""
+    description = parse(sdp)
+    return str(description) if share_bundle_candidates(description) else sdp
+
+
 def check_transport(description: aiortc_sdp.SessionDescription, kind_of: str) -> None:
     """The checks aiortc makes late (mid-way through applying an SDP), made up front."""
     for index, media in enumerate(description.media):

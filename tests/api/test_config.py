@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from api.config import ConfigError, load_settings
+from api.config import ConfigError, load_settings, publishers_per_frame
 
 
 def test_defaults_need_no_environment_at_all() -> None:
@@ -80,3 +80,11 @@ def test_the_server_stops_with_a_one_line_reason_on_bad_config(tmp_path: Path) -
     assert done.stderr.strip().splitlines() == [
         "classroom-sfu: configuration error: PORT must be an integer, got 'not-a-port'"
     ]
+
+
+def test_the_default_frame_limit_holds_a_full_default_room_of_publishers() -> None:
+    settings = load_settings({})
+    fits = publishers_per_frame(settings.ws_max_frame_bytes)
+    assert fits >= settings.room_max_participants - 1
+    assert publishers_per_frame(1024) == 0
+    assert publishers_per_frame(4 * 65536) > 4 * fits - 4

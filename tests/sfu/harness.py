@@ -163,6 +163,28 @@ class Room:
         return None
 
 
+async def crowded_subscribe_offer(
+    room: Room, publishers: int
+) -> tuple[Participant, str, dict[str, ParticipantId], list[MediaClient]]:
+    """A subscriber's first offer in a room of `publishers` audio+video publishers.
+
+    The publishers' answers are not applied, so no media flows: for signalling-size
+    tests. Returns the subscriber, its offer, the offer's streams and the publishing
+    clients (the caller closes them).
+    """
+    clients: list[MediaClient] = []
+    clip = vp8_clip(3)
+    for i in range(publishers):
+        client = MediaClient(room.config, video=clip, audio=ToneAudioTrack())
+        clients.append(client)
+        participant = room.router.add_participant(ParticipantId(f"p{i}"), {})
+        await participant.publish(await client.publish_offer())
+    subscriber = room.router.add_participant(ParticipantId("crowd-viewer"), {})
+    await wait_for(lambda: subscriber.id in room.events.offers, what="a subscribe offer")
+    offer, streams = room.events.offers[subscriber.id]
+    return subscriber, offer, streams, clients
+
+
 async def wait_for(
     predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
 ) -> float:

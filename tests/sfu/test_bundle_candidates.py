@@ -8,7 +8,7 @@ from aiortc import RTCSessionDescription
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
 from sfu import ParticipantId, create_peer_connection
-from sfu.sdp import check_answer, parse, share_bundle_candidates
+from sfu.sdp import check_answer, expand_bundle, parse, share_bundle_candidates
 from tests.sfu.harness import LOOPBACK, Room, wait_for
 
 
@@ -45,11 +45,12 @@ async def test_the_first_sections_candidates_are_copied_to_the_other_bundled_one
         shared = str(description)
         assert candidates_per_section(shared) == [1, 1]
         assert shared.count("a=end-of-candidates") == 2
-        # Sections with candidates of their own, or SDP without a bundle, are left alone.
-        assert share_bundle_candidates(parse(offer)) == 0
-        assert check_answer(offer.replace("a=setup:actpass", "a=setup:active")) == offer.replace(
-            "a=setup:actpass", "a=setup:active"
-        )
+        # Sections with candidates of their own are left alone.
+        expanded = expand_bundle(offer)
+        assert candidates_per_section(expanded) == [1, 1]
+        assert share_bundle_candidates(parse(expanded)) == 0
+        answer = expanded.replace("a=setup:actpass", "a=setup:active")
+        assert check_answer(answer) == answer
     finally:
         await client.close()
 
