@@ -566,6 +566,10 @@ _TS_MASK = 0xFFFFFFFF
 _HISTORY_MASK = RTP_HISTORY_SIZE - 1
 _NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970
 _MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+# Frames between checks that the transport is still up (a closed one is also caught by
+# the sender's stop() and by send errors), and between sender-report counter updates.
+_ROUTE_CHECK_MASK = 31
+_SR_UPDATE_MASK = 15
 # pts step inserted when a reused m-section switches to another producer
 _PTS_STEP = {"video": 3000, "audio": 960}
 
@@ -602,6 +606,7 @@ class _Route:
         self.address = pair.remote_addr
         self.transport = pair.protocol.transport
         self.protect = lean_protect(getattr(dtls, _DTLS_TX_SRTP))
+        self.protect_parts = lean_protect_parts(getattr(dtls, _DTLS_TX_SRTP))
         self.sock: socket.socket | None = None
         self.relay: Callable[[bytes, Any], None] | None = None
         raw = None if is_relayed(self.transport) else self.transport.get_extra_info("socket")
@@ -705,6 +710,7 @@ class DirectRtpSender:
         self._route: _Route | None = None
         self._closed = False
         self._octets = 0
+        self._frames = 0
         self.packets_sent = 0
         self.nacks_received = 0
         self.retransmissions = 0
@@ -775,9 +781,16 @@ class DirectRtpSender:
         return self._route
 
     def send_frame(self, payloads: Sequence[bytes], pts: int) -> bool:
-        """Send one frame's RTP packets; False when the transport is not up."""
+        """Send one frame's RTP packets; False when the transport is not up.
+
+        Runs once per frame per subscriber, so per-frame bookkeeping is kept light: the
+        route is re-checked every 32 frames, and the sender-report fields (an NTP/RTP
+        timestamp pair and the counts, read by aiortc's RTCP task about once a second)
+        are refreshed on the first frame and every 16th after it.
+        """
         route = self._route
-        if route is None or not route.usable:
+        frames = self._frames = self._frames + 1
+        if route is None or (frames & _ROUTE_CHECK_MASK == 0 and not route.usable):
             route = self._resolve()
         pt = self._pt
         if route is None or pt is None:
@@ -793,36 +806,35 @@ class DirectRtpSender:
         ssrc = self._ssrc
         extension = self._extension
         history = self._history
-        protect = route.protect
+        protect = route.protect_parts
         pack = _RTP_HEADER.pack
         seq = self._seq
-        last = len(payloads) - 1
-        octets = 0
-        packets = []
+        count = len(payloads)
+        last = count - 1
+        packets: list[bytes] = []
+        append = packets.append
         try:
-            for i, payload in enumerate(payloads):
+            for i in range(count):
+                payload = payloads[i]
                 marker = 0x80 if i == last else 0
                 history[seq & _HISTORY_MASK] = (seq, marker, timestamp, payload)
-                packets.append(
-                    protect(
-                        pack(first_byte, marker | pt, seq, timestamp, ssrc) + extension + payload
-                    )
-                )
+                header = pack(first_byte, marker | pt, seq, timestamp, ssrc) + extension
+                append(protect(header, payload))
                 seq = (seq + 1) & _SEQ_MASK
-                octets += len(payload)
             route.send(packets)
         except (pylibsrtp.Error, OSError, RuntimeError, ValueError) as exc:
             logger.debug("direct send failed: %s", exc)
             route.close()
             self._route = None
         self._seq = seq
-        self.packets_sent += last + 1
-        self._octets += octets
-        sender = self._sender
-        setattr(sender, _TX_SR_NTP, _ntp_now())
-        setattr(sender, _TX_SR_RTP, timestamp)
-        setattr(sender, _TX_SR_PACKETS, self.packets_sent)
-        setattr(sender, _TX_SR_OCTETS, self._octets)
+        self.packets_sent += count
+        self._octets += sum(map(len, payloads))
+        if frames & _SR_UPDATE_MASK == 1:
+            sender = self._sender
+            setattr(sender, _TX_SR_NTP, _ntp_now())
+            setattr(sender, _TX_SR_RTP, timestamp)
+            setattr(sender, _TX_SR_PACKETS, self.packets_sent)
+            setattr(sender, _TX_SR_OCTETS, self._octets)
         return True
 
     async def retransmit(self, sequence_number: int) -> None:
@@ -872,6 +884,37 @@ def lean_protect(session: pylibsrtp.Session) -> Callable[[bytes], bytes]:
         if size > limit:
             raise ValueError("packet is too long")
         memmove(cdata, packet, size)
+        length[0] = size
+        status = srtp_protect(srtp, cdata, length)
+        if status:
+            raise pylibsrtp.Error(errors[status])
+        result: bytes = buffer[0 : length[0]]
+        return result
+
+    return protect
+
+
+def lean_protect_parts(session: pylibsrtp.Session) -> Callable[[bytes, bytes], bytes]:
+    """Like `lean_protect`, for a packet given as RTP header and payload: both are copied
+    straight into the session's buffer (no concatenated packet in between)."""
+    for name in _SRTP_SESSION_FIELDS:
+        _require(session, name)
+    cdata = session._cdata
+    srtp = session._srtp[0]
+    length = srtp_binding.ffi.new("int *")
+    buffer = srtp_binding.ffi.buffer(cdata)
+    memmove = srtp_binding.ffi.memmove
+    srtp_protect = srtp_binding.lib.srtp_protect
+    limit = len(buffer) - pylibsrtp.SRTP_MAX_TRAILER_LEN
+    errors = pylibsrtp.ERRORS
+
+    def protect(header: bytes, payload: bytes, _keep: object = session) -> bytes:
+        head = len(header)
+        size = head + len(payload)
+        if size > limit:
+            raise ValueError("packet is too long")
+        memmove(cdata, header, head)
+        memmove(cdata + head, payload, size - head)
         length[0] = size
         status = srtp_protect(srtp, cdata, length)
         if status:
