@@ -1,115 +1,144 @@
-"""Media-plane metrics read at scrape time from ``Router.stats()`` (no hooks in `sfu`).
+"""Media-plane metrics read at scrape time from each room's `Router` (no hooks in `sfu`).
 
-Producers and consumers keep their own counters and disappear when their participant
-leaves. `CounterLedger` turns those into Prometheus counters that never go down: a
-closed entity's last scraped value stays in the total (what it counted between that
-scrape and its close is not seen).
+Gauges count the live rooms, participants, producers and consumers. Counters come from
+`Router.counter_totals()`: per media kind, what the router's closed producers and
+consumers counted (added once, at their close) plus the live ones' current counts, summed
+with integer adds (no `Router.stats()` snapshot, no per-entity samples).
+`CounterLedger` sums those over routers that come and go, so that the Prometheus counters
+never go down.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from sfu import ConsumerStats, ProducerStats, Router, RouterStats
+from sfu import CounterTotals, MediaKind, Router
+from sfu.counters import KINDS, add_totals, new_totals
 
 RoomSource = Callable[[], Iterable[Router]]
 """The routers of the rooms open right now."""
 
-KINDS = ("audio", "video")
+DEPARTED_GRACE = 60.0
+"""Seconds a router that left the room source is still read while it closes."""
 
-Series = tuple[str, str]
-"""(counter name, media kind)."""
-
-PRODUCER_COUNTERS: dict[str, tuple[str, Callable[[ProducerStats], int]]] = {
+PRODUCER_COUNTERS: dict[str, tuple[str, str]] = {
+    # metric name (without _total): (help text, field of `sfu.ProducerCounters`)
     "classroom_received_packets": (
         "RTP packets received from publishers (after NACK/RTX repair)",
-        lambda p: p.packets,
+        "packets",
     ),
     "classroom_received_bytes": (
         "Media payload bytes of frames received from publishers",
-        lambda p: p.bytes,
+        "bytes",
     ),
-    "classroom_received_frames": ("Frames received from publishers", lambda p: p.frames),
-    "classroom_received_keyframes": ("Keyframes received from publishers", lambda p: p.keyframes),
+    "classroom_received_frames": ("Frames received from publishers", "frames"),
+    "classroom_received_keyframes": ("Keyframes received from publishers", "keyframes"),
     "classroom_late_packets": (
         "Packets that arrived after their frame was released",
-        lambda p: p.late_packets,
+        "late_packets",
     ),
     "classroom_skipped_frames": (
         "Incomplete frames skipped by the forwarder",
-        lambda p: p.skipped_frames,
+        "skipped_frames",
     ),
     "classroom_keyframe_requests": (
         "Keyframe requests for publishers' streams (subscriber PLI/FIR, new consumers, loss)",
-        lambda p: p.keyframe_requests,
+        "keyframe_requests",
     ),
-    "classroom_plis_sent": ("PLIs sent upstream to publishers", lambda p: p.plis_sent),
+    "classroom_plis_sent": ("PLIs sent upstream to publishers", "plis_sent"),
     "classroom_nacks_sent": (
         "Sequence numbers NACKed upstream to publishers (repeats count again)",
-        lambda p: p.nacks_sent,
+        "nacks_sent",
     ),
 }
-CONSUMER_COUNTERS: dict[str, tuple[str, Callable[[ConsumerStats], int]]] = {
-    "classroom_forwarded_frames": ("Frames forwarded to subscribers", lambda c: c.frames_forwarded),
+CONSUMER_COUNTERS: dict[str, tuple[str, str]] = {
+    # metric name (without _total): (help text, field of `sfu.ConsumerCounters`)
+    "classroom_forwarded_frames": ("Frames forwarded to subscribers", "frames_forwarded"),
     "classroom_dropped_frames": (
         "Frames not forwarded to a subscriber (waiting for a keyframe, or it fell behind)",
-        lambda c: c.frames_dropped,
+        "frames_dropped",
     ),
     "classroom_subscriber_plis": (
         "PLI/FIR received from subscribers",
-        lambda c: c.keyframe_requests,
+        "keyframe_requests",
     ),
     "classroom_forwarded_packets": (
         "RTP packets forwarded to subscribers (first transmissions)",
-        lambda c: c.packets_forwarded,
+        "packets_forwarded",
     ),
     "classroom_forwarded_bytes": (
         "RTP payload bytes forwarded to subscribers (first transmissions)",
-        lambda c: c.bytes_forwarded,
+        "bytes_forwarded",
     ),
     "classroom_nacks_received": (
         "Sequence numbers NACKed by subscribers (repeats count again)",
-        lambda c: c.nacks_received,
+        "nacks_received",
     ),
     "classroom_retransmissions": (
         "Packets re-sent to subscribers answering their NACKs",
-        lambda c: c.retransmissions,
+        "retransmissions",
     ),
 }
 
 
 class CounterLedger:
-    """Monotonic totals of counters held by entities that come and go."""
+    """Monotonic per-kind totals of the media counters of routers that come and go.
 
-    def __init__(self) -> None:
-        self._last: dict[tuple[Series, str], int] = {}
-        self._retired: dict[Series, int] = defaultdict(int)
+    Every router listed at a scrape is watched (a reference is kept) and read at every
+    scrape. Once it is no longer listed (its room closed), it is still read at each scrape
+    until it is closed and holds no producer (and so no consumer): its totals are then
+    final, exact up to its close, and are added once to the retired totals before the
+    router is let go. A router still open `grace` seconds after it left the list is
+    retired with what it had counted at that scrape.
+    """
 
-    def update(self, samples: Iterable[tuple[Series, str, int]]) -> dict[Series, int]:
-        """``(series, entity id, current value)`` of every live entity -> totals."""
-        seen = {(series, entity): value for series, entity, value in samples}
-        for key, value in self._last.items():
-            if key not in seen:
-                self._retired[key[0]] += value
-        self._last = seen
-        totals = defaultdict(int, self._retired)
-        for (series, _), value in seen.items():
-            totals[series] += value
+    def __init__(
+        self, grace: float = DEPARTED_GRACE, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._grace = grace
+        self._clock = clock
+        self._retired = new_totals()
+        self._watched: dict[Router, float | None] = {}
+        """Routers read at every scrape -> when they left the list (`None`: listed)."""
+
+    @property
+    def watched(self) -> int:
+        """Routers still read at every scrape (listed, or closing since they left)."""
+        return len(self._watched)
+
+    def update(self, routers: Iterable[Router]) -> CounterTotals:
+        """The routers listed now -> totals of every router ever listed, per kind."""
+        now = self._clock()
+        listed = set(routers)
+        for router in listed:
+            self._watched[router] = None
+        totals = new_totals()
+        add_totals(totals, self._retired)
+        for router, left in list(self._watched.items()):
+            counts = router.counter_totals()
+            add_totals(totals, counts)
+            if router in listed:
+                continue
+            if left is None:
+                left = self._watched[router] = now
+            if (router.closed and not router.producers) or now - left >= self._grace:
+                add_totals(self._retired, counts)
+                del self._watched[router]
         return totals
 
 
 class MediaCollector(Collector):
     """Rooms, participants, producers, consumers, WebSockets and the media counters."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, ledger: CounterLedger | None = None) -> None:
         self._rooms: RoomSource | None = None
         self._websockets: Callable[[], int] = lambda: 0
-        self._ledger = CounterLedger()
+        self._ledger = ledger or CounterLedger()
         registry.register(self)
 
     def bind(self, rooms: RoomSource, websockets: Callable[[], int]) -> None:
@@ -119,55 +148,52 @@ class MediaCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         if self._rooms is None:
             return
-        stats = [router.stats() for router in self._rooms()]
-        yield from _gauges(stats, self._websockets())
-        totals = self._ledger.update(_counter_samples(stats))
-        for name, (documentation, _) in (PRODUCER_COUNTERS | CONSUMER_COUNTERS).items():
+        routers = list(self._rooms())
+        yield from _gauges(routers, self._websockets())
+        totals = self._ledger.update(routers)
+        for name, (documentation, field) in PRODUCER_COUNTERS.items():
             family = CounterMetricFamily(name, documentation, labels=["kind"])
             for kind in KINDS:
-                family.add_metric([kind], totals.get((name, kind), 0))
+                family.add_metric([kind], getattr(totals[kind].producers, field))
+            yield family
+        for name, (documentation, field) in CONSUMER_COUNTERS.items():
+            family = CounterMetricFamily(name, documentation, labels=["kind"])
+            for kind in KINDS:
+                family.add_metric([kind], getattr(totals[kind].consumers, field))
             yield family
 
 
-def _gauges(stats: list[RouterStats], websockets: int) -> Iterator[Metric]:
-    participants = [p for room in stats for p in room.participants]
-    yield GaugeMetricFamily("classroom_rooms", "Rooms with live media", value=len(stats))
+def _gauges(routers: list[Router], websockets: int) -> Iterator[Metric]:
+    participants = connected = 0
+    producers: dict[MediaKind, int] = dict.fromkeys(KINDS, 0)
+    active: dict[MediaKind, int] = dict.fromkeys(KINDS, 0)
+    pending: dict[MediaKind, int] = dict.fromkeys(KINDS, 0)
+    for router in routers:
+        for producer in router.producers.values():
+            producers[producer.kind] += 1
+        for participant in router.participants.values():
+            participants += 1
+            connected += participant.connected
+            for consumer in participant.consumers.values():
+                (active if consumer.active else pending)[consumer.kind] += 1
+    yield GaugeMetricFamily("classroom_rooms", "Rooms with live media", value=len(routers))
     family = GaugeMetricFamily(
         "classroom_participants", "Participants in rooms, by media connection", labels=["media"]
     )
-    connected = sum(p.connected for p in participants)
     family.add_metric(["connected"], connected)
-    family.add_metric(["not_connected"], len(participants) - connected)
+    family.add_metric(["not_connected"], participants - connected)
     yield family
-    producers = GaugeMetricFamily("classroom_producers", "Published tracks", labels=["kind"])
+    family = GaugeMetricFamily("classroom_producers", "Published tracks", labels=["kind"])
     for kind in KINDS:
-        producers.add_metric(
-            [kind], sum(pr.kind == kind for p in participants for pr in p.producers)
-        )
-    yield producers
-    consumers = GaugeMetricFamily(
+        family.add_metric([kind], producers[kind])
+    yield family
+    family = GaugeMetricFamily(
         "classroom_consumers", "Forwarded tracks (one per subscriber)", labels=["kind", "state"]
     )
     for kind in KINDS:
-        for state in ("pending", "active"):
-            consumers.add_metric(
-                [kind, state],
-                sum(c.kind == kind and c.state == state for p in participants for c in p.consumers),
-            )
-    yield consumers
+        family.add_metric([kind, "pending"], pending[kind])
+        family.add_metric([kind, "active"], active[kind])
+    yield family
     yield GaugeMetricFamily(
         "classroom_websocket_connections", "Open class WebSockets", value=websockets
     )
-
-
-def _counter_samples(stats: list[RouterStats]) -> Iterator[tuple[Series, str, int]]:
-    for room in stats:
-        for participant in room.participants:
-            for producer in participant.producers:
-                entity = f"{room.router_id}/p/{producer.producer_id}"
-                for name, (_, read) in PRODUCER_COUNTERS.items():
-                    yield (name, producer.kind), entity, read(producer)
-            for consumer in participant.consumers:
-                entity = f"{room.router_id}/c/{consumer.consumer_id}"
-                for name, (_, count) in CONSUMER_COUNTERS.items():
-                    yield (name, consumer.kind), entity, count(consumer)

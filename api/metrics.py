@@ -6,7 +6,7 @@ can build several apps in one process) holding:
 - what the control plane observes as it happens: join latency (``JOIN_ROOM`` until
   ``ROOM_JOINED`` is queued), store call latency (through `TimedStore`), errors by type;
 - what is read at scrape time: rooms, participants, producers, consumers and the media
-  counters of ``room.router.stats()`` (`api.media_metrics`), open WebSockets;
+  counters of ``room.router.counter_totals()`` (`api.media_metrics`), open WebSockets;
 - the process's CPU seconds and resident memory (prometheus-client's process collector).
 
 `/metrics` serves it (`api.routes.metrics_routes`).

@@ -15,6 +15,7 @@ Public surface (see README.md)::
 
 from sfu.config import IceServer, MediaConfig
 from sfu.consumer import Consumer
+from sfu.counters import ConsumerCounters, CounterTotals, MediaCounters, ProducerCounters
 from sfu.errors import Closed, InvalidCandidate, InvalidSdp, InvalidState, SfuError
 from sfu.events import RouterListener
 from sfu.ids import (
@@ -37,20 +38,24 @@ __all__ = [
     "AppData",
     "Closed",
     "Consumer",
+    "ConsumerCounters",
     "ConsumerId",
     "ConsumerStats",
+    "CounterTotals",
     "DisconnectReason",
     "IceServer",
     "InvalidCandidate",
     "InvalidSdp",
     "InvalidState",
     "MediaConfig",
+    "MediaCounters",
     "MediaKind",
     "Participant",
     "ParticipantId",
     "ParticipantStats",
     "PcName",
     "Producer",
+    "ProducerCounters",
     "ProducerId",
     "ProducerStats",
     "Router",

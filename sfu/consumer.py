@@ -18,6 +18,7 @@ from aiortc.mediastreams import MediaStreamError
 from av.stream import Stream
 
 from sfu.aiortc_adapter import NO_SENDS, DirectRtpSender, SendCounts, SenderCounters
+from sfu.counters import ConsumerCounters
 from sfu.ids import AppData, ConsumerId, MediaKind, ParticipantId
 from sfu.producer import MediaFrame, Producer
 from sfu.stats import ConsumerStats
@@ -206,6 +207,25 @@ class Consumer:
             return self._sends_final
         output = self._output
         return NO_SENDS if output is None else output.counts().since(self._sends_start)
+
+    def add_counters(self, into: ConsumerCounters) -> None:
+        """Add this consumer's counters (those of `stats()`) to `into`; allocates no more
+        than its output's `counts()`."""
+        into.frames_forwarded += self.frames_forwarded
+        into.frames_dropped += self.frames_dropped
+        into.keyframe_requests += self.keyframe_requests
+        sends = self._sends_final
+        start = NO_SENDS
+        if sends is None:
+            output = self._output
+            if output is None:
+                return
+            sends = output.counts()
+            start = self._sends_start
+        into.packets_forwarded += sends.packets - start.packets
+        into.bytes_forwarded += sends.payload_bytes - start.payload_bytes
+        into.nacks_received += sends.nacks - start.nacks
+        into.retransmissions += sends.retransmissions - start.retransmissions
 
     def stats(self) -> ConsumerStats:
         sends = self.sends()

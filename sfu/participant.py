@@ -258,7 +258,8 @@ class Participant:
         return consumer
 
     def _consumer_closed(self, consumer: Consumer) -> None:
-        self._consumers.pop(consumer.id, None)
+        if self._consumers.pop(consumer.id, None) is consumer:
+            self._router._consumer_removed(consumer)
         self._subscription.remove(consumer)
 
     def _send_offer(self, offer_sdp: str, streams: dict[str, ParticipantId]) -> None:

@@ -20,6 +20,7 @@ from sfu import aiortc_adapter
 from sfu.assembler import AudioFramePassthrough, Packet, VideoFrameAssembler
 from sfu.codecs import ForwardCodec
 from sfu.config import MediaConfig
+from sfu.counters import ProducerCounters
 from sfu.events import SafeListener
 from sfu.ids import AppData, ConsumerId, MediaKind, ParticipantId, ProducerId
 from sfu.keyframes import KeyframeRequester
@@ -173,6 +174,21 @@ class Producer:
         if self._nacks_final is not None:
             return self._nacks_final
         return self._nacks.sequence_numbers - self._nacks_start
+
+    def add_counters(self, into: ProducerCounters) -> None:
+        """Add this producer's counters (those of `stats()`) to `into`; allocates nothing."""
+        assembler = self._assembler
+        keyframes = self._keyframes
+        into.packets += assembler.packets
+        into.bytes += self.bytes
+        into.frames += self.frames
+        into.keyframes += self.keyframes
+        into.late_packets += assembler.late_packets
+        if isinstance(assembler, VideoFrameAssembler):
+            into.skipped_frames += assembler.skipped
+        into.keyframe_requests += keyframes.requests
+        into.plis_sent += keyframes.sent
+        into.nacks_sent += self.nacks_sent
 
     def stats(self) -> ProducerStats:
         last = self.last_frame_at

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from sfu.config import MediaConfig
+from sfu.consumer import Consumer
+from sfu.counters import CounterTotals, new_totals
 from sfu.errors import Closed, InvalidState
 from sfu.events import RouterListener, SafeListener
 from sfu.ids import AppData, ParticipantId, ProducerId, RouterId
@@ -41,6 +43,8 @@ class Router:
         self._listener = SafeListener(listener)
         self._participants: dict[ParticipantId, Participant] = {}
         self._producers: dict[ProducerId, Producer] = {}
+        self._retired = new_totals()
+        """What closed producers and consumers counted, added once as each closes."""
         self._closed = False
         self._close_task: asyncio.Task[None] | None = None
         self._stats_task: asyncio.Task[None] | None = None
@@ -84,6 +88,21 @@ class Router:
             participants=tuple(p.stats() for p in self._participants.values()),
         )
 
+    def counter_totals(self) -> CounterTotals:
+        """Per media kind, everything this router's producers and consumers ever counted.
+
+        Closed ones' final counts (added once, at their close) plus the live ones' current
+        counts; a new object the caller may keep or modify. The totals never go down. Cheap:
+        integer adds per live producer and consumer, no `stats()` snapshot.
+        """
+        totals = {kind: counters.copy() for kind, counters in self._retired.items()}
+        for producer in self._producers.values():
+            producer.add_counters(totals[producer.kind].producers)
+        for participant in self._participants.values():
+            for consumer in participant.consumers.values():
+                consumer.add_counters(totals[consumer.kind].consumers)
+        return totals
+
     async def close(self) -> None:
         """Close every participant (and so every producer and consumer). Idempotent."""
         if self._close_task is None:
@@ -109,7 +128,12 @@ class Router:
         self._listener.on_producer_added(producer)
 
     def _producer_removed(self, producer: Producer) -> None:
-        self._producers.pop(producer.id, None)
+        if self._producers.pop(producer.id, None) is producer:
+            producer.add_counters(self._retired[producer.kind].producers)
+
+    def _consumer_removed(self, consumer: Consumer) -> None:
+        # The participant calls this once, after `Consumer.close()` froze its counts.
+        consumer.add_counters(self._retired[consumer.kind].consumers)
 
     def _participant_closed(self, participant: Participant) -> None:
         if self._participants.get(participant.id) is participant:
