@@ -3,7 +3,9 @@
 For each N (default 1, 10, 50) and each mode (``sfu``: our encoded-frame forwarding on
 its direct send path; ``sfu-aiortc``: the same Router on aiortc's stock sender path;
 ``relay``: aiortc's MediaRelay baseline, decoding once and re-encoding per subscriber;
-``sfu-record``: ``sfu`` while recording every producer to disk), a fresh
+``sfu-record``: ``sfu`` while recording every producer to disk; ``sfu-queued``: ``sfu``
+with received packets going through aioice's queue and the DTLS task, as stock aiortc
+does, instead of `MediaConfig.sync_receive`), a fresh
 `scripts/bench_server.py` process hosts the room, pinned to core 0; this process
 (the load generator, pinned to core 1) publishes a pre-encoded VP8 640x360 30 fps clip
 and runs N subscribers that count frames without decoding (each decodes its first frames

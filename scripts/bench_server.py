@@ -69,9 +69,15 @@ class Channel:
 class SfuRoom(RouterListener):
     """The room under test: our Router."""
 
-    def __init__(self, channel: Channel, send_path: SendPath, record: bool = False) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        send_path: SendPath,
+        record: bool = False,
+        sync_receive: bool = True,
+    ) -> None:
         self.channel = channel
-        config = dataclasses.replace(CONFIG, send_path=send_path)
+        config = dataclasses.replace(CONFIG, send_path=send_path, sync_receive=sync_receive)
         self.router = SfuRouter(RouterId("bench"), config, self)
         self.participants: dict[str, Participant] = {}
         self.recorder = Recorder(Path(tempfile.mkdtemp(prefix="bench-rec-"))) if record else None
@@ -180,7 +186,10 @@ async def serve(mode: str) -> None:
             room = RelayRoom(channel)
         else:
             room = SfuRoom(
-                channel, "aiortc" if mode == "sfu-aiortc" else "direct", mode == "sfu-record"
+                channel,
+                "aiortc" if mode == "sfu-aiortc" else "direct",
+                record=mode == "sfu-record",
+                sync_receive=mode != "sfu-queued",
             )
         tasks: set[asyncio.Task[None]] = set()
 
@@ -223,7 +232,7 @@ async def serve(mode: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--mode", choices=("sfu", "sfu-aiortc", "sfu-record", "relay"), default="sfu"
+        "--mode", choices=("sfu", "sfu-aiortc", "sfu-queued", "sfu-record", "relay"), default="sfu"
     )
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one core")
     args = parser.parse_args()

@@ -26,6 +26,9 @@ What we rely on, and why:
 - The stock send path (`SenderCounters`): the sender's `__packet_count` / `__octet_count`
   (forwarded packets and payload bytes), its `_retransmit` (wrapped to count NACKed
   sequence numbers) and its `__rtp_history` (whether a NACK was answered).
+- The synchronous receive path (`receive_media_synchronously`): aioice `Connection`'s
+  `data_received` (replaced per connection) and `_queue` (media waits behind anything
+  queued), the DTLS transport's `_rx_srtp`, `_handle_rtp_data` and `_handle_rtcp_data`.
 - `RTCIceGatherer._connection` and aioice `Connection` gathering fields: host candidates
   on configured addresses (aioice skips loopback) and within a UDP port range.
 - aioice's `turn.TurnTransport` (the transport of a relayed candidate: no socket, no
@@ -50,7 +53,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -62,12 +65,13 @@ from aioice import ice as aioice_ice
 from aioice import turn as aioice_turn
 from aioice.candidate import candidate_foundation, candidate_priority
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import clock as aiortc_clock
 from aiortc.exceptions import InvalidStateError
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
-from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
+from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, is_rtcp
 from pylibsrtp import _binding as srtp_binding
 
 logger = logging.getLogger(__name__)
@@ -94,6 +98,9 @@ _TX_FIELDS = (_TX_SSRC, _TX_RTX_SSRC, _TX_SR_NTP, _TX_SR_RTP, _TX_SR_PACKETS, _T
 _TX_RTP_HISTORY = "_RTCRtpSender__rtp_history"
 _DTLS_STATE = "_state"
 _DTLS_TX_SRTP = "_tx_srtp"
+_DTLS_RX_SRTP = "_rx_srtp"
+_ICE_DATA_RECEIVED = "data_received"
+_ICE_QUEUE = "_queue"
 _ICE_NOMINATED = "_nominated"
 _SRTP_SESSION_FIELDS = ("_cdata", "_srtp")
 _GATHERER_CONNECTION = "_connection"
@@ -165,11 +172,23 @@ def check_internals() -> None:
     gatherer = RTCIceGatherer(iceServers=[])
     ice = RTCIceTransport(gatherer)
     dtls = RTCDtlsTransport(ice, [RTCCertificate.generateCertificate()])
-    for name in (_DTLS_STATE, _DTLS_TX_SRTP):
+    for name in (
+        _DTLS_STATE,
+        _DTLS_TX_SRTP,
+        _DTLS_RX_SRTP,
+        "_handle_rtp_data",
+        "_handle_rtcp_data",
+    ):
         _require(dtls, name)
     _require(gatherer, _GATHERER_CONNECTION)
     connection = getattr(gatherer, _GATHERER_CONNECTION)
-    for name in (*_ICE_CONNECTION_FIELDS, *_ICE_CONNECTION_METHODS, _ICE_NOMINATED):
+    for name in (
+        *_ICE_CONNECTION_FIELDS,
+        *_ICE_CONNECTION_METHODS,
+        _ICE_NOMINATED,
+        _ICE_DATA_RECEIVED,
+        _ICE_QUEUE,
+    ):
         _require(connection, name)
     _require(ice, _GATHERER_CONNECTION)
     for name in _AIOICE_MODULE_NAMES:
@@ -427,6 +446,111 @@ class SenderCounters:
             self.nacks_received,
             self.retransmissions,
         )
+
+
+# --------------------------------------------------------------------------- receive path
+
+
+def receive_media_synchronously(pc: RTCPeerConnection) -> int:
+    """Handle `pc`'s SRTP and SRTCP datagrams as they arrive, in the socket's callback.
+
+    aioice puts every datagram on a queue that the DTLS transport's task drains: two
+    event-loop hand-offs per packet, the larger part of what a received packet costs.
+    Once the DTLS handshake has keyed SRTP, media datagrams go straight to the DTLS
+    transport's own `_handle_rtp_data` / `_handle_rtcp_data` (what its task would call
+    next); DTLS records, and everything before the keys exist, still take the queue.
+    Call it when the transports exist (after the first offer/answer is applied); returns
+    the number of ICE connections changed (0 when already done).
+    """
+    changed = 0
+    seen: set[int] = set()
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.receiver.transport
+        if dtls is None or id(dtls) in seen:
+            continue
+        seen.add(id(dtls))
+        connection = getattr(dtls.transport, _GATHERER_CONNECTION)
+        original = getattr(connection, _ICE_DATA_RECEIVED)
+        if isinstance(original, _SrtpShortcut):
+            continue
+        pending = getattr(connection, _ICE_QUEUE)
+        setattr(connection, _ICE_DATA_RECEIVED, _SrtpShortcut(dtls, original, pending))
+        changed += 1
+    return changed
+
+
+class _SrtpShortcut:
+    """An aioice `Connection.data_received` that handles keyed SRTP/SRTCP itself."""
+
+    __slots__ = ("_dtls", "_pending", "_queue")
+
+    def __init__(
+        self,
+        dtls: RTCDtlsTransport,
+        queue: Callable[[bytes, int], None],
+        pending: asyncio.Queue[Any],
+    ) -> None:
+        self._dtls = dtls
+        self._queue = queue
+        self._pending = pending
+
+    def __call__(self, data: bytes, component: int) -> None:
+        dtls = self._dtls
+        srtp = getattr(dtls, _DTLS_RX_SRTP)
+        # Anything still queued goes first (packets that arrived while SRTP was being
+        # keyed): taking a shortcut past them would reorder the stream.
+        if srtp is None or not data or not 127 < data[0] < 192 or not self._pending.empty():
+            self._queue(data, component)
+            return
+        try:
+            if is_rtcp(data):
+                step = dtls._handle_rtcp_data(srtp.unprotect_rtcp(data))
+            else:
+                arrival_time_ms = aiortc_clock.current_ms()
+                step = dtls._handle_rtp_data(srtp.unprotect(data), arrival_time_ms=arrival_time_ms)
+        except pylibsrtp.Error as exc:
+            logger.debug("SRTP unprotect failed: %s", exc)
+            return
+        run_to_completion(step)
+
+
+def run_to_completion(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run `coroutine` now, in the caller's stack; if it has to wait (a send that
+    blocks, e.g. over TURN/TCP), the rest runs like a task. Errors are logged."""
+    try:
+        waiting = coroutine.send(None)
+    except StopIteration:
+        return
+    except Exception:
+        logger.exception("handling a received packet failed")
+        return
+    _Resumer(coroutine).wait(waiting)
+
+
+class _Resumer:
+    """Steps a coroutine that had to wait, the way an asyncio Task would."""
+
+    __slots__ = ("_coroutine",)
+
+    def __init__(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        self._coroutine = coroutine
+
+    def wait(self, waiting: object) -> None:
+        if isinstance(waiting, asyncio.Future):
+            waiting._asyncio_future_blocking = False
+            waiting.add_done_callback(self._step)
+        else:  # a bare yield (asyncio.sleep(0))
+            asyncio.get_running_loop().call_soon(self._step, None)
+
+    def _step(self, _done: object) -> None:
+        try:
+            waiting = self._coroutine.send(None)
+        except StopIteration:
+            return
+        except Exception:
+            logger.exception("handling a received packet failed")
+            return
+        self.wait(waiting)
 
 
 # --------------------------------------------------------------------------- ICE gathering

@@ -92,6 +92,10 @@ class MediaConfig:
     times cheaper per packet); ``"aiortc"`` hands `av.Packet`s to aiortc's stock
     `RTCRtpSender` task, which packetizes per consumer. Both keep aiortc's RTCP
     (sender reports, NACK with RTX, PLI/FIR)."""
+    sync_receive: bool = True
+    """Handle the server's received SRTP/SRTCP in the socket callback instead of through
+    aioice's queue and the DTLS transport's task (`aiortc_adapter.
+    receive_media_synchronously`): two event-loop hand-offs fewer per received packet."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ice_servers", tuple(self.ice_servers))

@@ -164,6 +164,8 @@ class Participant:
             self._reconcile_producers(plan)
             answer = await pc.createAnswer()
             sdp = await set_local_description(pc, answer, self._config)
+            if self._config.sync_receive:
+                aiortc_adapter.receive_media_synchronously(pc)
             self._deadline.arm(pc)
             return sdp
 

@@ -246,6 +246,8 @@ class Subscription:
         sdp = await set_local_description(
             self._pc, RTCSessionDescription(sdp=sdp, type="offer"), self._config
         )
+        if self._config.sync_receive:
+            aiortc_adapter.receive_media_synchronously(self._pc)
         return sdp, streams
 
     def _ensure_pc(self) -> RTCPeerConnection:

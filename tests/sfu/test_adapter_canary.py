@@ -281,3 +281,19 @@ async def test_the_connect_task_aiortc_starts_runs_the_adapters_override() -> No
         await pc.close()
     await asyncio.wait(started, timeout=2)
     assert started[0].done() and started[0].exception() is None
+
+
+def test_the_synchronous_receive_path_does_what_the_dtls_task_would() -> None:
+    # receive_media_synchronously replaces aioice's data_received (queue.put_nowait) and
+    # then calls what RTCDtlsTransport._recv_next calls for keyed SRTP/SRTCP.
+    assert "self._queue.put_nowait((data, component))" in _source(aioice.Connection.data_received)
+    assert "self.receiver.data_received(data, self.local_candidate.component)" in _source(
+        aioice_ice.StunProtocol.datagram_received
+    )
+    recv_next = _source(RTCDtlsTransport._recv_next)
+    assert "first_byte > 127 and first_byte < 192 and self._rx_srtp" in recv_next
+    assert "data = self._rx_srtp.unprotect_rtcp(data)" in recv_next
+    assert "await self._handle_rtcp_data(data)" in recv_next
+    assert "data = self._rx_srtp.unprotect(data)" in recv_next
+    assert "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)" in recv_next
+    assert "arrival_time_ms = clock.current_ms()" in recv_next
