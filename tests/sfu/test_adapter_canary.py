@@ -297,3 +297,21 @@ def test_the_synchronous_receive_path_does_what_the_dtls_task_would() -> None:
     assert "data = self._rx_srtp.unprotect(data)" in recv_next
     assert "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)" in recv_next
     assert "arrival_time_ms = clock.current_ms()" in recv_next
+
+
+async def test_a_peer_connections_fingerprints_are_computed_once_and_right() -> None:
+    pc = aiortc_adapter.PeerConnection()
+    try:
+        (certificate,) = pc._RTCPeerConnection__certificates  # type: ignore[attr-defined]
+        cached = certificate.getFingerprints()
+        fresh = aiortc.RTCCertificate.getFingerprints(certificate)
+        assert [(f.algorithm, f.value) for f in cached] == [(f.algorithm, f.value) for f in fresh]
+        cached.clear()  # callers get a copy
+        assert len(certificate.getFingerprints()) == len(fresh)
+        # aiortc writes descriptions from it: each m-section's fingerprint is the cert's.
+        pc.addTransceiver("video", direction="sendonly")
+        offer = await pc.createOffer()
+        assert f"a=fingerprint:sha-256 {fresh[0].value}" in offer.sdp
+        assert "getFingerprints()" in _source(RTCDtlsTransport.getLocalParameters)
+    finally:
+        await pc.close()
