@@ -13,6 +13,9 @@ What we rely on, and why:
 - `RTCRtpReceiver.__decoder_queue`: replaced by a stub whose `get()` returns `None`, so
   the decoder thread `receive()` starts exits at once without creating a decoder.
 - `RTCRtpReceiver._send_rtcp_pli`: upstream keyframe requests.
+- `RTCRtpReceiver.__nack_generator` / `__remote_bitrate_estimator`: set to `None` (what
+  aiortc does for audio) on the receivers of our sendonly subscribe m-sections, which
+  never receive: the estimator alone is ~96 kB per video m-section.
 - `RTCRtpReceiver._send_rtcp_nack`: wrapped per receiver (`NackCounter`) to count the
   sequence numbers NACKed upstream to a publisher.
 - `RTCRtpSender._send_keyframe`: called by aiortc on a subscriber's PLI/FIR; overridden
@@ -83,6 +86,8 @@ _RX_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _RX_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _RX_DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _RX_SEND_PLI = "_send_rtcp_pli"
+_RX_NACK_GENERATOR = "_RTCRtpReceiver__nack_generator"
+_RX_BITRATE_ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
 _RX_SEND_NACK = "_send_rtcp_nack"
 _TX_SEND_KEYFRAME = "_send_keyframe"
 _TX_STREAM_ID = "_stream_id"
@@ -161,6 +166,8 @@ def check_internals() -> None:
         _RX_DECODER_QUEUE,
         _RX_DECODER_THREAD,
         _RX_SEND_PLI,
+        _RX_NACK_GENERATOR,
+        _RX_BITRATE_ESTIMATOR,
         _RX_SEND_NACK,
     ):
         _require(receiver, name)
@@ -331,6 +338,20 @@ def is_intercepted(receiver: RTCRtpReceiver) -> bool:
     return isinstance(getattr(receiver, _RX_DECODER_QUEUE, None), DecoderQueueStub) and isinstance(
         getattr(receiver, _RX_JITTER_BUFFER, None), _PacketTap
     )
+
+
+def release_receive_state(receiver: RTCRtpReceiver) -> None:
+    """Free what a receiver that will never receive holds (a ``sendonly`` m-section of
+    ours): aiortc gives every video receiver a bandwidth estimator (~96 kB: a thousand
+    rate buckets) and a NACK generator. Without them it behaves like an audio receiver."""
+    for name in (_RX_NACK_GENERATOR, _RX_BITRATE_ESTIMATOR):
+        _require(receiver, name)
+        setattr(receiver, name, None)
+
+
+def receive_state_released(receiver: RTCRtpReceiver) -> bool:
+    """True when `release_receive_state` left nothing to free."""
+    return all(getattr(receiver, n) is None for n in (_RX_NACK_GENERATOR, _RX_BITRATE_ESTIMATOR))
 
 
 def decoder_thread(receiver: RTCRtpReceiver) -> threading.Thread | None:

@@ -265,6 +265,7 @@ class Subscription:
             track = ForwardingTrack(consumer.kind, self._config.consumer_queue_frames)
             transceiver = pc.addTransceiver(track, direction="sendonly")
             transceiver.setCodecPreferences(subscriber_preferences(producer.codec))
+            aiortc_adapter.release_receive_state(transceiver.receiver)
             slot = _Slot(transceiver, track, key)
             if self._config.send_path == "direct":
                 rtp = aiortc_adapter.DirectRtpSender(

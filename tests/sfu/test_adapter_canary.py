@@ -315,3 +315,16 @@ async def test_a_peer_connections_fingerprints_are_computed_once_and_right() -> 
         assert "getFingerprints()" in _source(RTCDtlsTransport.getLocalParameters)
     finally:
         await pc.close()
+
+
+def test_a_receiver_without_nack_generator_and_estimator_is_what_aiortc_makes_for_audio() -> None:
+    init = _source(RTCRtpReceiver.__init__)
+    assert "self.__nack_generator = None" in init
+    assert "self.__remote_bitrate_estimator = None" in init
+    handle = _source(RTCRtpReceiver._handle_rtp_packet)
+    assert "if self.__remote_bitrate_estimator is not None:" in handle
+    assert "if self.__nack_generator is not None and self.__nack_generator.add(packet):" in handle
+    receiver = RTCRtpReceiver("video", aiortc_adapter._ProbeTransport())  # type: ignore[arg-type]
+    assert not aiortc_adapter.receive_state_released(receiver)
+    aiortc_adapter.release_receive_state(receiver)
+    assert aiortc_adapter.receive_state_released(receiver)
