@@ -154,6 +154,11 @@ class Room:
             await client.close()
         self.clients.clear()
 
+    def decoded(self, receiver: str, publisher: str) -> int:
+        """Video frames `receiver` decoded from `publisher`'s current stream."""
+        sink = self.sink(receiver, publisher, "video")
+        return 0 if sink is None else sink.decoded
+
     def sink(self, receiver: str, publisher: str, kind: str) -> StreamSink | None:
         """The current sink of `receiver` for `publisher`'s `kind` track."""
         client = self.clients[receiver]

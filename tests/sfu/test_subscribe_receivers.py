@@ -14,11 +14,9 @@ async def test_subscribe_receivers_hold_nothing_and_media_still_flows() -> None:
         await room.join("alice")
         await room.join("bob", video=False, audio=False)
 
-        def decoded(viewer: str, publisher: str) -> int:
-            sink = room.sink(viewer, publisher, "video")
-            return 0 if sink is None else sink.decoded
-
-        await wait_for(lambda: decoded("bob", "teacher") >= 10 and decoded("bob", "alice") >= 10)
+        await wait_for(
+            lambda: room.decoded("bob", "teacher") >= 10 and room.decoded("bob", "alice") >= 10
+        )
         subscribe_pc = room.participants["bob"].subscribe_pc
         assert subscribe_pc is not None
         transceivers = subscribe_pc.getTransceivers()
@@ -28,7 +26,7 @@ async def test_subscribe_receivers_hold_nothing_and_media_still_flows() -> None:
         before = room.participants["teacher"].stats().producers
         requests = sum(p.keyframe_requests for p in before)
         await room.join("carol", video=False, audio=False)
-        await wait_for(lambda: decoded("carol", "teacher") >= 5)
+        await wait_for(lambda: room.decoded("carol", "teacher") >= 5)
         after = room.participants["teacher"].stats().producers
         assert sum(p.keyframe_requests for p in after) > requests
         # The publish side keeps its estimator (REMB towards the publisher).

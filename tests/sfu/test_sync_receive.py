@@ -13,18 +13,13 @@ from sfu import aiortc_adapter
 from tests.sfu.harness import LOOPBACK, Room, wait_for
 
 
-def decoded(room: Room, viewer: str, publisher: str) -> int:
-    sink = room.sink(viewer, publisher, "video")
-    return 0 if sink is None else sink.decoded
-
-
 @pytest.mark.parametrize("sync", [True, False], ids=["sync", "queued"])
 async def test_media_flows_in_order_either_way(sync: bool) -> None:
     room = Room(replace(LOOPBACK, sync_receive=sync))
     try:
         await room.join("teacher")
         await room.join("student", video=False)
-        await wait_for(lambda: decoded(room, "student", "teacher") >= 20, timeout=10)
+        await wait_for(lambda: room.decoded("student", "teacher") >= 20, timeout=10)
         publisher = room.participants["teacher"]
         stats = publisher.stats().producers
         video = next(p for p in stats if p.kind == "video")
