@@ -2,7 +2,8 @@
 # Prepare this checkout: a virtualenv in .venv with the server installed (editable).
 #   scripts/setup.sh          runtime only
 #   scripts/setup.sh --test   plus test tools, and (as root or with sudo) the Debian
-#                             packages the tests drive: chromium, coturn, iproute2, nftables.
+#                             packages the tests drive: chromium, coturn, iproute2, nftables,
+#                             gcc (the relay floor benchmark builds a tiny C relay).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,8 +13,8 @@ want_test=0
 if (( want_test )); then
   missing=()
   for pair in chromium:/usr/bin/chromium coturn:/usr/bin/turnserver iproute2:/usr/sbin/ip \
-              nftables:/usr/sbin/nft; do
-    [[ -x "${pair#*:}" ]] || missing+=("${pair%%:*}")
+              nftables:/usr/sbin/nft gcc:/usr/bin/gcc libc6-dev:/usr/include/stdio.h; do
+    [[ -e "${pair#*:}" ]] || missing+=("${pair%%:*}")
   done
   if (( ${#missing[@]} )); then
     sudo=""
