@@ -23,9 +23,13 @@ What we rely on, and why:
 - `RTCRtpSender._stream_id` / `_track_id`: the msid written into the subscribe offer.
 - `RtpPacket._data`: the depayloaded payload set by the receiver.
 - The direct send path (`DirectRtpSender`, see its docstring): the sender's `_ssrc`,
-  `_rtx_ssrc`, `_retransmit` and its four sender-report counters; the DTLS transport's
-  `_state` and `_tx_srtp`; the ICE transport's `_connection` and aioice's `_nominated`;
-  pylibsrtp's session buffer (`_cdata`, `_srtp`), to protect without allocating.
+  `_rtx_ssrc`, `_retransmit`; its `_run_rtcp` (replaced per sender: sender reports are
+  sent per connection by `SenderReports`), the `__rtcp_started` / `__rtcp_exited`
+  events `stop()` waits for, `_send_rtcp` (the BYE), and what its RTCP task would have
+  recorded (`__packet_count`, `__octet_count`, `__lsr`, `__lsr_time`: stats and round
+  trip time); the DTLS transport's `_state` and `_tx_srtp`; the ICE transport's
+  `_connection` and aioice's `_nominated`; pylibsrtp's session buffer (`_cdata`,
+  `_srtp`), to protect without allocating.
 - The stock send path (`SenderCounters`): the sender's `__packet_count` / `__octet_count`
   (forwarded packets and payload bytes), its `_retransmit` (wrapped to count NACKed
   sequence numbers) and its `__rtp_history` (whether a NACK was answered).
@@ -45,6 +49,7 @@ What we rely on, and why:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -74,8 +79,11 @@ from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
-from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, is_rtcp
+from aiortc.rtp import RTP_HISTORY_SIZE, RtcpByePacket, RtpPacket, is_rtcp
 from pylibsrtp import _binding as srtp_binding
+
+from sfu.payloads import RtpPayloads
+from sfu.rtcp import SenderReport, compound_packets, last_sr, ntp_timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -95,11 +103,24 @@ _TX_TRACK_ID = "_track_id"
 _TX_SSRC = "_ssrc"
 _TX_RTX_SSRC = "_rtx_ssrc"
 _TX_RETRANSMIT = "_retransmit"
-_TX_SR_NTP = "_RTCRtpSender__ntp_timestamp"
-_TX_SR_RTP = "_RTCRtpSender__rtp_timestamp"
 _TX_SR_PACKETS = "_RTCRtpSender__packet_count"
 _TX_SR_OCTETS = "_RTCRtpSender__octet_count"
-_TX_FIELDS = (_TX_SSRC, _TX_RTX_SSRC, _TX_SR_NTP, _TX_SR_RTP, _TX_SR_PACKETS, _TX_SR_OCTETS)
+_TX_LSR = "_RTCRtpSender__lsr"
+_TX_LSR_TIME = "_RTCRtpSender__lsr_time"
+_TX_RTCP_STARTED = "_RTCRtpSender__rtcp_started"
+_TX_RTCP_EXITED = "_RTCRtpSender__rtcp_exited"
+_TX_FIELDS = (
+    _TX_SSRC,
+    _TX_RTX_SSRC,
+    _TX_SR_PACKETS,
+    _TX_SR_OCTETS,
+    _TX_LSR,
+    _TX_LSR_TIME,
+    _TX_RTCP_STARTED,
+    _TX_RTCP_EXITED,
+)
+_TX_RUN_RTCP = "_run_rtcp"
+_TX_SEND_RTCP = "_send_rtcp"
 _TX_RTP_HISTORY = "_RTCRtpSender__rtp_history"
 _DTLS_STATE = "_state"
 _DTLS_TX_SRTP = "_tx_srtp"
@@ -173,6 +194,8 @@ def check_internals() -> None:
         _require(receiver, name)
     _require(RTCRtpSender, _TX_SEND_KEYFRAME)
     _require(RTCRtpSender, _TX_RETRANSMIT)
+    _require(RTCRtpSender, _TX_RUN_RTCP)
+    _require(RTCRtpSender, _TX_SEND_RTCP)
     for name in (*_TX_FIELDS, _TX_RTP_HISTORY):
         _require_field(RTCRtpSender, name)
     _require(RTCRtpSender, "replaceTrack")
@@ -720,23 +743,18 @@ _SOL_UDP = getattr(socket, "SOL_UDP", 17)
 _UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)  # linux/udp.h
 _GSO_MAX_SEGMENTS = 64
 _GSO_MAX_BYTES = 60000
+_GSO_ANCILLARY: dict[int, list[tuple[int, int, bytes]]] = {}
 _SEQ_MASK = 0xFFFF
 _TS_MASK = 0xFFFFFFFF
 _HISTORY_MASK = RTP_HISTORY_SIZE - 1
-_NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970
 _MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 # Frames between checks that the transport is still up (a closed one is also caught by
-# the sender's stop() and by send errors), and between sender-report counter updates.
+# the sender's stop() and by send errors), and between updates of the (wall clock, RTP
+# timestamp) pair sender reports extrapolate from.
 _ROUTE_CHECK_MASK = 31
 _SR_UPDATE_MASK = 15
 # pts step inserted when a reused m-section switches to another producer
 _PTS_STEP = {"video": 3000, "audio": 960}
-
-
-def _ntp_now() -> int:
-    now = time.time() + _NTP_EPOCH_OFFSET
-    seconds = int(now)
-    return (seconds << 32) | int((now - seconds) * 4294967296.0)
 
 
 def _mid_extension(extension_id: int, mid: str) -> bytes:
@@ -780,7 +798,9 @@ class _Route:
             self.transport
         )
 
-    def send(self, packets: list[bytes]) -> None:
+    def send(self, packets: list[bytes], uniform: bool = False) -> None:
+        """Send `packets`; `uniform`: all but the last have the same size (UDP GSO can
+        carry them in one call)."""
         sock = self.sock
         if sock is None:
             assert self.relay is not None
@@ -788,34 +808,34 @@ class _Route:
                 self.relay(packet, self.address)
             return
         address = self.address
-        if len(packets) > 1 and _Route.gso_supported:
-            size = len(packets[0])
-            if all(len(p) == size for p in packets[:-1]):
-                try:
-                    self._send_segmented(sock, packets, size)
-                    return
-                except BlockingIOError:
-                    return  # socket buffer full: drop the frame, NACK recovers
-                except OSError as exc:
-                    if exc.errno not in (
-                        errno.EINVAL,
-                        errno.EIO,
-                        errno.ENOPROTOOPT,
-                        errno.EOPNOTSUPP,
-                    ):
-                        raise
-                    logger.info("UDP GSO unavailable (%s): one sendto per packet", exc)
-                    _Route.gso_supported = False
+        if uniform and _Route.gso_supported:
+            try:
+                self._send_segmented(sock, packets)
+                return
+            except BlockingIOError:
+                return  # socket buffer full: drop the frame, NACK recovers
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.EIO, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
+                    raise
+                logger.info("UDP GSO unavailable (%s): one sendto per packet", exc)
+                _Route.gso_supported = False
         try:
             for packet in packets:
                 sock.sendto(packet, address)
         except BlockingIOError:
             pass
 
-    def _send_segmented(self, sock: socket.socket, packets: list[bytes], size: int) -> None:
-        """Equal-size datagrams (the last may be shorter) in as few syscalls as possible."""
+    def _send_segmented(self, sock: socket.socket, packets: list[bytes]) -> None:
+        """Equal-size datagrams (the last may be shorter) in as few syscalls as possible:
+        one for a frame of up to 64 packets and 60 kB."""
+        size = len(packets[0])
+        ancillary = _GSO_ANCILLARY.get(size)
+        if ancillary is None:
+            ancillary = _GSO_ANCILLARY[size] = [(_SOL_UDP, _UDP_SEGMENT, _GSO_SIZE.pack(size))]
         per_call = max(1, min(_GSO_MAX_SEGMENTS, _GSO_MAX_BYTES // size))
-        ancillary = [(_SOL_UDP, _UDP_SEGMENT, _GSO_SIZE.pack(size))]
+        if len(packets) <= per_call:
+            sock.sendmsg([b"".join(packets)], ancillary, 0, self.address)
+            return
         for start in range(0, len(packets), per_call):
             chunk = packets[start : start + per_call]
             if len(chunk) == 1:
@@ -837,13 +857,15 @@ class DirectRtpSender:
     socket). Here a frame's payloads, packetized once per producer, are sent by each
     consumer in one synchronous call: RTP headers, SRTP protect, one ``sendmsg``.
 
-    aiortc's sender keeps everything else: its RTP task idles on a track that never
-    yields, its RTCP task sends sender reports from the counters updated here, a NACK
-    reaches `retransmit` (installed as the sender's ``_retransmit``, answering from our
-    own history with RTX), PLI/FIR go to `on_keyframe_request`. Payload types, RTX and
-    the MID extension come from the parameters aiortc passes to ``send()`` once the
-    transport is up (`ready` turns true, `on_ready` is called); ``stop()`` closes the
-    duplicated socket.
+    aiortc's sender keeps the rest: its RTP task idles on a track that never yields, a
+    NACK reaches `retransmit` (installed as the sender's ``_retransmit``, answering from
+    our own history with RTX), PLI/FIR go to `on_keyframe_request`, and it handles the
+    subscriber's receiver reports. Sender reports come from the connection's
+    `SenderReports` (one timer for all of a connection's direct senders) instead of a
+    task per sender; the sender's RTCP task only sends the BYE when it stops. Payload
+    types, RTX and the MID extension come from the parameters aiortc passes to
+    ``send()`` once the transport is up (`ready` turns true, `on_ready` is called);
+    ``stop()`` closes the duplicated socket.
     """
 
     def __init__(self, sender: RTCRtpSender, kind: str, on_ready: Callable[[], None]) -> None:
@@ -864,11 +886,17 @@ class DirectRtpSender:
         self._rtx_pt: int | None = None
         self._first_byte = 0x80
         self._extension = b""
-        self._history: list[tuple[int, int, int, bytes] | None] = [None] * RTP_HISTORY_SIZE
+        # per sequence number: (the frame's first sequence number, RTP timestamp, payloads)
+        self._history: list[tuple[int, int, Sequence[bytes]] | None] = [None] * RTP_HISTORY_SIZE
         self._route: _Route | None = None
         self._closed = False
         self._octets = 0
         self._frames = 0
+        self._clock_rate = 0
+        self._cname = ""
+        self._sr_wall: float | None = None
+        self._sr_rtp = 0
+        self._reports: SenderReports | None = None
         self.packets_sent = 0
         self.nacks_received = 0
         self.retransmissions = 0
@@ -886,6 +914,7 @@ class DirectRtpSender:
         setattr(sender, "send", send)  # noqa: B010
         setattr(sender, "stop", stop)  # noqa: B010
         setattr(sender, _TX_RETRANSMIT, self.retransmit)
+        setattr(sender, _TX_RUN_RTCP, self._rtcp_until_stopped)
 
     @property
     def ready(self) -> bool:
@@ -901,6 +930,9 @@ class DirectRtpSender:
     def close(self) -> None:
         """Stop sending and release the duplicated socket. Idempotent."""
         self._closed = True
+        if self._reports is not None:
+            self._reports.discard(self)
+            self._reports = None
         if self._route is not None:
             self._route.close()
             self._route = None
@@ -916,7 +948,11 @@ class DirectRtpSender:
             if extension.uri == _MID_URI and parameters.muxId:
                 self._extension = _mid_extension(extension.id, parameters.muxId)
         self._first_byte = 0x90 if self._extension else 0x80
+        self._clock_rate = parameters.codecs[0].clockRate
+        self._cname = parameters.rtcp.cname or ""
         self._pt = pt
+        self._reports = SenderReports.of(self._sender.transport)
+        self._reports.add(self)
         self._on_ready()
 
     def detach(self) -> None:
@@ -938,15 +974,15 @@ class DirectRtpSender:
         self._route = _Route(dtls, pair)
         return self._route
 
-    def send_frame(self, payloads: Sequence[bytes], pts: int) -> bool:
+    def send_frame(self, payloads: RtpPayloads, pts: int) -> bool:
         """Send one frame's RTP packets; False when the transport is not up.
 
         Runs once per frame per subscriber, so per-frame bookkeeping is kept light: the
-        route is re-checked every 32 frames, and the sender-report fields (an NTP/RTP
-        timestamp pair and the counts, read by aiortc's RTCP task about once a second)
-        are refreshed on the first frame and every 16th after it. (Copying header and
-        payload into the SRTP buffer separately measured slower than concatenating: two
-        cffi calls cost more than one 1 kB copy.)
+        route is re-checked every 32 frames, the (wall clock, RTP timestamp) pair sender
+        reports extrapolate from is taken on the first frame and every 16th after it,
+        and the NACK history keeps one entry per frame, shared by its packets' slots.
+        (Copying header and payload into the SRTP buffer separately measured slower
+        than concatenating: two cffi calls cost more than one 1 kB copy.)
         """
         route = self._route
         frames = self._frames = self._frames + 1
@@ -968,46 +1004,86 @@ class DirectRtpSender:
         history = self._history
         protect = route.protect
         pack = _RTP_HEADER.pack
+        items = payloads.items
         seq = self._seq
-        count = len(payloads)
+        entry = (seq, timestamp, items)
+        count = len(items)
         last = count - 1
         packets: list[bytes] = []
         append = packets.append
         try:
             for i in range(count):
-                payload = payloads[i]
+                history[seq & _HISTORY_MASK] = entry
                 marker = 0x80 if i == last else 0
-                history[seq & _HISTORY_MASK] = (seq, marker, timestamp, payload)
                 append(
                     protect(
-                        pack(first_byte, marker | pt, seq, timestamp, ssrc) + extension + payload
+                        pack(first_byte, marker | pt, seq, timestamp, ssrc) + extension + items[i]
                     )
                 )
                 seq = (seq + 1) & _SEQ_MASK
-            route.send(packets)
+            route.send(packets, payloads.uniform)
         except (pylibsrtp.Error, OSError, RuntimeError, ValueError) as exc:
             logger.debug("direct send failed: %s", exc)
             route.close()
             self._route = None
         self._seq = seq
         self.packets_sent += count
-        self._octets += sum(map(len, payloads))
+        self._octets += payloads.size
         if frames & _SR_UPDATE_MASK == 1:
-            sender = self._sender
-            setattr(sender, _TX_SR_NTP, _ntp_now())
-            setattr(sender, _TX_SR_RTP, timestamp)
-            setattr(sender, _TX_SR_PACKETS, self.packets_sent)
-            setattr(sender, _TX_SR_OCTETS, self._octets)
+            self._sr_wall = time.time()
+            self._sr_rtp = timestamp
         return True
+
+    def sender_report(self, now: float) -> SenderReport | None:
+        """This stream's sender report at Unix time `now` (None before its first frame).
+
+        Also what aiortc's RTCP task would have recorded: the counts (its ``getStats()``)
+        and the report's NTP middle bits and time, so that it still computes the round
+        trip time from the subscriber's receiver reports.
+        """
+        if self._sr_wall is None or self._closed:
+            return None
+        ntp = ntp_timestamp(now)
+        rtp_timestamp = self._sr_rtp + int((now - self._sr_wall) * self._clock_rate)
+        sender = self._sender
+        setattr(sender, _TX_LSR, last_sr(ntp))
+        setattr(sender, _TX_LSR_TIME, now)
+        setattr(sender, _TX_SR_PACKETS, self.packets_sent)
+        setattr(sender, _TX_SR_OCTETS, self._octets)
+        return SenderReport(
+            self._ssrc, self._cname, ntp, rtp_timestamp, self.packets_sent, self._octets
+        )
+
+    def live_route(self) -> _Route | None:
+        """The route frames currently go out on, if the transport is still up."""
+        route = self._route
+        return route if route is not None and route.usable else None
+
+    async def _rtcp_until_stopped(self) -> None:
+        # Stands in for aiortc's RTCP task: idle until stop() cancels it, then the BYE.
+        sender = self._sender
+        getattr(sender, _TX_RTCP_STARTED).set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+        try:
+            await getattr(sender, _TX_SEND_RTCP)([RtcpByePacket(sources=[self._ssrc])])
+        finally:
+            getattr(sender, _TX_RTCP_EXITED).set()
 
     async def retransmit(self, sequence_number: int) -> None:
         """Answer a NACK from our history, as RTX when negotiated."""
         self.nacks_received += 1
         entry = self._history[sequence_number & _HISTORY_MASK]
         route = self._route
-        if entry is None or entry[0] != sequence_number or route is None or self._pt is None:
+        if entry is None or route is None or self._pt is None:
             return
-        seq, marker, timestamp, payload = entry
+        first, timestamp, items = entry
+        index = (sequence_number - first) & _SEQ_MASK
+        if index >= len(items):  # the slot belongs to a later frame now
+            return
+        seq = sequence_number
+        payload = items[index]
+        marker = 0x80 if index == len(items) - 1 else 0
         if self._rtx_pt is not None:
             header = _RTP_HEADER.pack(
                 self._first_byte, marker | self._rtx_pt, self._rtx_seq, timestamp, self._rtx_ssrc
@@ -1023,6 +1099,85 @@ class DirectRtpSender:
             self.retransmissions += 1
         except (pylibsrtp.Error, OSError, RuntimeError, ValueError) as exc:
             logger.debug("retransmission failed: %s", exc)
+
+
+class SenderReports:
+    """Sender reports for all the direct senders of one DTLS transport, on one timer.
+
+    aiortc runs a task per sender that wakes up about once a second to send one SR and
+    SDES: a subscriber with 60 m-sections costs 60 wake-ups and 60 datagrams a second.
+    Here each connection's timer sends its senders' reports together, in compound
+    packets of up to 16 (`sfu.rtcp.compound_packets`), at intervals drawn from
+    0.5-1.5 s like aiortc's.
+    """
+
+    _by_transport: weakref.WeakKeyDictionary[RTCDtlsTransport, SenderReports] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._dtls = weakref.ref(dtls)
+        self._senders: dict[int, DirectRtpSender] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self.compounds_sent = 0
+
+    @classmethod
+    def of(cls, dtls: RTCDtlsTransport) -> SenderReports:
+        """The reports of `dtls`'s senders (made on first use)."""
+        reports = cls._by_transport.get(dtls)
+        if reports is None:
+            reports = cls._by_transport[dtls] = cls(dtls)
+        return reports
+
+    @property
+    def senders(self) -> int:
+        return len(self._senders)
+
+    def add(self, sender: DirectRtpSender) -> None:
+        self._senders[id(sender)] = sender
+        if self._timer is None:
+            self._schedule()
+
+    def discard(self, sender: DirectRtpSender) -> None:
+        self._senders.pop(id(sender), None)
+        if not self._senders and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(0.5 + random.random(), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self._senders:
+            return
+        self._schedule()
+        try:
+            self.send_now()
+        except (pylibsrtp.Error, OSError) as exc:
+            logger.debug("sending sender reports failed: %s", exc)
+
+    def send_now(self) -> int:
+        """Send every sending stream's report; returns the number of packets sent."""
+        dtls = self._dtls()
+        srtp = None if dtls is None else getattr(dtls, _DTLS_TX_SRTP)
+        route = next(
+            (r for r in map(DirectRtpSender.live_route, self._senders.values()) if r), None
+        )
+        if srtp is None or route is None:
+            return 0
+        now = time.time()
+        reports = [
+            report
+            for report in (s.sender_report(now) for s in self._senders.values())
+            if report is not None
+        ]
+        compounds = compound_packets(reports)
+        for compound in compounds:
+            route.send([srtp.protect_rtcp(compound)])
+        self.compounds_sent += len(compounds)
+        return len(compounds)
 
 
 def lean_protect(session: pylibsrtp.Session) -> Callable[[bytes], bytes]:

@@ -24,6 +24,7 @@ from sfu.counters import ProducerCounters
 from sfu.events import SafeListener
 from sfu.ids import AppData, ConsumerId, MediaKind, ParticipantId, ProducerId
 from sfu.keyframes import KeyframeRequester
+from sfu.payloads import RtpPayloads
 from sfu.stats import ProducerStats
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class MediaFrame:
         packet: av.Packet[Stream],
         pts: int,
         keyframe: bool,
-        payloads: list[bytes] | None = None,
+        payloads: RtpPayloads | None = None,
     ) -> None:
         self.packet = packet
         self.pts = pts
@@ -234,9 +235,9 @@ class Producer:
         packet.pts = pts
         payloads = None
         if self._packer is not None:
-            payloads = self._packer.pack(packet)[0]
+            payloads = RtpPayloads(self._packer.pack(packet)[0])
         elif self._direct:
-            payloads = [data]  # an Opus frame is one RTP payload
+            payloads = RtpPayloads((data,))  # an Opus frame is one RTP payload
         frame = MediaFrame(packet, pts, keyframe, payloads)
         for consumer in self._fanout:
             consumer._deliver(frame)

@@ -28,6 +28,7 @@ from aiortc.rtcrtpreceiver import decoder_worker
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from sfu import aiortc_adapter
+from sfu.payloads import RtpPayloads
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,9 +121,20 @@ def test_a_missing_internal_fails_loudly_instead_of_creating_a_new_attribute() -
 def test_the_direct_send_path_still_matches_what_aiortc_does_itself() -> None:
     rtcp = _source(RTCRtpSender._handle_rtcp_packet)
     assert "await self._retransmit(seq)" in rtcp  # NACKs reach DirectRtpSender.retransmit
+    # Sender reports: aiortc's send() starts the RTCP task through the attribute we
+    # replace per sender, stop() waits for the two events our stand-in sets, and the
+    # round trip time is computed from the fields our reports record.
+    assert "self.__rtcp_task = asyncio.ensure_future(self._run_rtcp())" in _source(
+        RTCRtpSender.send
+    )
+    stop = _source(RTCRtpSender.stop)
+    assert "self.__rtcp_started.wait()" in stop and "self.__rtcp_exited.wait()" in stop
     report = _source(RTCRtpSender._run_rtcp)
-    for counter in ("__ntp_timestamp", "__rtp_timestamp", "__packet_count", "__octet_count"):
-        assert f"self.{counter}" in report  # sender reports read the counters we update
+    assert "self.__lsr = ((self.__ntp_timestamp) >> 16) & 0xFFFFFFFF" in report
+    assert "self.__lsr_time = time.time()" in report
+    assert "self.__rtcp_exited.set()" in report
+    assert "if self.__lsr == report.lsr and report.dlsr:" in rtcp
+    assert "rtt = time.time() - self.__lsr_time - (report.dlsr / 65536)" in rtcp
     connect = _source(aiortc.RTCPeerConnection._RTCPeerConnection__connect)  # type: ignore[attr-defined]
     assert "await transceiver.sender.send(self.__localRtp(transceiver))" in connect
     send_rtp = _source(RTCDtlsTransport._send_rtp)
@@ -142,7 +154,7 @@ async def test_a_live_sender_has_the_fields_the_direct_path_updates() -> None:
         direct = aiortc_adapter.DirectRtpSender(sender, "video", lambda: None)
         assert not direct.ready
         assert sender._retransmit == direct.retransmit
-        assert direct.send_frame([b"x"], 0) is False  # no transport yet: nothing sent
+        assert direct.send_frame(RtpPayloads([b"x"]), 0) is False  # no transport: nothing sent
     finally:
         await pc.close()
 

@@ -1,0 +1,22 @@
+"""A frame's RTP payloads, packetized once for all the consumers that send it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class RtpPayloads:
+    """The payloads of one frame's RTP packets, in order, and what every subscriber's
+    send would otherwise recompute: their total size and whether all but the last have
+    the same size (then UDP GSO sends the frame's packets in one call)."""
+
+    __slots__ = ("items", "size", "uniform")
+
+    def __init__(self, items: Sequence[bytes]) -> None:
+        self.items = items
+        self.size = sum(map(len, items))
+        first = len(items[0]) if items else 0
+        self.uniform = len(items) > 1 and all(len(item) == first for item in items[:-1])
+
+    def __len__(self) -> int:
+        return len(self.items)

@@ -1,0 +1,82 @@
+"""RTCP sender reports for the direct send path (RFC 3550 §6.4.1), built with `struct`.
+
+One compound packet carries the reports of many m-sections of a connection: sender
+reports first, then one SDES packet with every source's CNAME (RFC 3550 §6.1), split so
+that a compound stays well under the path MTU.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from aiortc.rtp import RtcpSdesPacket, RtcpSourceInfo
+
+RTCP_SR = 200
+SDES_CNAME = 1
+NTP_EPOCH_OFFSET = 2208988800
+"""Seconds from 1900 (NTP's epoch) to 1970."""
+SENDERS_PER_COMPOUND = 16
+"""16 reports (28 bytes each) and their CNAME chunks stay under ~900 bytes."""
+
+_SR = struct.Struct("!BBHIQIII")
+_SR_LENGTH_WORDS = _SR.size // 4 - 1
+_VERSION_2 = 0x80
+_U32 = 0xFFFFFFFF
+
+
+class SenderReport(NamedTuple):
+    """What one source's sender report says."""
+
+    ssrc: int
+    cname: str
+    ntp: int
+    """64-bit NTP timestamp of the report."""
+    rtp_timestamp: int
+    """The RTP timestamp that corresponds to `ntp` on this source's clock."""
+    packets: int
+    octets: int
+
+
+def ntp_timestamp(unix_time: float) -> int:
+    """A Unix time as a 64-bit NTP timestamp (32.32 fixed point since 1900)."""
+    now = unix_time + NTP_EPOCH_OFFSET
+    seconds = int(now)
+    return (seconds << 32) | int((now - seconds) * 4294967296.0)
+
+
+def last_sr(ntp: int) -> int:
+    """The middle 32 bits of an NTP timestamp: how a receiver report refers back to it."""
+    return (ntp >> 16) & _U32
+
+
+def pack_sender_report(report: SenderReport) -> bytes:
+    """One SR packet without report blocks."""
+    return _SR.pack(
+        _VERSION_2,
+        RTCP_SR,
+        _SR_LENGTH_WORDS,
+        report.ssrc,
+        report.ntp,
+        report.rtp_timestamp & _U32,
+        report.packets & _U32,
+        report.octets & _U32,
+    )
+
+
+def compound_packets(reports: Sequence[SenderReport]) -> list[bytes]:
+    """Compound RTCP packets (SRs, then one SDES with the CNAMEs) for `reports`."""
+    compounds = []
+    for start in range(0, len(reports), SENDERS_PER_COMPOUND):
+        group = reports[start : start + SENDERS_PER_COMPOUND]
+        sdes = RtcpSdesPacket(
+            chunks=[
+                RtcpSourceInfo(ssrc=r.ssrc, items=[(SDES_CNAME, r.cname.encode())])
+                for r in group
+                if r.cname
+            ]
+        )
+        body = b"".join(pack_sender_report(r) for r in group)
+        compounds.append(body + bytes(sdes) if sdes.chunks else body)
+    return compounds
