@@ -860,9 +860,9 @@ class DirectRtpSender:
     aiortc's sender keeps the rest: its RTP task idles on a track that never yields, a
     NACK reaches `retransmit` (installed as the sender's ``_retransmit``, answering from
     our own history with RTX), PLI/FIR go to `on_keyframe_request`, and it handles the
-    subscriber's receiver reports. Sender reports come from the connection's
-    `SenderReports` (one timer for all of a connection's direct senders) instead of a
-    task per sender; the sender's RTCP task only sends the BYE when it stops. Payload
+    subscriber's receiver reports. Sender reports go out together per connection
+    (`SenderReports`, on one clock for the whole process) instead of from a task per
+    sender; the sender's RTCP task only sends the BYE when it stops. Payload
     types, RTX and the MID extension come from the parameters aiortc passes to
     ``send()`` once the transport is up (`ready` turns true, `on_ready` is called);
     ``stop()`` closes the duplicated socket.
@@ -1101,14 +1101,22 @@ class DirectRtpSender:
             logger.debug("retransmission failed: %s", exc)
 
 
+_REPORT_TICK = 0.5
+"""Seconds between the sender-report clock's ticks (one timer for the whole process)."""
+_REPORT_DELAY = (0.25, 1.25)
+"""A connection's next reports are due this long after its last (uniformly drawn); ticks
+round it up to 0.5, 1.0 or 1.5 s: about once a second on average, like aiortc's."""
+
+
 class SenderReports:
-    """Sender reports for all the direct senders of one DTLS transport, on one timer.
+    """Sender reports for all the direct senders of one DTLS transport, sent together.
 
     aiortc runs a task per sender that wakes up about once a second to send one SR and
     SDES: a subscriber with 60 m-sections costs 60 wake-ups and 60 datagrams a second.
-    Here each connection's timer sends its senders' reports together, in compound
-    packets of up to 16 (`sfu.rtcp.compound_packets`), at intervals drawn from
-    0.5-1.5 s like aiortc's.
+    Here a connection's reports go out together, in compound packets of up to 16
+    (`sfu.rtcp.compound_packets`), when the process-wide `_ReportClock` finds them due:
+    on a mostly idle server every wake-up costs ~100 us of CPU (`scripts/bench/
+    relay_floor.py`), so 50 subscribers' timers cost more than their reports.
     """
 
     _by_transport: weakref.WeakKeyDictionary[RTCDtlsTransport, SenderReports] = (
@@ -1118,7 +1126,7 @@ class SenderReports:
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = weakref.ref(dtls)
         self._senders: dict[int, DirectRtpSender] = {}
-        self._timer: asyncio.TimerHandle | None = None
+        self._clock: _ReportClock | None = None
         self.compounds_sent = 0
 
     @classmethod
@@ -1135,28 +1143,15 @@ class SenderReports:
 
     def add(self, sender: DirectRtpSender) -> None:
         self._senders[id(sender)] = sender
-        if self._timer is None:
-            self._schedule()
+        if self._clock is None:
+            self._clock = _ReportClock.of(asyncio.get_running_loop())
+            self._clock.add(self)
 
     def discard(self, sender: DirectRtpSender) -> None:
         self._senders.pop(id(sender), None)
-        if not self._senders and self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _schedule(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(0.5 + random.random(), self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        if not self._senders:
-            return
-        self._schedule()
-        try:
-            self.send_now()
-        except (pylibsrtp.Error, OSError) as exc:
-            logger.debug("sending sender reports failed: %s", exc)
+        if not self._senders and self._clock is not None:
+            self._clock.discard(self)
+            self._clock = None
 
     def send_now(self) -> int:
         """Send every sending stream's report; returns the number of packets sent."""
@@ -1178,6 +1173,51 @@ class SenderReports:
             route.send([srtp.protect_rtcp(compound)])
         self.compounds_sent += len(compounds)
         return len(compounds)
+
+
+class _ReportClock:
+    """One timer per event loop, ticking every 0.5 s while any connection has senders,
+    that sends the reports of the connections that are due."""
+
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _ReportClock] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._due: dict[SenderReports, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self.ticks = 0
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _ReportClock:
+        clock = cls._by_loop.get(loop)
+        if clock is None:
+            clock = cls._by_loop[loop] = cls(loop)
+        return clock
+
+    def add(self, reports: SenderReports) -> None:
+        self._due[reports] = self._loop.time() + random.uniform(*_REPORT_DELAY)
+        if self._timer is None:
+            self._timer = self._loop.call_later(_REPORT_TICK, self._tick)
+
+    def discard(self, reports: SenderReports) -> None:
+        self._due.pop(reports, None)
+        if not self._due and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tick(self) -> None:
+        self.ticks += 1
+        now = self._loop.time()
+        due = [reports for reports, at in self._due.items() if at <= now]
+        for reports in due:
+            self._due[reports] = now + random.uniform(*_REPORT_DELAY)
+            try:
+                reports.send_now()
+            except (pylibsrtp.Error, OSError) as exc:
+                logger.debug("sending sender reports failed: %s", exc)
+        self._timer = self._loop.call_later(_REPORT_TICK, self._tick) if self._due else None
 
 
 def lean_protect(session: pylibsrtp.Session) -> Callable[[bytes], bytes]:

@@ -122,3 +122,33 @@ async def test_a_connections_streams_share_one_timer_and_subscribers_get_every_r
     finally:
         await room.close()
     assert reports.senders == 0  # the closed senders left the connection's timer
+
+
+async def test_every_connection_reports_about_once_a_second_on_one_process_wide_clock() -> None:
+    room = Room()
+    try:
+        await room.join("teacher")
+        for student in ("s1", "s2"):
+            await room.join(student, video=False, audio=False)
+        await wait_for(
+            lambda: room.decoded("s1", "teacher") >= 5 and room.decoded("s2", "teacher") >= 5,
+            timeout=10,
+        )
+        connections = []
+        for student in ("s1", "s2"):
+            pc = room.participants[student].subscribe_pc
+            assert pc is not None
+            connections.append(
+                aiortc_adapter.SenderReports.of(pc.getTransceivers()[0].sender.transport)
+            )
+        clock = aiortc_adapter._ReportClock.of(asyncio.get_running_loop())
+        assert all(reports in clock._due for reports in connections)
+        ticks, sent = clock.ticks, [r.compounds_sent for r in connections]
+        await asyncio.sleep(3.2)
+        # One timer for both: a tick every 0.5 s; each connection due every 0.5-1.5 s.
+        assert 5 <= clock.ticks - ticks <= 7
+        for reports, before in zip(connections, sent, strict=True):
+            assert 2 <= reports.compounds_sent - before <= 6
+    finally:
+        await room.close()
+    assert not any(reports in clock._due for reports in connections)
