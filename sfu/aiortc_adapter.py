@@ -15,7 +15,9 @@ What we rely on, and why:
 - `RTCRtpReceiver._send_rtcp_pli`: upstream keyframe requests.
 - `RTCRtpReceiver.__nack_generator` / `__remote_bitrate_estimator`: set to `None` (what
   aiortc does for audio) on the receivers of our sendonly subscribe m-sections, which
-  never receive: the estimator alone is ~96 kB per video m-section.
+  never receive: the estimator alone is ~96 kB per video m-section. So that it is not
+  even built (1-2 ms each), `add_sendonly_transceiver` swaps the module's
+  `rtcrtpreceiver.RemoteBitrateEstimator` for the duration of one `addTransceiver`.
 - `RTCRtpReceiver._send_rtcp_nack`: wrapped per receiver (`NackCounter`) to count the
   sequence numbers NACKed upstream to a publisher.
 - `RTCRtpSender._send_keyframe`: called by aiortc on a subscriber's PLI/FIR; overridden
@@ -72,8 +74,15 @@ from aioice import Candidate, Connection, TransportPolicy
 from aioice import ice as aioice_ice
 from aioice import turn as aioice_turn
 from aioice.candidate import candidate_foundation, candidate_priority
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import (
+    MediaStreamTrack,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+)
 from aiortc import clock as aiortc_clock
+from aiortc import rtcrtpreceiver as aiortc_rtcrtpreceiver
 from aiortc.exceptions import InvalidStateError
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
@@ -97,6 +106,7 @@ _RX_SEND_PLI = "_send_rtcp_pli"
 _RX_NACK_GENERATOR = "_RTCRtpReceiver__nack_generator"
 _RX_BITRATE_ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
 _RX_SEND_NACK = "_send_rtcp_nack"
+_RX_ESTIMATOR_CLASS = "RemoteBitrateEstimator"
 _TX_SEND_KEYFRAME = "_send_keyframe"
 _TX_STREAM_ID = "_stream_id"
 _TX_TRACK_ID = "_track_id"
@@ -192,6 +202,7 @@ def check_internals() -> None:
         _RX_SEND_NACK,
     ):
         _require(receiver, name)
+    _require(aiortc_rtcrtpreceiver, _RX_ESTIMATOR_CLASS)
     _require(RTCRtpSender, _TX_SEND_KEYFRAME)
     _require(RTCRtpSender, _TX_RETRANSMIT)
     _require(RTCRtpSender, _TX_RUN_RTCP)
@@ -370,6 +381,26 @@ def release_receive_state(receiver: RTCRtpReceiver) -> None:
     for name in (_RX_NACK_GENERATOR, _RX_BITRATE_ESTIMATOR):
         _require(receiver, name)
         setattr(receiver, name, None)
+
+
+def add_sendonly_transceiver(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCRtpTransceiver:
+    """`pc.addTransceiver(track, direction="sendonly")`, minus the receive state
+    `release_receive_state` would free at once: building a video receiver's bandwidth
+    estimator alone (a thousand rate buckets) takes 1-2 ms, for every m-section of
+    every subscriber."""
+    _require(aiortc_rtcrtpreceiver, _RX_ESTIMATOR_CLASS)
+    original = getattr(aiortc_rtcrtpreceiver, _RX_ESTIMATOR_CLASS)
+    setattr(aiortc_rtcrtpreceiver, _RX_ESTIMATOR_CLASS, _no_estimator)
+    try:
+        transceiver = pc.addTransceiver(track, direction="sendonly")
+    finally:
+        setattr(aiortc_rtcrtpreceiver, _RX_ESTIMATOR_CLASS, original)
+    release_receive_state(transceiver.receiver)
+    return transceiver
+
+
+def _no_estimator() -> None:
+    return None
 
 
 def receive_state_released(receiver: RTCRtpReceiver) -> bool:

@@ -263,9 +263,8 @@ class Subscription:
         slot = next((s for s in self._slots if s.state == "free" and s.key == key), None)
         if slot is None:
             track = ForwardingTrack(consumer.kind, self._config.consumer_queue_frames)
-            transceiver = pc.addTransceiver(track, direction="sendonly")
+            transceiver = aiortc_adapter.add_sendonly_transceiver(pc, track)
             transceiver.setCodecPreferences(subscriber_preferences(producer.codec))
-            aiortc_adapter.release_receive_state(transceiver.receiver)
             slot = _Slot(transceiver, track, key)
             if self._config.send_path == "direct":
                 rtp = aiortc_adapter.DirectRtpSender(

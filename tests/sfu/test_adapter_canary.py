@@ -340,3 +340,23 @@ def test_a_receiver_without_nack_generator_and_estimator_is_what_aiortc_makes_fo
     assert not aiortc_adapter.receive_state_released(receiver)
     aiortc_adapter.release_receive_state(receiver)
     assert aiortc_adapter.receive_state_released(receiver)
+
+
+async def test_sendonly_transceivers_are_built_without_a_bandwidth_estimator() -> None:
+    # aiortc builds the estimator through the module global the adapter swaps.
+    assert "self.__remote_bitrate_estimator = RemoteBitrateEstimator()" in _source(
+        RTCRtpReceiver.__init__
+    )
+    estimator_class = aiortc.rtcrtpreceiver.RemoteBitrateEstimator  # type: ignore[attr-defined]
+    pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
+    try:
+        transceiver = aiortc_adapter.add_sendonly_transceiver(pc, aiortc.VideoStreamTrack())
+        assert transceiver.direction == "sendonly" and transceiver.kind == "video"
+        assert aiortc_adapter.receive_state_released(transceiver.receiver)
+        restored = aiortc.rtcrtpreceiver.RemoteBitrateEstimator  # type: ignore[attr-defined]
+        assert restored is estimator_class
+        # Other receivers still get theirs.
+        receiving = pc.addTransceiver("video", direction="recvonly")
+        assert not aiortc_adapter.receive_state_released(receiving.receiver)
+    finally:
+        await pc.close()

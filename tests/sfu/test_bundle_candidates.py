@@ -45,6 +45,15 @@ async def test_the_first_sections_candidates_are_copied_to_the_other_bundled_one
         shared = str(description)
         assert candidates_per_section(shared) == [1, 1]
         assert shared.count("a=end-of-candidates") == 2
+        # On text, the candidate lines are appended to the last section, nothing else
+        # is rewritten.
+        appended = expand_bundle(stripped)
+        first_section = stripped.split("\r\nm=")[1]
+        candidate_lines = [line for line in first_section.split("\r\n") if "candidate" in line]
+        assert len(candidate_lines) == 2  # one candidate and a=end-of-candidates
+        assert appended.startswith(stripped.rstrip("\r\n"))
+        assert appended.rstrip("\r\n").endswith("\r\n".join(candidate_lines))
+        assert candidates_per_section(appended) == [1, 1]
         # Sections with candidates of their own are left alone.
         expanded = expand_bundle(offer)
         assert candidates_per_section(expanded) == [1, 1]
