@@ -1214,8 +1214,8 @@ class _ReportClock:
         weakref.WeakKeyDictionary()
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:
+        # No reference to the loop: it keys `_by_loop` weakly.
         self._due: dict[SenderReports, float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self.ticks = 0
@@ -1224,13 +1224,14 @@ class _ReportClock:
     def of(cls, loop: asyncio.AbstractEventLoop) -> _ReportClock:
         clock = cls._by_loop.get(loop)
         if clock is None:
-            clock = cls._by_loop[loop] = cls(loop)
+            clock = cls._by_loop[loop] = cls()
         return clock
 
     def add(self, reports: SenderReports) -> None:
-        self._due[reports] = self._loop.time() + random.uniform(*_REPORT_DELAY)
+        loop = asyncio.get_running_loop()
+        self._due[reports] = loop.time() + random.uniform(*_REPORT_DELAY)
         if self._timer is None:
-            self._timer = self._loop.call_later(_REPORT_TICK, self._tick)
+            self._timer = loop.call_later(_REPORT_TICK, self._tick)
 
     def discard(self, reports: SenderReports) -> None:
         self._due.pop(reports, None)
@@ -1240,7 +1241,8 @@ class _ReportClock:
 
     def _tick(self) -> None:
         self.ticks += 1
-        now = self._loop.time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         due = [reports for reports, at in self._due.items() if at <= now]
         for reports in due:
             self._due[reports] = now + random.uniform(*_REPORT_DELAY)
@@ -1248,7 +1250,7 @@ class _ReportClock:
                 reports.send_now()
             except (pylibsrtp.Error, OSError) as exc:
                 logger.debug("sending sender reports failed: %s", exc)
-        self._timer = self._loop.call_later(_REPORT_TICK, self._tick) if self._due else None
+        self._timer = loop.call_later(_REPORT_TICK, self._tick) if self._due else None
 
 
 def lean_protect(session: pylibsrtp.Session) -> Callable[[bytes], bytes]:
