@@ -17,7 +17,14 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av.stream import Stream
 
-from sfu.aiortc_adapter import NO_SENDS, DirectRtpSender, SendCounts, SenderCounters
+from sfu.aiortc_adapter import (
+    NO_LINK,
+    NO_SENDS,
+    DirectRtpSender,
+    LinkQuality,
+    SendCounts,
+    SenderCounters,
+)
 from sfu.counters import ConsumerCounters
 from sfu.ids import AppData, ConsumerId, MediaKind, ParticipantId
 from sfu.producer import MediaFrame, Producer
@@ -39,6 +46,10 @@ class Output(Protocol):
 
     def counts(self) -> SendCounts:
         """Everything its m-section's sender sent so far (for all consumers it carried)."""
+        ...
+
+    def link(self) -> LinkQuality:
+        """What the subscriber's latest receiver report says about the stream."""
         ...
 
 
@@ -63,6 +74,9 @@ class DirectOutput:
 
     def counts(self) -> SendCounts:
         return self.rtp.counts()
+
+    def link(self) -> LinkQuality:
+        return self.rtp.link_quality()
 
 
 class ForwardingTrack(MediaStreamTrack):
@@ -92,6 +106,9 @@ class ForwardingTrack(MediaStreamTrack):
     def counts(self) -> SendCounts:
         counters = self.sender_counters
         return NO_SENDS if counters is None else counters.counts()
+
+    def link(self) -> LinkQuality:
+        return NO_LINK  # aiortc's sender keeps it in getStats(); not read on this path
 
     def push(self, frame: MediaFrame) -> bool:
         """Queue a frame for the sender; False (and the queue emptied) on overflow."""
@@ -229,6 +246,8 @@ class Consumer:
 
     def stats(self) -> ConsumerStats:
         sends = self.sends()
+        output = self._output
+        link = NO_LINK if output is None or self._closed else output.link()
         return ConsumerStats(
             consumer_id=self.id,
             producer_id=self.producer.id,
@@ -243,6 +262,10 @@ class Consumer:
             bytes_forwarded=sends.payload_bytes,
             nacks_received=sends.nacks,
             retransmissions=sends.retransmissions,
+            round_trip_time=link.round_trip_time,
+            fraction_lost=link.fraction_lost,
+            packets_lost=link.packets_lost,
+            jitter=link.jitter,
         )
 
     # ----------------------------------------------------------------- used by the subscription

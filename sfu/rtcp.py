@@ -1,8 +1,12 @@
-"""RTCP sender reports for the direct send path (RFC 3550 §6.4.1), built with `struct`.
+"""RTCP for the direct send path (RFC 3550 §6.4), with `struct`.
 
-One compound packet carries the reports of many m-sections of a connection: sender
-reports first, then one SDES packet with every source's CNAME (RFC 3550 §6.1), split so
-that a compound stays well under the path MTU.
+Sender reports: one compound packet carries the reports of many m-sections of a
+connection, sender reports first, then one SDES packet with every source's CNAME (RFC
+3550 §6.1), split so that a compound stays well under the path MTU.
+
+Receiver reports: `receiver_report_blocks` reads the report blocks of a compound that
+holds nothing but RR and SDES packets (what subscribers send about once a second per
+stream), so that those need not go through aiortc's RTCP objects.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import NamedTuple
 from aiortc.rtp import RtcpSdesPacket, RtcpSourceInfo
 
 RTCP_SR = 200
+RTCP_RR = 201
+RTCP_SDES = 202
 SDES_CNAME = 1
 NTP_EPOCH_OFFSET = 2208988800
 """Seconds from 1900 (NTP's epoch) to 1970."""
@@ -21,6 +27,9 @@ SENDERS_PER_COMPOUND = 16
 """16 reports (28 bytes each) and their CNAME chunks stay under ~900 bytes."""
 
 _SR = struct.Struct("!BBHIQIII")
+_HEADER = struct.Struct("!BBH")
+_REPORT_BLOCK = struct.Struct("!IIIIII")
+_RR_FIRST_BLOCK = 8  # header and reporter SSRC
 _SR_LENGTH_WORDS = _SR.size // 4 - 1
 _VERSION_2 = 0x80
 _U32 = 0xFFFFFFFF
@@ -80,3 +89,53 @@ def compound_packets(reports: Sequence[SenderReport]) -> list[bytes]:
         body = b"".join(pack_sender_report(r) for r in group)
         compounds.append(body + bytes(sdes) if sdes.chunks else body)
     return compounds
+
+
+class ReportBlock(NamedTuple):
+    """One reception report block (RFC 3550 §6.4.1): how a receiver sees one source."""
+
+    ssrc: int
+    fraction_lost: float
+    """Share of the source's packets lost since the previous report (0..1)."""
+    packets_lost: int
+    """Cumulative number of packets lost (may be negative with duplicates)."""
+    highest_sequence: int
+    jitter: int
+    """Interarrival jitter, in the source's RTP clock units."""
+    lsr: int
+    """Middle 32 bits of the NTP timestamp of the last SR received (0: none yet)."""
+    dlsr: int
+    """Delay since that SR, in 1/65536 s."""
+
+
+def receiver_report_blocks(data: bytes) -> list[ReportBlock] | None:
+    """The report blocks of a compound RTCP packet made of RR and SDES packets only;
+    None when it holds anything else (SR, BYE, feedback...) or is malformed."""
+    blocks: list[ReportBlock] = []
+    pos = 0
+    size = len(data)
+    while pos < size:
+        if size - pos < _HEADER.size:
+            return None
+        first, packet_type, length = _HEADER.unpack_from(data, pos)
+        end = pos + (length + 1) * 4
+        if first >> 6 != 2 or end > size:
+            return None
+        if packet_type == RTCP_RR:
+            count = first & 0x1F
+            if _RR_FIRST_BLOCK + count * _REPORT_BLOCK.size > end - pos:
+                return None
+            for index in range(count):
+                ssrc, lost, highest, jitter, lsr, dlsr = _REPORT_BLOCK.unpack_from(
+                    data, pos + _RR_FIRST_BLOCK + index * _REPORT_BLOCK.size
+                )
+                cumulative = lost & 0xFFFFFF
+                if cumulative & 0x800000:
+                    cumulative -= 0x1000000
+                blocks.append(
+                    ReportBlock(ssrc, (lost >> 24) / 256, cumulative, highest, jitter, lsr, dlsr)
+                )
+        elif packet_type != RTCP_SDES:
+            return None
+        pos = end
+    return blocks

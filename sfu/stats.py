@@ -61,6 +61,15 @@ class ConsumerStats:
     """Sequence numbers the subscriber NACKed (a repeated NACK counts again)."""
     retransmissions: int
     """Packets re-sent answering those NACKs (NACKed packets still in the send history)."""
+    round_trip_time: float | None = None
+    """Seconds, from the subscriber's receiver reports about this m-section's stream
+    (direct send path; None until a report answered a sender report)."""
+    fraction_lost: float | None = None
+    """Share of packets the subscriber lost since its previous report (0..1)."""
+    packets_lost: int | None = None
+    """Packets the subscriber counts as lost so far (before retransmissions repaired them)."""
+    jitter: float | None = None
+    """Interarrival jitter the subscriber measures, in seconds."""
 
 
 @dataclass(frozen=True)

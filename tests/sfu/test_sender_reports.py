@@ -1,5 +1,6 @@
-"""Sender reports on the direct send path: one timer and compound packet per connection,
-parsed by real aiortc subscribers, and the round trip time still measured."""
+"""RTCP on the direct send path: sender reports in compound packets per connection on
+one process-wide clock, parsed by real aiortc subscribers; their receiver reports read
+without aiortc, giving each consumer its round trip time, loss and jitter."""
 
 from __future__ import annotations
 
@@ -8,15 +9,26 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiortc.rtp import RtcpPacket, RtcpSdesPacket, RtcpSrPacket
+from aiortc.rtp import (
+    RTCP_PSFB_PLI,
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    RtcpSdesPacket,
+    RtcpSourceInfo,
+    RtcpSrPacket,
+)
 
 from sfu import aiortc_adapter
 from sfu.rtcp import (
     SENDERS_PER_COMPOUND,
+    ReportBlock,
     SenderReport,
     compound_packets,
     last_sr,
     ntp_timestamp,
+    receiver_report_blocks,
 )
 from tests.sfu.harness import Room, wait_for
 
@@ -105,20 +117,18 @@ async def test_a_connections_streams_share_one_timer_and_subscribers_get_every_r
         found = await _poll(remote_outbound, 2, timeout=5)
         assert sorted(s.ssrc for s in found) == sorted(senders)
 
-        # Its receiver reports refer back to them: the server still measures the RTT.
-        async def round_trip_times() -> list[float]:
-            values = []
-            for transceiver in transceivers:
-                stats = await transceiver.sender.getStats()
-                values += [
-                    s.roundTripTime
-                    for s in stats.values()
-                    if s.type == "remote-inbound-rtp" and s.roundTripTime is not None
-                ]
-            return values
+        # Its receiver reports about them are read without aiortc, and refer back to
+        # our sender reports: the round trip time is measured.
+        async def measured() -> list[Any]:
+            consumers = room.participants["student"].stats().consumers
+            return [c for c in consumers if c.round_trip_time is not None]
 
-        rtts = await _poll(round_trip_times, 2, timeout=6)
-        assert len(rtts) == 2 and all(0 <= rtt < 0.5 for rtt in rtts)
+        linked = await _poll(measured, 2, timeout=6)
+        assert len(linked) == 2 and reports.receiver_reports > 0
+        for consumer in linked:
+            assert consumer.round_trip_time is not None and 0 <= consumer.round_trip_time < 0.5
+            assert consumer.fraction_lost == 0 and consumer.packets_lost == 0  # loopback
+            assert consumer.jitter is not None and 0 <= consumer.jitter < 0.1
     finally:
         await room.close()
     assert reports.senders == 0  # the closed senders left the connection's timer
@@ -152,3 +162,33 @@ async def test_every_connection_reports_about_once_a_second_on_one_process_wide_
     finally:
         await room.close()
     assert not any(reports in clock._due for reports in connections)
+
+
+def test_receiver_reports_are_read_from_rr_and_sdes_compounds_only() -> None:
+    block = RtcpReceiverInfo(
+        ssrc=1234,
+        fraction_lost=64,
+        packets_lost=-3,
+        highest_sequence=70000,
+        jitter=90,
+        lsr=0x33445566,
+        dlsr=65536,
+    )
+    other = RtcpReceiverInfo(
+        ssrc=99, fraction_lost=0, packets_lost=12, highest_sequence=5, jitter=0, lsr=0, dlsr=0
+    )
+    rr = bytes(RtcpRrPacket(ssrc=42, reports=[block, other]))
+    sdes = bytes(RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=42, items=[(1, b"cname")])]))
+    blocks = receiver_report_blocks(rr + sdes)
+    assert blocks == [
+        ReportBlock(1234, 0.25, -3, 70000, 90, 0x33445566, 65536),
+        ReportBlock(99, 0.0, 12, 5, 0, 0, 0),
+    ]
+    assert receiver_report_blocks(bytes(RtcpRrPacket(ssrc=42, reports=[]))) == []
+    # Anything else in the compound is aiortc's business.
+    pli = bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=42, media_ssrc=1234))
+    assert receiver_report_blocks(rr + pli) is None
+    sr = compound_packets([SenderReport(7, "c", ntp_timestamp(0.0), 0, 1, 1)])[0]
+    assert receiver_report_blocks(sr) is None
+    assert receiver_report_blocks(rr[:-4]) is None  # truncated
+    assert receiver_report_blocks(b"\x00" + rr[1:]) is None  # not version 2
