@@ -67,7 +67,7 @@ class ConsumerStats:
     fraction_lost: float | None = None
     """Share of packets the subscriber lost since its previous report (0..1)."""
     packets_lost: int | None = None
-    """Packets the subscriber counts as lost so far (before retransmissions repaired them)."""
+    """Packets lost so far as the subscriber counts them (RFC 3550: expected - received)."""
     jitter: float | None = None
     """Interarrival jitter the subscriber measures, in seconds."""
 
