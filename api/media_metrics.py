@@ -1,6 +1,8 @@
 """Media-plane metrics read at scrape time from each room's `Router` (no hooks in `sfu`).
 
-Gauges count the live rooms, participants, producers and consumers. Counters come from
+Gauges count the live rooms, participants, producers and consumers, and gauge histograms
+show how subscribers receive the forwarded streams (round trip time and loss from their
+latest receiver reports). Counters come from
 `Router.counter_totals()`: per media kind, what the router's closed producers and
 consumers counted (added once, at their close) plus the live ones' current counts, summed
 with integer adds (no `Router.stats()` snapshot, no per-entity samples).
@@ -11,10 +13,16 @@ never go down.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from sfu import CounterTotals, MediaKind, Router
@@ -163,11 +171,45 @@ class MediaCollector(Collector):
             yield family
 
 
+RTT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+"""Seconds: upper bounds of `classroom_subscriber_rtt_seconds`."""
+LOSS_BUCKETS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.25)
+"""Shares of packets: upper bounds of `classroom_subscriber_loss_ratio`."""
+
+
+class _Distribution:
+    """Values per media kind, counted into fixed buckets for a gauge histogram."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = {kind: [0] * (len(bounds) + 1) for kind in KINDS}
+        self.sums = dict.fromkeys(KINDS, 0.0)
+
+    def add(self, kind: MediaKind, value: float) -> None:
+        self.counts[kind][bisect_left(self.bounds, value)] += 1  # the +Inf slot past the end
+        self.sums[kind] += value
+
+    def family(self, name: str, documentation: str) -> GaugeHistogramMetricFamily:
+        family = GaugeHistogramMetricFamily(name, documentation, labels=["kind"])
+        for kind in KINDS:
+            cumulative = 0
+            buckets = []
+            for bound, count in zip(
+                [*map(str, self.bounds), "+Inf"], self.counts[kind], strict=True
+            ):
+                cumulative += count
+                buckets.append((bound, float(cumulative)))
+            family.add_metric([kind], buckets, self.sums[kind])
+        return family
+
+
 def _gauges(routers: list[Router], websockets: int) -> Iterator[Metric]:
     participants = connected = 0
     producers: dict[MediaKind, int] = dict.fromkeys(KINDS, 0)
     active: dict[MediaKind, int] = dict.fromkeys(KINDS, 0)
     pending: dict[MediaKind, int] = dict.fromkeys(KINDS, 0)
+    rtt = _Distribution(RTT_BUCKETS)
+    loss = _Distribution(LOSS_BUCKETS)
     for router in routers:
         for producer in router.producers.values():
             producers[producer.kind] += 1
@@ -175,7 +217,15 @@ def _gauges(routers: list[Router], websockets: int) -> Iterator[Metric]:
             participants += 1
             connected += participant.connected
             for consumer in participant.consumers.values():
-                (active if consumer.active else pending)[consumer.kind] += 1
+                if not consumer.active:
+                    pending[consumer.kind] += 1
+                    continue
+                active[consumer.kind] += 1
+                link = consumer.link()
+                if link.round_trip_time is not None:
+                    rtt.add(consumer.kind, link.round_trip_time)
+                if link.fraction_lost is not None:
+                    loss.add(consumer.kind, link.fraction_lost)
     yield GaugeMetricFamily("classroom_rooms", "Rooms with live media", value=len(routers))
     family = GaugeMetricFamily(
         "classroom_participants", "Participants in rooms, by media connection", labels=["media"]
@@ -194,6 +244,14 @@ def _gauges(routers: list[Router], websockets: int) -> Iterator[Metric]:
         family.add_metric([kind, "pending"], pending[kind])
         family.add_metric([kind, "active"], active[kind])
     yield family
+    yield rtt.family(
+        "classroom_subscriber_rtt_seconds",
+        "Forwarded streams by round trip time to their subscriber (latest receiver report)",
+    )
+    yield loss.family(
+        "classroom_subscriber_loss_ratio",
+        "Forwarded streams by the share of packets their subscriber last reported lost",
+    )
     yield GaugeMetricFamily(
         "classroom_websocket_connections", "Open class WebSockets", value=websockets
     )

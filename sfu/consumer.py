@@ -244,10 +244,15 @@ class Consumer:
         into.nacks_received += sends.nacks - start.nacks
         into.retransmissions += sends.retransmissions - start.retransmissions
 
+    def link(self) -> LinkQuality:
+        """The subscriber's latest receiver report on this consumer's stream (direct send
+        path; all None before the first one and on the aiortc path)."""
+        output = self._output
+        return NO_LINK if output is None or self._closed else output.link()
+
     def stats(self) -> ConsumerStats:
         sends = self.sends()
-        output = self._output
-        link = NO_LINK if output is None or self._closed else output.link()
+        link = self.link()
         return ConsumerStats(
             consumer_id=self.id,
             producer_id=self.producer.id,

@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from api import media_metrics
 from api.config import Settings
 from api.metrics import ServerMetrics, TimedStore
 from api.store import SqliteStore
@@ -149,6 +150,23 @@ async def test_gauges_and_counters_move_as_people_join_publish_and_leave(
     assert 0 < value(during, "classroom_join_seconds_sum") < 2
     assert value(during, "classroom_store_seconds_count", operation="get_active_session") >= 2
     assert value(during, "classroom_store_seconds_count", operation="start_session") == 1
+
+    # Once receiver reports answer sender reports, every forwarded stream has a round trip
+    # time and a loss share; on loopback they are small and zero.
+    async def links_known() -> bool:
+        now = await samples(media_server)
+        return all(
+            value(now, f"classroom_subscriber_{name}_gcount", kind=kind) == 2
+            for name in ("rtt_seconds", "loss_ratio")
+            for kind in ("audio", "video")
+        )
+
+    await wait_until(links_known)
+    links = await samples(media_server)
+    for kind in ("audio", "video"):
+        assert value(links, "classroom_subscriber_rtt_seconds_bucket", kind=kind, le="0.1") == 2
+        assert value(links, "classroom_subscriber_loss_ratio_bucket", kind=kind, le="0.0") == 2
+        assert value(links, "classroom_subscriber_loss_ratio_gsum", kind=kind) == 0
 
     forwarded = value(during, "classroom_forwarded_frames_total", kind="video")
     await student.close()
@@ -294,3 +312,20 @@ def test_without_a_token_only_loopback_clients_may_scrape() -> None:
         "token_outside": 401,
         "token_outside_with_token": 200,
     }
+
+
+def test_link_histograms_put_each_value_in_the_first_bucket_that_holds_it() -> None:
+    distribution = media_metrics._Distribution((0.0, 0.05, 0.1))
+    for value in (0.0, 0.05, 0.07, 0.5):
+        distribution.add("video", value)
+    (metric,) = [distribution.family("x_ratio", "doc")]
+    video = {
+        s.labels["le"]: s.value
+        for s in metric.samples
+        if s.name == "x_ratio_bucket" and s.labels["kind"] == "video"
+    }
+    assert video == {"0.0": 1, "0.05": 2, "0.1": 3, "+Inf": 4}
+    gsum = [
+        s.value for s in metric.samples if s.name == "x_ratio_gsum" and s.labels["kind"] == "video"
+    ]
+    assert gsum == [0.62]
