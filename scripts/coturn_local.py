@@ -2,11 +2,12 @@
 
     python -m scripts.coturn_local [--port 3478] [--listen-ip 127.0.0.1]
 
-writes a generated ``turnserver.conf`` into a temporary directory (loopback, no TLS,
-TURN REST credentials from a random shared secret, loopback peers allowed so a server on
-127.0.0.1 can be relayed to), starts ``turnserver`` on it, prints the environment lines
-the classroom server needs (``TURN_URLS``, ``TURN_SECRET``), and stops coturn by its PID
-on Ctrl-C. Production settings are described in docs/deploy.md.
+writes a generated ``turnserver.conf`` into a temporary directory (loopback, no TLS unless
+`CoturnConfig` names a certificate, TURN REST credentials from a random shared secret,
+loopback peers allowed so a server on 127.0.0.1 can be relayed to), starts ``turnserver``
+on it, prints the environment lines the classroom server needs (``TURN_URLS``,
+``TURN_SECRET``), and stops coturn by its PID on Ctrl-C. Production settings are described
+in docs/deploy.md.
 
 Tests use `LocalCoturn` directly: ``with LocalCoturn(CoturnConfig(...), workdir) as turn:``.
 """
@@ -65,6 +66,11 @@ class CoturnConfig:
     allow_loopback_peers: bool = True
     """Needed when the peer (the classroom server) is on 127.0.0.1: without it coturn
     answers CreatePermission with 403 and clients hang. Never in production."""
+    tls_port: int | None = None
+    """Also listen for TURN over TLS (``turns:``) on this TCP port, with `tls_cert` and
+    `tls_key` (PEM files)."""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     def lines(self, workdir: Path) -> list[str]:
         """The ``turnserver.conf`` lines (one option per line, as coturn reads them)."""
@@ -79,7 +85,6 @@ class CoturnConfig:
             f"realm={self.realm}",
             "fingerprint",
             "no-cli",
-            "no-tls",
             "no-dtls",
             "no-multicast-peers",
             "no-software-attribute",
@@ -90,12 +95,24 @@ class CoturnConfig:
         ]
         if self.allow_loopback_peers:
             lines.append("allow-loopback-peers")
+        if self.tls_port is not None and self.tls_cert is not None and self.tls_key is not None:
+            lines += [
+                f"tls-listening-port={self.tls_port}",
+                f"cert={self.tls_cert}",
+                f"pkey={self.tls_key}",
+            ]
+        else:
+            lines.append("no-tls")
         return lines
 
     def urls(self, host: str | None = None) -> tuple[str, ...]:
-        """TURN URLs over UDP and TCP for clients reaching coturn at `host`."""
+        """TURN URLs over UDP and TCP (and TLS, when configured) for clients reaching
+        coturn at `host`."""
         where = f"{host or self.listen_ip}:{self.port}"
-        return (f"turn:{where}?transport=udp", f"turn:{where}?transport=tcp")
+        urls = [f"turn:{where}?transport=udp", f"turn:{where}?transport=tcp"]
+        if self.tls_port is not None:
+            urls.append(f"turns:{host or self.listen_ip}:{self.tls_port}?transport=tcp")
+        return tuple(urls)
 
     def env(self, host: str | None = None) -> dict[str, str]:
         """The classroom server's environment for this coturn."""

@@ -38,6 +38,7 @@ from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
 from scripts.synthpeer.peer import SyntheticPeer
 from sfu import MediaConfig
 from tests.network import netns
+from tests.network.tls import make_server_certificate
 from tests.server_process import REPO
 
 SERVER = "10.66.0.1"
@@ -92,6 +93,33 @@ def coturn(network: Network, tmp_path: Path) -> Iterator[LocalCoturn]:
     )
     with LocalCoturn(config, tmp_path / "coturn") as turn:
         yield turn
+
+
+@dataclass
+class TlsCoturn:
+    """coturn also listening for TURN over TLS, and the CA that signed its certificate."""
+
+    turn: LocalCoturn
+    ca_file: Path
+
+
+@pytest.fixture
+def coturn_tls(network: Network, tmp_path: Path) -> Iterator[TlsCoturn]:
+    """coturn in the server namespace with a TLS port too (``turns:``), its certificate
+    for the server address signed by a throwaway CA."""
+    ca_file, cert, key = make_server_certificate(tmp_path / "tls", SERVER)
+    config = CoturnConfig(
+        listen_ip=SERVER,
+        port=free_port(SERVER),
+        min_port=50200,
+        max_port=50399,
+        allow_loopback_peers=False,
+        tls_port=free_port(SERVER),
+        tls_cert=cert,
+        tls_key=key,
+    )
+    with LocalCoturn(config, tmp_path / "coturn") as turn:
+        yield TlsCoturn(turn, ca_file)
 
 
 @dataclass

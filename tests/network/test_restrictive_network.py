@@ -15,7 +15,13 @@ from scripts.coturn_local import LocalCoturn
 from scripts.synthpeer.peer import SyntheticPeer
 from sfu import aiortc_adapter
 from tests.network import netns
-from tests.network.conftest import SERVER, ClassroomFactory, Network, StudentFactory
+from tests.network.conftest import (
+    SERVER,
+    ClassroomFactory,
+    Network,
+    StudentFactory,
+    TlsCoturn,
+)
 
 pytestmark = pytest.mark.network
 MEDIA_FAILED = "Media connection failed; join the room again to retry"
@@ -82,6 +88,46 @@ async def test_a_student_whose_network_drops_udp_joins_through_turn_over_tcp(
         assert pair is not None and pair.remote_type == "relay", pair
     timings.append(
         f"aiortc student, UDP dropped, TURN over TCP: JOIN_ROOM -> first teacher frame "
+        f"{result['joinToFirstFrame']:.3f} s"
+    )
+    await student.finish()
+
+
+async def test_a_student_who_may_only_reach_the_tls_port_joins_through_turns(
+    network: Network,
+    coturn_tls: TlsCoturn,
+    classroom: ClassroomFactory,
+    student_process: StudentFactory,
+    timings: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    turn = coturn_tls.turn
+    assert turn.config.tls_port is not None
+    # The student process verifies coturn's certificate against the test CA.
+    monkeypatch.setenv("SSL_CERT_FILE", str(coturn_tls.ca_file))
+    room = await classroom(
+        IceSettings(turn_urls=turn.config.urls(SERVER), turn_secret=turn.config.secret)
+    )
+    issued = await room.api.call("GET", "/ice-servers", token=room.student.token)
+    assert any(url.startswith("turns:") for s in issued["iceServers"] for url in s["urls"])
+    netns.allow_only_tcp(network.student, SERVER, [room.port, turn.config.tls_port])
+    teacher = await room.teacher_peer()
+
+    student = await student_process(room, turnTransports=["tls"], connectTimeout=15)
+    result = await student.result(timeout=30)
+
+    assert result["connected"], result
+    assert result["videoDecoded"] >= 15 and result["audioSamples"] > 0, result
+    assert result["decodeErrors"] == 0
+    for name in ("publish", "subscribe"):
+        pair = result["pairs"][name]
+        assert pair["local_type"] == "relay" and pair["relay_transport"] == "tls", pair
+    await wait_for(
+        lambda: decoded_from(teacher, room.student.id)[0] >= 15,
+        what="the teacher decodes the student's camera",
+    )
+    timings.append(
+        f"aiortc student, UDP dropped, TURN over TLS: JOIN_ROOM -> first teacher frame "
         f"{result['joinToFirstFrame']:.3f} s"
     )
     await student.finish()
