@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -17,9 +18,11 @@ from sfu import aiortc_adapter
 from tests.network import netns
 from tests.network.conftest import (
     SERVER,
+    Classroom,
     ClassroomFactory,
     Network,
     StudentFactory,
+    StudentProcess,
     TlsCoturn,
 )
 
@@ -47,20 +50,18 @@ def decoded_from(peer: SyntheticPeer, user_id: str) -> tuple[int, int, int]:
     return video, audio, errors
 
 
-async def test_a_student_whose_network_drops_udp_joins_through_turn_over_tcp(
+async def join_through_turn(
+    room: Classroom,
     network: Network,
-    coturn: LocalCoturn,
-    classroom: ClassroomFactory,
     student_process: StudentFactory,
-    timings: list[str],
-) -> None:
-    room = await classroom(
-        IceSettings(turn_urls=coturn.config.urls(SERVER), turn_secret=coturn.config.secret)
-    )
-    netns.allow_only_tcp(network.student, SERVER, [room.port, coturn.config.port])
+    turn_port: int,
+    transport: str,
+) -> tuple[StudentProcess, dict[str, Any]]:
+    """The student joins from a namespace that drops all UDP and reaches only the web port
+    and `turn_port`, relaying over `transport`; media must decode both ways."""
+    netns.allow_only_tcp(network.student, SERVER, [room.port, turn_port])
     teacher = await room.teacher_peer()
-
-    student = await student_process(room, turnTransports=["tcp"], connectTimeout=15)
+    student = await student_process(room, turnTransports=[transport], connectTimeout=15)
     result = await student.result(timeout=30)
 
     assert result["connected"], result
@@ -68,7 +69,7 @@ async def test_a_student_whose_network_drops_udp_joins_through_turn_over_tcp(
     assert result["decodeErrors"] == 0
     for name in ("publish", "subscribe"):
         pair = result["pairs"][name]
-        assert pair["local_type"] == "relay" and pair["relay_transport"] == "tcp", pair
+        assert pair["local_type"] == "relay" and pair["relay_transport"] == transport, pair
         assert pair["local_address"][0] == SERVER  # coturn's relayed address
     # The teacher decodes the student's camera and microphone, relayed the other way.
     await wait_for(
@@ -79,6 +80,22 @@ async def test_a_student_whose_network_drops_udp_joins_through_turn_over_tcp(
         what="the teacher decodes the student's media",
     )
     assert decoded_from(teacher, room.student.id)[2] == 0
+    return student, result
+
+
+async def test_a_student_whose_network_drops_udp_joins_through_turn_over_tcp(
+    network: Network,
+    coturn: LocalCoturn,
+    classroom: ClassroomFactory,
+    student_process: StudentFactory,
+    timings: list[str],
+) -> None:
+    room = await classroom(
+        IceSettings(turn_urls=coturn.config.urls(SERVER), turn_secret=coturn.config.secret)
+    )
+    student, result = await join_through_turn(
+        room, network, student_process, coturn.config.port, "tcp"
+    )
     # The server sees the student's relayed candidate on both of its connections.
     live = room.app[SERVICES].rooms.rooms[0]
     member = live.members[room.student.id]
@@ -110,21 +127,8 @@ async def test_a_student_who_may_only_reach_the_tls_port_joins_through_turns(
     )
     issued = await room.api.call("GET", "/ice-servers", token=room.student.token)
     assert any(url.startswith("turns:") for s in issued["iceServers"] for url in s["urls"])
-    netns.allow_only_tcp(network.student, SERVER, [room.port, turn.config.tls_port])
-    teacher = await room.teacher_peer()
-
-    student = await student_process(room, turnTransports=["tls"], connectTimeout=15)
-    result = await student.result(timeout=30)
-
-    assert result["connected"], result
-    assert result["videoDecoded"] >= 15 and result["audioSamples"] > 0, result
-    assert result["decodeErrors"] == 0
-    for name in ("publish", "subscribe"):
-        pair = result["pairs"][name]
-        assert pair["local_type"] == "relay" and pair["relay_transport"] == "tls", pair
-    await wait_for(
-        lambda: decoded_from(teacher, room.student.id)[0] >= 15,
-        what="the teacher decodes the student's camera",
+    student, result = await join_through_turn(
+        room, network, student_process, turn.config.tls_port, "tls"
     )
     timings.append(
         f"aiortc student, UDP dropped, TURN over TLS: JOIN_ROOM -> first teacher frame "
