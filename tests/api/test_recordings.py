@@ -27,6 +27,8 @@ from .conftest import RunningServer, ServerFactory
 
 PeerFactory = Callable[..., Awaitable[SyntheticPeer]]
 CLIP = 150
+JOIN_BACKLOG_S = 0.25
+"""How late a late joiner's first recorded frame may arrive after its RTP timestamp."""
 
 
 @pytest.fixture
@@ -151,7 +153,11 @@ async def test_a_recorded_class_has_playable_files_per_participant_and_a_compose
         report = inspect_file(path)
         assert report.kinds == [file["kind"]] and report.decode_errors == 0
         truth = recorded - file["offset"]
-        assert abs(report.duration - truth) <= 0.05 * truth, (file, report.duration, truth)
+        # A file's offset is its first frame's arrival, its duration comes from RTP
+        # timestamps: a first frame that arrived late (the server busy with a join, as in
+        # one full-suite run: 0.16 s) makes the file up to that much longer than `truth`.
+        late_start = max(0.05 * truth, JOIN_BACKLOG_S)
+        assert -0.05 * truth <= report.duration - truth <= late_start, (file, report, truth)
         assert abs(report.duration - file["duration"]) <= 0.05 * truth
         if file["kind"] == "video":
             assert None not in report.indices
