@@ -40,6 +40,7 @@ from typing import Any
 
 import psutil
 
+from scripts.bench.medians import median_run
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.media import LatencyProbe, SendLog, vp8_clip
 from scripts.synthpeer.sink import StreamSink
@@ -295,15 +296,6 @@ async def run_case(
             server.wait()
 
 
-def _median(runs: list[CaseResult], mode: str, n: int) -> CaseResult:
-    """The run with the median CPU per packet among repetitions of (mode, n)."""
-    same = sorted(
-        (r for r in runs if r.mode == mode and r.subscribers == n),
-        key=lambda r: r.cpu_us_per_packet,
-    )
-    return same[len(same) // 2]
-
-
 def print_table(results: list[CaseResult]) -> None:
     header = (
         f"{'mode':<10} {'N':>3} {'cores':>6} {'us/pkt':>7} {'ms/sub/s':>8} {'pkts':>7} "
@@ -422,7 +414,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         print_table(runs)
         print("medians:")
     results = [
-        _median(runs, mode, n)
+        median_run(
+            (r for r in runs if r.mode == mode and r.subscribers == n),
+            lambda r: r.cpu_us_per_packet,
+        )
         for n in args.n
         for mode in args.modes
         if any(r.mode == mode and r.subscribers == n for r in runs)

@@ -67,6 +67,8 @@ import psutil
 from pylibsrtp import Error as SrtpError
 from pylibsrtp import Policy, Session
 
+from scripts.bench.medians import median_run
+
 REPO = Path(__file__).resolve().parents[2]
 C_SOURCE = Path(__file__).with_name("relay_floor.c")
 C_COMPILERS = ("cc", "gcc", "clang")
@@ -452,15 +454,6 @@ def run_case(
     return result
 
 
-def _median(runs: list[CaseResult], variant: str, n: int) -> CaseResult:
-    """The run with the median CPU per packet among repetitions of (variant, n)."""
-    same = sorted(
-        (r for r in runs if r.variant == variant and r.subscribers == n),
-        key=lambda r: r.cpu_us_per_packet,
-    )
-    return same[len(same) // 2]
-
-
 def print_table(results: list[CaseResult]) -> None:
     print(
         f"{'variant':<16} {'N':>3} {'us/pkt':>8} {'cores':>7} {'pkts':>7} {'loss%':>6} "
@@ -506,7 +499,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print("all runs:")
         print_table(runs)
         print("medians:")
-    results = [_median(runs, variant, n) for n in args.n for variant in args.variants]
+    results = [
+        median_run(
+            (r for r in runs if r.variant == variant and r.subscribers == n),
+            lambda r: r.cpu_us_per_packet,
+        )
+        for n in args.n
+        for variant in args.variants
+    ]
     print_table(results)
     return {
         "config": {

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from scripts.bench.measure import RunResult
+from scripts.bench.medians import median_run
 
 OURS = "ours"
 
@@ -16,11 +17,10 @@ def median_runs(runs: Iterable[RunResult]) -> list[RunResult]:
     groups: dict[tuple[str, str, int], list[RunResult]] = {}
     for run in runs:
         groups.setdefault((run.system, run.scenario, run.n), []).append(run)
-    chosen = []
-    for key in sorted(groups, key=lambda k: (k[1], k[2], k[0])):
-        same = sorted(groups[key], key=lambda r: r.us_per_packet or float("inf"))
-        chosen.append(same[len(same) // 2])
-    return chosen
+    return [
+        median_run(groups[key], lambda r: r.us_per_packet or float("inf"))
+        for key in sorted(groups, key=lambda k: (k[1], k[2], k[0]))
+    ]
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
