@@ -253,9 +253,16 @@ class Subscription:
     def _ensure_pc(self) -> RTCPeerConnection:
         if self._pc is None:
             pc = create_peer_connection(self._config)
-            pc.on("connectionstatechange", lambda: self._on_connection_state(pc))
+            pc.on("connectionstatechange", lambda: self._connection_changed(pc))
             self._pc = pc
         return self._pc
+
+    def _connection_changed(self, pc: RTCPeerConnection) -> None:
+        config = self._config
+        connected = pc.connectionState == "connected"
+        if connected and config.sync_receive and config.coalesce_control_reads:
+            aiortc_adapter.defer_control_reads(pc)
+        self._on_connection_state(pc)
 
     def _place(self, pc: RTCPeerConnection, consumer: Consumer) -> None:
         producer = consumer.producer

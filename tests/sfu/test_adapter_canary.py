@@ -309,6 +309,38 @@ def test_the_synchronous_receive_path_does_what_the_dtls_task_would() -> None:
     assert "data = self._rx_srtp.unprotect(data)" in recv_next
     assert "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)" in recv_next
     assert "arrival_time_ms = clock.current_ms()" in recv_next
+    # _MediaFirst skips the STUN parse attempt only for what it would reject anyway.
+    datagram_received = _source(aioice_ice.StunProtocol.datagram_received)
+    assert "message = stun.parse_message(data)" in datagram_received
+    assert "except ValueError:" in datagram_received
+
+
+async def test_control_reads_still_find_the_selector_loops_internals() -> None:
+    # ControlReads takes a UDP transport's descriptor off the loop's selector and calls
+    # the transport's own read handler, which reads one datagram and hands it over.
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
+    # (the public remove_reader refuses a descriptor a transport owns)
+    assert "self._ensure_fd_no_transport(fd)" in _source(type(loop).remove_reader)
+    received: list[bytes] = []
+
+    class Protocol(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            received.append(data)
+
+    transport, _ = await loop.create_datagram_endpoint(Protocol, local_addr=("127.0.0.1", 0))
+    try:
+        fd = transport._sock_fd  # type: ignore[attr-defined]
+        assert fd == transport.get_extra_info("socket").fileno()
+        assert loop._remove_reader(fd) is True  # type: ignore[attr-defined]
+        transport.sendto(b"ping", transport.get_extra_info("sockname"))
+        await asyncio.sleep(0.05)
+        assert received == []  # off the selector: nothing read
+        transport._read_ready()  # type: ignore[attr-defined]
+        assert received == [b"ping"]
+        transport._read_ready()  # type: ignore[attr-defined]  # nothing left: no error
+    finally:
+        transport.close()
 
 
 async def test_a_peer_connections_fingerprints_are_computed_once_and_right() -> None:

@@ -31,6 +31,11 @@ async def test_media_flows_in_order_either_way(sync: bool) -> None:
             connection = transceiver.receiver.transport.transport._connection
             installed = isinstance(connection.data_received, aiortc_adapter._SrtpShortcut)
             assert installed == sync
+            first = [
+                isinstance(p.datagram_received, aiortc_adapter._MediaFirst)
+                for p in connection._protocols
+            ]
+            assert first and all(f == sync for f in first)
         if sync and publisher.publish_pc is not None:
             # Installing twice changes nothing.
             assert aiortc_adapter.receive_media_synchronously(publisher.publish_pc) == 0
@@ -67,6 +72,7 @@ async def test_the_shortcut_keeps_order_and_leaves_dtls_to_the_queue() -> None:
         dtls,  # type: ignore[arg-type]
         lambda data, component: pending.put_nowait((data, component)),
         pending,
+        aiortc_adapter.ControlReads.of(asyncio.get_running_loop()),
     )
     rtp = bytes([0x80, 96]) + bytes(10)
     rtcp = bytes([0x80, 200]) + bytes(6)
