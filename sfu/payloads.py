@@ -8,7 +8,8 @@ from collections.abc import Sequence
 class RtpPayloads:
     """The payloads of one frame's RTP packets, in order, and what every subscriber's
     send would otherwise recompute: their total size and whether all but the last have
-    the same size (then UDP GSO sends the frame's packets in one call)."""
+    the same size and the last is no longer (then UDP GSO sends the frame's packets in
+    one call)."""
 
     __slots__ = ("items", "size", "uniform")
 
@@ -16,7 +17,12 @@ class RtpPayloads:
         self.items = items
         self.size = sum(map(len, items))
         first = len(items[0]) if items else 0
-        self.uniform = len(items) > 1 and all(len(item) == first for item in items[:-1])
+        # A last packet longer than the others would be cut at the segment size.
+        self.uniform = (
+            len(items) > 1
+            and all(len(item) == first for item in items[:-1])
+            and len(items[-1]) <= first
+        )
 
     def __len__(self) -> int:
         return len(self.items)
