@@ -5,7 +5,9 @@ its direct send path; ``sfu-aiortc``: the same Router on aiortc's stock sender p
 ``relay``: aiortc's MediaRelay baseline, decoding once and re-encoding per subscriber;
 ``sfu-record``: ``sfu`` while recording every producer to disk; ``sfu-queued``: ``sfu``
 with received packets going through aioice's queue and the DTLS task, as stock aiortc
-does, instead of `MediaConfig.sync_receive`), a fresh
+does, instead of `MediaConfig.sync_receive`; ``sfu-python``: ``sfu`` without the C
+extension, `MediaConfig.native_send`; ``sfu-eager-reads``: ``sfu`` with every subscriber
+datagram waking the event loop, `MediaConfig.coalesce_control_reads` off), a fresh
 `scripts/bench_server.py` process hosts the room, pinned to core 0; this process
 (the load generator, pinned to core 1) publishes a pre-encoded VP8 640x360 30 fps clip
 and runs N subscribers that count frames without decoding (each decodes its first frames
@@ -298,14 +300,14 @@ async def run_case(
 
 def print_table(results: list[CaseResult]) -> None:
     header = (
-        f"{'mode':<10} {'N':>3} {'cores':>6} {'us/pkt':>7} {'ms/sub/s':>8} {'pkts':>7} "
+        f"{'mode':<15} {'N':>3} {'cores':>6} {'us/pkt':>7} {'ms/sub/s':>8} {'pkts':>7} "
         f"{'fps':>5} {'fpsmin':>6} {'p50ms':>6} {'p95ms':>6} {'lat#':>6} {'dec':>5} {'err':>3} "
         f"{'loadgen':>7} {'sys%':>4}"
     )
     print(header)
     for r in results:
         print(
-            f"{r.mode:<10} {r.subscribers:>3} {r.cores:>6.3f} {r.cpu_us_per_packet:>7.2f} "
+            f"{r.mode:<15} {r.subscribers:>3} {r.cores:>6.3f} {r.cpu_us_per_packet:>7.2f} "
             f"{r.cpu_ms_per_subscriber_s:>8.2f} {r.forwarded_packets:>7} {r.fps_mean:>5.1f} "
             f"{r.fps_min:>6.1f} {r.latency_p50_ms or float('nan'):>6.2f} "
             f"{r.latency_p95_ms or float('nan'):>6.2f} {r.latency_samples:>6} "

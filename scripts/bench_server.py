@@ -9,9 +9,12 @@ JSON-lines protocol over one TCP connection on 127.0.0.1 (no aiohttp needed):
   ``{"op": "offer", "id", "sdp", "streams"}``, ``{"op": "error", "id", "message"}``
 
 Modes: ``sfu`` forwards with `sfu.Router` (direct send path), ``sfu-aiortc`` with the
-Router on aiortc's stock sender path, ``sfu-record`` is ``sfu`` while an `sfu.Recorder`
-writes every producer to a temporary directory, ``relay`` is the aiortc MediaRelay baseline
-(the publisher's track decoded once, re-encoded for every subscriber).
+Router on aiortc's stock sender path, ``sfu-python`` is ``sfu`` without the C extension
+(`MediaConfig.native_send`), ``sfu-eager-reads`` is ``sfu`` with every subscriber datagram
+waking the loop (`MediaConfig.coalesce_control_reads` off), ``sfu-record`` is ``sfu``
+while an `sfu.Recorder` writes every producer to a temporary directory, ``relay`` is the
+aiortc MediaRelay baseline (the publisher's track decoded once, re-encoded for every
+subscriber).
 """
 
 from __future__ import annotations
@@ -74,10 +77,10 @@ class SfuRoom(RouterListener):
         channel: Channel,
         send_path: SendPath,
         record: bool = False,
-        sync_receive: bool = True,
+        **settings: Any,
     ) -> None:
         self.channel = channel
-        config = dataclasses.replace(CONFIG, send_path=send_path, sync_receive=sync_receive)
+        config = dataclasses.replace(CONFIG, send_path=send_path, **settings)
         self.router = SfuRouter(RouterId("bench"), config, self)
         self.participants: dict[str, Participant] = {}
         self.recorder = Recorder(Path(tempfile.mkdtemp(prefix="bench-rec-"))) if record else None
@@ -190,6 +193,8 @@ async def serve(mode: str) -> None:
                 "aiortc" if mode == "sfu-aiortc" else "direct",
                 record=mode == "sfu-record",
                 sync_receive=mode != "sfu-queued",
+                native_send=mode != "sfu-python",
+                coalesce_control_reads=mode != "sfu-eager-reads",
             )
         tasks: set[asyncio.Task[None]] = set()
 
@@ -232,7 +237,17 @@ async def serve(mode: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--mode", choices=("sfu", "sfu-aiortc", "sfu-queued", "sfu-record", "relay"), default="sfu"
+        "--mode",
+        choices=(
+            "sfu",
+            "sfu-aiortc",
+            "sfu-queued",
+            "sfu-python",
+            "sfu-eager-reads",
+            "sfu-record",
+            "relay",
+        ),
+        default="sfu",
     )
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one core")
     args = parser.parse_args()

@@ -3,7 +3,8 @@
 #   scripts/setup.sh          runtime only
 #   scripts/setup.sh --test   plus test tools, and (as root or with sudo) the Debian
 #                             packages the tests drive: chromium, coturn, iproute2, nftables,
-#                             gcc (the relay floor benchmark builds a tiny C relay).
+#                             gcc (the relay floor benchmark builds a tiny C relay; pip
+#                             builds sfu/_fanout.c), python3-dev when Python.h is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,11 @@ if (( want_test )); then
               nftables:/usr/sbin/nft gcc:/usr/bin/gcc libc6-dev:/usr/include/stdio.h; do
     [[ -e "${pair#*:}" ]] || missing+=("${pair%%:*}")
   done
+  # The optional C extension (sfu/_fanout.c) needs the headers of the Python in .venv.
+  py=.venv/bin/python
+  [[ -x $py ]] || py=${PYTHON:-python3}
+  include=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  [[ -e "$include/Python.h" ]] || missing+=(python3-dev)
   if (( ${#missing[@]} )); then
     sudo=""
     if [[ $(id -u) -ne 0 ]]; then
@@ -32,7 +38,8 @@ python=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
   "$python" -m venv .venv
 fi
-stamp=".venv/.installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-$want_test"
+# setup.py and the C file too: a changed extension is rebuilt.
+stamp=".venv/.installed-$(cat pyproject.toml setup.py sfu/_fanout.c | sha1sum | cut -c1-12)-$want_test"
 if [[ ! -e "$stamp" ]]; then
   .venv/bin/python -m pip install -q --upgrade pip
   if (( want_test )); then

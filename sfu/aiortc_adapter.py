@@ -98,6 +98,7 @@ from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import RTP_HISTORY_SIZE, RtcpByePacket, RtpPacket, is_rtcp
 from pylibsrtp import _binding as srtp_binding
 
+from sfu import native_send
 from sfu.payloads import RtpPayloads
 from sfu.rtcp import (
     ReportBlock,
@@ -1046,6 +1047,8 @@ _SOL_UDP = getattr(socket, "SOL_UDP", 17)
 _UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)  # linux/udp.h
 _GSO_MAX_SEGMENTS = 64
 _GSO_MAX_BYTES = 60000
+# what sendmsg with UDP_SEGMENT fails with where the kernel or device cannot segment
+_GSO_UNSUPPORTED = (errno.EINVAL, errno.EIO, errno.ENOPROTOOPT, errno.EOPNOTSUPP)
 _GSO_ANCILLARY: dict[int, list[tuple[int, int, bytes]]] = {}
 _SEQ_MASK = 0xFFFF
 _TS_MASK = 0xFFFFFFFF
@@ -1082,17 +1085,24 @@ class _Route:
 
     gso_supported = sys.platform == "linux"
 
-    def __init__(self, dtls: RTCDtlsTransport, pair: Any) -> None:
+    def __init__(self, dtls: RTCDtlsTransport, pair: Any, native: bool = True) -> None:
         self.dtls = dtls
         self.address = pair.remote_addr
         self.transport = pair.protocol.transport
-        self.protect = lean_protect(getattr(dtls, _DTLS_TX_SRTP))
+        self.session: pylibsrtp.Session = getattr(dtls, _DTLS_TX_SRTP)
+        self.protect = lean_protect(self.session)
         self.sock: socket.socket | None = None
         self.relay: Callable[[bytes, Any], None] | None = None
+        # (descriptor, packed address, srtp_protect, srtp_t) for `native_send.send_frame`
+        self.native: tuple[int, bytes, int, int] | None = None
         raw = None if is_relayed(self.transport) else self.transport.get_extra_info("socket")
         if raw is not None:
             self.sock = socket.socket(raw.family, raw.type, raw.proto, fileno=os.dup(raw.fileno()))
             self.sock.setblocking(False)
+            if native and native_send.AVAILABLE:
+                with contextlib.suppress(ValueError):  # not a numeric address: Python path
+                    address = native_send.sockaddr(self.address[0], self.address[1])
+                    self.native = (self.sock.fileno(), address, *srtp_pointers(self.session))
         else:
             self.relay = self.transport.sendto
 
@@ -1119,7 +1129,7 @@ class _Route:
             except BlockingIOError:
                 return  # socket buffer full: drop the frame, NACK recovers
             except OSError as exc:
-                if exc.errno not in (errno.EINVAL, errno.EIO, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
+                if exc.errno not in _GSO_UNSUPPORTED:
                     raise
                 logger.info("UDP GSO unavailable (%s): one sendto per packet", exc)
                 _Route.gso_supported = False
@@ -1128,6 +1138,42 @@ class _Route:
                 sock.sendto(packet, address)
         except BlockingIOError:
             pass
+
+    def send_natively(
+        self,
+        first_byte: int,
+        payload_type: int,
+        sequence_number: int,
+        timestamp: int,
+        ssrc: int,
+        extension: bytes,
+        payloads: RtpPayloads,
+    ) -> None:
+        """`send` for a frame built, protected and sent by `native_send.send_frame`
+        (the route has `native`): the same datagrams, one call."""
+        assert self.native is not None
+        fd, address, protect, session = self.native
+        items = payloads.items
+        gso = payloads.uniform and _Route.gso_supported
+        try:
+            native_send.send_frame(
+                fd, address, protect, session, first_byte, payload_type,
+                sequence_number, timestamp, ssrc, extension, items, True, gso,
+            )  # fmt: skip
+        except BlockingIOError:
+            return  # socket buffer full: drop the frame, NACK recovers
+        except OSError as exc:
+            if not gso or exc.errno not in _GSO_UNSUPPORTED:
+                raise
+            logger.info("UDP GSO unavailable (%s): one sendto per packet", exc)
+            _Route.gso_supported = False
+            # Nothing was sent (the segmented call comes first); the SRTP policy allows
+            # protecting the same sequence numbers again.
+            with contextlib.suppress(BlockingIOError):
+                native_send.send_frame(
+                    fd, address, protect, session, first_byte, payload_type,
+                    sequence_number, timestamp, ssrc, extension, items, True, False,
+                )  # fmt: skip
 
     def _send_segmented(self, sock: socket.socket, packets: list[bytes]) -> None:
         """Equal-size datagrams (the last may be shorter) in as few syscalls as possible:
@@ -1173,10 +1219,18 @@ class DirectRtpSender:
     ``stop()`` closes the duplicated socket.
     """
 
-    def __init__(self, sender: RTCRtpSender, kind: str, on_ready: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        sender: RTCRtpSender,
+        kind: str,
+        on_ready: Callable[[], None],
+        *,
+        native: bool = True,
+    ) -> None:
         for name in (*_TX_FIELDS, _TX_RETRANSMIT, "send", "stop"):
             _require(sender, name)
         self._sender = sender
+        self._native = native
         self._on_ready = on_ready
         self._step = _PTS_STEP[kind]
         self._ssrc: int = getattr(sender, _TX_SSRC)
@@ -1223,6 +1277,11 @@ class DirectRtpSender:
         setattr(sender, "stop", stop)  # noqa: B010
         setattr(sender, _TX_RETRANSMIT, self.retransmit)
         setattr(sender, _TX_RUN_RTCP, self._rtcp_until_stopped)
+
+    @property
+    def native(self) -> bool:
+        """Frames currently go out through the C extension (`native_send`)."""
+        return self._route is not None and self._route.native is not None
 
     @property
     def ready(self) -> bool:
@@ -1279,7 +1338,7 @@ class DirectRtpSender:
         pair = getattr(dtls.transport._connection, _ICE_NOMINATED).get(1)
         if pair is None or _closing(pair.protocol.transport):
             return None
-        self._route = _Route(dtls, pair)
+        self._route = _Route(dtls, pair, native=self._native)
         return self._route
 
     def send_frame(self, payloads: RtpPayloads, pts: int) -> bool:
@@ -1317,19 +1376,22 @@ class DirectRtpSender:
         entry = (seq, timestamp, items)
         count = len(items)
         last = count - 1
-        packets: list[bytes] = []
-        append = packets.append
         try:
-            for i in range(count):
-                history[seq & _HISTORY_MASK] = entry
-                marker = 0x80 if i == last else 0
-                append(
-                    protect(
-                        pack(first_byte, marker | pt, seq, timestamp, ssrc) + extension + items[i]
-                    )
-                )
-                seq = (seq + 1) & _SEQ_MASK
-            route.send(packets, payloads.uniform)
+            if route.native is not None:
+                route.send_natively(first_byte, pt, seq, timestamp, ssrc, extension, payloads)
+                for _ in items:
+                    history[seq & _HISTORY_MASK] = entry
+                    seq = (seq + 1) & _SEQ_MASK
+            else:
+                packets: list[bytes] = []
+                append = packets.append
+                for i in range(count):
+                    history[seq & _HISTORY_MASK] = entry
+                    marker = 0x80 if i == last else 0
+                    header = pack(first_byte, marker | pt, seq, timestamp, ssrc)
+                    append(protect(header + extension + items[i]))
+                    seq = (seq + 1) & _SEQ_MASK
+                route.send(packets, payloads.uniform)
         except (pylibsrtp.Error, OSError, RuntimeError, ValueError) as exc:
             logger.debug("direct send failed: %s", exc)
             route.close()
@@ -1609,6 +1671,17 @@ def lean_protect(session: pylibsrtp.Session) -> Callable[[bytes], bytes]:
         return result
 
     return protect
+
+
+def srtp_pointers(session: pylibsrtp.Session) -> tuple[int, int]:
+    """The addresses of libsrtp's ``srtp_protect`` and of `session`'s ``srtp_t``, for
+    `native_send.send_frame`; valid while `session` lives (keep a reference)."""
+    _require(session, "_srtp")
+    ffi, lib = srtp_binding.ffi, srtp_binding.lib
+    return (
+        int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect"))),
+        int(ffi.cast("uintptr_t", session._srtp[0])),
+    )
 
 
 def is_relayed(transport: object) -> bool:

@@ -14,7 +14,10 @@ class RtpPayloads:
     __slots__ = ("items", "size", "uniform")
 
     def __init__(self, items: Sequence[bytes]) -> None:
-        self.items = items
+        # a list or tuple: what the native send path takes
+        self.items: list[bytes] | tuple[bytes, ...] = (
+            items if isinstance(items, list | tuple) else tuple(items)
+        )
         self.size = sum(map(len, items))
         first = len(items[0]) if items else 0
         # A last packet longer than the others would be cut at the segment size.

@@ -275,7 +275,10 @@ class Subscription:
             slot = _Slot(transceiver, track, key)
             if self._config.send_path == "direct":
                 rtp = aiortc_adapter.DirectRtpSender(
-                    transceiver.sender, consumer.kind, slot.output_ready
+                    transceiver.sender,
+                    consumer.kind,
+                    slot.output_ready,
+                    native=self._config.native_send,
                 )
                 slot.output = DirectOutput(rtp)
             else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aiortc import MediaStreamTrack
 
@@ -30,6 +30,12 @@ from sfu.ids import DisconnectReason
 
 CLIP_FRAMES = 150
 LOOPBACK = MediaConfig(host_addresses=("127.0.0.1",), stats_interval=None)
+# The three ways a consumer sends, for tests that run on each.
+SEND_CONFIGS = {
+    "native": replace(LOOPBACK, send_path="direct"),
+    "python": replace(LOOPBACK, send_path="direct", native_send=False),
+    "aiortc": replace(LOOPBACK, send_path="aiortc"),
+}
 
 
 @dataclass

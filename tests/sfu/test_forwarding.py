@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -11,21 +10,30 @@ import aiortc.rtcrtpreceiver
 import pytest
 from aiortc.codecs import get_decoder
 
-from sfu import aiortc_adapter
+from sfu import aiortc_adapter, native_send
 from sfu.aiortc_adapter import DecoderQueueStub
-from sfu.config import SendPath
-from tests.sfu.harness import CLIP_FRAMES, LOOPBACK, Room, wait_for
+from sfu.consumer import DirectOutput
+from tests.sfu.harness import CLIP_FRAMES, SEND_CONFIGS, Room, wait_for
 
 NAMES = ("teacher", "student1", "student2")
 
 
-@pytest.mark.parametrize("send_path", ["direct", "aiortc"])
+@pytest.mark.parametrize("send", SEND_CONFIGS)
 async def test_teacher_and_two_students_each_decode_the_others_streams_labelled_by_publisher(
-    send_path: SendPath,
+    send: str,
 ) -> None:
-    room = Room(dataclasses.replace(LOOPBACK, send_path=send_path))
+    room = Room(SEND_CONFIGS[send])
     try:
         await _three_participants(room)
+        consumers = [c for p in room.router.producers.values() for c in p.consumers.values()]
+        outputs = [c._output for c in consumers]
+        assert len(outputs) == 12
+        if send == "aiortc":
+            assert not any(isinstance(o, DirectOutput) for o in outputs)
+        else:
+            # The native path whenever the extension is built (CI builds it).
+            native = send == "native" and native_send.AVAILABLE
+            assert all(isinstance(o, DirectOutput) and o.rtp.native == native for o in outputs)
     finally:
         await room.close()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import pytest
@@ -10,10 +9,7 @@ import pytest
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.sink import StreamSink
 from sfu import Consumer, Producer
-from sfu.config import SendPath
-from tests.sfu.harness import LOOPBACK, Room, wait_for
-
-SEND_PATHS = ["direct", "aiortc"]
+from tests.sfu.harness import SEND_CONFIGS, Room, wait_for
 
 
 def _producer(room: Room, name: str, kind: str) -> Producer:
@@ -45,11 +41,11 @@ def _all_received(consumer: Consumer, sink: StreamSink) -> Callable[[], bool]:
     return lambda: consumer.stats().packets_forwarded == sink.packets
 
 
-@pytest.mark.parametrize("send_path", SEND_PATHS)
+@pytest.mark.parametrize("send", SEND_CONFIGS)
 async def test_forwarded_packets_and_bytes_are_what_the_subscriber_receives(
-    send_path: SendPath,
+    send: str,
 ) -> None:
-    room = Room(dataclasses.replace(LOOPBACK, send_path=send_path))
+    room = Room(SEND_CONFIGS[send])
     try:
         await room.join("teacher", decode="none")
         await room.join("student", video=False, audio=False, decode="none")
@@ -92,11 +88,11 @@ async def test_forwarded_packets_and_bytes_are_what_the_subscriber_receives(
         await room.close()
 
 
-@pytest.mark.parametrize("send_path", SEND_PATHS)
+@pytest.mark.parametrize("send", SEND_CONFIGS)
 async def test_loss_on_both_hops_is_counted_as_nacks_and_retransmissions(
-    send_path: SendPath,
+    send: str,
 ) -> None:
-    room = Room(dataclasses.replace(LOOPBACK, send_path=send_path))
+    room = Room(SEND_CONFIGS[send])
     try:
         # Every 25th RTP packet is lost leaving the publisher and arriving at the subscriber.
         publisher = await room.join("teacher", audio=False, decode="none", loss_every=25)

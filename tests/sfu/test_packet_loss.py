@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
-from sfu.config import SendPath
-from tests.sfu.harness import CLIP_FRAMES, LOOPBACK, Room, wait_for
+from tests.sfu.harness import CLIP_FRAMES, SEND_CONFIGS, Room, wait_for
 
 
-@pytest.mark.parametrize("send_path", ["direct", "aiortc"])
+@pytest.mark.parametrize("send", SEND_CONFIGS)
 async def test_two_percent_packet_loss_each_way_still_yields_decodable_video(
-    send_path: SendPath,
+    send: str,
 ) -> None:
-    room = Room(dataclasses.replace(LOOPBACK, send_path=send_path))
+    room = Room(SEND_CONFIGS[send])
     try:
         await _lossy_room(room)
     finally:

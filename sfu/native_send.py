@@ -1,0 +1,54 @@
+"""The native send path: one C call per frame per subscriber (`sfu/_fanout.c`).
+
+The extension is optional (built by ``pip install -e .`` where a C compiler and the
+Python headers exist); `AVAILABLE` is False without it and callers keep the Python path.
+
+``send_frame(fd, address, protect, session, first_byte, payload_type, sequence_number,
+timestamp, ssrc, extension, payloads, marker_on_last, gso)`` sends packet ``i`` as
+``RTP header(first_byte, marker if marker_on_last and i is the last, payload_type,
+(sequence_number + i) & 0xFFFF, timestamp, ssrc) + extension + payloads[i]``, protected
+in place by ``protect(session, packet, &length)`` (the addresses of libsrtp2's
+``srtp_protect`` and of an ``srtp_t``), to ``address`` (from `sockaddr`). With `gso`, a
+frame whose packets all have the first one's size but the last (no longer) goes out in
+one ``sendmsg`` per 64 packets or 60 kB with UDP_SEGMENT; otherwise one ``sendto`` per
+packet. Returns the payload bytes sent. Raises ValueError / TypeError for bad arguments
+(before anything is sent) and for a failed protect, BlockingIOError when the socket buffer
+is full, OSError for other send errors (EINVAL, EIO, ENOPROTOOPT or EOPNOTSUPP on a GSO
+send: the kernel cannot segment; retry with ``gso=False``). The GIL is held throughout,
+so `fd` should be non-blocking.
+"""
+
+from __future__ import annotations
+
+try:
+    from sfu._fanout import send_frame, sockaddr
+except ImportError:
+    AVAILABLE = False
+
+    def sockaddr(host: str, port: int, /) -> bytes:
+        """A packed ``sockaddr_in`` (``sockaddr_in6`` when `host` contains ':')."""
+        raise RuntimeError("sfu._fanout is not built")
+
+    def send_frame(
+        fd: int,
+        address: bytes,
+        protect: int,
+        session: int,
+        first_byte: int,
+        payload_type: int,
+        sequence_number: int,
+        timestamp: int,
+        ssrc: int,
+        extension: bytes,
+        payloads: list[bytes] | tuple[bytes, ...],
+        marker_on_last: bool,
+        gso: bool,
+        /,
+    ) -> int:
+        """Send one frame's RTP packets (see the module docstring)."""
+        raise RuntimeError("sfu._fanout is not built")
+
+else:
+    AVAILABLE = True
+
+__all__ = ["AVAILABLE", "send_frame", "sockaddr"]
