@@ -8,12 +8,19 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=3000
 
 WORKDIR /app
-COPY pyproject.toml setup.cfg README.md ./
+COPY pyproject.toml setup.py setup.cfg README.md ./
 COPY api ./api
 COPY sfu ./sfu
 COPY scripts ./scripts
 COPY web ./web
-RUN pip install --no-cache-dir . \
+# gcc only while pip builds the optional C send path (sfu/_fanout.c); the image keeps
+# the built module, not the compiler.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install --no-cache-dir . \
+    && (cd / && python -c "import sfu._fanout") \
+    && apt-get purge -y --auto-remove gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /data sfu \
     && mkdir -p /data && chown sfu /data
 
