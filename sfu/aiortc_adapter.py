@@ -588,13 +588,7 @@ def receive_media_synchronously(pc: RTCPeerConnection) -> int:
     the number of ICE connections changed (0 when already done).
     """
     changed = 0
-    seen: set[int] = set()
-    for transceiver in pc.getTransceivers():
-        dtls = transceiver.receiver.transport
-        if dtls is None or id(dtls) in seen:
-            continue
-        seen.add(id(dtls))
-        connection = getattr(dtls.transport, _GATHERER_CONNECTION)
+    for dtls, connection in _ice_connections(pc):
         original = getattr(connection, _ICE_DATA_RECEIVED)
         if isinstance(original, _SrtpShortcut):
             continue
@@ -611,6 +605,16 @@ def receive_media_synchronously(pc: RTCPeerConnection) -> int:
                 )
         changed += 1
     return changed
+
+
+def _ice_connections(pc: RTCPeerConnection) -> list[tuple[RTCDtlsTransport, Connection]]:
+    """Each DTLS transport of `pc` (one with BUNDLE) and the aioice connection under it."""
+    found: dict[int, tuple[RTCDtlsTransport, Connection]] = {}
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.receiver.transport
+        if dtls is not None and id(dtls) not in found:
+            found[id(dtls)] = (dtls, getattr(dtls.transport, _GATHERER_CONNECTION))
+    return list(found.values())
 
 
 class _MediaFirst:
@@ -737,13 +741,7 @@ def defer_control_reads(pc: RTCPeerConnection) -> int:
         return 0  # not a selector event loop
     reads = ControlReads.of(loop)
     deferred = 0
-    seen: set[int] = set()
-    for transceiver in pc.getTransceivers():
-        dtls = transceiver.receiver.transport
-        if dtls is None or id(dtls) in seen:
-            continue
-        seen.add(id(dtls))
-        connection = getattr(dtls.transport, _GATHERER_CONNECTION)
+    for _dtls, connection in _ice_connections(pc):
         for protocol in getattr(connection, _ICE_PROTOCOLS):
             transport = getattr(protocol, "transport", None)
             if reads.defer(transport):

@@ -22,32 +22,8 @@ from __future__ import annotations
 
 try:
     from sfu._fanout import send_frame, sockaddr
-except ImportError:
+except ImportError:  # not built: check AVAILABLE before using either
     AVAILABLE = False
-
-    def sockaddr(host: str, port: int, /) -> bytes:
-        """A packed ``sockaddr_in`` (``sockaddr_in6`` when `host` contains ':')."""
-        raise RuntimeError("sfu._fanout is not built")
-
-    def send_frame(
-        fd: int,
-        address: bytes,
-        protect: int,
-        session: int,
-        first_byte: int,
-        payload_type: int,
-        sequence_number: int,
-        timestamp: int,
-        ssrc: int,
-        extension: bytes,
-        payloads: list[bytes] | tuple[bytes, ...],
-        marker_on_last: bool,
-        gso: bool,
-        /,
-    ) -> int:
-        """Send one frame's RTP packets (see the module docstring)."""
-        raise RuntimeError("sfu._fanout is not built")
-
 else:
     AVAILABLE = True
 
