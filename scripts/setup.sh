@@ -3,6 +3,7 @@
 #   scripts/setup.sh          runtime only
 #   scripts/setup.sh --test   plus test tools, and (as root or with sudo) the Debian
 #                             packages the tests drive: chromium, coturn, iproute2, nftables,
+#                             libnss3-tools (certutil: a test's Chromium trusts a test CA),
 #                             gcc (the relay floor benchmark builds a tiny C relay; pip
 #                             builds sfu/_fanout.c), python3-dev when Python.h is missing.
 set -euo pipefail
@@ -14,7 +15,8 @@ want_test=0
 if (( want_test )); then
   missing=()
   for pair in chromium:/usr/bin/chromium coturn:/usr/bin/turnserver iproute2:/usr/sbin/ip \
-              nftables:/usr/sbin/nft gcc:/usr/bin/gcc libc6-dev:/usr/include/stdio.h; do
+              nftables:/usr/sbin/nft libnss3-tools:/usr/bin/certutil gcc:/usr/bin/gcc \
+              libc6-dev:/usr/include/stdio.h; do
     [[ -e "${pair#*:}" ]] || missing+=("${pair%%:*}")
   done
   # The optional C extension (sfu/_fanout.c) needs the headers of the Python in .venv.

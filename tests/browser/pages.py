@@ -55,8 +55,13 @@ class ClassroomPage:
         page.on("console", self._console)
 
     @classmethod
-    async def open(cls, browser: Browser, base_url: str, label: str) -> ClassroomPage:
+    async def open(
+        cls, browser: Browser, base_url: str, label: str, init_script: str | None = None
+    ) -> ClassroomPage:
+        """`init_script` runs in the page before its own scripts (Playwright's add_init_script)."""
         context = await browser.new_context(base_url=base_url, viewport=VIEWPORT)
+        if init_script is not None:
+            await context.add_init_script(init_script)
         page = await context.new_page()
         self = cls(label, context, page)
         await page.goto("/")
