@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from aiortc import MediaStreamTrack
+from aiortc import MediaStreamTrack, RTCPeerConnection
 
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
@@ -159,6 +159,20 @@ class Room:
         for client in self.clients.values():
             await client.close()
         self.clients.clear()
+
+    async def teacher_and_viewer(
+        self, frames: int = 10
+    ) -> tuple[RTCPeerConnection, RTCPeerConnection]:
+        """A publishing "teacher" and a "student" who only watches, once the student has
+        decoded `frames` of the teacher's video; returns the student's subscribe
+        connection at the server and at the client."""
+        await self.join("teacher")
+        await self.join("student", video=False, audio=False)
+        await wait_for(lambda: self.decoded("student", "teacher") >= frames, timeout=10)
+        server_pc = self.participants["student"].subscribe_pc
+        client_pc = self.clients["student"].subscribe_pc
+        assert server_pc is not None and client_pc is not None
+        return server_pc, client_pc
 
     def decoded(self, receiver: str, publisher: str) -> int:
         """Video frames `receiver` decoded from `publisher`'s current stream."""

@@ -53,12 +53,7 @@ async def test_a_subscribers_rtcp_is_read_at_the_next_media_packet() -> None:
     room = Room()
     reads = _reads()
     try:
-        await room.join("teacher")
-        await room.join("student", video=False, audio=False)
-        await wait_for(lambda: room.decoded("student", "teacher") >= 10, timeout=10)
-        server_pc = room.participants["student"].subscribe_pc
-        client_pc = room.clients["student"].subscribe_pc
-        assert server_pc is not None and client_pc is not None
+        _, client_pc = await room.teacher_and_viewer()
         await wait_for(lambda: reads.deferred >= 1, what="the subscribe socket deferred")
         # Media flows: the subscriber's datagrams no longer wake the loop.
         await wait_for(lambda: not reads.waking, what="media-driven polling")
@@ -171,9 +166,7 @@ async def test_the_setting_turns_it_off() -> None:
     room = Room(replace(LOOPBACK, coalesce_control_reads=False))
     reads = _reads()
     try:
-        await room.join("teacher")
-        await room.join("student", video=False, audio=False)
-        await wait_for(lambda: room.decoded("student", "teacher") >= 5, timeout=10)
+        await room.teacher_and_viewer(frames=5)
         assert reads.deferred == 0
     finally:
         await room.close()

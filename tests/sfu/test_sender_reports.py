@@ -84,12 +84,7 @@ async def _poll(read: Callable[[], Awaitable[list[Any]]], count: int, timeout: f
 async def test_a_connections_streams_share_one_timer_and_subscribers_get_every_report() -> None:
     room = Room()
     try:
-        await room.join("teacher")
-        await room.join("student", video=False, audio=False)
-        await wait_for(lambda: room.decoded("student", "teacher") >= 10, timeout=10)
-        server_pc = room.participants["student"].subscribe_pc
-        client_pc = room.clients["student"].subscribe_pc
-        assert server_pc is not None and client_pc is not None
+        server_pc, client_pc = await room.teacher_and_viewer()
         transceivers = server_pc.getTransceivers()
         reports = aiortc_adapter.SenderReports.of(transceivers[0].sender.transport)
         assert reports.senders == 2  # the teacher's audio and video
