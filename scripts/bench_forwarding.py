@@ -42,7 +42,7 @@ from typing import Any
 
 import psutil
 
-from scripts.bench.medians import median_run
+from scripts.bench.medians import report_medians
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.media import LatencyProbe, SendLog, vp8_clip
 from scripts.synthpeer.sink import StreamSink
@@ -411,20 +411,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 runs.append(
                     await run_case(mode, n, args.seconds, args.warmup, server_cpu, args.profile)
                 )
-    if args.repeat > 1:
-        print("all runs:")
-        print_table(runs)
-        print("medians:")
-    results = [
-        median_run(
-            (r for r in runs if r.mode == mode and r.subscribers == n),
-            lambda r: r.cpu_us_per_packet,
-        )
-        for n in args.n
-        for mode in args.modes
-        if any(r.mode == mode and r.subscribers == n for r in runs)
-    ]
-    print_table(results)
+    results = report_medians(
+        runs,
+        [(mode, n) for n in args.n for mode in args.modes],
+        lambda r: (r.mode, r.subscribers),
+        lambda r: r.cpu_us_per_packet,
+        print_table,
+    )
     summary = ratios(results)
     for line in summary:
         print(json.dumps(line))

@@ -67,7 +67,7 @@ import psutil
 from pylibsrtp import Error as SrtpError
 from pylibsrtp import Policy, Session
 
-from scripts.bench.medians import median_run
+from scripts.bench.medians import report_medians
 
 REPO = Path(__file__).resolve().parents[2]
 C_SOURCE = Path(__file__).with_name("relay_floor.c")
@@ -495,19 +495,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     runs.append(
                         run_case(variant, n, args.seconds, args.warmup, relay_cpu, c_binary)
                     )
-    if args.repeat > 1:
-        print("all runs:")
-        print_table(runs)
-        print("medians:")
-    results = [
-        median_run(
-            (r for r in runs if r.variant == variant and r.subscribers == n),
-            lambda r: r.cpu_us_per_packet,
-        )
-        for n in args.n
-        for variant in args.variants
-    ]
-    print_table(results)
+    results = report_medians(
+        runs,
+        [(variant, n) for n in args.n for variant in args.variants],
+        lambda r: (r.variant, r.subscribers),
+        lambda r: r.cpu_us_per_packet,
+        print_table,
+    )
     return {
         "config": {
             "n": args.n,
