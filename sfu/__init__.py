@@ -16,7 +16,7 @@ Public surface (see README.md)::
 from sfu.config import IceServer, MediaConfig
 from sfu.consumer import Consumer
 from sfu.counters import ConsumerCounters, CounterTotals, MediaCounters, ProducerCounters
-from sfu.errors import Closed, InvalidCandidate, InvalidSdp, InvalidState, SfuError
+from sfu.errors import AdapterError, Closed, InvalidCandidate, InvalidSdp, InvalidState, SfuError
 from sfu.events import RouterListener
 from sfu.ids import (
     AppData,
@@ -35,6 +35,7 @@ from sfu.router import Router
 from sfu.stats import ConsumerStats, ParticipantStats, ProducerStats, RouterStats
 
 __all__ = [
+    "AdapterError",
     "AppData",
     "Closed",
     "Consumer",

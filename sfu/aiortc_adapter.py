@@ -99,6 +99,7 @@ from aiortc.rtp import RTP_HISTORY_SIZE, RtcpByePacket, RtpPacket, is_rtcp
 from pylibsrtp import _binding as srtp_binding
 
 from sfu import native_send
+from sfu.errors import AdapterError
 from sfu.payloads import RtpPayloads
 from sfu.rtcp import (
     ReportBlock,
@@ -178,10 +179,6 @@ _ICE_CONNECTION_FIELDS = (
 _ICE_CONNECTION_METHODS = ("gather_candidates", "get_component_candidates")
 _AIOICE_MODULE_NAMES = ("StunProtocol", "server_reflexive_candidate", "get_host_addresses")
 _PC_CONNECT = "_RTCPeerConnection__connect"
-
-
-class AdapterError(RuntimeError):
-    """aiortc / aioice internals are not what this adapter was written against."""
 
 
 def _require(obj: object, name: str) -> None:

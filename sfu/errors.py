@@ -25,3 +25,11 @@ class InvalidState(SfuError):
 
 class Closed(InvalidState):
     """The object (router, participant, producer or consumer) is already closed."""
+
+
+class AdapterError(SfuError):
+    """aiortc / aioice internals are not what `sfu.aiortc_adapter` was written against.
+
+    An operator's problem (wrong aiortc version installed), never the client's: the
+    control plane answers it as an internal error without its text.
+    """

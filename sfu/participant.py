@@ -18,7 +18,7 @@ from sfu.assembler import Packet
 from sfu.config import MediaConfig
 from sfu.connect_deadline import ConnectDeadline
 from sfu.consumer import Consumer
-from sfu.errors import Closed, InvalidSdp, InvalidState
+from sfu.errors import AdapterError, Closed, InvalidSdp, InvalidState
 from sfu.events import SafeListener
 from sfu.ice_candidates import add_ice_candidate
 from sfu.ids import AppData, ConsumerId, DisconnectReason, ParticipantId, PcName, ProducerId
@@ -195,7 +195,7 @@ class Participant:
             if transceiver.receiver.track is not None and not aiortc_adapter.is_intercepted(
                 transceiver.receiver
             ):
-                raise aiortc_adapter.AdapterError(
+                raise AdapterError(
                     f"receiver of mid {transceiver.mid} is not intercepted: it would decode"
                 )
 

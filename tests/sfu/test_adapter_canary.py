@@ -28,6 +28,7 @@ from aiortc.rtcrtpreceiver import decoder_worker
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from sfu import aiortc_adapter
+from sfu.errors import AdapterError
 from sfu.payloads import RtpPayloads
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,9 +113,9 @@ def test_a_missing_internal_fails_loudly_instead_of_creating_a_new_attribute() -
     class Renamed:
         pass
 
-    with pytest.raises(aiortc_adapter.AdapterError, match="internals changed"):
+    with pytest.raises(AdapterError, match="internals changed"):
         aiortc_adapter.intercept_receiver(Renamed(), lambda packet, data: None)  # type: ignore[arg-type]
-    with pytest.raises(aiortc_adapter.AdapterError):
+    with pytest.raises(AdapterError):
         aiortc_adapter.on_keyframe_request(Renamed(), lambda: None)  # type: ignore[arg-type]
 
 
@@ -239,7 +240,7 @@ def test_nacks_and_send_counters_are_where_the_counting_wrappers_read_them() -> 
     assert "self.__rtp_history.get(sequence_number % RTP_HISTORY_SIZE)" in retransmit
     assert "packet.sequence_number == sequence_number" in retransmit
     assert "__packet_count" not in retransmit and "__octet_count" not in retransmit
-    with pytest.raises(aiortc_adapter.AdapterError, match="no longer sets"):
+    with pytest.raises(AdapterError, match="no longer sets"):
         aiortc_adapter._require_field(RTCRtpSender, "_RTCRtpSender__renamed")
 
 
