@@ -2,7 +2,8 @@
 MongoStore's documents never depend on those differences.
 
 Each gap test asserts nx-27017's *actual* behaviour and says what MongoDB does instead. If
-one starts failing, nx-27017 changed: re-check the gap, then update DESIGN.md §4 and this file.
+one starts failing, nx-27017 changed: re-check the gap, then update the "Storage" section of
+docs/architecture.md and this file.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pymongo.errors import DuplicateKeyError, WriteError
 from api.ids import new_id
 from api.models import AttendanceMark, AttendanceStatus, SessionSummary
 from api.store import MongoStore, mongo_store
-from tests.nx27017_server import Nx27017Server
+from scripts.support.nx27017 import Nx27017Server
 from tests.store.conftest import mongo_client
 
 Db = AsyncDatabase[dict[str, Any]]
@@ -33,7 +34,7 @@ async def test_the_server_under_test_really_is_nx27017(nx_db: Db) -> None:
     assert info["process"] == "nx_27017"
 
 
-# -- gaps listed in DESIGN.md §4 -------------------------------------------------------
+# -- gaps listed in docs/architecture.md, "Storage" -----------------------------------
 
 
 async def test_positional_inc_writes_a_literal_dollar_field_instead_of_the_element(
