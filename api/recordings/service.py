@@ -18,14 +18,13 @@ from .. import access
 from ..config import Settings
 from ..errors import NO_ACTIVE_SESSION, Conflict, Forbidden, InsufficientStorage, NotFound
 from ..ids import is_object_id, new_id
-from ..models import ClassRecord, User
+from ..models import ClassRecord, Recording, User
 from ..rooms.manager import RoomManager
 from ..rooms.room import ClassRoom
 from ..store import Store
 from ..timeutil import utcnow
 from .compose_job import COMPOSED_NAME, run_compose
 from .live import LiveRecording
-from .model import Recording
 from .recovery import recovered_recording
 from .storage import directory_bytes
 
