@@ -14,6 +14,7 @@ from .auth.keys import load_or_create_signing_key
 from .auth.tokens import Authenticator, TokenIssuer
 from .classes import ClassService
 from .config import Settings
+from .hub import SocketHub
 from .metrics import METRICS, ServerMetrics, TimedStore
 from .middleware import error_envelope
 from .models import ClassRecord
@@ -37,7 +38,6 @@ from .ws.attendance_events import add_attendance_events
 from .ws.connection import ClientSocket
 from .ws.endpoint import DisconnectHook, websocket_handler
 from .ws.events import EventRouter
-from .ws.hub import SocketHub
 from .ws.recording_events import add_recording_events
 from .ws.room_events import add_room_events
 

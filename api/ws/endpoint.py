@@ -9,10 +9,10 @@ from aiohttp import WSMsgType, web
 
 from ..auth.tokens import token_from_header
 from ..errors import WS_INVALID_FORMAT, WS_UNAUTHORIZED, Unauthorized
+from ..hub import SHUTDOWN_MESSAGE
 from ..services import SERVICES
 from .connection import ClientSocket
 from .events import EventRouter
-from .hub import SHUTDOWN_MESSAGE
 
 log = logging.getLogger(__name__)
 
