@@ -9,7 +9,7 @@ from typing import Any
 
 from sfu import MediaConfig, Participant, ParticipantId, Producer, Router, RouterId, RouterListener
 
-from ..errors import Conflict
+from ..errors import Conflict, error_event
 from ..ids import UserId, new_id
 from ..models import AttendanceSession, ClassRecord, User
 from ..presence.tracker import PresenceTiming, PresenceTracker
@@ -163,7 +163,7 @@ class ClassRoom(RouterListener):
         if member is None or reason != "failed":
             return
         member.media_connected = False
-        member.socket.send("ERROR", {"message": MEDIA_FAILED})
+        member.socket.send("ERROR", error_event(MEDIA_FAILED))
         # Held until done: the loop keeps only a weak reference to a task.
         task = asyncio.get_running_loop().create_task(self.leave(member, reason="media failed"))
         self._leaving.add(task)
