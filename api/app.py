@@ -14,6 +14,7 @@ from .auth.keys import load_or_create_signing_key
 from .auth.tokens import Authenticator, TokenIssuer
 from .classes import ClassService
 from .config import Settings
+from .hub import SocketHub
 from .metrics import METRICS, ServerMetrics, TimedStore
 from .middleware import error_envelope
 from .models import ClassRecord
@@ -36,8 +37,7 @@ from .store import open_store
 from .ws.attendance_events import add_attendance_events
 from .ws.connection import ClientSocket
 from .ws.endpoint import DisconnectHook, websocket_handler
-from .ws.events import EventRouter
-from .ws.hub import SocketHub
+from .ws.events import EVENTS, EventRouter
 from .ws.recording_events import add_recording_events
 from .ws.room_events import add_room_events
 
@@ -63,7 +63,7 @@ async def _build_services(settings: Settings, metrics: ServerMetrics) -> Service
     roster = RosterPublisher(store, attendance)
     rooms.on_change = roster.schedule
     attendance.presence_closers.append(rooms.close_presence)
-    # The room's media closes only after DONE has been broadcast (DESIGN §7).
+    # The room's media closes only after DONE has been broadcast (docs/protocol.md, DONE).
     attendance.session_ended_hooks.append(rooms.close_session)
 
     def marked(cls: ClassRecord) -> None:
@@ -94,6 +94,7 @@ def create_app(settings: Settings) -> web.Application:
     metrics = ServerMetrics(enabled=settings.metrics_enabled, token=settings.metrics_token)
     app[METRICS] = metrics
     events = EventRouter(on_error=lambda error: metrics.count_error("ws", error))
+    app[EVENTS] = events
     disconnect_hooks: list[DisconnectHook] = []
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:

@@ -1,10 +1,13 @@
 """The one error hierarchy of the control plane.
 
 Every error carries the exact message clients see. It is mapped once to the HTTP
-envelope (``api.http_errors``) and once to the WebSocket ``ERROR`` event (``api.ws``).
+envelope (``api.middleware``) and once to the WebSocket ``ERROR`` event
+(``api.ws.events``); media-plane errors become one of these in ``api.media_errors``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class ApiError(Exception):
@@ -59,6 +62,18 @@ class PayloadTooLarge(ApiError):
     status = 413
 
 
+class InternalError(ApiError):
+    """The server failed; the message says nothing more (the log has the detail)."""
+
+    status = 500
+
+
+def error_event(message: str, event: str | None = None) -> dict[str, Any]:
+    """The ``data`` of a WebSocket ``ERROR``: the message, and the client event it answers
+    (``None`` when it answers none, e.g. a frame that could not be decoded)."""
+    return {"message": message, "event": event}
+
+
 # The exact strings of the REST/WS contract; clients depend on them.
 INVALID_SCHEMA = "Invalid request schema"
 UNAUTHORIZED = "Unauthorized, token missing or invalid"
@@ -77,5 +92,6 @@ WS_TEACHER_EVENT_ONLY = "Forbidden, teacher event only"
 WS_STUDENT_EVENT_ONLY = "Forbidden, student event only"
 WS_UNKNOWN_EVENT = "Unknown event"
 WS_INVALID_FORMAT = "Invalid message format"
+INTERNAL_ERROR = "Internal server error"
 METRICS_UNAUTHORIZED = "Unauthorized, metrics token missing or invalid"
 METRICS_LOOPBACK_ONLY = "Forbidden, metrics are served to loopback clients only"

@@ -7,7 +7,10 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .errors import ApiError
+from sfu import SfuError
+
+from .errors import INTERNAL_ERROR, ApiError
+from .media_errors import media_error
 from .metrics import METRICS
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,10 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
     except ApiError as error:
         request.app[METRICS].count_error("http", error)
         return _failure(error.status, error.message)
+    except SfuError as error:
+        mapped = media_error(error)
+        request.app[METRICS].count_error("http", mapped)
+        return _failure(mapped.status, mapped.message)
     except web.HTTPRequestEntityTooLarge:
         return _failure(413, "Request body too large")
     except web.HTTPMethodNotAllowed:
@@ -35,4 +42,4 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
     except Exception as error:
         log.exception("unhandled error in %s %s", request.method, request.path)
         request.app[METRICS].count_error("http", error)
-        return _failure(500, "Internal server error")
+        return _failure(500, INTERNAL_ERROR)

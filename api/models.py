@@ -1,8 +1,9 @@
-"""The records the control plane keeps, independent of any store."""
+"""The records the control plane keeps, independent of any store: accounts, classes,
+attendance sessions and marks, presence, and recordings."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, get_args
 
@@ -168,3 +169,86 @@ class PresenceCounters:
     mic_ms: int
     talk_ms: int
     last_seen_at: datetime
+
+
+RecordingStatus = Literal["recording", "stopped"]
+JobStatus = Literal["pending", "running", "done", "failed"]
+
+
+@dataclass(frozen=True)
+class RecordingFile:
+    """One segment file: a participant's audio or video from `offset` seconds on."""
+
+    name: str
+    user_id: str
+    kind: str
+    offset: float
+    duration: float
+    size: int
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "userId": self.user_id,
+            "kind": self.kind,
+            "offset": round(self.offset, 3),
+            "duration": round(self.duration, 3),
+            "size": self.size,
+        }
+
+
+@dataclass(frozen=True)
+class ComposeJob:
+    """The offline grid composition; `file` is set once it is done."""
+
+    status: JobStatus = "pending"
+    progress: float = 0.0
+    error: str | None = None
+    file: str | None = None
+    size: int | None = None
+    duration: float | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "progress": round(self.progress, 4),
+            "error": self.error,
+            "file": self.file,
+            "size": self.size,
+            "duration": self.duration,
+        }
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A recording of one class session, from start to stop (or the size limit)."""
+
+    id: str
+    class_id: str
+    session_id: str
+    started_by: str
+    started_at: datetime
+    status: RecordingStatus = "recording"
+    stopped_at: datetime | None = None
+    stop_reason: str | None = None
+    participants: tuple[str, ...] = ()
+    files: tuple[RecordingFile, ...] = ()
+    job: ComposeJob = field(default_factory=ComposeJob)
+
+    def with_job(self, **changes: Any) -> Recording:
+        return replace(self, job=replace(self.job, **changes))
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "recordingId": self.id,
+            "classId": self.class_id,
+            "sessionId": self.session_id,
+            "startedBy": self.started_by,
+            "startedAt": iso_ms(self.started_at),
+            "stoppedAt": iso_ms(self.stopped_at) if self.stopped_at else None,
+            "status": self.status,
+            "stopReason": self.stop_reason,
+            "participants": list(self.participants),
+            "files": [f.public() for f in self.files],
+            "job": self.job.public(),
+        }

@@ -11,12 +11,12 @@ from .auth.keys import SigningKey
 from .auth.tokens import Authenticator, TokenIssuer
 from .classes import ClassService
 from .config import Settings
+from .hub import SocketHub
 from .metrics import ServerMetrics
 from .recordings.service import RecordingService
 from .rooms.manager import RoomManager
 from .rooms.roster import RosterPublisher
 from .store import Store
-from .ws.hub import SocketHub
 
 
 @dataclass

@@ -35,7 +35,7 @@ from pymongo import AsyncMongoClient
 from api.ids import UserId
 from api.models import AttendanceSession, PresenceCounters, PresenceEvent, PresenceKind
 from api.store import MongoStore, SqliteStore, Store
-from tests.nx27017_server import running_nx27017
+from scripts.support.nx27017 import running_nx27017
 
 T0 = datetime(2026, 11, 26, 23, 0, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.nx27017_server import Nx27017Server, running_nx27017
+from scripts.support.nx27017 import Nx27017Server, running_nx27017
 
 
 @pytest.fixture(scope="session")

@@ -1,1 +1,2 @@
-"""Session recordings: metadata, the live recording of a room, the offline compose job."""
+"""Session recordings: the live recording of a room, the offline compose job, crash recovery,
+and the rules around them (``service``). The stored records are in ``api.models``."""

@@ -8,8 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ..models import Recording
 from ..store import Store
-from .model import Recording
 
 log = logging.getLogger(__name__)
 

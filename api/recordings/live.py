@@ -12,8 +12,8 @@ from sfu import Producer
 from sfu.recorder import Recorder
 from sfu.track_file import RecordedTrack
 
+from ..models import Recording, RecordingFile
 from ..timeutil import utcnow
-from .model import Recording, RecordingFile
 
 USER_TAG = "user_id"
 """The segment-file tag naming the user, read back by crash recovery."""

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sfu.track_file import read_segment
 
+from ..models import ComposeJob, Recording, RecordingFile
 from .live import USER_TAG
-from .model import ComposeJob, Recording, RecordingFile
 
 INTERRUPTED = "Server stopped while recording"
 

@@ -12,20 +12,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import access
 from ..config import Settings
 from ..errors import NO_ACTIVE_SESSION, Conflict, Forbidden, InsufficientStorage, NotFound
 from ..ids import is_object_id, new_id
-from ..models import ClassRecord, User
+from ..models import ClassRecord, Recording, User
 from ..rooms.manager import RoomManager
 from ..rooms.room import ClassRoom
 from ..store import Store
 from ..timeutil import utcnow
 from .compose_job import COMPOSED_NAME, run_compose
 from .live import LiveRecording
-from .model import Recording
 from .recovery import recovered_recording
 from .storage import directory_bytes
 
@@ -54,6 +54,14 @@ def require_reader(user: User, cls: ClassRecord) -> None:
         access.require_owner(user, cls)
 
 
+@dataclass(frozen=True)
+class _Live:
+    """A recording in progress and the room it records."""
+
+    room: ClassRoom
+    recording: LiveRecording
+
+
 class RecordingService:
     """One per server: the live recordings of rooms and the compose jobs after them."""
 
@@ -63,7 +71,8 @@ class RecordingService:
         self._store = store
         self._rooms = rooms
         self._jobs: dict[str, asyncio.Task[Recording]] = {}
-        self._rooms_by_recording: dict[str, ClassRoom] = {}
+        self._live: dict[str, _Live] = {}
+        """By recording id, until the recording has finished."""
 
     def directory(self, recording: Recording) -> Path:
         return self.root / recording.class_id / recording.id
@@ -100,7 +109,7 @@ class RecordingService:
             self._end,
         )
         room.recording = live
-        self._rooms_by_recording[recording.id] = room
+        self._live[recording.id] = _Live(room, live)
         room.broadcast("RECORDING", live.public())
         log.info("recording %s of class %s started", recording.id, cls.id)
         return recording
@@ -109,17 +118,18 @@ class RecordingService:
         """Stop the class's recording; its compose job starts in the background."""
         access.require_teacher(user)
         access.require_owner(user, cls)
-        room = next((r for r in self._rooms_by_recording.values() if r.cls.id == cls.id), None)
-        if room is None or room.recording is None:
+        found = next((live for live in self._live.values() if live.room.cls.id == cls.id), None)
+        if found is None or found.room.recording is not found.recording:
             raise Conflict(NOT_RECORDING)
-        live = room.recording
+        live = found.recording
         await live.end(None)
         stopped = await self._store.get_recording(live.recording.id)
         assert stopped is not None
         return stopped
 
     async def _end(self, live: LiveRecording, reason: str | None) -> None:
-        room = self._rooms_by_recording.pop(live.recording.id, None)
+        found = self._live.pop(live.recording.id, None)
+        room = found.room if found is not None else None
         stopped = await live.finish(reason)
         if room is not None and room.recording is live:
             room.recording = None
@@ -193,7 +203,7 @@ class RecordingService:
         """Delete the files and the metadata (owning teacher; not while recording)."""
         access.require_teacher(user)
         recording = await self.get(user, cls, recording_id)
-        if recording.id in self._rooms_by_recording:
+        if recording.id in self._live:
             raise Conflict(STILL_RECORDING)
         job = self._jobs.pop(recording.id, None)
         if job is not None:

@@ -15,7 +15,7 @@ from ..models import AttendanceSession, ClassRecord, User
 from ..presence.tracker import PresenceTiming
 from ..store import Store
 from ..turn import ice_servers_for, sfu_ice_servers
-from ..ws.connection import ClientSocket
+from .interfaces import RoomSocket
 from .member import RoomMember
 from .room import ClassRoom
 
@@ -66,7 +66,7 @@ class RoomManager:
         credential of theirs (empty without STUN/TURN configuration)."""
         return ice_servers_for(self._settings.ice, user.id)
 
-    async def join(self, socket: ClientSocket, cls: ClassRecord) -> RoomMember:
+    async def join(self, socket: RoomSocket, cls: ClassRecord) -> RoomMember:
         """Join the class's live room (opened if needed); membership checked here."""
         if socket.user.role == "student":
             access.require_enrolled(socket.user, cls)
@@ -95,18 +95,18 @@ class RoomManager:
         async with room.lock:
             return await room.join(socket.user, socket)
 
-    def room_of(self, socket: ClientSocket) -> ClassRoom | None:
+    def room_of(self, socket: RoomSocket) -> ClassRoom | None:
         if socket.joined_session_id is None:
             return None
         room = self._rooms.get(socket.joined_session_id)
         return room if room is not None and room.member_of(socket) else None
 
-    def member_of(self, socket: ClientSocket) -> tuple[ClassRoom, RoomMember] | None:
+    def member_of(self, socket: RoomSocket) -> tuple[ClassRoom, RoomMember] | None:
         room = self.room_of(socket)
         member = room.member_of(socket) if room else None
         return (room, member) if room is not None and member is not None else None
 
-    async def leave(self, socket: ClientSocket, *, reason: str) -> None:
+    async def leave(self, socket: RoomSocket, *, reason: str) -> None:
         found = self.member_of(socket)
         if found is None:
             return

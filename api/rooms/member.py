@@ -9,7 +9,7 @@ from typing import Any
 from sfu import Participant
 
 from ..models import User
-from ..ws.connection import ClientSocket
+from .interfaces import RoomSocket
 
 
 @dataclass
@@ -17,7 +17,7 @@ class RoomMember:
     """A user who sent ``JOIN_ROOM`` and has not left; ``socket`` receives room events."""
 
     user: User
-    socket: ClientSocket
+    socket: RoomSocket
     participant: Participant
     joined_at: datetime
     audio: bool = True

@@ -9,14 +9,13 @@ from typing import Any
 
 from sfu import MediaConfig, Participant, ParticipantId, Producer, Router, RouterId, RouterListener
 
-from ..errors import Conflict
+from ..errors import Conflict, error_event
 from ..ids import UserId, new_id
 from ..models import AttendanceSession, ClassRecord, User
 from ..presence.tracker import PresenceTiming, PresenceTracker
-from ..recordings.live import LiveRecording
 from ..store import Store
 from ..timeutil import utcnow
-from ..ws.connection import ClientSocket
+from .interfaces import RoomRecording, RoomSocket
 from .member import RoomMember
 
 log = logging.getLogger(__name__)
@@ -57,16 +56,16 @@ class ClassRoom(RouterListener):
         self._on_change = on_change
         self.lock = asyncio.Lock()
         self.closed = False
-        self.recording: LiveRecording | None = None
+        self.recording: RoomRecording | None = None
         """Set by ``api.recordings.service`` while the room is being recorded."""
         self._leaving: set[asyncio.Task[None]] = set()
 
     # -- membership ---------------------------------------------------------
-    def member_of(self, socket: ClientSocket) -> RoomMember | None:
+    def member_of(self, socket: RoomSocket) -> RoomMember | None:
         member = self.members.get(socket.user.id)
         return member if member is not None and member.socket is socket else None
 
-    async def join(self, user: User, socket: ClientSocket) -> RoomMember:
+    async def join(self, user: User, socket: RoomSocket) -> RoomMember:
         """Add ``user`` (replacing an earlier membership of theirs) and announce them."""
         previous = self.members.get(user.id)
         if previous is not None:
@@ -164,7 +163,7 @@ class ClassRoom(RouterListener):
         if member is None or reason != "failed":
             return
         member.media_connected = False
-        member.socket.send("ERROR", {"message": MEDIA_FAILED})
+        member.socket.send("ERROR", error_event(MEDIA_FAILED))
         # Held until done: the loop keeps only a weak reference to a task.
         task = asyncio.get_running_loop().create_task(self.leave(member, reason="media failed"))
         self._leaving.add(task)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..config import Settings
 from .base import Store
-from .mongo_store import MongoStore
-from .sqlite_store import SqliteStore
+from .mongo import MongoStore
+from .sqlite import SqliteStore
 
 __all__ = ["MongoStore", "SqliteStore", "Store", "open_store"]
 

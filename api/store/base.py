@@ -16,15 +16,15 @@ from ..models import (
     ClassRecord,
     PresenceCounters,
     PresenceEvent,
+    Recording,
     Role,
     SessionSummary,
     User,
 )
-from ..recordings.model import Recording
 
 
 class Store(ABC):
-    """Accounts, classes, attendance sessions and marks, durably."""
+    """Accounts, classes, attendance sessions and marks, presence and recordings, durably."""
 
     @abstractmethod
     async def open(self) -> None:

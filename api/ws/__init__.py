@@ -1,1 +1,1 @@
-"""The class WebSocket: connections, the hub that fans events out, and event handlers."""
+"""The class WebSocket: the endpoint, connections, event routing and the event handlers."""

@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable
 from aiohttp import WSMsgType, web
 
 from ..auth.tokens import token_from_header
-from ..errors import WS_INVALID_FORMAT, WS_UNAUTHORIZED, Unauthorized
+from ..errors import WS_INVALID_FORMAT, WS_UNAUTHORIZED, Unauthorized, error_event
+from ..hub import SHUTDOWN_MESSAGE
 from ..services import SERVICES
 from .connection import ClientSocket
 from .events import EventRouter
-from .hub import SHUTDOWN_MESSAGE
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def websocket_handler(
         try:
             user = await services.authenticator.authenticate(token)
         except Unauthorized:
-            await ws.send_json({"event": "ERROR", "data": {"message": WS_UNAUTHORIZED}})
+            await ws.send_json({"event": "ERROR", "data": error_event(WS_UNAUTHORIZED)})
             await ws.close()
             return ws
         socket = ClientSocket(
@@ -50,7 +50,7 @@ def websocket_handler(
                 if message.type == WSMsgType.TEXT:
                     await router.dispatch(socket, message.data)
                 elif message.type == WSMsgType.BINARY:
-                    socket.send("ERROR", {"message": WS_INVALID_FORMAT})
+                    socket.send("ERROR", error_event(WS_INVALID_FORMAT))
                 elif message.type == WSMsgType.ERROR:
                     log.info("socket %s closed: %s", socket.id, ws.exception())
                     break

@@ -1,4 +1,9 @@
-"""Decoding client frames and routing each event to its handler; errors become ``ERROR``."""
+"""Decoding client frames and routing each event to its handler; errors become ``ERROR``.
+
+Every ``ERROR`` a handler's failure causes is ``{message, event}``: ``event`` names the
+client event it answers (``None`` if the frame was not even a JSON object with a string
+``event``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,20 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..errors import WS_INVALID_FORMAT, WS_UNKNOWN_EVENT, ApiError, InvalidRequest
+from aiohttp import web
+
+from sfu import SfuError
+
+from ..errors import (
+    INTERNAL_ERROR,
+    WS_INVALID_FORMAT,
+    WS_UNKNOWN_EVENT,
+    ApiError,
+    InternalError,
+    InvalidRequest,
+    error_event,
+)
+from ..media_errors import MediaOperation, media_error
 from .connection import ClientSocket
 
 log = logging.getLogger(__name__)
@@ -15,20 +33,25 @@ log = logging.getLogger(__name__)
 EventHandler = Callable[[ClientSocket, dict[str, Any]], Awaitable[None]]
 
 
-def decode_frame(raw: str) -> tuple[str, dict[str, Any]]:
-    """``{"event": NAME, "data": {...}}`` → ``(NAME, data)``; ``data`` may be omitted."""
+def decode_event(raw: str) -> tuple[str, Any]:
+    """``{"event": NAME, "data": ...}`` → ``(NAME, data)``; ``InvalidRequest`` unless the
+    frame is a JSON object with a string ``event``."""
     try:
         frame = json.loads(raw)
     except ValueError:
         raise InvalidRequest(WS_INVALID_FORMAT) from None
     if not isinstance(frame, dict) or not isinstance(frame.get("event"), str):
         raise InvalidRequest(WS_INVALID_FORMAT)
-    data = frame.get("data", {})
+    return frame["event"], frame.get("data")
+
+
+def event_data(data: Any) -> dict[str, Any]:
+    """An event's ``data``: an object, or ``{}`` when omitted or ``null``."""
     if data is None:
-        data = {}
+        return {}
     if not isinstance(data, dict):
         raise InvalidRequest(WS_INVALID_FORMAT)
-    return frame["event"], data
+    return data
 
 
 class EventRouter:
@@ -36,29 +59,47 @@ class EventRouter:
 
     def __init__(self, on_error: Callable[[Exception], None] = lambda error: None) -> None:
         self._handlers: dict[str, EventHandler] = {}
+        self._media: dict[str, MediaOperation] = {}
         self._on_error = on_error
         """Told of every error answered with ``ERROR`` (metrics)."""
 
-    def add(self, event: str, handler: EventHandler) -> None:
+    def add(
+        self, event: str, handler: EventHandler, *, media: MediaOperation | None = None
+    ) -> None:
+        """Route ``event`` to ``handler``; ``media`` names what it asks of the media plane,
+        so its ``sfu`` errors are told in those words (``api.media_errors``)."""
         if event in self._handlers:
             raise ValueError(f"event {event} already has a handler")
         self._handlers[event] = handler
+        if media is not None:
+            self._media[event] = media
 
     @property
     def events(self) -> list[str]:
         return sorted(self._handlers)
 
     async def dispatch(self, socket: ClientSocket, raw: str) -> None:
+        event: str | None = None
         try:
-            event, data = decode_frame(raw)
+            event, raw_data = decode_event(raw)
+            data = event_data(raw_data)
             handler = self._handlers.get(event)
             if handler is None:
                 raise InvalidRequest(WS_UNKNOWN_EVENT)
             await handler(socket, data)
         except ApiError as error:
-            self._on_error(error)
-            socket.send("ERROR", {"message": error.message})
-        except Exception as error:
+            self._answer(socket, event, error)
+        except SfuError as error:
+            media = self._media.get(event) if event is not None else None
+            self._answer(socket, event, media_error(error, media))
+        except Exception:
             log.exception("event handler failed for socket %s", socket.id)
-            self._on_error(error)
-            socket.send("ERROR", {"message": "Internal server error"})
+            self._answer(socket, event, InternalError(INTERNAL_ERROR))
+
+    def _answer(self, socket: ClientSocket, event: str | None, error: ApiError) -> None:
+        self._on_error(error)
+        socket.send("ERROR", error_event(error.message, event))
+
+
+EVENTS = web.AppKey("events", EventRouter)
+"""The application's event router (its handlers are added when the services start)."""

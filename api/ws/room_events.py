@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sfu import SfuError
-
 from .. import access
 from ..errors import InvalidRequest
+from ..media_errors import ICE_CANDIDATE, PUBLISH_OFFER, SUBSCRIBE_ANSWER
 from ..rooms.manager import RoomManager
 from ..rooms.member import RoomMember
 from ..rooms.room import ClassRoom
@@ -35,10 +34,6 @@ def _description(data: dict[str, Any], field: str, kind: str) -> str:
         raise InvalidRequest(BAD_DESCRIPTION.format(field=field, kind=kind))
     sdp: str = value["sdp"]
     return sdp
-
-
-def _sfu_failure(error: SfuError) -> InvalidRequest:
-    return InvalidRequest(f"{type(error).__name__}: {error}")
 
 
 def add_room_events(router: EventRouter, services: Services, rooms: RoomManager) -> None:
@@ -69,10 +64,7 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
                 else "Invalid payload: the server makes the subscribe offers"
             )
         offer = _description(data, "offer", "offer")
-        try:
-            answer = await member.participant.publish(offer)
-        except SfuError as error:
-            raise _sfu_failure(error) from None
+        answer = await member.participant.publish(offer)
         socket.send("WEBRTC_ANSWER", {"pc": "publish", "answer": {"type": "answer", "sdp": answer}})
 
     async def webrtc_answer(socket: ClientSocket, data: dict[str, Any]) -> None:
@@ -84,10 +76,7 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
                 else "Invalid payload: the server answers publish offers"
             )
         answer = _description(data, "answer", "answer")
-        try:
-            await member.participant.subscribe_answer(answer)
-        except SfuError as error:
-            raise _sfu_failure(error) from None
+        await member.participant.subscribe_answer(answer)
 
     async def webrtc_ice_candidate(socket: ClientSocket, data: dict[str, Any]) -> None:
         _, member = joined(socket)
@@ -99,10 +88,7 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
             not isinstance(candidate, dict) or not isinstance(candidate.get("candidate"), str)
         ):
             raise InvalidRequest(BAD_CANDIDATE)
-        try:
-            await member.participant.add_ice_candidate(pc, candidate)
-        except SfuError as error:
-            raise _sfu_failure(error) from None
+        await member.participant.add_ice_candidate(pc, candidate)
 
     async def media_state(socket: ClientSocket, data: dict[str, Any]) -> None:
         room, member = joined(socket)
@@ -122,7 +108,8 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
     router.add("JOIN_ROOM", join_room)
     router.add("ROSTER", roster)
     router.add("LEAVE_ROOM", leave_room)
-    router.add("WEBRTC_OFFER", webrtc_offer)
-    router.add("WEBRTC_ANSWER", webrtc_answer)
-    router.add("WEBRTC_ICE_CANDIDATE", webrtc_ice_candidate)
+    # The media plane's errors (sfu.SfuError) are answered by the router, in these words.
+    router.add("WEBRTC_OFFER", webrtc_offer, media=PUBLISH_OFFER)
+    router.add("WEBRTC_ANSWER", webrtc_answer, media=SUBSCRIBE_ANSWER)
+    router.add("WEBRTC_ICE_CANDIDATE", webrtc_ice_candidate, media=ICE_CANDIDATE)
     router.add("MEDIA_STATE", media_state)

@@ -166,15 +166,22 @@ class LoadPeer:
             self.peer.media.close_counters()
 
     def collect_errors(self) -> None:
-        """Errors the server sent this peer after joining (e.g. media failure)."""
+        """Errors the server sent this peer after joining (e.g. media failure), each with
+        the event it answered (empty when it answered none)."""
         for message in self.peer.errors:
             self._registry.peer_errors.append({"user": self.user_id, "error": message})
         socket = self.peer.socket
         if socket is not None:
             for frame in socket.received:
                 if frame.get("event") == "ERROR":
-                    message = str((frame.get("data") or {}).get("message", ""))
-                    self._registry.peer_errors.append({"user": self.user_id, "error": message})
+                    data = frame.get("data") or {}
+                    self._registry.peer_errors.append(
+                        {
+                            "user": self.user_id,
+                            "error": str(data.get("message", "")),
+                            "event": str(data.get("event") or ""),
+                        }
+                    )
 
     async def close(self) -> None:
         self._retire_media()

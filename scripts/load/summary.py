@@ -293,5 +293,6 @@ def format_table(summary: dict[str, Any]) -> str:
     if len(joins["failures"]) > 10:
         lines.append(f"... and {len(joins['failures']) - 10} more failed joins (see JSON)")
     for error in summary["peer_errors"][:5]:
-        lines.append(f"peer error: {error['user']}: {error['error']}")
+        answered = f" (answering {error['event']})" if error.get("event") else ""
+        lines.append(f"peer error: {error['user']}: {error['error']}{answered}")
     return "\n".join(lines)

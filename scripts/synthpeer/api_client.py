@@ -17,12 +17,14 @@ import aiohttp
 
 
 class ApiFailure(Exception):
-    """A REST call answered ``{"success": false}``; ``status`` and ``error`` as sent."""
+    """A REST call answered ``{"success": false}`` (``status`` and ``error`` as sent), or a
+    WebSocket event was answered with ``ERROR`` (``status`` 0, ``event`` the event)."""
 
-    def __init__(self, status: int, error: str) -> None:
-        super().__init__(f"{status} {error}")
+    def __init__(self, status: int, error: str, event: str | None = None) -> None:
+        super().__init__(f"{status} {error}" if event is None else f"{event}: {error}")
         self.status = status
         self.error = error
+        self.event = event
 
 
 @dataclass(frozen=True)
@@ -174,30 +176,49 @@ class ClassSocket:
         where: Callable[[dict[str, Any]], bool] | None = None,
     ) -> dict[str, Any]:
         """Remove and return the first received ``data`` of ``event`` (matching ``where``)."""
-        return (await self._take({event}, timeout, where))[1]
+        return (
+            await self._take(
+                lambda name, data: name == event and (where is None or where(data)),
+                timeout,
+                event,
+            )
+        )[1]
+
+    async def error_for(self, event: str, *, timeout: float = 10.0) -> dict[str, Any]:
+        """Remove and return the first ``ERROR`` that answers ``event`` (``{message, event}``)."""
+        return await self.next("ERROR", timeout=timeout, where=lambda e: e.get("event") == event)
 
     async def request(
         self, event: str, data: dict[str, Any] | None, reply: str, *, timeout: float = 10.0
     ) -> dict[str, Any]:
-        """Send ``event`` and wait for ``reply`` or an ``ERROR`` (raised as ``ApiFailure``)."""
+        """Send ``event`` and wait for ``reply``, or for the ``ERROR`` that answers ``event``
+        (raised as ``ApiFailure``); errors answering other events stay in ``received``."""
         await self.send(event, data)
-        name, result = await self._take({reply, "ERROR"}, timeout, None)
+        name, result = await self._take(
+            lambda name, data: name == reply or (name == "ERROR" and data.get("event") == event),
+            timeout,
+            f"{reply} or ERROR for {event}",
+        )
         if name == "ERROR":
-            raise ApiFailure(0, str(result.get("message", "")))
+            raise ApiFailure(0, str(result.get("message", "")), event)
         return result
 
     async def _take(
-        self, events: set[str], timeout: float, where: Callable[[dict[str, Any]], bool] | None
+        self,
+        wanted: Callable[[str, dict[str, Any]], bool],
+        timeout: float,
+        what: str,
     ) -> tuple[str, dict[str, Any]]:
         async with asyncio.timeout(timeout):
             while True:
                 for index, frame in enumerate(self.received):
                     name = frame.get("event")
-                    if name in events and (where is None or where(frame["data"])):
+                    data = frame.get("data") or {}
+                    if isinstance(name, str) and wanted(name, data):
                         del self.received[index]
-                        return str(name), frame["data"]
+                        return name, data
                 if self._reader.done():
-                    raise ConnectionError(f"socket closed before {sorted(events)} arrived")
+                    raise ConnectionError(f"socket closed before {what} arrived")
                 self._arrived.clear()
                 await self._arrived.wait()
 

@@ -23,8 +23,19 @@ log = logging.getLogger(__name__)
 MediaFactory = Callable[[MediaConfig], MediaClient]
 
 
+MEDIA_EVENTS = frozenset({"WEBRTC_OFFER", "WEBRTC_ANSWER", "WEBRTC_ICE_CANDIDATE"})
+"""The events whose ``ERROR`` means this peer's media negotiation failed."""
+
+
 class MediaFailed(Exception):
     """The media connection did not come up; the message says why, for a person."""
+
+
+def is_media_error(error: dict[str, Any]) -> bool:
+    """An ``ERROR``'s data is about this peer's media: it answers a WebRTC event, or it
+    answers none (the room's own report, e.g. "Media connection failed; ...")."""
+    event = error.get("event")
+    return event is None or event in MEDIA_EVENTS
 
 
 def ice_servers_from(wire: list[dict[str, Any]]) -> tuple[IceServer, ...]:
@@ -115,9 +126,27 @@ class SyntheticPeer:
             await socket.send(
                 "WEBRTC_OFFER", {"pc": "publish", "offer": {"type": "offer", "sdp": offer}}
             )
-            async with asyncio.timeout(timeout):
-                await self._publish_answered.wait()
+            await self._wait_publish_answer(socket, timeout)
         return self.room
+
+    async def _wait_publish_answer(self, socket: ClassSocket, timeout: float) -> None:
+        """Until the publish answer arrives; `MediaFailed` if the offer is answered with
+        ``ERROR`` instead."""
+        answered = asyncio.ensure_future(self._publish_answered.wait())
+        refused = asyncio.ensure_future(socket.error_for("WEBRTC_OFFER", timeout=timeout))
+        try:
+            done, _ = await asyncio.wait(
+                (answered, refused), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in (answered, refused):
+                task.cancel()
+            await asyncio.gather(answered, refused, return_exceptions=True)
+        if answered in done:
+            return
+        if refused in done and refused.exception() is None:
+            raise MediaFailed(str(refused.result().get("message", "")))
+        raise TimeoutError(f"no publish answer within {timeout:g} s")
 
     async def _run_signals(self) -> None:
         while True:
@@ -144,8 +173,9 @@ class SyntheticPeer:
     async def wait_connected(self, timeout: float = 10.0) -> None:
         """Wait until the media connections are up (publish, and subscribe once offered).
 
-        Raises `MediaFailed` with a readable reason when the server reports an ``ERROR``
-        (e.g. "Media connection failed; ..."), a connection fails, or `timeout` passes.
+        Raises `MediaFailed` with a readable reason when the server reports a media
+        ``ERROR`` (one answering a WebRTC event, or the room's own, e.g. "Media connection
+        failed; ..."), a connection fails, or `timeout` passes.
         """
         deadline = time.monotonic() + timeout
         while True:
@@ -153,7 +183,7 @@ class SyntheticPeer:
             errors = [
                 f["data"].get("message", "")
                 for f in (socket.received if socket else [])
-                if f.get("event") == "ERROR"
+                if f.get("event") == "ERROR" and is_media_error(f.get("data") or {})
             ]
             if errors:
                 raise MediaFailed(str(errors[0]))

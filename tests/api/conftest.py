@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestServer
 from api.app import create_app
 from api.config import Settings
 from api.services import SERVICES, Services
+from scripts.support.nx27017 import Nx27017Server
 from scripts.synthpeer.api_client import Account, ClassroomApi
-from tests.nx27017_server import Nx27017Server
 
 _emails = itertools.count(1)
 

@@ -16,7 +16,7 @@ from api.errors import (
     WS_TEACHER_EVENT_ONLY,
 )
 from api.ids import new_id
-from api.recordings.model import ComposeJob, Recording, RecordingFile
+from api.models import ComposeJob, Recording, RecordingFile
 from api.recordings.service import NOT_RECORDING, NOT_SHARED, ROOM_NOT_OPEN
 from api.timeutil import utcnow
 from scripts.synthpeer.api_client import ApiFailure

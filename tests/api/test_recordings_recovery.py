@@ -12,7 +12,7 @@ from pathlib import Path
 
 from api.config import Settings
 from api.ids import new_id
-from api.recordings.model import Recording
+from api.models import Recording
 from api.recordings.recovery import INTERRUPTED
 from api.timeutil import utcnow
 

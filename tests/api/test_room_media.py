@@ -266,7 +266,10 @@ async def test_signalling_errors_are_clear_and_leave_the_room_working(
 
     assert student.socket is not None
     bad_offers: list[tuple[dict[str, object], str]] = [
-        ({"pc": "publish", "offer": {"type": "offer", "sdp": "garbage"}}, "InvalidSdp"),
+        (
+            {"pc": "publish", "offer": {"type": "offer", "sdp": "garbage"}},
+            "WEBRTC_OFFER: Invalid SDP: publish offer could not be applied$",
+        ),
         ({"pc": "publish", "offer": {"type": "answer", "sdp": "x"}}, "offer must be"),
         ({"pc": "publish"}, "offer must be"),
         ({"pc": "sideways", "offer": {"type": "offer", "sdp": "x"}}, "pc must be"),
@@ -276,7 +279,10 @@ async def test_signalling_errors_are_clear_and_leave_the_room_working(
         with pytest.raises(ApiFailure, match=expected):
             await student.socket.request("WEBRTC_OFFER", data, "NEVER")
     bad_candidates: list[tuple[dict[str, object], str]] = [
-        ({"pc": "publish", "candidate": {"candidate": "bogus"}}, "Invalid"),
+        (
+            {"pc": "publish", "candidate": {"candidate": "bogus"}},
+            "WEBRTC_ICE_CANDIDATE: Invalid ICE candidate: ",
+        ),
         ({"pc": "publish", "candidate": 5}, "candidate must be"),
     ]
     for data, expected in bad_candidates:
@@ -284,7 +290,10 @@ async def test_signalling_errors_are_clear_and_leave_the_room_working(
             await student.socket.request("WEBRTC_ICE_CANDIDATE", data, "NEVER")
     with pytest.raises(ApiFailure, match="audio and video must be booleans"):
         await student.socket.request("MEDIA_STATE", {"audio": "yes"}, "NEVER")
-    with pytest.raises(ApiFailure, match="Invalid"):
+    # Its subscribe offer was answered already: another answer is out of turn (409-style).
+    with pytest.raises(
+        ApiFailure, match="WEBRTC_ANSWER: Unexpected subscribe answer: no subscribe offer"
+    ):
         await student.socket.request(
             "WEBRTC_ANSWER",
             {"pc": "subscribe", "answer": {"type": "answer", "sdp": "nonsense"}},

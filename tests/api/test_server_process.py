@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts.support.nx27017 import Nx27017Server
 from scripts.synthpeer.api_client import ClassroomApi
-from tests.nx27017_server import Nx27017Server
 from tests.server_process import ServerProcess
 
 

@@ -17,7 +17,7 @@ async def test_a_bad_token_gets_an_error_then_the_socket_closes(server: RunningS
     for token in ("", "nonsense"):
         ws = await server.api.open_socket(token)
         error = await ws.next("ERROR")
-        assert error == {"message": "Unauthorized or invalid token"}
+        assert error == {"message": "Unauthorized or invalid token", "event": None}
         await asyncio.wait_for(ws._reader, 5)
         assert ws.closed
 

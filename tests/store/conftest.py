@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from api.store import MongoStore, SqliteStore, Store
-from tests.nx27017_server import Nx27017Server
+from scripts.support.nx27017 import Nx27017Server
 
 NO_MONGODB = "MONGODB_URI not set: no real MongoDB to test against"
 MONGO_KINDS = ["nx27017", "mongodb"]

@@ -18,7 +18,7 @@ from api.errors import SESSION_ALREADY_ACTIVE, Conflict
 from api.ids import new_id
 from api.models import ClassRecord, SessionSummary
 from api.store import Store
-from api.store.mongo_store import STALE_POINTER_AFTER
+from api.store.mongo import STALE_POINTER_AFTER
 from api.timeutil import utcnow
 from tests.store.conftest import Backend, mongo_client
 

@@ -2,7 +2,8 @@
 MongoStore's documents never depend on those differences.
 
 Each gap test asserts nx-27017's *actual* behaviour and says what MongoDB does instead. If
-one starts failing, nx-27017 changed: re-check the gap, then update DESIGN.md §4 and this file.
+one starts failing, nx-27017 changed: re-check the gap, then update the "Storage" section of
+docs/architecture.md and this file.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ast
 import inspect
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +22,8 @@ from pymongo.errors import DuplicateKeyError, WriteError
 
 from api.ids import new_id
 from api.models import AttendanceMark, AttendanceStatus, SessionSummary
-from api.store import MongoStore, mongo_store
-from tests.nx27017_server import Nx27017Server
+from api.store import MongoStore
+from scripts.support.nx27017 import Nx27017Server
 from tests.store.conftest import mongo_client
 
 Db = AsyncDatabase[dict[str, Any]]
@@ -33,7 +35,7 @@ async def test_the_server_under_test_really_is_nx27017(nx_db: Db) -> None:
     assert info["process"] == "nx_27017"
 
 
-# -- gaps listed in DESIGN.md §4 -------------------------------------------------------
+# -- gaps listed in docs/architecture.md, "Storage" -----------------------------------
 
 
 async def test_positional_inc_writes_a_literal_dollar_field_instead_of_the_element(
@@ -221,24 +223,35 @@ _FORBIDDEN_OPERATORS = {
 }
 
 
+def _mongo_backend_sources() -> list[Path]:
+    """Every module of the MongoDB backend (``api/store/mongo/``)."""
+    return sorted(Path(inspect.getfile(MongoStore)).parent.glob("*.py"))
+
+
 def _code_strings_and_keywords() -> tuple[set[str], set[str]]:
-    """String literals (docstrings excluded) and keyword-argument names in mongo_store.py."""
-    tree = ast.parse(inspect.getsource(mongo_store))
-    docstrings = {
-        id(node.body[0].value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
-        and node.body
-        and isinstance(node.body[0], ast.Expr)
-        and isinstance(node.body[0].value, ast.Constant)
-    }
-    strings = {
-        node.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str)
-        if id(node) not in docstrings
-    }
-    keywords = {node.arg for node in ast.walk(tree) if isinstance(node, ast.keyword) and node.arg}
+    """String literals (docstrings excluded) and keyword-argument names in every module of
+    the MongoDB backend."""
+    strings: set[str] = set()
+    keywords: set[str] = set()
+    for path in _mongo_backend_sources():
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        strings |= {
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            if id(node) not in docstrings
+        }
+        keywords |= {
+            node.arg for node in ast.walk(tree) if isinstance(node, ast.keyword) and node.arg
+        }
     return strings, keywords
 
 

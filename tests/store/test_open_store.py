@@ -7,7 +7,7 @@ from pathlib import Path
 
 from api.config import Settings
 from api.store import SQLITE_FILE_NAME, MongoStore, SqliteStore, open_store
-from tests.nx27017_server import Nx27017Server
+from scripts.support.nx27017 import Nx27017Server
 
 
 async def test_without_a_mongodb_uri_it_opens_sqlite_in_a_new_data_dir(tmp_path: Path) -> None:

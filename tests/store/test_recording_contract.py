@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from api.ids import new_id
-from api.recordings.model import ComposeJob, Recording, RecordingFile
+from api.models import ComposeJob, Recording, RecordingFile
 from api.store import Store
 from tests.store.test_store_contract import T0, malformed_ids
 

@@ -26,7 +26,7 @@ from api.models import (
     SessionSummary,
 )
 from api.store import SqliteStore
-from api.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew
+from api.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew
 
 REPO = Path(__file__).resolve().parents[2]
 ACKNOWLEDGED_BEFORE_KILL = 300

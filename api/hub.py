@@ -1,14 +1,34 @@
-"""Every open class socket, indexed by user, and the fan-out of class broadcasts."""
+"""Every open class socket, indexed by user, and the fan-out of class broadcasts.
+
+The hub knows sockets only through :class:`HubSocket` (``api.ws.connection.HubSocket``
+is one), so the services that broadcast need nothing from ``api.ws``.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, Protocol
 
-from ..models import ClassRecord
-from .connection import ClientSocket
+from .models import ClassRecord, User
 
 SHUTDOWN_MESSAGE = b"server shutting down"
+
+
+class HubSocket(Protocol):
+    """An open, authenticated class socket as the hub sees it."""
+
+    @property
+    def user(self) -> User: ...
+
+    @property
+    def fixed_class_id(self) -> str | None:
+        """The ``classId`` the socket was opened with, if any."""
+
+    def send(self, event: str, data: dict[str, Any]) -> None:
+        """Queue one event; never blocks."""
+
+    async def flush_and_close(self, code: int = 1000, message: bytes = b"") -> None:
+        """Deliver what is queued, then close."""
 
 
 class SocketHub:
@@ -19,7 +39,7 @@ class SocketHub:
     """
 
     def __init__(self) -> None:
-        self._by_user: dict[str, set[ClientSocket]] = defaultdict(set)
+        self._by_user: dict[str, set[HubSocket]] = defaultdict(set)
         self.shutting_down = False
         """Set once the server stops: sockets that finish connecting after it close at once."""
 
@@ -29,10 +49,10 @@ class SocketHub:
         for socket in self.all():
             await socket.flush_and_close(code=1001, message=SHUTDOWN_MESSAGE)
 
-    def add(self, socket: ClientSocket) -> None:
+    def add(self, socket: HubSocket) -> None:
         self._by_user[socket.user.id].add(socket)
 
-    def remove(self, socket: ClientSocket) -> None:
+    def remove(self, socket: HubSocket) -> None:
         sockets = self._by_user.get(socket.user.id)
         if sockets is not None:
             sockets.discard(socket)
@@ -42,10 +62,10 @@ class SocketHub:
     def __len__(self) -> int:
         return sum(len(sockets) for sockets in self._by_user.values())
 
-    def all(self) -> list[ClientSocket]:
+    def all(self) -> list[HubSocket]:
         return [socket for sockets in self._by_user.values() for socket in sockets]
 
-    def sockets_of_class(self, cls: ClassRecord) -> list[ClientSocket]:
+    def sockets_of_class(self, cls: ClassRecord) -> list[HubSocket]:
         members = (cls.teacher_id, *cls.student_ids)
         return [
             socket

@@ -1,4 +1,7 @@
-"""Start and stop a real nx-27017 server (a MongoDB wire-protocol server on SQLite) for tests.
+"""Start and stop a real nx-27017 server (a MongoDB wire-protocol server on SQLite).
+
+Used by the tests (tests/conftest.py) and the store benchmark (scripts/bench_store.py); it lives
+here, not under tests/, so an installed ``scripts`` package can import it.
 
 Each server gets a free loopback port, its own data directory, pid file and log file under
 a directory the caller owns, and is stopped by its PID. Reusable from any test package::

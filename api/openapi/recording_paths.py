@@ -1,12 +1,11 @@
-"""The OpenAPI description of ``/class/:id/recordings`` (merged into ``api.openapi``)."""
+"""``/class/{id}/recordings/*``: starting, stopping, listing, downloading and deleting."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .. import errors
-from ..openapi import _CLASS_ID, _failures, _op, _success
-from .service import (
+from ..recordings.service import (
     FILE_NOT_FOUND,
     NOT_COMPOSED,
     NOT_RECORDING,
@@ -17,14 +16,11 @@ from .service import (
     STILL_RECORDING,
     STORAGE_FULL,
 )
+from .schema import AUTH, CLASS_ID, NO_CLASS, OWNER, TEACHER, failures, op, success
 
-_AUTH = (401, errors.UNAUTHORIZED)
-_TEACHER = (403, errors.TEACHER_ONLY)
-_OWNER = (403, errors.NOT_CLASS_TEACHER)
-_NO_CLASS = (404, errors.CLASS_NOT_FOUND)
 _NO_RECORDING = (404, RECORDING_NOT_FOUND)
-_READERS = (_AUTH, _OWNER, (403, errors.NOT_ENROLLED), (403, NOT_SHARED), _NO_CLASS)
-_RID = [*_CLASS_ID, {"name": "rid", "in": "path", "required": True, "schema": {"type": "string"}}]
+_READERS = (AUTH, OWNER, (403, errors.NOT_ENROLLED), (403, NOT_SHARED), NO_CLASS)
+_RID = [*CLASS_ID, {"name": "rid", "in": "path", "required": True, "schema": {"type": "string"}}]
 _TOKEN = {
     "name": "token",
     "in": "query",
@@ -80,68 +76,68 @@ def recording_paths() -> dict[str, Any]:
     """Every recording route with its exact error strings."""
     return {
         "/class/{id}/recordings/start": {
-            "post": _op(
+            "post": op(
                 "Record the class's live room (owning teacher); the room hears RECORDING",
                 {
-                    **_success("201", RECORDING, "The new recording"),
-                    **_failures(
-                        _AUTH,
-                        _TEACHER,
-                        _OWNER,
-                        _NO_CLASS,
+                    **success("201", RECORDING, "The new recording"),
+                    **failures(
+                        AUTH,
+                        TEACHER,
+                        OWNER,
+                        NO_CLASS,
                         (409, errors.NO_ACTIVE_SESSION),
                         (409, ROOM_NOT_OPEN),
                         (409, RECORDING_ACTIVE),
                         (507, STORAGE_FULL),
                     ),
                 },
-                params=_CLASS_ID,
+                params=CLASS_ID,
             )
         },
         "/class/{id}/recordings/stop": {
-            "post": _op(
+            "post": op(
                 "Stop the recording (owning teacher); the compose job starts",
                 {
-                    **_success("200", RECORDING, "The stopped recording"),
-                    **_failures(_AUTH, _TEACHER, _OWNER, _NO_CLASS, (409, NOT_RECORDING)),
+                    **success("200", RECORDING, "The stopped recording"),
+                    **failures(AUTH, TEACHER, OWNER, NO_CLASS, (409, NOT_RECORDING)),
                 },
-                params=_CLASS_ID,
+                params=CLASS_ID,
             )
         },
         "/class/{id}/recordings": {
-            "get": _op(
+            "get": op(
                 "The class's recordings, newest first (owner; students if the class allows)",
                 {
-                    **_success("200", {"type": "array", "items": RECORDING}, "Recordings"),
-                    **_failures(*_READERS),
+                    **success("200", {"type": "array", "items": RECORDING}, "Recordings"),
+                    **failures(*_READERS),
                 },
-                params=_CLASS_ID,
+                params=CLASS_ID,
             )
         },
         "/class/{id}/recordings/{rid}": {
-            "get": _op(
+            "get": op(
                 "One recording with its files and compose job status",
                 {
-                    **_success("200", RECORDING, "The recording"),
-                    **_failures(*_READERS, _NO_RECORDING),
+                    **success("200", RECORDING, "The recording"),
+                    **failures(*_READERS, _NO_RECORDING),
                 },
                 params=_RID,
             ),
-            "delete": _op(
+            "delete": op(
                 "Delete the recording's files and metadata (owning teacher)",
                 {
-                    **_success("200", {"type": "object"}, "{recordingId, deleted: true}"),
-                    **_failures(
-                        _AUTH, _TEACHER, _OWNER, _NO_CLASS, _NO_RECORDING, (409, STILL_RECORDING)
+                    **success("200", {"type": "object"}, "{recordingId, deleted: true}"),
+                    **failures(
+                        AUTH, TEACHER, OWNER, NO_CLASS, _NO_RECORDING, (409, STILL_RECORDING)
                     ),
                 },
                 params=_RID,
             ),
         },
         "/class/{id}/recordings/{rid}/files/{name}": {
-            "get": _op(
+            "get": op(
                 "Download one participant's track segment (Matroska), with Range support",
-                {**_MEDIA, **_failures(*_READERS, _NO_RECORDING, (404, FILE_NOT_FOUND))},
+                {**_MEDIA, **failures(*_READERS, _NO_RECORDING, (404, FILE_NOT_FOUND))},
                 params=[
                     *_RID,
                     {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
@@ -150,9 +146,9 @@ def recording_paths() -> dict[str, Any]:
             )
         },
         "/class/{id}/recordings/{rid}/composed": {
-            "get": _op(
+            "get": op(
                 "Download the composed grid video (WebM), with Range support",
-                {**_MEDIA, **_failures(*_READERS, _NO_RECORDING, (409, NOT_COMPOSED))},
+                {**_MEDIA, **failures(*_READERS, _NO_RECORDING, (409, NOT_COMPOSED))},
                 params=[*_RID, _TOKEN],
             )
         },

@@ -1,0 +1,56 @@
+"""``/auth/*``: accounts and tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import errors
+from .schema import AUTH, SCHEMA, USER, body, failures, op, success
+
+
+def auth_paths() -> dict[str, Any]:
+    return {
+        "/auth/signup": {
+            "post": op(
+                "Create an account",
+                {
+                    **success("201", USER, "The new account (no password field)"),
+                    **failures(SCHEMA, (400, errors.EMAIL_EXISTS)),
+                },
+                body=body(
+                    ["name", "email", "password", "role"],
+                    {
+                        "name": {"type": "string"},
+                        "email": {"type": "string", "format": "email"},
+                        "password": {"type": "string", "minLength": 6},
+                        "role": {"enum": ["teacher", "student"]},
+                    },
+                ),
+                secured=False,
+            )
+        },
+        "/auth/login": {
+            "post": op(
+                "Log in for an RS256 token",
+                {
+                    **success(
+                        "200",
+                        {"type": "object", "properties": {"token": {"type": "string"}}},
+                        "A bearer token",
+                    ),
+                    **failures(SCHEMA, (400, errors.BAD_LOGIN)),
+                },
+                body=body(
+                    ["email", "password"],
+                    {"email": {"type": "string"}, "password": {"type": "string"}},
+                ),
+                secured=False,
+            )
+        },
+        "/auth/me": {
+            "get": op(
+                "The current user",
+                {**success("200", USER, "The current user"), **failures(AUTH)},
+            )
+        },
+    }

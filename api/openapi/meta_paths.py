@@ -1,0 +1,96 @@
+"""Public documents and the operator surface: keys, this document, health, ICE servers,
+metrics and the WebSocket upgrade."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import errors
+from .schema import AUTH, failures, op, success
+
+_ICE_SERVER = {
+    "type": "object",
+    "required": ["urls"],
+    "properties": {
+        "urls": {"type": "array", "items": {"type": "string"}},
+        "username": {"type": "string", "description": "<expiry-unix>:<userId>"},
+        "credential": {"type": "string", "description": "base64(HMAC-SHA1(secret, username))"},
+    },
+}
+
+
+def meta_paths() -> dict[str, Any]:
+    return {
+        "/.well-known/jwks.json": {
+            "get": op(
+                "Public keys of local tokens", {"200": {"description": "JWKS"}}, secured=False
+            )
+        },
+        "/openapi.json": {
+            "get": op("This document", {"200": {"description": "OpenAPI"}}, secured=False)
+        },
+        "/health": {"get": op("Liveness", {"200": {"description": "ok"}}, secured=False)},
+        "/ice-servers": {
+            "get": op(
+                "STUN/TURN servers for RTCPeerConnection, with a fresh TURN credential of mine",
+                {
+                    **success(
+                        "200",
+                        {
+                            "type": "object",
+                            "required": ["iceServers", "ttl"],
+                            "properties": {
+                                "iceServers": {"type": "array", "items": _ICE_SERVER},
+                                "ttl": {"type": ["integer", "null"]},
+                            },
+                        },
+                        "ttl: seconds the TURN credential can start allocations (null: no TURN)",
+                    ),
+                    **failures(AUTH),
+                },
+            )
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Server metrics in Prometheus text format (operators)",
+                "description": (
+                    "With METRICS_TOKEN set, send Authorization: Bearer <METRICS_TOKEN>; "
+                    "without it, only loopback clients may scrape. 404 when METRICS_ENABLED "
+                    "is false."
+                ),
+                "security": [{"metricsToken": []}, {}],
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition (OpenMetrics if accepted)",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **failures(
+                        (401, errors.METRICS_UNAUTHORIZED),
+                        (403, errors.METRICS_LOOPBACK_ONLY),
+                        (404, "Not found"),
+                    ),
+                },
+            }
+        },
+        "/ws": {
+            "get": op(
+                "The class WebSocket (token in ?token=, optional ?classId=)",
+                {"101": {"description": "Switching protocols"}},
+                params=[
+                    {
+                        "name": "token",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "classId",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                secured=False,
+            )
+        },
+    }

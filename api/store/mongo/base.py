@@ -1,0 +1,125 @@
+"""The client, the collections and their indexes."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from datetime import UTC
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+
+from ..base import Store
+from .documents import Doc
+
+OLDEST_FIRST = [("createdAt", ASCENDING), ("_id", ASCENDING)]
+
+_INDEXES: dict[str, list[IndexModel]] = {
+    "users": [
+        IndexModel([("email", ASCENDING)], unique=True, name="email_unique"),
+        IndexModel([("role", ASCENDING), ("createdAt", ASCENDING)], name="role_created"),
+        IndexModel([("externalId", ASCENDING)], name="external_id"),
+    ],
+    "classes": [
+        IndexModel([("teacherId", ASCENDING), ("createdAt", ASCENDING)], name="teacher_created"),
+        IndexModel([("studentIds", ASCENDING)], name="student_ids"),
+    ],
+    "sessions": [
+        IndexModel([("classId", ASCENDING), ("startedAt", DESCENDING)], name="class_started"),
+    ],
+    "marks": [
+        IndexModel(
+            [("sessionId", ASCENDING), ("studentId", ASCENDING)],
+            unique=True,
+            name="session_student_unique",
+        ),
+        IndexModel([("classId", ASCENDING), ("studentId", ASCENDING)], name="class_student"),
+    ],
+    "presence_events": [
+        IndexModel(
+            [("sessionId", ASCENDING), ("seq", ASCENDING)], unique=True, name="session_seq_unique"
+        ),
+    ],
+    "recordings": [
+        IndexModel([("classId", ASCENDING), ("startedAt", DESCENDING)], name="by_class"),
+    ],
+    "presence_counters": [
+        IndexModel(
+            [("sessionId", ASCENDING), ("userId", ASCENDING)],
+            unique=True,
+            name="session_user_unique",
+        ),
+    ],
+}
+
+
+class MongoBase(Store):
+    """Owns the client; every resource's methods reach their collections through it."""
+
+    def __init__(self, uri: str, db_name: str) -> None:
+        self._uri = uri
+        self._db_name = db_name
+        self._client: AsyncMongoClient[Doc] | None = None
+        # One lock per session with appends in flight, so that concurrent appends draw their
+        # sequence numbers in call order; a lock goes away with its last user.
+        self._append_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        client: AsyncMongoClient[Doc] = AsyncMongoClient(self._uri, tz_aware=True, tzinfo=UTC)
+        try:
+            for name, indexes in _INDEXES.items():
+                await client[self._db_name][name].create_indexes(indexes)
+        except BaseException:
+            await client.close()
+            raise
+        self._client = client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    def _col(self, name: str) -> AsyncCollection[Doc]:
+        if self._client is None:
+            raise RuntimeError("MongoStore is not open")
+        return self._client[self._db_name][name]
+
+    @property
+    def _users(self) -> AsyncCollection[Doc]:
+        return self._col("users")
+
+    @property
+    def _classes(self) -> AsyncCollection[Doc]:
+        return self._col("classes")
+
+    @property
+    def _sessions(self) -> AsyncCollection[Doc]:
+        return self._col("sessions")
+
+    @property
+    def _active(self) -> AsyncCollection[Doc]:
+        return self._col("active_sessions")
+
+    @property
+    def _marks(self) -> AsyncCollection[Doc]:
+        return self._col("marks")
+
+    @property
+    def _presence_events(self) -> AsyncCollection[Doc]:
+        return self._col("presence_events")
+
+    @property
+    def _presence_seq(self) -> AsyncCollection[Doc]:
+        return self._col("presence_seq")
+
+    @property
+    def _presence_counters(self) -> AsyncCollection[Doc]:
+        return self._col("presence_counters")
+
+    @property
+    def _recordings(self) -> AsyncCollection[Doc]:
+        return self._col("recordings")

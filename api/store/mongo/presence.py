@@ -1,0 +1,75 @@
+"""Presence in MongoDB: insert-only ``presence_events`` and ``presence_counters``."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from ...models import PresenceCounters, PresenceEvent
+from ..records import (
+    presence_counters_fields,
+    presence_counters_from,
+    presence_event_fields,
+    presence_event_from,
+)
+from ..rules import stored_moment
+from .base import MongoBase
+from .documents import from_doc, to_doc
+
+
+class MongoPresence(MongoBase):
+    """Events ordered by a per-session ``seq`` drawn from ``presence_seq``; counters one
+    document per (session, user), replaced with ``upsert``."""
+
+    # -- presence -------------------------------------------------------------
+    async def append_presence_event(self, event: PresenceEvent) -> None:
+        doc = to_doc(presence_event_fields(replace(event, at=stored_moment(event.at))))
+        lock = self._append_locks.get(event.session_id)
+        if lock is None:
+            lock = self._append_locks[event.session_id] = asyncio.Lock()
+        async with lock:
+            # The sequence number comes from the server, so the order is exact even across
+            # processes and restarts, whatever the clocks and ObjectId counters do. A crash
+            # between the two writes leaves a gap in seq, which orders the same.
+            counter = await self._presence_seq.find_one_and_update(
+                {"_id": event.session_id},
+                {"$inc": {"last": 1}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+            if counter is None:  # an upsert returning AFTER always has a document
+                raise RuntimeError("presence sequence upsert returned nothing")
+            await self._presence_events.insert_one({**doc, "seq": counter["last"]})
+
+    async def list_presence_events(self, session_id: str) -> list[PresenceEvent]:
+        docs = await (
+            self._presence_events.find({"sessionId": session_id})
+            .sort([("seq", ASCENDING)])
+            .to_list()
+        )
+        return [presence_event_from(from_doc(doc)) for doc in docs]
+
+    async def put_presence_counters(self, counters: PresenceCounters) -> None:
+        # One replace_one upsert, no read first: this runs about once a second per participant.
+        key = {"sessionId": counters.session_id, "userId": counters.user_id}
+        doc = to_doc(
+            presence_counters_fields(
+                replace(counters, last_seen_at=stored_moment(counters.last_seen_at))
+            )
+        )
+        try:
+            await self._presence_counters.replace_one(key, doc, upsert=True)
+        except DuplicateKeyError:
+            # Two upserts of the same new document raced; it exists now, so replace it.
+            await self._presence_counters.replace_one(key, doc, upsert=True)
+
+    async def list_presence_counters(self, session_id: str) -> list[PresenceCounters]:
+        docs = await (
+            self._presence_counters.find({"sessionId": session_id})
+            .sort([("userId", ASCENDING)])
+            .to_list()
+        )
+        return [presence_counters_from(from_doc(doc)) for doc in docs]

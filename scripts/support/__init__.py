@@ -1,0 +1,1 @@
+"""Shared test infrastructure that both tests/ and scripts/ import."""
