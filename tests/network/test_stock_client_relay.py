@@ -2,7 +2,8 @@
 candidates join a class through a real coturn: with ``iceTransportPolicy`` relay a client
 sends its checks through its TURN allocation to the candidates the server's SDP lists,
 and coturn relays only to peers the client asked permission for, so without those
-candidates nothing would connect."""
+candidates nothing would connect. Also when the server has relayed candidates of its own
+(``SFU_USE_ICE_SERVERS``)."""
 
 from __future__ import annotations
 
@@ -17,17 +18,27 @@ import pytest
 from scripts.coturn_local import LocalCoturn
 from tests.network.conftest import SERVER, Network
 from tests.server_process import ServerProcess
+from tests.sfu.bundle_rules import bundle_problems
 from tests.stock_client import StockClient, StockRest, server_candidates
 
 pytestmark = pytest.mark.network
 FRAMES = 15
 
 
+@pytest.fixture(params=[False, True], ids=["server host", "server host and relay"])
+def server_relays(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
 @pytest.fixture
-async def rest(network: Network, coturn: LocalCoturn, tmp_path: Path) -> AsyncIterator[StockRest]:
+async def rest(
+    network: Network, coturn: LocalCoturn, server_relays: bool, tmp_path: Path
+) -> AsyncIterator[StockRest]:
     """``python -m api`` in the server namespace, its media on the veth address, handing
     out coturn's TURN credentials; and a REST client for it."""
     env = {"DATA_DIR": str(tmp_path / "data"), "ICE_ADDRESSES": SERVER, **coturn.config.env()}
+    if server_relays:
+        env["SFU_USE_ICE_SERVERS"] = "1"
     server = ServerProcess(env, tmp_path / "server.log")
     await server.start()
     try:
@@ -38,7 +49,7 @@ async def rest(network: Network, coturn: LocalCoturn, tmp_path: Path) -> AsyncIt
 
 
 async def test_relay_only_stock_aiortc_clients_connect_with_the_servers_candidates(
-    rest: StockRest,
+    rest: StockRest, server_relays: bool
 ) -> None:
     teacher_account = await rest.sign_up("Tess", "tess@relay.test", "teacher")
     student_account = await rest.sign_up("Sam", "sam@relay.test", "student")
@@ -68,12 +79,14 @@ async def test_relay_only_stock_aiortc_clients_connect_with_the_servers_candidat
         for client in clients:
             assert client.connected()
             assert client.errors == [] and client.failures == []
-            for connection in (client.publish, client.subscribe):
+            for connection, sdp_type in ((client.publish, "answer"), (client.subscribe, "offer")):
                 assert connection is not None
                 assert connection.local_candidate_types() == {"relay"}
+                assert bundle_problems(connection.server_sdp, sdp_type) == []
                 listed = server_candidates(connection.server_sdp)
-                assert listed == {(address, port, "host") for address, port, _ in listed}
-                assert {address for address, _, _ in listed} == {SERVER}
+                types = {"host", "relay"} if server_relays else {"host"}
+                assert {kind for _, _, kind in listed} == types
+                assert {address for address, _, _ in listed} == {SERVER}  # coturn's too
                 assert connection.remote_after_sdp == listed
     finally:
         for client in clients:

@@ -8,8 +8,8 @@ Written from the standards, not from `sfu.sdp`, so it judges what the server sen
   policy browsers use, ``a=rtcp-mux`` in each audio/video m-section.
 - RFC 8843: a BUNDLE group whose mids all exist, one address type, and the transport of
   the tagged m-section (the first mid) applied to all: it lists the candidates, and the
-  other bundled m-sections share its address and port. RFC 8839 section 4.2.1: the m=
-  and c= lines of that section carry one of its candidates (the default one).
+  other bundled m-sections share its address and port. RFC 8839: the m= and c= lines
+  of that section carry one of its candidates (the default one).
 - The server does not trickle: the tagged section's candidates end with
   ``a=end-of-candidates`` (RFC 8840), so a receiver need not wait for more.
 - Chromium refuses two ``a=fingerprint`` lines at one level.
