@@ -46,7 +46,6 @@ from sfu import (
 from sfu import Router as SfuRouter
 from sfu.config import SendPath
 from sfu.recorder import Recorder
-from sfu.sdp import expand_bundle
 
 CONFIG = MediaConfig(host_addresses=("127.0.0.1",), stats_interval=None)
 
@@ -149,7 +148,7 @@ class RelayRoom:
             if track.kind == "video":
                 self.source = track
 
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=expand_bundle(sdp), type="offer"))
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         answer = await set_local_description(pc, await pc.createAnswer(), CONFIG)
         self.waiting = [w for w in self.waiting if w != pid]
         asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._offer_waiting()))
@@ -167,9 +166,7 @@ class RelayRoom:
             self.channel.send({"op": "offer", "id": pid, "sdp": sdp, "streams": {}})
 
     async def subscribe_answer(self, pid: str, sdp: str) -> None:
-        await self.pcs[pid].setRemoteDescription(
-            RTCSessionDescription(sdp=expand_bundle(sdp), type="answer")
-        )
+        await self.pcs[pid].setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
 
     def stats(self) -> dict[str, Any]:
         return {}

@@ -67,8 +67,9 @@ async def set_local_description(
 
     aiortc gathers every candidate before `setLocalDescription` returns, so the SDP
     returned carries them all (with the announced address, if configured), in the
-    first bundled m-section, with the shared transport attributes at the session level
-    (`compact_bundle`: a room's subscribe SDP stays well under the WebSocket frame limit).
+    BUNDLE-tagged m-section and where stock aiortc reads them, with the shared transport
+    attributes at the session level (`compact_bundle`: a room's subscribe SDP stays well
+    under the WebSocket frame limit).
     """
     aiortc_adapter.configure_gathering(pc, config.host_addresses, config.port_range)
     await pc.setLocalDescription(description)

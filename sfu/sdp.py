@@ -34,13 +34,14 @@ def parse(sdp: str) -> aiortc_sdp.SessionDescription:
 
 def share_bundle_candidates(description: aiortc_sdp.SessionDescription) -> int:
     """Give the last bundled m-section the candidates of the first one; returns how many
-    sections were filled in (0 or 1).
+    sections were filled in (0 or 1). For SDP the server receives and applies.
 
     With ``max-bundle`` Chromium lists its candidates in the first m-section only, while
     aiortc 1.16's `setRemoteDescription` adds the candidates of the *last* section of a
-    bundle to the shared transport: without this, the SDP's candidates are lost and only
-    trickled ones count. The sections between need none (aiortc reads only the last
-    one's), and a section that lists candidates of its own is left alone.
+    bundle to the shared transport (the server's connections are ``max-bundle``):
+    without this, the SDP's candidates are lost and only trickled ones count. The
+    sections between need none (aiortc reads only the last one's), and a section that
+    lists candidates of its own is left alone.
     """
     bundle = next((g for g in description.group if g.semantic == "BUNDLE"), None)
     if bundle is None or len(bundle.items) < 2:
@@ -88,10 +89,11 @@ def compact_bundle(sdp: str) -> str:
     each m-section: about 600 bytes per track, which would put a large room's subscribe
     SDP over the WebSocket frame limit. When every m-section carries the same
     ``ice-ufrag``/``ice-pwd``/``ice-options``/``fingerprint``/``setup`` lines they move to
-    the session level (RFC 8839, 8122 and 4145 allow them there; one fingerprint, the
-    sha-256 one), and candidates stay in
-    the first bundled m-section only (what Chromium sends with max-bundle; receivers
-    of ours restore them with `share_bundle_candidates`). Anything else is returned as is.
+    the session level, which every m-section inherits (RFC 8839, 8122 and 4145 allow them
+    there; one fingerprint, the sha-256 one). Candidates can only be listed per
+    m-section; they are kept where receivers read them (`candidate_sections`) and
+    dropped from the sections between. Anything that is not one bundle on one transport
+    is returned as is.
     """
     lines = sdp.split("\r\n")
     starts = [i for i, line in enumerate(lines) if line.startswith("m=")]
@@ -109,20 +111,44 @@ def compact_bundle(sdp: str) -> str:
     transports = [[line for line in s if line.startswith(_TRANSPORT_PREFIXES)] for s in sections]
     if not transports[0] or any(t != transports[0] for t in transports[1:]):
         return sdp
+    mids = [next((line[6:] for line in s if line.startswith("a=mid:")), None) for s in sections]
+    if bundled[0] not in mids or any(mid not in bundled for mid in mids):
+        return sdp
     tail: list[str] = []
     if sections[-1] and sections[-1][-1] == "":
         tail = [sections[-1].pop()]
-    mids = [next((line[6:] for line in s if line.startswith("a=mid:")), None) for s in sections]
+    kinds = [s[0][2:].split(" ", 1)[0] for s in sections]
+    tag = mids.index(bundled[0])
+    candidates = [line for line in sections[tag] if line.startswith(_CANDIDATE_PREFIXES)]
+    readers = candidate_sections(kinds, tag)
     out = session + _one_fingerprint(transports[0])
-    for section, mid in zip(sections, mids, strict=True):
-        drop_candidates = mid is not None and mid in bundled[1:]
+    for index, section in enumerate(sections):
         for line in section:
             if line.startswith(_TRANSPORT_PREFIXES):
                 continue
-            if drop_candidates and line.startswith(_CANDIDATE_PREFIXES):
+            if index != tag and line.startswith(_CANDIDATE_PREFIXES):
                 continue
             out.append(line)
+        if index != tag and index in readers:
+            out.extend(candidates)
     return "\r\n".join(out + tail)
+
+
+def candidate_sections(kinds: Sequence[str], tag: int) -> set[int]:
+    """The m-sections of one bundle (their media kinds, in SDP order) that list its
+    candidates, `tag` being the index of the BUNDLE-tagged one (the first mid of
+    ``a=group:BUNDLE``).
+
+    - The tagged m-section: RFC 8843 applies its transport to the whole bundle; Chromium
+      and Firefox read the candidates there.
+    - The last m-section, and the last one of the tagged section's kind: stock aiortc
+      1.16's `setRemoteDescription` keeps, per transport it made, the candidates of the
+      last m-section it put on that transport, then keeps the tagged section's transport
+      only. With ``max-bundle`` every section is on that transport; with the default
+      ``balanced`` policy only those of the tagged section's kind are.
+    """
+    last_of_kind = max(i for i, kind in enumerate(kinds) if kind == kinds[tag])
+    return {tag, last_of_kind, len(kinds) - 1}
 
 
 def _one_fingerprint(transport: list[str]) -> list[str]:
@@ -132,12 +158,6 @@ def _one_fingerprint(transport: list[str]) -> list[str]:
     keep = next((f for f in fingerprints if f.startswith("a=fingerprint:sha-256 ")), None)
     keep = keep or (fingerprints[0] if fingerprints else None)
     return [line for line in transport if not line.startswith("a=fingerprint:") or line == keep]
-
-
-def expand_bundle(sdp: str) -> str:
-    """A remote SDP the way aiortc needs it: the last bundled m-section with the first
-    one's candidates (see `share_bundle_candidates`). Raises `InvalidSdp`."""
-    return _with_shared_candidates(sdp, parse(sdp))
 
 
 def check_transport(description: aiortc_sdp.SessionDescription, kind_of: str) -> None:

@@ -18,7 +18,7 @@ from scripts.synthpeer.media import EncodedClip, EncodedVideoTrack, SendLog, Ton
 from scripts.synthpeer.sink import DecodeMode, StreamSink
 from sfu import MediaConfig, aiortc_adapter, create_peer_connection, set_local_description
 from sfu.assembler import Packet
-from sfu.sdp import expand_bundle, media_sections
+from sfu.sdp import media_sections
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class MediaClient:
     async def publish_answer(self, answer_sdp: str) -> None:
         assert self.publish_pc is not None
         await self.publish_pc.setRemoteDescription(
-            RTCSessionDescription(sdp=expand_bundle(answer_sdp), type="answer")
+            RTCSessionDescription(sdp=answer_sdp, type="answer")
         )
 
     # ----------------------------------------------------------------- subscribe
@@ -163,9 +163,7 @@ class MediaClient:
             pc = self.subscribe_pc = create_peer_connection(self.config)
             pc.on("track", self._on_track)
         pc = self.subscribe_pc
-        await pc.setRemoteDescription(
-            RTCSessionDescription(sdp=expand_bundle(offer_sdp), type="offer")
-        )
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         if first and self._loss_every is not None:
             aiortc_adapter.filter_datagrams(pc, drop_incoming=self._drop_incoming)
         for section in media_sections(offer_sdp):

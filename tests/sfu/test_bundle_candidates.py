@@ -8,7 +8,7 @@ from aiortc import RTCSessionDescription
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
 from sfu import ParticipantId, create_peer_connection
-from sfu.sdp import check_answer, expand_bundle, parse, share_bundle_candidates
+from sfu.sdp import check_answer, parse, share_bundle_candidates
 from tests.sfu.harness import LOOPBACK, Room, wait_for
 
 
@@ -35,9 +35,10 @@ async def client_offer() -> tuple[MediaClient, str]:
     return client, await client.publish_offer()
 
 
-async def test_the_first_sections_candidates_are_copied_to_the_other_bundled_ones() -> None:
+async def test_the_first_sections_candidates_are_copied_to_the_last_bundled_one() -> None:
     client, offer = await client_offer()
     try:
+        assert candidates_per_section(offer) == [1, 1]  # ours: where aiortc reads them
         stripped = first_section_only(offer)
         assert candidates_per_section(stripped) == [1, 0]
         description = parse(stripped)
@@ -45,21 +46,20 @@ async def test_the_first_sections_candidates_are_copied_to_the_other_bundled_one
         shared = str(description)
         assert candidates_per_section(shared) == [1, 1]
         assert shared.count("a=end-of-candidates") == 2
-        # On text, the candidate lines are appended to the last section, nothing else
-        # is rewritten.
-        appended = expand_bundle(stripped)
-        first_section = stripped.split("\r\nm=")[1]
+        # On text (an answer the server applies), the candidate lines are appended to the
+        # last section, nothing else is rewritten.
+        answer = stripped.replace("a=setup:actpass", "a=setup:active")
+        appended = check_answer(answer)
+        first_section = answer.split("\r\nm=")[1]
         candidate_lines = [line for line in first_section.split("\r\n") if "candidate" in line]
         assert len(candidate_lines) == 2  # one candidate and a=end-of-candidates
-        assert appended.startswith(stripped.rstrip("\r\n"))
+        assert appended.startswith(answer.rstrip("\r\n"))
         assert appended.rstrip("\r\n").endswith("\r\n".join(candidate_lines))
         assert candidates_per_section(appended) == [1, 1]
         # Sections with candidates of their own are left alone.
-        expanded = expand_bundle(offer)
-        assert candidates_per_section(expanded) == [1, 1]
-        assert share_bundle_candidates(parse(expanded)) == 0
-        answer = expanded.replace("a=setup:actpass", "a=setup:active")
-        assert check_answer(answer) == answer
+        assert share_bundle_candidates(parse(offer)) == 0
+        full = offer.replace("a=setup:actpass", "a=setup:active")
+        assert check_answer(full) == full
     finally:
         await client.close()
 
