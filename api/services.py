@@ -12,6 +12,7 @@ from .auth.tokens import Authenticator, TokenIssuer
 from .classes import ClassService
 from .config import Settings
 from .metrics import ServerMetrics
+from .pushes import UserPushes
 from .recordings.service import RecordingService
 from .rooms.manager import RoomManager
 from .rooms.roster import RosterPublisher
@@ -35,6 +36,7 @@ class Services:
     roster: RosterPublisher
     metrics: ServerMetrics
     recordings: RecordingService
+    pushes: UserPushes
 
 
 SERVICES = web.AppKey("services", Services)
