@@ -19,8 +19,10 @@ from .metrics import METRICS, ServerMetrics, TimedStore
 from .middleware import error_envelope
 from .models import ClassRecord
 from .presence.recovery import close_open_presence
+from .pushes import UserPushes
 from .recordings.service import RecordingService
 from .rooms.manager import RoomManager
+from .rooms.room import ClassRoom
 from .rooms.roster import RosterPublisher
 from .routes import (
     attendance_routes,
@@ -61,8 +63,16 @@ async def _build_services(settings: Settings, metrics: ServerMetrics) -> Service
     )
     rooms = RoomManager(settings, store)
     roster = RosterPublisher(store, attendance)
-    rooms.on_change = roster.schedule
+    pushes = UserPushes(hub, store, attendance)
+
+    def room_changed(room: ClassRoom) -> None:
+        roster.schedule(room)
+        connected = [m.user.id for m in room.members.values() if m.media_connected]
+        pushes.statuses_changed(room.cls, room.session.id, connected)
+
+    rooms.on_change = room_changed
     attendance.presence_closers.append(rooms.close_presence)
+    attendance.session_ended_hooks.append(pushes.session_ended)
     # The room's media closes only after DONE has been broadcast (docs/protocol.md, DONE).
     attendance.session_ended_hooks.append(rooms.close_session)
 
@@ -70,14 +80,17 @@ async def _build_services(settings: Settings, metrics: ServerMetrics) -> Service
         room = next((r for r in rooms.rooms if r.cls.id == cls.id), None)
         if room is not None:
             roster.schedule(room)
+        pushes.statuses_changed(cls)
 
     attendance.marked_hooks.append(marked)
+    authenticator = Authenticator(settings, store, key, jwks)
+    authenticator.provisioned_hooks.append(pushes.user_signed_up)
     return Services(
         settings=settings,
         store=store,
         signing_key=key,
         issuer=TokenIssuer(key, settings),
-        authenticator=Authenticator(settings, store, key, jwks),
+        authenticator=authenticator,
         classes=ClassService(store),
         attendance=attendance,
         hub=hub,
@@ -85,6 +98,7 @@ async def _build_services(settings: Settings, metrics: ServerMetrics) -> Service
         roster=roster,
         metrics=metrics,
         recordings=RecordingService(settings, store, rooms),
+        pushes=pushes,
     )
 
 
@@ -112,6 +126,7 @@ def create_app(settings: Settings) -> web.Application:
         disconnect_hooks.append(leave_room)
         yield
         await services.roster.close()
+        await services.pushes.close()
         await services.rooms.close_all()
         await services.recordings.close()
         await services.store.close()

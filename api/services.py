@@ -13,6 +13,7 @@ from .classes import ClassService
 from .config import Settings
 from .hub import SocketHub
 from .metrics import ServerMetrics
+from .pushes import UserPushes
 from .recordings.service import RecordingService
 from .rooms.manager import RoomManager
 from .rooms.roster import RosterPublisher
@@ -35,6 +36,7 @@ class Services:
     roster: RosterPublisher
     metrics: ServerMetrics
     recordings: RecordingService
+    pushes: UserPushes
 
 
 SERVICES = web.AppKey("services", Services)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -67,6 +68,8 @@ class Authenticator:
         self._store = store
         self._key = key
         self._jwks = jwks
+        self.provisioned_hooks: list[Callable[[User], None]] = []
+        """Told of every user provisioned on first sight (``STUDENT_SIGNED_UP`` pushes)."""
 
     async def authenticate(self, token: str | None) -> User:
         if not token:
@@ -146,6 +149,8 @@ class Authenticator:
                 raise Unauthorized(UNAUTHORIZED) from None
             return found
         log.info("provisioned Auth0 user %s as %s", sub, user.id)
+        for hook in self.provisioned_hooks:
+            hook(user)
         return user
 
 

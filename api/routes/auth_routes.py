@@ -35,6 +35,7 @@ async def signup(request: web.Request) -> web.Response:
     except Conflict:
         # The contract answers a taken email with 400, not the store's 409.
         raise InvalidRequest(EMAIL_EXISTS) from None
+    app.pushes.user_signed_up(user)
     return ok(user.public(), status=201)
 
 

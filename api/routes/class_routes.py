@@ -22,7 +22,9 @@ async def add_student(request: web.Request) -> web.Response:
     access.require_teacher(user)
     body = await validation.json_object(request)
     student_id = validation.text(body, "studentId", max_length=64)
-    cls = await services(request).classes.enrol(user, request.match_info["id"], student_id)
+    app = services(request)
+    cls = await app.classes.enrol(user, request.match_info["id"], student_id)
+    await app.pushes.student_enrolled(cls, student_id)
     return ok(cls.public())
 
 

@@ -127,6 +127,27 @@ async def test_provisioned_users_use_the_whole_api(
     await ws.close()
 
 
+async def test_a_student_provisioned_on_first_sight_is_pushed_to_teachers(
+    auth0_server: RunningServer, tenant: tuple[Tenant, str]
+) -> None:
+    state, _ = tenant
+    teacher = await auth0_server.api.open_socket(state.token())
+    student = state.token(
+        sub="auth0|student-2",
+        email="kim@school.test",
+        name="Kim",
+        **{f"{NAMESPACE}/role": "student"},
+    )
+    kim = await auth0_server.api.call("GET", "/auth/me", token=student)
+    pushed = await teacher.next("STUDENT_SIGNED_UP")
+    assert pushed == {"student": {"_id": kim["_id"], "name": "Kim", "email": "kim@school.test"}}
+    await auth0_server.api.call("GET", "/auth/me", token=student)  # known now: no news
+    await teacher.send("NO_SUCH_EVENT")
+    await teacher.next("ERROR")
+    assert [f for f in teacher.received if f["event"] == "STUDENT_SIGNED_UP"] == []
+    await teacher.close()
+
+
 async def test_bad_tenant_tokens_are_refused(
     auth0_server: RunningServer, tenant: tuple[Tenant, str]
 ) -> None:

@@ -15,24 +15,11 @@ from playwright.async_api import (
     ViewportSize,
 )
 
+from scripts.chromium import CHROMIUM, CHROMIUM_FLAGS, TEST_HOOKS_PAGE
 from tests.server_process import REPO
 
-CHROMIUM = Path("/usr/bin/chromium")
-# DESIGN.md §3: fake camera/microphone without a prompt, candidates on loopback, no mDNS
-# hiding of local addresses; the rest keeps a headless run quiet and off the network.
-CHROMIUM_FLAGS = [
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+__all__ = ["CHROMIUM", "CHROMIUM_FLAGS", "ClassroomPage"]
+
 ARTIFACTS = REPO / "artifacts" / "browser"
 TOKEN_PARAM = re.compile(r"token=[^&\s']+")
 VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
@@ -64,7 +51,7 @@ class ClassroomPage:
             await context.add_init_script(init_script)
         page = await context.new_page()
         self = cls(label, context, page)
-        await page.goto("/")
+        await page.goto(TEST_HOOKS_PAGE)
         await self.by("auth-section").wait_for()
         return self
 

@@ -1,4 +1,4 @@
-"""The classroom page (issue 5) in real headless Chromium against a real server process."""
+"""The classroom page in real headless Chromium against a real server process."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 import pytest
 from playwright.async_api import expect
 
-from scripts.synthpeer.api_client import Account, ApiFailure, ClassroomApi
+from scripts.synthpeer.api_client import Account, ClassroomApi
 from tests.browser.conftest import PageFactory
 from tests.browser.pages import ClassroomPage
 from tests.server_process import ServerProcess
@@ -120,8 +120,6 @@ async def test_teacher_runs_a_session_and_student_sees_attendance(
 
 # ─────────────────────────── the live room with media ───────────────────────────
 
-MEDIA_NOT_MERGED = "server media signalling (issue 3) not merged yet"
-
 # Per remote tile: decoded size, frames decoded so far, media time (see test below).
 SAMPLE_VIDEOS = """() => Object.fromEntries(
   [...document.querySelectorAll('[data-testid="remote-tile"]')].map((tile) => {
@@ -170,19 +168,6 @@ async def test_pages_reconnect_after_the_server_crashes_and_restarts(
     await expect(s.by("my-status")).to_have_text("present")
 
 
-async def skip_unless_media_signalling(api: ClassroomApi, teacher: Account, class_id: str) -> None:
-    """Skip while the server answers ``JOIN_ROOM`` with ``Unknown event`` (the class must
-    have no active session: a server that knows the event refuses it, and nobody joins)."""
-    socket = await api.open_socket(teacher.token, class_id)
-    try:
-        await socket.request("JOIN_ROOM", {}, "ROOM_JOINED")
-    except ApiFailure as failure:
-        if failure.error == "Unknown event":
-            pytest.skip(MEDIA_NOT_MERGED)
-    finally:
-        await socket.close()
-
-
 async def all_see_each_other_playing(
     pages: dict[str, ClassroomPage], accounts: dict[str, Account]
 ) -> None:
@@ -226,7 +211,6 @@ async def test_three_participants_see_each_other_in_the_live_room(
     class_id = cls["_id"]
     for student in (alice, bob):
         await api.enrol(teacher, class_id, student.id)
-    await skip_unless_media_signalling(api, teacher, class_id)  # remove once issue 3 is merged
     await api.start_session(teacher, class_id)
 
     accounts = {"teacher": teacher, "alice": alice, "bob": bob}
@@ -272,7 +256,7 @@ async def test_three_participants_see_each_other_in_the_live_room(
     t, a, b = pages["teacher"], pages["alice"], pages["bob"]
     # The teacher's roster shows who is in the room; a manual mark reaches the student.
     await expect(t.roster_row(alice.id).get_by_test_id("roster-presence")).to_have_text("In room")
-    # The server's live roster (shape not fixed yet) is listed for the teacher.
+    # The server's live roster is listed for the teacher.
     await expect(
         t.page.locator(f'[data-testid="live-roster-item"][data-user-id="{alice.id}"]')
     ).to_contain_text("Alice Student")

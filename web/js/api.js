@@ -64,6 +64,10 @@ export class Api {
   myAttendance(classId) {
     return this.call("GET", `/class/${encodeURIComponent(classId)}/my-attendance`);
   }
+  sessionReport(classId, sessionId) {
+    return this.call("GET",
+      `/class/${encodeURIComponent(classId)}/sessions/${encodeURIComponent(sessionId)}`);
+  }
   myHistory(classId) {
     return this.call("GET", `/class/${encodeURIComponent(classId)}/my-history`);
   }

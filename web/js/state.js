@@ -1,0 +1,40 @@
+// The page's shared state: who is signed in, the selected class and its session, the room.
+// Every module reads and writes this one object; nothing else is global.
+import { Api } from "./api.js";
+
+export const TOKEN_KEY = "classroom.token";     // sessionStorage
+export const CLASS_KEY = "classroom.classId";   // sessionStorage: reopened after a reload
+export const NOT_YET_UPDATED = "not yet updated";
+
+export const state = {
+  token: sessionStorage.getItem(TOKEN_KEY),
+  me: null,                 // {_id, name, email, role}
+  classes: null,            // null until loaded
+  cls: null,                // the selected class, with `students`
+  session: { isActive: false, sessionId: null, ended: false },
+  endedSessionId: null,     // DONE shown for this session already
+  socket: null,             // one ClassSocket: for the selected class, or unbound without one
+  pollTimer: null,
+  pollCount: 0,
+  wantInRoom: false,        // the user asked to be in the room (rejoin after drops)
+  joinPending: false,
+  inRoom: false,
+  recording: false,         // the room is being recorded (RECORDING / ROOM_JOINED)
+  media: null,
+  mediaStates: { publish: "new", subscribe: "new" },
+  disconnectTimer: null,
+  mediaRestarts: 0,         // consecutive media failures (more backoff each time)
+  localStream: null,
+  localStreamPromise: null,
+  camOn: true,
+  micOn: true,
+  participants: new Map(),  // userId -> {userId, name, role, audio, video, stream, tile}
+  marks: new Map(),         // studentId -> status (teacher's view of this session)
+  presence: new Map(),      // userId -> true while in the room (from room events / ROSTER)
+  myStatus: { sessionId: null, status: null }, // a student's own status in this session
+  speaker: null,
+};
+
+export const api = new Api(() => state.token);
+
+export const isTeacher = () => state.me !== null && state.me.role === "teacher";
