@@ -63,7 +63,7 @@ async def _build_services(settings: Settings, metrics: ServerMetrics) -> Service
     roster = RosterPublisher(store, attendance)
     rooms.on_change = roster.schedule
     attendance.presence_closers.append(rooms.close_presence)
-    # The room's media closes only after DONE has been broadcast (DESIGN §7).
+    # The room's media closes only after DONE has been broadcast (docs/protocol.md, DONE).
     attendance.session_ended_hooks.append(rooms.close_session)
 
     def marked(cls: ClassRecord) -> None:

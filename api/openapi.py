@@ -474,7 +474,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "Classroom SFU",
             "version": "0.1.0",
-            "description": "Classroom REST API; the WebSocket protocol is in the README.",
+            "description": "Classroom REST API; the WebSocket protocol is in docs/protocol.md.",
         },
         "paths": paths,
         "components": {

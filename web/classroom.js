@@ -1,5 +1,5 @@
 // The classroom page: sign in, pick a class, take part in its live session.
-// Plain ES modules, no build step. Protocol: README (REST + WebSocket) and DESIGN.md §7 (media).
+// Plain ES modules, no build step. Protocol: docs/api.md (REST) and docs/protocol.md (WebSocket).
 import { Api, ApiError } from "./js/api.js";
 import { attr, byId, el, show } from "./js/dom.js";
 import { RoomMedia } from "./js/media.js";

@@ -18,7 +18,7 @@ from playwright.async_api import (
 from tests.server_process import REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
-# DESIGN.md §3: fake camera/microphone without a prompt, candidates on loopback, no mDNS
+# Fake camera/microphone without a prompt, candidates on loopback, no mDNS
 # hiding of local addresses; the rest keeps a headless run quiet and off the network.
 CHROMIUM_FLAGS = [
     "--use-fake-device-for-media-stream",

@@ -1,5 +1,5 @@
 // The class WebSocket with automatic reconnection (exponential backoff with jitter).
-// Frames are {"event": NAME, "data": {...}} both ways (README "WebSocket protocol").
+// Frames are {"event": NAME, "data": {...}} both ways (docs/protocol.md).
 
 const MIN_DELAY_MS = 500;
 const MAX_DELAY_MS = 10000;
