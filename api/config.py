@@ -17,7 +17,7 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the server reads from its environment; see README for each name."""
+    """Everything the server reads from its environment; see docs/configuration.md for each name."""
 
     host: str = "0.0.0.0"
     port: int = 3000

@@ -21,7 +21,7 @@ DEFAULT_TURN_TTL = 3600
 @dataclass(frozen=True)
 class IceSettings:
     """STUN/TURN for clients (TURN REST credentials from a shared secret) and the
-    server's own ICE knobs; see the README's configuration table."""
+    server's own ICE knobs; see docs/configuration.md."""
 
     turn_urls: tuple[str, ...] = ()
     turn_secret: str | None = field(default=None, repr=False)

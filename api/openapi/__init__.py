@@ -25,7 +25,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "Classroom SFU",
             "version": "0.1.0",
-            "description": "Classroom REST API; the WebSocket protocol is in the README.",
+            "description": "Classroom REST API; the WebSocket protocol is in docs/protocol.md.",
         },
         "paths": {
             **auth_paths(),

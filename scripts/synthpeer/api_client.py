@@ -1,6 +1,6 @@
 """The control-plane half of the synthetic peer: REST calls and the class WebSocket.
 
-It speaks exactly what the browser page speaks (README "WebSocket protocol"), so the
+It speaks exactly what the browser page speaks (docs/protocol.md), so the
 integration tests, the load test and the benchmarks exercise the public API only.
 """
 

@@ -1,7 +1,7 @@
 """The media half of a synthetic participant: its publish and subscribe connections.
 
 `MediaClient` speaks offers and answers as strings; whoever drives it (an in-process
-test, the benchmark's tiny JSON protocol, or the WebSocket client of DESIGN section 7)
+test, the benchmark's tiny JSON protocol, or the WebSocket client of docs/protocol.md)
 carries them. It publishes pre-encoded media and receives into counting sinks, so a
 process can host many of them.
 """

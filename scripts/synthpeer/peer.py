@@ -1,4 +1,4 @@
-"""A whole synthetic participant: the class WebSocket (DESIGN §7) driving a `MediaClient`.
+"""A whole synthetic participant: the class WebSocket (docs/protocol.md) driving a `MediaClient`.
 
 This is the one client the integration tests, the load test and the benchmarks share: it
 uses only the public API, exactly like the browser page.

@@ -2,8 +2,8 @@
 MongoStore's documents never depend on those differences.
 
 Each gap test asserts nx-27017's *actual* behaviour and says what MongoDB does instead. If
-one starts failing, nx-27017 changed: re-check the gap, then update the "Storage" section of
-docs/architecture.md and this file.
+one starts failing, nx-27017 changed: re-check the gap, then update docs/mongodb.md ("nx-27017
+and its gaps") and this file.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ async def test_the_server_under_test_really_is_nx27017(nx_db: Db) -> None:
     assert info["process"] == "nx_27017"
 
 
-# -- gaps listed in docs/architecture.md, "Storage" -----------------------------------
+# -- gaps listed in docs/mongodb.md -------------------------------------------------------
 
 
 async def test_positional_inc_writes_a_literal_dollar_field_instead_of_the_element(

@@ -1,4 +1,4 @@
-// The two peer connections of one participant (docs/protocol.md, media signalling):
+// The two peer connections of one participant (docs/protocol.md, "Media: two peer connections"):
 //  - "publish": this page offers, sendonly camera + microphone;
 //  - "subscribe": the server offers (and re-offers when tracks come and go), this page answers.
 // Stream ids in the subscribe offer map to user ids through the offer's `streams`.
