@@ -72,9 +72,10 @@ async def _build_services(settings: Settings, metrics: ServerMetrics) -> Service
 
     rooms.on_change = room_changed
     attendance.presence_closers.append(rooms.close_presence)
-    attendance.session_ended_hooks.append(pushes.session_ended)
-    # The room's media closes only after DONE has been broadcast (docs/protocol.md, DONE).
+    # The room's media closes only after DONE has been broadcast (docs/protocol.md, DONE),
+    # and before anything else is awaited: the room leaves the room list at once.
     attendance.session_ended_hooks.append(rooms.close_session)
+    attendance.session_ended_hooks.append(pushes.session_ended)
 
     def marked(cls: ClassRecord) -> None:
         room = next((r for r in rooms.rooms if r.cls.id == cls.id), None)
