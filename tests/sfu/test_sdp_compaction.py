@@ -9,10 +9,10 @@ import time
 
 from aiortc import RTCPeerConnection
 
+from scripts.support.loopback import LOOPBACK, Room, crowded_subscribe_offer, wait_for
 from scripts.synthpeer.client import MediaClient
 from sfu import create_peer_connection, set_local_description
 from sfu.sdp import compact_bundle, expand_bundle, parse
-from tests.sfu.harness import LOOPBACK, Room, crowded_subscribe_offer, wait_for
 
 WS_FRAME_LIMIT = 64 * 1024
 """The contract's frame limit (WS_MAX_FRAME_BYTES default)."""
