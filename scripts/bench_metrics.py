@@ -1,6 +1,6 @@
 """Cost of the media part of a ``/metrics`` scrape, in-process, with real `sfu` rooms.
 
-Builds rooms with the media tests' harness (`tests.sfu.harness.Room`: a real `Router`,
+Builds rooms with the media tests' harness (`scripts.support.loopback.Room`: a real `Router`,
 real aiortc peers on loopback) and times, per scrape and per consumer:
 
 - ``before``: the scrape as it was before `Router.counter_totals()`, re-created here
@@ -39,10 +39,10 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, generate_latest
 
 from api.media_metrics import CONSUMER_COUNTERS, PRODUCER_COUNTERS, MediaCollector
+from scripts.support.loopback import Room, wait_for
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.media import ToneAudioTrack
-from sfu import ParticipantId, Router
-from tests.sfu.harness import Room, wait_for
+from sfu import Router
 
 
 class SnapshotScrape:
@@ -136,13 +136,12 @@ async def classroom(size: int, scrapes: int) -> None:
     room = Room()
     try:
         for i in range(size):
-            participant = room.router.add_participant(ParticipantId(f"p{i}"), {})
+            participant = room.add_participant(f"p{i}")
             client = MediaClient(
                 room.config, video=room.clip, audio=ToneAudioTrack(), decode="none"
             )
             # Registered: the harness answers this participant's subscribe offers.
             room.clients[participant.id] = client
-            room.participants[participant.id] = participant
             await participant.publish(await client.publish_offer())
         expected = size * (size - 1) * 2
 

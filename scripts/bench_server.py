@@ -33,6 +33,7 @@ from typing import Any
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 
+from scripts.support.forwarding import consume_existing, consume_new
 from sfu import (
     MediaConfig,
     Participant,
@@ -85,6 +86,7 @@ class SfuRoom(RouterListener):
         self.recorder = Recorder(Path(tempfile.mkdtemp(prefix="bench-rec-"))) if record else None
 
     def on_producer_added(self, producer: Producer) -> None:
+        consume_new(self.router, producer)
         if self.recorder is not None:
             self.recorder.add_producer(producer)
 
@@ -96,7 +98,8 @@ class SfuRoom(RouterListener):
         )
 
     async def join(self, pid: str) -> None:
-        self.participants[pid] = self.router.add_participant(ParticipantId(pid))
+        participant = self.participants[pid] = self.router.add_participant(ParticipantId(pid))
+        consume_existing(self.router, participant)
 
     async def publish(self, pid: str, sdp: str) -> str:
         return await self.participants[pid].publish(sdp)

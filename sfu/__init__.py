@@ -5,6 +5,8 @@ Public surface (see README.md)::
     router = Router(RouterId("room"), MediaConfig(host_addresses=["127.0.0.1"]), listener)
     participant = router.add_participant(ParticipantId("user"), {"role": "student"})
     answer = await participant.publish(offer_sdp)
+    # listener.on_producer_added(producer) -> the caller's policy decides who receives it:
+    consumer = router.consume(other_participant, producer)  # consumer.pause() / .resume()
     # listener.on_subscribe_offer(participant, offer_sdp, streams) -> client answers:
     await participant.subscribe_answer(answer_sdp)
     await participant.close(); await router.close()

@@ -152,6 +152,7 @@ class VideoFrameAssembler:
         self._head: int | None = None  # first sequence number of the next frame
         self._hole: int | None = None  # where the last scan stopped on a missing packet
         self._blocked_since: float | None = None
+        self._held = 0  # packets in the buffer (not yet released or dropped)
         self._timestamps = TimestampUnwrapper()
         self.packets = 0
         self.frames = 0
@@ -187,6 +188,7 @@ class VideoFrameAssembler:
             return  # duplicate
         self._packets[index] = packet
         self._data[index] = data
+        self._held += 1
         if packet.marker or seq == self._hole or offset == 0:
             self._release()
         if self._blocked_since is not None and self._clock() - self._blocked_since > self._max_wait:
@@ -199,7 +201,12 @@ class VideoFrameAssembler:
             head = self._head
             first = packets[head & mask]
             if first is None:
-                self._block(head)
+                if self._held:
+                    self._block(head)
+                else:
+                    # Nothing after it either: the stream is idle, not missing a packet
+                    # (a publisher that paused must not lose its next frame to the wait).
+                    self._hole = head
                 return
             timestamp = first.timestamp
             seq = head
@@ -226,6 +233,7 @@ class VideoFrameAssembler:
         data = self._data
         mask = self._mask
         count = ((end - head) & _SEQ_MASK) + 1
+        self._held -= count
         if count == 1:
             index = head & mask
             frame = data[index]
@@ -293,6 +301,8 @@ class VideoFrameAssembler:
         seq = start
         while seq != stop:
             index = seq & self._mask
+            if self._packets[index] is not None:
+                self._held -= 1
             self._packets[index] = None
             self._data[index] = b""
             seq = (seq + 1) & _SEQ_MASK
@@ -300,6 +310,7 @@ class VideoFrameAssembler:
     def _lose_sync(self) -> None:
         self._packets = [None] * self.CAPACITY
         self._data = [b""] * self.CAPACITY
+        self._held = 0
         self._head = None
         self._hole = None
         self._blocked_since = None

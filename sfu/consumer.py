@@ -17,21 +17,14 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av.stream import Stream
 
-from sfu.aiortc_adapter import (
-    NO_LINK,
-    NO_SENDS,
-    DirectRtpSender,
-    LinkQuality,
-    SendCounts,
-    SenderCounters,
-)
+from sfu.aiortc_adapter import SenderCounters
 from sfu.counters import ConsumerCounters
+from sfu.direct_send import DirectRtpSender
+from sfu.errors import Closed
 from sfu.ids import AppData, ConsumerId, MediaKind, ParticipantId
 from sfu.producer import MediaFrame, Producer
-from sfu.stats import ConsumerStats
-
-# pts step inserted when a reused m-section switches to another producer
-_PTS_STEP = {"video": 3000, "audio": 960}
+from sfu.rtp_rewriter import PTS_STEP, PtsRebaser
+from sfu.stats import NO_LINK, NO_SENDS, ConsumerStats, LinkQuality, SendCounts
 
 
 class Output(Protocol):
@@ -92,10 +85,7 @@ class ForwardingTrack(MediaStreamTrack):
         self._frames: deque[MediaFrame] = deque()
         self._max_frames = max_frames
         self._waiter: asyncio.Future[None] | None = None
-        self._offset = 0
-        self._last_pts: int | None = None
-        self._rebase = False
-        self._step = _PTS_STEP[kind]
+        self._pts = PtsRebaser(PTS_STEP[kind])
         self.sender_counters: SenderCounters | None = None
         """Set by the subscription on the ``aiortc`` send path."""
 
@@ -127,7 +117,7 @@ class ForwardingTrack(MediaStreamTrack):
     def detach(self) -> None:
         """Forget queued frames; the next frame pushed starts a new source."""
         self._frames.clear()
-        self._rebase = self._last_pts is not None
+        self._pts.switch_source()
 
     async def recv(self) -> av.Packet[Stream]:
         frames = self._frames
@@ -138,12 +128,7 @@ class ForwardingTrack(MediaStreamTrack):
             self._waiter = waiter
             await waiter
         frame = frames.popleft()
-        if self._rebase:
-            assert self._last_pts is not None
-            self._offset = self._last_pts + self._step - frame.pts
-            self._rebase = False
-        pts = frame.pts + self._offset
-        self._last_pts = pts
+        pts = self._pts.rebase(frame.pts)
         packet = frame.packet
         # One av.Packet is shared by every consumer of a frame. aiortc's sender reads its
         # pts synchronously right after recv() returns (Encoder.pack), before any other
@@ -160,11 +145,14 @@ class ForwardingTrack(MediaStreamTrack):
 
 
 class Consumer:
-    """One producer forwarded to one subscriber.
+    """One producer forwarded to one subscriber (mediasoup's Consumer).
 
-    Created paused; started once the subscriber's answer includes it, when a keyframe
-    is requested and everything before the first keyframe is dropped. Closing it (or
-    its producer) removes its m-section from the subscriber's next offer.
+    Made by `Router.consume`. It starts once the subscriber's answer includes its
+    m-section: a keyframe is requested and everything before the first keyframe is
+    dropped. `pause()` stops forwarding to this subscriber without renegotiating (the
+    m-section stays); `resume()` requests a keyframe and forwards again from the next
+    one. Closing it (or its producer) removes its m-section from the subscriber's next
+    offer.
     """
 
     def __init__(
@@ -174,6 +162,7 @@ class Consumer:
         producer: Producer,
         participant_id: ParticipantId,
         on_close: Callable[[Consumer], None],
+        paused: bool = False,
         app_data: AppData | None = None,
     ) -> None:
         self.id = consumer_id
@@ -183,7 +172,11 @@ class Consumer:
         self.app_data: AppData = dict(app_data or {})
         self._on_close = on_close
         self._output: Output | None = None
-        self._active = False
+        self._started = False
+        """The subscriber accepted its m-section (and the send path is up)."""
+        self._paused = paused
+        self._forwarding = False
+        """Started and not paused: what the media path checks, once per frame."""
         self._awaiting_keyframe = True
         self._closed = False
         self.frames_forwarded = 0
@@ -203,14 +196,37 @@ class Consumer:
 
     @property
     def active(self) -> bool:
-        return self._active
+        """The subscriber accepted this consumer's m-section (paused or not)."""
+        return self._started
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        """Stop forwarding to this subscriber; its m-section stays negotiated (no new
+        offer). Idempotent; raises `Closed` once closed."""
+        self._check_open()
+        self._paused = True
+        self._forwarding = False
+
+    def resume(self) -> None:
+        """Forward again, from the next keyframe (one is requested at once). Idempotent;
+        raises `Closed` once closed."""
+        self._check_open()
+        if not self._paused:
+            return
+        self._paused = False
+        if self._started:
+            self._forward_from_keyframe()
 
     def close(self) -> None:
         """Stop forwarding to this subscriber. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        self._active = False
+        self._started = False
+        self._forwarding = False
         self.producer._remove_consumer(self)
         self._sends_final = self.sends()
         if self._output is not None:
@@ -258,7 +274,8 @@ class Consumer:
             producer_id=self.producer.id,
             participant_id=self.participant_id,
             kind=self.kind,
-            state="closed" if self._closed else "active" if self._active else "pending",
+            state="closed" if self._closed else "active" if self._started else "pending",
+            paused=self._paused,
             frames_forwarded=self.frames_forwarded,
             frames_dropped=self.frames_dropped,
             keyframe_requests=self.keyframe_requests,
@@ -279,25 +296,34 @@ class Consumer:
         self._output = output
         self._sends_start = output.counts()
 
-    def _start(self) -> None:
+    def _begin_forwarding(self) -> None:
         """The subscriber accepted this consumer's m-section (or its transport came up):
         forward from the next keyframe on."""
         if self._closed or self._output is None:
             return
-        self._active = True
+        self._started = True
+        if not self._paused:
+            self._forward_from_keyframe()
+
+    def _forward_from_keyframe(self) -> None:
+        self._forwarding = True
         self._awaiting_keyframe = self.kind == "video"
         self.producer.request_keyframe()
 
     def _keyframe_requested(self) -> None:
         """The subscriber sent a PLI or FIR for this stream."""
         self.keyframe_requests += 1
-        if self._active:
+        if self._forwarding:
             self.producer.request_keyframe()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise Closed(f"consumer {self.id} is closed")
 
     # ----------------------------------------------------------------- media path
 
     def _deliver(self, frame: MediaFrame) -> None:
-        if not self._active:
+        if not self._forwarding:
             return
         if self._awaiting_keyframe and not frame.keyframe:
             self.frames_dropped += 1

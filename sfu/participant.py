@@ -54,8 +54,9 @@ class Participant:
 
     - `publish(offer)` answers the client's publish offer (a new offer renegotiates);
       each sending m-section becomes a `Producer`.
-    - The subscribe connection is offered by the server whenever consumers come and go
-      (`RouterListener.on_subscribe_offer`); `subscribe_answer(answer)` completes it.
+    - It receives what `Router.consume` gives it: the subscribe connection is offered by
+      the server whenever its consumers come and go (`RouterListener.on_subscribe_offer`;
+      none before its first consumer); `subscribe_answer(answer)` completes it.
     - `close()` closes its producers (and so their consumers everywhere), its consumers
       and both connections.
 
@@ -79,6 +80,7 @@ class Participant:
         self._listener = listener
         self._producers: dict[ProducerId, Producer] = {}
         self._consumers: dict[ConsumerId, Consumer] = {}
+        self._by_producer: dict[ProducerId, Consumer] = {}
         self._publish_pc: RTCPeerConnection | None = None
         self._publish_slots: dict[str, _PublishSlot] = {}
         self._publish_lock = asyncio.Lock()
@@ -247,21 +249,31 @@ class Participant:
         await self._subscription.apply_answer(answer_sdp)
         self._deadline.arm(self._subscription.pc)
 
-    def _consume(self, producer: Producer) -> Consumer:
+    def consumer_of(self, producer: Producer) -> Consumer | None:
+        """This participant's open consumer of `producer`, if it has one."""
+        return self._by_producer.get(producer.id)
+
+    def _consume(self, producer: Producer, paused: bool, app_data: AppData | None) -> Consumer:
+        # Router.consume checked everything: both open, in this router, not our own.
         consumer = Consumer(
             consumer_id=ConsumerId(uuid.uuid4().hex),
             producer=producer,
             participant_id=self.id,
             on_close=self._consumer_closed,
+            paused=paused,
+            app_data=app_data,
         )
         producer._add_consumer(consumer)
         self._consumers[consumer.id] = consumer
+        self._by_producer[producer.id] = consumer
         self._subscription.add(consumer)
         return consumer
 
     def _consumer_closed(self, consumer: Consumer) -> None:
         if self._consumers.pop(consumer.id, None) is consumer:
             self._router._consumer_removed(consumer)
+        if self._by_producer.get(consumer.producer.id) is consumer:
+            del self._by_producer[consumer.producer.id]
         self._subscription.remove(consumer)
 
     def _send_offer(self, offer_sdp: str, streams: dict[str, ParticipantId]) -> None:

@@ -69,7 +69,7 @@ class _Tap:
                 self.producer.request_keyframe()
             return
         item = _Frame(self.file, bytes(frame.packet), frame.pts, frame.keyframe, time.monotonic())
-        self.recorder._queue.put(item)
+        self.recorder._items.put(item)
         # A video track resumes on a keyframe, so the file stays decodable.
         self.dropping = False
 
@@ -94,7 +94,7 @@ class Recorder:
         self._loop = asyncio.get_running_loop()
         # Unbounded queue, bounded frame count: control items never wait, frames beyond
         # QUEUE_FRAMES in flight are dropped; the event loop never blocks on the writer.
-        self._queue: queue.SimpleQueue[_Frame | _Close | None] = queue.SimpleQueue()
+        self._items: queue.SimpleQueue[_Frame | _Close | None] = queue.SimpleQueue()
         self._room = threading.BoundedSemaphore(QUEUE_FRAMES)
         self._taps: dict[str, _Tap] = {}
         self._segments: dict[tuple[str, str], int] = {}
@@ -155,12 +155,12 @@ class Recorder:
     # -------------------------------------------------------------- writer thread
 
     def _put_control(self, item: _Close | None) -> None:
-        self._queue.put(item)
+        self._items.put(item)
 
     def _run(self) -> None:
         open_files: set[TrackFile] = set()
         while True:
-            item = self._queue.get()
+            item = self._items.get()
             if item is None:
                 break
             if isinstance(item, _Close):

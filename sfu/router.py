@@ -1,4 +1,4 @@
-"""A room's media: its participants, their producers, and who consumes what."""
+"""A room's media: its participants, their producers, and the consumers between them."""
 
 from __future__ import annotations
 
@@ -24,10 +24,12 @@ logger = logging.getLogger(__name__)
 class Router:
     """The media plane of one room (mediasoup's Router).
 
-    Every participant receives every producer of the others: adding a producer creates
-    a consumer for each other participant, adding a participant creates its consumers
-    for the existing producers. Events go to `listener` (see `RouterListener`).
-    `close()` closes every participant; it is idempotent.
+    It forwards what it is told to: `consume(subscriber, producer)` makes the `Consumer`
+    that forwards one producer to one participant. Who consumes what is the caller's
+    policy (the control plane's room model); a new producer is announced through
+    `RouterListener.on_producer_added`, a new participant is the caller's own
+    `add_participant`. Events go to `listener` (see `RouterListener`). `close()` closes
+    every participant; it is idempotent.
     """
 
     def __init__(
@@ -67,9 +69,10 @@ class Router:
     def add_participant(
         self, participant_id: ParticipantId, app_data: AppData | None = None
     ) -> Participant:
-        """Add a participant; it consumes every existing producer of the others.
+        """Add a participant; it consumes nothing until `consume` is called for it.
 
-        Must be called from the event loop. Raises `InvalidState` if the id is taken.
+        Must be called from the event loop. Raises `Closed` on a closed router,
+        `InvalidState` if the id is taken.
         """
         if self._closed:
             raise Closed(f"router {self.id} is closed")
@@ -77,10 +80,42 @@ class Router:
             raise InvalidState(f"participant {participant_id} is already in router {self.id}")
         participant = Participant(self, participant_id, self.config, self._listener, app_data)
         self._participants[participant_id] = participant
-        for producer in self._producers.values():
-            participant._consume(producer)
         self._start_stats()
         return participant
+
+    def consume(
+        self,
+        subscriber: Participant,
+        producer: Producer,
+        *,
+        paused: bool = False,
+        app_data: AppData | None = None,
+    ) -> Consumer:
+        """Forward `producer` to `subscriber`: the returned consumer's m-section goes into
+        `subscriber`'s next subscribe offer, and media flows from the first keyframe after
+        the answer (not before `resume()` if `paused`).
+
+        Idempotent: if `subscriber` already consumes `producer`, that consumer is returned
+        (`paused` and `app_data` are then ignored). Raises `Closed` when the router, the
+        subscriber or the producer is closed, `InvalidState` when either is not this
+        router's or the producer is the subscriber's own.
+        """
+        if self._closed:
+            raise Closed(f"router {self.id} is closed")
+        if subscriber.closed:
+            raise Closed(f"participant {subscriber.id} is closed")
+        if producer.closed:
+            raise Closed(f"producer {producer.id} is closed")
+        if self._participants.get(subscriber.id) is not subscriber:
+            raise InvalidState(f"participant {subscriber.id} is not in router {self.id}")
+        if self._producers.get(producer.id) is not producer:
+            raise InvalidState(f"producer {producer.id} is not in router {self.id}")
+        if producer.participant_id == subscriber.id:
+            raise InvalidState(f"participant {subscriber.id} cannot consume its own producer")
+        existing = subscriber.consumer_of(producer)
+        if existing is not None:
+            return existing
+        return subscriber._consume(producer, paused, app_data)
 
     def stats(self) -> RouterStats:
         return RouterStats(
@@ -122,9 +157,6 @@ class Router:
 
     def _producer_added(self, producer: Producer) -> None:
         self._producers[producer.id] = producer
-        for participant in self._participants.values():
-            if participant.id != producer.participant_id and not participant.closed:
-                participant._consume(producer)
         self._listener.on_producer_added(producer)
 
     def _producer_removed(self, producer: Producer) -> None:

@@ -1,11 +1,52 @@
-"""Statistics snapshots of the media plane (plain frozen dataclasses)."""
+"""Statistics of the media plane: snapshots (plain frozen dataclasses) and the running
+counts of one forwarded stream they are built from."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from sfu.ids import ConsumerId, MediaKind, ParticipantId, ProducerId, RouterId
+
+
+class LinkQuality(NamedTuple):
+    """How the subscriber's receiver reports describe one forwarded stream."""
+
+    round_trip_time: float | None
+    """Seconds, smoothed like aiortc does (None before a report answered an SR)."""
+    fraction_lost: float | None
+    """Share of packets lost since the subscriber's previous report (0..1)."""
+    packets_lost: int | None
+    """Cumulative packets lost, as the subscriber counts them."""
+    jitter: float | None
+    """Interarrival jitter in seconds."""
+
+
+NO_LINK = LinkQuality(None, None, None, None)
+
+
+class SendCounts(NamedTuple):
+    """What one subscriber m-section's sender has sent so far."""
+
+    packets: int
+    """RTP media packets sent (first transmissions; retransmissions not included)."""
+    payload_bytes: int
+    """RTP payload bytes of those packets (no RTP header, SRTP trailer or RTX)."""
+    nacks: int
+    """Sequence numbers the subscriber NACKed (a repeated NACK counts again)."""
+    retransmissions: int
+    """Packets re-sent answering those NACKs (still in the send history)."""
+
+    def since(self, start: SendCounts) -> SendCounts:
+        return SendCounts(
+            self.packets - start.packets,
+            self.payload_bytes - start.payload_bytes,
+            self.nacks - start.nacks,
+            self.retransmissions - start.retransmissions,
+        )
+
+
+NO_SENDS = SendCounts(0, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -61,6 +102,8 @@ class ConsumerStats:
     """Sequence numbers the subscriber NACKed (a repeated NACK counts again)."""
     retransmissions: int
     """Packets re-sent answering those NACKs (NACKed packets still in the send history)."""
+    paused: bool = False
+    """`Consumer.pause()` stopped forwarding (`state` still says whether it started)."""
     round_trip_time: float | None = None
     """Seconds, from the subscriber's receiver reports about this m-section's stream
     (direct send path; None until a report answered a sender report)."""

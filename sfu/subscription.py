@@ -22,6 +22,7 @@ from sfu import aiortc_adapter
 from sfu.codecs import subscriber_preferences
 from sfu.config import MediaConfig
 from sfu.consumer import Consumer, DirectOutput, ForwardingTrack, Output
+from sfu.direct_send import DirectRtpSender
 from sfu.errors import Closed, InvalidSdp, InvalidState
 from sfu.ice_candidates import add_ice_candidate
 from sfu.ids import ConsumerId, ParticipantId
@@ -84,7 +85,7 @@ class _Slot:
     def output_ready(self) -> None:
         # The direct sender's transport came up after the answer: start from a keyframe.
         if self.consumer is not None and self.state == "active":
-            self.consumer._start()
+            self.consumer._begin_forwarding()
 
 
 class Subscription:
@@ -162,7 +163,7 @@ class Subscription:
                 if slot.state == "offering":
                     slot.state = "active"
                     if slot.consumer is not None:
-                        slot.consumer._start()
+                        slot.consumer._begin_forwarding()
                 elif slot.state == "deactivating":
                     slot.state = "free"
             if self._offer.answer_applied():
@@ -274,7 +275,7 @@ class Subscription:
             transceiver.setCodecPreferences(subscriber_preferences(producer.codec))
             slot = _Slot(transceiver, track, key)
             if self._config.send_path == "direct":
-                rtp = aiortc_adapter.DirectRtpSender(
+                rtp = DirectRtpSender(
                     transceiver.sender,
                     consumer.kind,
                     slot.output_ready,

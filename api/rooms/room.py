@@ -15,6 +15,7 @@ from ..models import AttendanceSession, ClassRecord, User
 from ..presence.tracker import PresenceTiming, PresenceTracker
 from ..store import Store
 from ..timeutil import utcnow
+from .forwarding_policy import EveryoneReceivesEveryone
 from .interfaces import RoomRecording, RoomSocket
 from .member import RoomMember
 
@@ -48,6 +49,7 @@ class ClassRoom(RouterListener):
         """Each joining user's ``iceServers`` (TURN credentials are per user)."""
         self.max_participants = max_participants
         self.router = Router(RouterId(session.room_id), media, self)
+        self.forwarding = EveryoneReceivesEveryone(self.router)
         self.members: dict[str, RoomMember] = {}
         self._by_participant: dict[ParticipantId, RoomMember] = {}
         self.presence = PresenceTracker(
@@ -75,6 +77,7 @@ class ClassRoom(RouterListener):
         participant = self.router.add_participant(
             ParticipantId(new_id()), {"userId": user.id, "role": user.role}
         )
+        self.forwarding.participant_joined(participant)
         member = RoomMember(user=user, socket=socket, participant=participant, joined_at=utcnow())
         self.members[user.id] = member
         self._by_participant[participant.id] = member
@@ -208,6 +211,7 @@ class ClassRoom(RouterListener):
         log.debug(
             "producer %s (%s) added in room %s", producer.id, producer.kind, self.session.room_id
         )
+        self.forwarding.producer_added(producer)
         if self.recording is not None:
             self.recording.add_producer(producer)
 

@@ -19,7 +19,8 @@ from typing import Any
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.media import LatencyProbe, SendLog
 from scripts.synthpeer.sink import StreamSink
-from sfu import MediaConfig, aiortc_adapter
+from sfu import MediaConfig
+from sfu.aiortc_adapter import testing as adapter_testing
 from sfu.sdp import parse
 
 Clock = Callable[[], float]
@@ -116,7 +117,7 @@ class CountingClient(MediaClient):
         self._map(offer_sdp)
         answer = await super().subscribe_offer(offer_sdp, streams)
         if not self._filtering and self.subscribe_pc is not None:
-            aiortc_adapter.filter_datagrams(self.subscribe_pc, drop_incoming=self._on_datagram)
+            adapter_testing.filter_datagrams(self.subscribe_pc, drop_incoming=self._on_datagram)
             self._filtering = True
         return answer
 
@@ -160,7 +161,7 @@ class CountingClient(MediaClient):
 
     def _on_datagram(self, data: bytes) -> bool:
         """Count a received datagram; `True` drops it (count-only streams)."""
-        if len(data) < 12 or not aiortc_adapter.is_rtp(data):
+        if len(data) < 12 or not adapter_testing.is_rtp(data):
             return False
         counter = self._by_ssrc.get(int.from_bytes(data[8:12], "big"))
         if counter is None:

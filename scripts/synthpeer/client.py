@@ -16,7 +16,8 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSession
 
 from scripts.synthpeer.media import EncodedClip, EncodedVideoTrack, SendLog, ToneAudioTrack
 from scripts.synthpeer.sink import DecodeMode, StreamSink
-from sfu import MediaConfig, aiortc_adapter, create_peer_connection, set_local_description
+from sfu import MediaConfig, create_peer_connection, set_local_description
+from sfu.aiortc_adapter import testing as adapter_testing
 from sfu.assembler import Packet
 from sfu.sdp import media_sections
 
@@ -110,7 +111,7 @@ class MediaClient:
             for track in tracks:
                 transceiver = pc.addTransceiver(track, direction="sendonly")
                 if isinstance(track, EncodedVideoTrack):
-                    aiortc_adapter.on_keyframe_request(transceiver.sender, track.request_keyframe)
+                    adapter_testing.on_keyframe_request(transceiver.sender, track.request_keyframe)
                 if track.kind == "video" and self._video_codec is not None:
                     wanted = self._video_codec.lower()
                     capabilities = RTCRtpSender.getCapabilities("video").codecs
@@ -118,7 +119,7 @@ class MediaClient:
                         [c for c in capabilities if c.name.lower() in (wanted, "rtx")]
                     )
             if self._loss_every is not None:
-                aiortc_adapter.filter_datagrams(pc, drop_outgoing=self._drop_outgoing)
+                adapter_testing.filter_datagrams(pc, drop_outgoing=self._drop_outgoing)
         offer = await self.publish_pc.createOffer()
         return await set_local_description(self.publish_pc, offer, self.config)
 
@@ -131,7 +132,7 @@ class MediaClient:
     def _drop(self, direction: str, datagram: bytes) -> bool:
         """Deterministic loss: every `loss_every`-th RTP packet each way (RTCP, DTLS and
         STUN pass)."""
-        if self._loss_every is None or not aiortc_adapter.is_rtp(datagram):
+        if self._loss_every is None or not adapter_testing.is_rtp(datagram):
             return False
         self._rtp_seen[direction] += 1
         if self._rtp_seen[direction] % self._loss_every == 0:
@@ -165,7 +166,7 @@ class MediaClient:
         pc = self.subscribe_pc
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         if first and self._loss_every is not None:
-            aiortc_adapter.filter_datagrams(pc, drop_incoming=self._drop_incoming)
+            adapter_testing.filter_datagrams(pc, drop_incoming=self._drop_incoming)
         for section in media_sections(offer_sdp):
             self._update_section(
                 section.mid, section.kind, section.codec, section.direction, section.stream_id
@@ -179,7 +180,7 @@ class MediaClient:
         transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
         assert transceiver.mid is not None
         tap = _ReceiverTap()
-        aiortc_adapter.intercept_receiver(transceiver.receiver, tap.on_packet)
+        adapter_testing.intercept_receiver(transceiver.receiver, tap.on_packet)
         self._taps[transceiver.mid] = tap
 
     def _update_section(

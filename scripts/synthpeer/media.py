@@ -245,9 +245,9 @@ class LatencyProbe:
 class EncodedVideoTrack(MediaStreamTrack):
     """Loops an `EncodedClip` in real time as pre-encoded packets.
 
-    A keyframe request (hook it with `sfu.aiortc_adapter.on_keyframe_request`) restarts
-    the loop at its keyframe, so decoded barcode indices run 0, 1, 2... and may jump back
-    to 0 at a keyframe.
+    A keyframe request (hook it with `sfu.aiortc_adapter.testing.on_keyframe_request`)
+    restarts the loop at its keyframe, so decoded barcode indices run 0, 1, 2... and may
+    jump back to 0 at a keyframe.
     """
 
     kind = "video"

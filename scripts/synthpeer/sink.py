@@ -1,7 +1,7 @@
 """A cheap receiving end: counts frames without decoding, decodes a sample (or all).
 
-Fed by `sfu.aiortc_adapter.intercept_receiver`, like the server, so the client's aiortc
-receiver decodes nothing by itself.
+Fed by `sfu.aiortc_adapter.testing.intercept_receiver`, like the server, so the client's
+aiortc receiver decodes nothing by itself.
 """
 
 from __future__ import annotations

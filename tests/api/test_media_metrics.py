@@ -6,9 +6,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from api.media_metrics import CONSUMER_COUNTERS, PRODUCER_COUNTERS, CounterLedger, MediaCollector
+from scripts.support.loopback import Room, wait_for
 from sfu import CounterTotals, Router
 from sfu.counters import KINDS, add_totals, new_totals
-from tests.sfu.harness import Room, wait_for
 
 Values = dict[tuple[str, tuple[str, ...]], float]
 

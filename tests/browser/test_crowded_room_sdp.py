@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from playwright.async_api import Browser
 
+from scripts.support.loopback import Room, crowded_subscribe_offer
 from scripts.synthpeer.client import MediaClient
 from sfu.sdp import parse
-from tests.sfu.harness import Room, crowded_subscribe_offer
 from tests.sfu.test_sdp_compaction import WS_FRAME_LIMIT, answer_frame
 
 ANSWER_IN_CHROMIUM = """async (offer) => {

@@ -24,7 +24,8 @@ from scripts.synthpeer.api_client import Account, ClassroomApi
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
 from scripts.synthpeer.peer import MediaFailed, SyntheticPeer
-from sfu import MediaConfig, aiortc_adapter
+from sfu import MediaConfig
+from sfu.aiortc_adapter import testing as adapter_testing
 
 FRAMES_WANTED = 15
 
@@ -50,7 +51,7 @@ def _pairs(peer: SyntheticPeer) -> dict[str, Any]:
     assert peer.media is not None
     pairs = {}
     for name, pc in (("publish", peer.media.publish_pc), ("subscribe", peer.media.subscribe_pc)):
-        pair = aiortc_adapter.selected_pair(pc) if pc is not None else None
+        pair = adapter_testing.selected_pair(pc) if pc is not None else None
         pairs[name] = dataclasses.asdict(pair) if pair is not None else None
     return pairs
 

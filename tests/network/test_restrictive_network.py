@@ -14,7 +14,7 @@ from api.ice_settings import IceSettings
 from api.services import SERVICES
 from scripts.coturn_local import LocalCoturn
 from scripts.synthpeer.peer import SyntheticPeer
-from sfu import aiortc_adapter
+from sfu.aiortc_adapter import testing as adapter_testing
 from tests.network import netns
 from tests.network.conftest import (
     SERVER,
@@ -101,7 +101,7 @@ async def test_a_student_whose_network_drops_udp_joins_through_turn_over_tcp(
     member = live.members[room.student.id]
     for pc in (member.participant.publish_pc, member.participant.subscribe_pc):
         assert pc is not None
-        pair = aiortc_adapter.selected_pair(pc)
+        pair = adapter_testing.selected_pair(pc)
         assert pair is not None and pair.remote_type == "relay", pair
     timings.append(
         f"aiortc student, UDP dropped, TURN over TCP: JOIN_ROOM -> first teacher frame "

@@ -9,12 +9,13 @@ from api.ice_settings import IceSettings
 from api.services import SERVICES
 from api.turn import SFU_TURN_USER, ice_servers_for
 from scripts.coturn_local import LocalCoturn
+from scripts.support.loopback import Room
 from scripts.synthpeer.peer import ice_servers_from
-from sfu import MediaConfig, aiortc_adapter
+from sfu import MediaConfig
+from sfu.aiortc_adapter import testing as adapter_testing
 from sfu.config import SendPath
 from tests.network.conftest import SERVER, ClassroomFactory, Network
 from tests.network.test_restrictive_network import wait_for
-from tests.sfu.harness import Room
 
 pytestmark = pytest.mark.network
 
@@ -48,7 +49,7 @@ async def test_media_is_forwarded_when_every_pair_is_relayed(
             for pc in (participant.publish_pc, participant.subscribe_pc):
                 if pc is None:
                     continue
-                pair = aiortc_adapter.selected_pair(pc)
+                pair = adapter_testing.selected_pair(pc)
                 assert pair is not None and pair.local_type == "relay", pair
                 assert pair.remote_type == "relay" and pair.relay_transport == "udp"
     finally:

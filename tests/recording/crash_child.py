@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from scripts.support.loopback import Room, wait_for
 from sfu.recorder import Recorder
-from tests.sfu.harness import Room, wait_for
 
 
 async def main(directory: Path) -> None:

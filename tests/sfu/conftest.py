@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.sfu.harness import Room
+from scripts.support.loopback import Room
 
 
 @pytest.fixture

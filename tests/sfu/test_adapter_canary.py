@@ -1,7 +1,9 @@
 """Canary: fails loudly when the aiortc/aioice internals sfu relies on change.
 
-If this fails after an upgrade, read sfu/aiortc_adapter.py, check each interception
-point against the new aiortc source, and only then move the pins in pyproject.toml.
+If this fails after an upgrade, read sfu/aiortc_adapter/internals.py (every internal
+and why), check each interception point against the new aiortc source, and only then
+move the pins in pyproject.toml. Reading aiortc's internals is this file's job: it is
+the one module outside `sfu/aiortc_adapter/` that `test_adapter_boundary.py` lets do it.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ from aiortc.rtcrtpreceiver import decoder_worker
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from sfu import aiortc_adapter
+from sfu.aiortc_adapter import internals
+from sfu.direct_send import MID_URI, RTP_HEADER, DirectRtpSender, mid_extension
 from sfu.errors import AdapterError
 from sfu.payloads import RtpPayloads
+from sfu.stats import SendCounts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,7 +157,7 @@ async def test_a_live_sender_has_the_fields_the_direct_path_updates() -> None:
     pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
     try:
         sender = pc.addTransceiver("video", direction="sendonly").sender
-        direct = aiortc_adapter.DirectRtpSender(sender, "video", lambda: None)
+        direct = DirectRtpSender(sender, "video", lambda: None)
         assert not direct.ready
         assert sender._retransmit == direct.retransmit
         assert direct.send_frame(RtpPayloads([b"x"]), 0) is False  # no transport: nothing sent
@@ -186,18 +191,12 @@ def test_lean_srtp_protection_is_byte_identical_to_pylibsrtp() -> None:
 def test_direct_rtp_packets_are_byte_identical_to_aiortc_serialization() -> None:
     mid_map = HeaderExtensionsMap()
     mid_map.configure(
-        RTCRtpParameters(
-            headerExtensions=[RTCRtpHeaderExtensionParameters(id=1, uri=aiortc_adapter._MID_URI)]
-        )
+        RTCRtpParameters(headerExtensions=[RTCRtpHeaderExtensionParameters(id=1, uri=MID_URI)])
     )
     packet = RtpPacket(payload_type=97, marker=1, sequence_number=513, timestamp=90000, ssrc=77)
     packet.payload = b"payload"
     packet.extensions.mid = "12"
-    ours = (
-        aiortc_adapter._RTP_HEADER.pack(0x90, 0x80 | 97, 513, 90000, 77)
-        + aiortc_adapter._mid_extension(1, "12")
-        + b"payload"
-    )
+    ours = RTP_HEADER.pack(0x90, 0x80 | 97, 513, 90000, 77) + mid_extension(1, "12") + b"payload"
     assert ours == packet.serialize(mid_map)
 
 
@@ -241,7 +240,7 @@ def test_nacks_and_send_counters_are_where_the_counting_wrappers_read_them() -> 
     assert "packet.sequence_number == sequence_number" in retransmit
     assert "__packet_count" not in retransmit and "__octet_count" not in retransmit
     with pytest.raises(AdapterError, match="no longer sets"):
-        aiortc_adapter._require_field(RTCRtpSender, "_RTCRtpSender__renamed")
+        internals.require_field(RTCRtpSender, "_RTCRtpSender__renamed")
 
 
 async def test_live_senders_and_receivers_count_nacks_through_the_adapter() -> None:
@@ -257,12 +256,12 @@ async def test_live_senders_and_receivers_count_nacks_through_the_adapter() -> N
         counters = aiortc_adapter.SenderCounters(stock)
         assert stock._retransmit == counters.retransmit
         await stock._retransmit(5)  # not in the history: NACKed, not re-sent
-        assert counters.counts() == aiortc_adapter.SendCounts(0, 0, 1, 0)
+        assert counters.counts() == SendCounts(0, 0, 1, 0)
 
         direct_sender = pc.addTransceiver("video", direction="sendonly").sender
-        direct = aiortc_adapter.DirectRtpSender(direct_sender, "video", lambda: None)
+        direct = DirectRtpSender(direct_sender, "video", lambda: None)
         await direct_sender._retransmit(5)
-        assert direct.counts() == aiortc_adapter.SendCounts(0, 0, 1, 0)
+        assert direct.counts() == SendCounts(0, 0, 1, 0)
     finally:
         await pc.close()
 
@@ -369,7 +368,7 @@ def test_a_receiver_without_nack_generator_and_estimator_is_what_aiortc_makes_fo
     handle = _source(RTCRtpReceiver._handle_rtp_packet)
     assert "if self.__remote_bitrate_estimator is not None:" in handle
     assert "if self.__nack_generator is not None and self.__nack_generator.add(packet):" in handle
-    receiver = RTCRtpReceiver("video", aiortc_adapter._ProbeTransport())  # type: ignore[arg-type]
+    receiver = RTCRtpReceiver("video", internals.ProbeTransport())  # type: ignore[arg-type]
     assert not aiortc_adapter.receive_state_released(receiver)
     aiortc_adapter.release_receive_state(receiver)
     assert aiortc_adapter.receive_state_released(receiver)

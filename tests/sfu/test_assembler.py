@@ -111,6 +111,21 @@ def test_a_frame_missing_a_packet_for_too_long_is_skipped_and_reported() -> None
     assert assembler.skipped == 1
 
 
+def test_a_pause_in_the_stream_is_not_a_missing_packet() -> None:
+    # The sender stopped for longer than the wait (a paused consumer, a muted camera):
+    # its next multi-packet frame is released, not skipped for a hole that never was.
+    clock = Clock()
+    assembler, out = make(clock)
+    for packet, data in vp8_frame(10, 0, [VP8_KEY]):
+        assembler.push(packet, data)
+    clock.now = 2.0
+    resumed = vp8_frame(11, 180000, [VP8_KEY[:10], VP8_KEY[10:20], VP8_KEY[20:]])
+    for packet, data in resumed:
+        assembler.push(packet, data)
+    assert [f[2] for f in out.frames] == [True, True]
+    assert out.losses == 0 and assembler.skipped == 0
+
+
 def test_a_stream_is_picked_up_at_the_first_frame_start() -> None:
     assembler, out = make()
     middle = vp8_frame(50, 0, [VP8_KEY[:10], VP8_KEY[10:]])

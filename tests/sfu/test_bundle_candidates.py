@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from aiortc import RTCSessionDescription
 
+from scripts.support.loopback import LOOPBACK, Room, wait_for
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
 from sfu import ParticipantId, create_peer_connection
 from sfu.sdp import check_answer, parse, share_bundle_candidates
-from tests.sfu.harness import LOOPBACK, Room, wait_for
 
 
 def first_section_only(sdp: str) -> str:
@@ -96,7 +96,7 @@ async def test_media_flows_when_offers_and_answers_carry_first_section_candidate
     try:
         publisher = room.router.add_participant(ParticipantId("teacher"), {})
         await teacher.publish_answer(await publisher.publish(first_section_only(offer)))
-        subscriber = room.router.add_participant(ParticipantId("viewer"), {})
+        subscriber = room.add_participant("viewer")
         await wait_for(lambda: "viewer" in room.events.offers, what="a subscribe offer")
         sdp, streams = room.events.offers["viewer"]
         answer = await viewer.subscribe_offer(sdp, streams)

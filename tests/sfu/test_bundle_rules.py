@@ -9,11 +9,11 @@ from dataclasses import replace
 
 import pytest
 
+from scripts.support.loopback import LOOPBACK, Room, crowded_subscribe_offer, wait_for
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
-from sfu import MediaConfig, ParticipantId
+from sfu import MediaConfig
 from tests.sfu.bundle_rules import bundle_problems
-from tests.sfu.harness import LOOPBACK, Room, crowded_subscribe_offer, wait_for
 
 TWO_ADDRESSES = replace(LOOPBACK, host_addresses=("127.0.0.1", "127.0.0.2"))
 ANNOUNCED = replace(LOOPBACK, announced_address="203.0.113.7")
@@ -27,7 +27,7 @@ async def server_sdps(config: MediaConfig) -> dict[str, str]:
     try:
         await room.join("teacher")
         await room.join("student")
-        publisher = room.router.add_participant(ParticipantId("late"), {})
+        publisher = room.add_participant("late")
         answer = await publisher.publish(await client.publish_offer())
         await wait_for(lambda: "late" in room.events.offers, what="the late joiner's offer")
         first_offer, _ = room.events.offers["late"]

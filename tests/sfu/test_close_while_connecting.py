@@ -23,12 +23,13 @@ import pytest
 from aiortc import RTCIceTransport, RTCPeerConnection
 from aiortc.exceptions import InvalidStateError
 
+from scripts.support.loopback import LOOPBACK, Room, wait_for
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.media import ToneAudioTrack
-from sfu import ParticipantId, aiortc_adapter, create_peer_connection, set_local_description
-from tests.sfu.harness import LOOPBACK, Room, wait_for
+from sfu import create_peer_connection, set_local_description
+from sfu.aiortc_adapter import testing as adapter_testing
 
-ADAPTER_LOGGER = "sfu.aiortc_adapter"
+ADAPTER_LOGGER = "sfu.aiortc_adapter.peer_connection"
 QUIET = "peer connection closed while connecting"
 
 
@@ -49,7 +50,7 @@ class HeldHandshake:
                 self._ice_closed.set()
 
         ice.on("statechange", state_changed)
-        assert aiortc_adapter.wrap_receive(pc, self._wrap) == 1
+        assert adapter_testing.wrap_receive(pc, self._wrap) == 1
 
     def _wrap(self, receive: Callable[[], Any]) -> Callable[[], Any]:
         async def held() -> bytes:
@@ -100,10 +101,9 @@ def quiet_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 async def publishing(room: Room, name: str) -> tuple[MediaClient, str]:
     """A participant whose publish offer is answered (the client has not applied it)."""
-    participant = room.router.add_participant(ParticipantId(name), {"role": "student"})
+    participant = room.add_participant(name, {"role": "student"})
     client = MediaClient(room.config, video=room.clip, audio=ToneAudioTrack())
     room.clients[name] = client
-    room.participants[name] = participant
     return client, await participant.publish(await client.publish_offer())
 
 
@@ -145,7 +145,7 @@ async def test_leaving_during_a_subscribe_renegotiation_while_connecting(
     renegotiation: str,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger=ADAPTER_LOGGER)
-    room.events.room = None  # the test answers the subscribe offers itself
+    room.answer_offers = False  # the test answers the subscribe offers itself
     await room.join("teacher")
     student = await room.join("student", video=False, audio=False)
     participant = room.participants["student"]

@@ -11,10 +11,10 @@ from pathlib import Path
 import av
 import numpy as np
 
+from scripts.support.loopback import Room, wait_for
 from scripts.synthpeer.media import read_frame_index
 from sfu import compose
 from sfu.recorder import Recorder
-from tests.sfu.harness import Room, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,9 +8,9 @@ import re
 import time
 from dataclasses import replace
 
+from scripts.support.loopback import LOOPBACK, Room, wait_for
 from scripts.synthpeer.client import MediaClient
 from sfu import ParticipantId
-from tests.sfu.harness import LOOPBACK, Room, wait_for
 
 DEADLINE = replace(LOOPBACK, ice_connect_timeout=1.0)
 

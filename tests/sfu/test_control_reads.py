@@ -13,9 +13,10 @@ from dataclasses import replace
 import av
 from aiortc import RTCPeerConnection
 
+from scripts.support.loopback import LOOPBACK, Room, wait_for
 from scripts.synthpeer.media import EncodedVideoTrack
 from sfu import aiortc_adapter
-from tests.sfu.harness import LOOPBACK, Room, wait_for
+from sfu.sender_reports import SenderReports
 
 
 class PausableVideoTrack(EncodedVideoTrack):
@@ -95,7 +96,7 @@ async def test_without_media_control_datagrams_wake_the_loop_again() -> None:
         await wait_for(lambda: room.decoded("student", "teacher") >= 10, timeout=10)
         server_pc = room.participants["student"].subscribe_pc
         assert server_pc is not None
-        reports = aiortc_adapter.SenderReports.of(server_pc.getTransceivers()[0].sender.transport)
+        reports = SenderReports.of(server_pc.getTransceivers()[0].sender.transport)
         await wait_for(lambda: reads.deferred >= 1 and not reads.waking, what="deferred reads")
         track.gate.clear()
         # Within the watchdog's period (0.5 s) after the last media packet.

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 
 import pytest
 
+from scripts.support.loopback import LOOPBACK, Room, wait_for
 from sfu import Consumer, CounterTotals, Producer, Router
 from sfu.config import SendPath
 from sfu.counters import CONSUMER_FIELDS, KINDS, PRODUCER_FIELDS, new_totals
-from tests.sfu.harness import LOOPBACK, Room, wait_for
 
 
 def _expected(producers: Iterable[Producer], consumers: Iterable[Consumer]) -> CounterTotals:

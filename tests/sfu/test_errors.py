@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from scripts.support.loopback import LOOPBACK, Room, wait_for
 from scripts.synthpeer.client import MediaClient
 from sfu import Closed, InvalidCandidate, InvalidSdp, InvalidState, ParticipantId
-from tests.sfu.harness import LOOPBACK, Room, wait_for
 
 GARBAGE = [
     "",
@@ -48,7 +48,7 @@ async def test_an_offer_without_ice_credentials_or_forwardable_codec_names_the_p
 
 async def test_the_room_keeps_working_after_bad_input(room: Room) -> None:
     await room.join("teacher")
-    participant = room.router.add_participant(ParticipantId("student"))
+    participant = room.add_participant("student")
     for sdp in GARBAGE:
         with pytest.raises(InvalidSdp):
             await participant.publish(sdp)

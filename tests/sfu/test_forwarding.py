@@ -10,10 +10,11 @@ import aiortc.rtcrtpreceiver
 import pytest
 from aiortc.codecs import get_decoder
 
+from scripts.support.loopback import CLIP_FRAMES, SEND_CONFIGS, Room, wait_for
 from sfu import aiortc_adapter, native_send
 from sfu.aiortc_adapter import DecoderQueueStub
 from sfu.consumer import DirectOutput
-from tests.sfu.harness import CLIP_FRAMES, SEND_CONFIGS, Room, wait_for
+from sfu.direct_send import Route
 
 NAMES = ("teacher", "student1", "student2")
 
@@ -108,7 +109,7 @@ async def test_nothing_is_decoded_on_the_forwarding_path(
 async def test_the_direct_path_works_without_udp_segmentation_offload(
     room: Room, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(aiortc_adapter._Route, "gso_supported", False)
+    monkeypatch.setattr(Route, "gso_supported", False)
     await room.join("teacher", audio=False)
     await room.join("student", video=False, audio=False)
     await wait_for(

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
+from scripts.support.loopback import SEND_CONFIGS, Room, wait_for
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.sink import StreamSink
 from sfu import Consumer, Producer
-from tests.sfu.harness import SEND_CONFIGS, Room, wait_for
 
 
 def _producer(room: Room, name: str, kind: str) -> Producer:

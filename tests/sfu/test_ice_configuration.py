@@ -7,10 +7,11 @@ from dataclasses import replace
 import psutil
 import pytest
 
+from scripts.support.loopback import LOOPBACK, Room, wait_for
 from scripts.synthpeer.client import MediaClient
-from sfu import IceServer, MediaConfig, ParticipantId, aiortc_adapter, create_peer_connection
+from sfu import IceServer, MediaConfig, ParticipantId, create_peer_connection
+from sfu.aiortc_adapter import testing as adapter_testing
 from sfu.sdp import parse
-from tests.sfu.harness import LOOPBACK, Room, wait_for
 
 
 async def test_aiortc_never_falls_back_to_its_default_stun_server() -> None:
@@ -21,8 +22,8 @@ async def test_aiortc_never_falls_back_to_its_default_stun_server() -> None:
     try:
         pc.addTransceiver("audio")
         stun.addTransceiver("audio")
-        assert aiortc_adapter.ice_servers_in_use(pc) == [(None, None)]
-        assert aiortc_adapter.ice_servers_in_use(stun) == [(("stun.example.org", 3478), None)]
+        assert adapter_testing.ice_servers_in_use(pc) == [(None, None)]
+        assert adapter_testing.ice_servers_in_use(stun) == [(("stun.example.org", 3478), None)]
     finally:
         await pc.close()
         await stun.close()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sfu import IceServer, MediaConfig, aiortc_adapter, create_peer_connection
+from sfu import IceServer, MediaConfig, create_peer_connection
+from sfu.aiortc_adapter import testing as adapter_testing
 from sfu.ice_servers import select_servers, turn_transport
 from sfu.peer import selected_servers
 
@@ -69,10 +70,10 @@ async def test_aioice_gets_the_selected_servers_and_the_relay_policy() -> None:
     pc = create_peer_connection(config)
     try:
         pc.addTransceiver("audio")
-        assert aiortc_adapter.ice_servers_in_use(pc) == [
+        assert adapter_testing.ice_servers_in_use(pc) == [
             (("stun.example.org", 3478), ("turn.example.org", 3478))
         ]
-        assert aiortc_adapter.relay_settings_in_use(pc) == [("RELAY", "tcp", False)]
+        assert adapter_testing.relay_settings_in_use(pc) == [("RELAY", "tcp", False)]
     finally:
         await pc.close()
 

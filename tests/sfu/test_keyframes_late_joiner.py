@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
+from scripts.support.loopback import Room, wait_for
 from scripts.synthpeer.media import EncodedVideoTrack
-from tests.sfu.harness import Room, wait_for
 
 
 async def test_a_late_joiner_gets_a_keyframe_within_a_second_and_nothing_before_it(

@@ -6,8 +6,8 @@ import asyncio
 
 import psutil
 
+from scripts.support.loopback import Room, wait_for
 from sfu import Closed
-from tests.sfu.harness import Room, wait_for
 
 
 def _udp_sockets() -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import statistics
 
+from scripts.support.loopback import LOOPBACK, Room, wait_for
 from sfu import MediaConfig
-from tests.sfu.harness import LOOPBACK, Room, wait_for
 
 
 async def test_audio_levels_from_the_header_extension_are_reported_per_producer(room: Room) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sfu.harness import CLIP_FRAMES, SEND_CONFIGS, Room, wait_for
+from scripts.support.loopback import CLIP_FRAMES, SEND_CONFIGS, Room, wait_for
 
 
 @pytest.mark.parametrize("send", SEND_CONFIGS)

@@ -6,10 +6,10 @@ import asyncio
 import time
 from pathlib import Path
 
+from scripts.support.loopback import CLIP_FRAMES, Room, wait_for
 from scripts.synthpeer.media import RenderedVideoTrack
 from sfu.recorder import LIMIT_REACHED, Recorder
 from tests.recording.inspect import inspect_file, missing_frames
-from tests.sfu.harness import CLIP_FRAMES, Room, wait_for
 
 
 async def _publishing(room: Room, *names: str) -> None:

@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from scripts.support.loopback import CLIP_FRAMES
 from sfu.track_file import CLUSTER_MS, read_segment
 from tests.recording.inspect import inspect_file, missing_frames
-from tests.sfu.harness import CLIP_FRAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from scripts.support.loopback import Room, wait_for
 from scripts.synthpeer.media import RenderedVideoTrack
-from tests.sfu.harness import Room, wait_for
 
 
 async def test_a_publisher_that_stops_and_restarts_video_is_followed_by_subscribers(

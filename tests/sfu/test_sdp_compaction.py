@@ -10,11 +10,11 @@ import time
 import pytest
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+from scripts.support.loopback import LOOPBACK, Room, crowded_subscribe_offer, wait_for
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
-from sfu import ParticipantId, create_peer_connection, set_local_description
+from sfu import create_peer_connection, set_local_description
 from sfu.sdp import candidate_sections, compact_bundle, parse
-from tests.sfu.harness import LOOPBACK, Room, crowded_subscribe_offer, wait_for
 
 WS_FRAME_LIMIT = 64 * 1024
 """The contract's frame limit (WS_MAX_FRAME_BYTES default)."""
@@ -110,9 +110,9 @@ async def subscribe_offer_for(publishers: list[tuple[bool, bool]]) -> str:
                 audio=ToneAudioTrack() if audio else None,
             )
             clients.append(client)
-            participant = room.router.add_participant(ParticipantId(f"p{index}"), {})
+            participant = room.add_participant(f"p{index}")
             await participant.publish(await client.publish_offer())
-        room.router.add_participant(ParticipantId("viewer"), {})
+        room.add_participant("viewer")
         await wait_for(lambda: "viewer" in room.events.offers, what="the viewer's offer")
         return room.events.offers["viewer"][0]
     finally:

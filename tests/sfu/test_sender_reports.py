@@ -20,7 +20,8 @@ from aiortc.rtp import (
     RtcpSrPacket,
 )
 
-from sfu import aiortc_adapter
+from scripts.support.loopback import Room, wait_for
+from sfu.aiortc_adapter import testing as adapter_testing
 from sfu.rtcp import (
     SENDERS_PER_COMPOUND,
     ReportBlock,
@@ -30,7 +31,7 @@ from sfu.rtcp import (
     ntp_timestamp,
     receiver_report_blocks,
 )
-from tests.sfu.harness import Room, wait_for
+from sfu.sender_reports import ReportClock, SenderReports
 
 
 def test_compound_packets_parse_back_with_aiortc() -> None:
@@ -86,13 +87,10 @@ async def test_a_connections_streams_share_one_timer_and_subscribers_get_every_r
     try:
         server_pc, client_pc = await room.teacher_and_viewer()
         transceivers = server_pc.getTransceivers()
-        reports = aiortc_adapter.SenderReports.of(transceivers[0].sender.transport)
+        reports = SenderReports.of(transceivers[0].sender.transport)
         assert reports.senders == 2  # the teacher's audio and video
         # aiortc's per-sender RTCP task is our idle stand-in: no wake-ups per sender.
-        for transceiver in transceivers:
-            task = transceiver.sender._RTCRtpSender__rtcp_task  # type: ignore[attr-defined]
-            code = task.get_coro().cr_code
-            assert code is aiortc_adapter.DirectRtpSender._rtcp_until_stopped.__code__
+        assert all(adapter_testing.runs_idle_rtcp(t.sender) for t in transceivers)
         # Both streams' reports go out in one compound packet.
         before = reports.compounds_sent
         assert reports.send_now() == 1
@@ -108,7 +106,7 @@ async def test_a_connections_streams_share_one_timer_and_subscribers_get_every_r
                 ]
             return found
 
-        senders = {t.sender._ssrc for t in transceivers}
+        senders = {adapter_testing.sender_ssrc(t.sender) for t in transceivers}
         found = await _poll(remote_outbound, 2, timeout=5)
         assert sorted(s.ssrc for s in found) == sorted(senders)
 
@@ -143,11 +141,9 @@ async def test_every_connection_reports_about_once_a_second_on_one_process_wide_
         for student in ("s1", "s2"):
             pc = room.participants[student].subscribe_pc
             assert pc is not None
-            connections.append(
-                aiortc_adapter.SenderReports.of(pc.getTransceivers()[0].sender.transport)
-            )
-        clock = aiortc_adapter._ReportClock.of(asyncio.get_running_loop())
-        assert all(reports in clock._due for reports in connections)
+            connections.append(SenderReports.of(pc.getTransceivers()[0].sender.transport))
+        clock = ReportClock.of(asyncio.get_running_loop())
+        assert all(reports in clock for reports in connections)
         ticks, sent = clock.ticks, [r.compounds_sent for r in connections]
         await asyncio.sleep(3.2)
         # One timer for both: a tick every 0.5 s; each connection due every 0.5-1.5 s.
@@ -156,7 +152,7 @@ async def test_every_connection_reports_about_once_a_second_on_one_process_wide_
             assert 2 <= reports.compounds_sent - before <= 6
     finally:
         await room.close()
-    assert not any(reports in clock._due for reports in connections)
+    assert not any(reports in clock for reports in connections)
 
 
 def test_receiver_reports_are_read_from_rr_and_sdes_compounds_only() -> None:

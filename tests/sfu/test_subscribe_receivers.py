@@ -3,8 +3,8 @@ bandwidth estimator (~96 kB each for video), and media still flows both ways of 
 
 from __future__ import annotations
 
+from scripts.support.loopback import Room, wait_for
 from sfu import aiortc_adapter
-from tests.sfu.harness import Room, wait_for
 
 
 async def test_subscribe_receivers_hold_nothing_and_media_still_flows() -> None:

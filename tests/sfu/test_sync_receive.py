@@ -9,8 +9,10 @@ from dataclasses import replace
 
 import pytest
 
+from scripts.support.loopback import LOOPBACK, Room, wait_for
 from sfu import aiortc_adapter
-from tests.sfu.harness import LOOPBACK, Room, wait_for
+from sfu.aiortc_adapter import testing as adapter_testing
+from sfu.aiortc_adapter.receive_path import SrtpShortcut
 
 
 @pytest.mark.parametrize("sync", [True, False], ids=["sync", "queued"])
@@ -27,15 +29,9 @@ async def test_media_flows_in_order_either_way(sync: bool) -> None:
         assert video.skipped_frames == 0 and video.late_packets == 0
         for pc in (publisher.publish_pc, room.participants["student"].subscribe_pc):
             assert pc is not None
-            transceiver = pc.getTransceivers()[0]
-            connection = transceiver.receiver.transport.transport._connection
-            installed = isinstance(connection.data_received, aiortc_adapter._SrtpShortcut)
+            ((installed, media_first),) = adapter_testing.receive_paths(pc)  # bundled
             assert installed == sync
-            first = [
-                isinstance(p.datagram_received, aiortc_adapter._MediaFirst)
-                for p in connection._protocols
-            ]
-            assert first and all(f == sync for f in first)
+            assert media_first and all(f == sync for f in media_first)
         if sync and publisher.publish_pc is not None:
             # Installing twice changes nothing.
             assert aiortc_adapter.receive_media_synchronously(publisher.publish_pc) == 0
@@ -58,6 +54,10 @@ class FakeDtls:
         self._rx_srtp: FakeSrtp | None = None
         self.handled: list[bytes] = []
 
+    def key(self) -> None:
+        """The handshake is done: SRTP can be unprotected."""
+        self._rx_srtp = FakeSrtp()
+
     async def _handle_rtp_data(self, data: bytes, arrival_time_ms: int) -> None:
         self.handled.append(data)
 
@@ -68,7 +68,7 @@ class FakeDtls:
 async def test_the_shortcut_keeps_order_and_leaves_dtls_to_the_queue() -> None:
     dtls = FakeDtls()
     pending: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
-    shortcut = aiortc_adapter._SrtpShortcut(
+    shortcut = SrtpShortcut(
         dtls,  # type: ignore[arg-type]
         lambda data, component: pending.put_nowait((data, component)),
         pending,
@@ -77,12 +77,11 @@ async def test_the_shortcut_keeps_order_and_leaves_dtls_to_the_queue() -> None:
     rtp = bytes([0x80, 96]) + bytes(10)
     rtcp = bytes([0x80, 200]) + bytes(6)
     shortcut(rtp, 1)  # not keyed yet: queued
-    dtls._rx_srtp = FakeSrtp()
+    dtls.key()
     shortcut(rtp + b"2", 1)  # keyed, but something is pending: behind it
-    assert [item[0] for item in pending._queue] == [rtp, rtp + b"2"]  # type: ignore[attr-defined]
     assert dtls.handled == []
-    while not pending.empty():
-        pending.get_nowait()
+    queued = [pending.get_nowait()[0] for _ in range(pending.qsize())]
+    assert queued == [rtp, rtp + b"2"]
     shortcut(rtp + b"3", 1)
     shortcut(rtcp, 1)
     shortcut(bytes([22, 254]) + bytes(11), 1)  # a DTLS record still takes the queue
@@ -122,7 +121,7 @@ async def test_a_failing_handler_is_logged_not_raised(caplog: pytest.LogCaptureF
         await asyncio.sleep(0)
         raise RuntimeError("later")
 
-    with caplog.at_level(logging.ERROR, logger="sfu.aiortc_adapter"):
+    with caplog.at_level(logging.ERROR, logger="sfu.aiortc_adapter.receive_path"):
         aiortc_adapter.run_to_completion(broken())
         aiortc_adapter.run_to_completion(broken_later())
         await asyncio.sleep(0.01)

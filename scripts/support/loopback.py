@@ -1,7 +1,9 @@
-"""An in-process room for media tests: a real `Router` and real aiortc clients on loopback.
+"""An in-process room for media tests and benchmarks: a real `Router` and real aiortc
+clients on loopback.
 
 Signalling is a direct function call: the router listener hands each subscribe offer to
-the client, whose answer goes straight back to the participant.
+the client, whose answer goes straight back to the participant. Everyone consumes
+everyone (`scripts.support.forwarding`), as in a classroom.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from aiortc import MediaStreamTrack, RTCPeerConnection
 
+from scripts.support.forwarding import consume_existing, consume_new
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
 from scripts.synthpeer.sink import DecodeMode, StreamSink
@@ -26,7 +29,7 @@ from sfu import (
     RouterListener,
     RouterStats,
 )
-from sfu.ids import DisconnectReason
+from sfu.ids import AppData, DisconnectReason
 
 CLIP_FRAMES = 150
 LOOPBACK = MediaConfig(host_addresses=("127.0.0.1",), stats_interval=None)
@@ -61,6 +64,8 @@ class Events(RouterListener):
 
     def on_producer_added(self, producer: Producer) -> None:
         self.log.append(("producer_added", producer.participant_id))
+        if self.room is not None and self.room.auto_consume:
+            consume_new(self.room.router, producer)
 
     def on_producer_removed(self, producer: Producer) -> None:
         self.log.append(("producer_removed", producer.participant_id))
@@ -70,7 +75,7 @@ class Events(RouterListener):
     ) -> None:
         self.log.append(("offer", participant.id))
         self.offers[participant.id] = (offer_sdp, dict(streams))
-        if self.room is not None:
+        if self.room is not None and self.room.answer_offers:
             self.room.answer_later(participant, offer_sdp, dict(streams))
 
     def on_keyframe_requested(self, producer: Producer) -> None:
@@ -84,15 +89,22 @@ class Events(RouterListener):
 
 
 class Room:
-    """A router plus one `MediaClient` per participant."""
+    """A router plus one `MediaClient` per participant.
 
-    def __init__(self, config: MediaConfig = LOOPBACK) -> None:
+    With `auto_consume` (the default) everyone consumes everyone, as in a classroom;
+    without, only what the test passes to `router.consume`.
+    """
+
+    def __init__(self, config: MediaConfig = LOOPBACK, *, auto_consume: bool = True) -> None:
         self.config = config
+        self.auto_consume = auto_consume
         self.events = Events(room=self)
         self.router = Router(RouterId("room"), config, self.events)
         self.clients: dict[str, MediaClient] = {}
         self.participants: dict[str, Participant] = {}
         self.answer_errors: list[BaseException] = []
+        self.answer_offers = True
+        """Whether the clients answer subscribe offers (off: the test answers itself)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self.clip = vp8_clip(CLIP_FRAMES)
 
@@ -110,7 +122,7 @@ class Room:
         video_track: MediaStreamTrack | None = None,
         video_codec: str | None = None,
     ) -> MediaClient:
-        participant = self.router.add_participant(ParticipantId(name), {"role": role})
+        participant = self.add_participant(name, {"role": role})
         track = ToneAudioTrack(
             level_dbov=audio_level, mode="frames" if audio_mode == "frames" else "packets"
         )
@@ -124,11 +136,21 @@ class Room:
             loss_every=loss_every,
         )
         self.clients[name] = client
-        self.participants[name] = participant
         if video or audio or video_track is not None:
             answer = await participant.publish(await client.publish_offer())
             await client.publish_answer(answer)
         return client
+
+    def add_participant(self, name: str, app_data: AppData | None = None) -> Participant:
+        """A participant of the router, with no client yet (the caller may register one
+        in `clients`, which then answers its subscribe offers). With `auto_consume` it
+        consumes every producer of the others (and, through the listener, every later
+        one)."""
+        participant = self.router.add_participant(ParticipantId(name), app_data or {})
+        self.participants[name] = participant
+        if self.auto_consume:
+            consume_existing(self.router, participant)
+        return participant
 
     def answer_later(
         self, participant: Participant, offer_sdp: str, streams: dict[str, str]
@@ -202,9 +224,9 @@ async def crowded_subscribe_offer(
     for i in range(publishers):
         client = MediaClient(room.config, video=clip, audio=ToneAudioTrack())
         clients.append(client)
-        participant = room.router.add_participant(ParticipantId(f"p{i}"), {})
+        participant = room.add_participant(f"p{i}")
         await participant.publish(await client.publish_offer())
-    subscriber = room.router.add_participant(ParticipantId("crowd-viewer"), {})
+    subscriber = room.add_participant("crowd-viewer")
     await wait_for(lambda: subscriber.id in room.events.offers, what="a subscribe offer")
     offer, streams = room.events.offers[subscriber.id]
     return subscriber, offer, streams, clients

@@ -1,0 +1,437 @@
+"""The direct send path: a forwarded frame goes from the producer straight to each
+subscriber's socket, in one synchronous call per frame.
+
+aiortc/aioice are reached only through `sfu.aiortc_adapter` (its DTLS/ICE accessors and
+`take_over_sending`); the RTP numbering is `sfu.rtp_rewriter`'s, sender reports are
+`sfu.sender_reports`'.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pylibsrtp
+from aiortc import RTCRtpSender
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
+
+from sfu import aiortc_adapter, native_send
+from sfu.payloads import RtpPayloads
+from sfu.rtcp import ReportBlock, SenderReport, last_sr, ntp_timestamp
+from sfu.rtp_rewriter import PTS_STEP, SEQUENCE_MASK, RtpRewriter
+from sfu.sender_reports import SenderReports
+from sfu.stats import NO_LINK, LinkQuality, SendCounts
+
+logger = logging.getLogger(__name__)
+
+RTP_HEADER = struct.Struct("!BBHII")
+"""First byte (version, extension bit), marker | payload type, sequence number,
+timestamp, SSRC."""
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+_GSO_SIZE = struct.Struct("H")
+_RTX_OSN = struct.Struct("!H")
+_SOL_UDP = getattr(socket, "SOL_UDP", 17)
+_UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)  # linux/udp.h
+_GSO_MAX_SEGMENTS = 64
+_GSO_MAX_BYTES = 60000
+# what sendmsg with UDP_SEGMENT fails with where the kernel or device cannot segment
+_GSO_UNSUPPORTED = (errno.EINVAL, errno.EIO, errno.ENOPROTOOPT, errno.EOPNOTSUPP)
+_GSO_ANCILLARY: dict[int, list[tuple[int, int, bytes]]] = {}
+# Frames between checks that the transport is still up (a closed one is also caught by
+# the sender's stop() and by send errors), and between updates of the (wall clock, RTP
+# timestamp) pair sender reports extrapolate from.
+_ROUTE_CHECK_MASK = 31
+_SR_UPDATE_MASK = 15
+_RTT_ALPHA = 0.85  # aiortc's smoothing of round trip times
+
+
+def mid_extension(extension_id: int, mid: str) -> bytes:
+    """The RFC 8285 one-byte header extension block carrying the MID."""
+    value = mid.encode()
+    if not 1 <= extension_id <= 14 or not 1 <= len(value) <= 16:
+        return b""
+    element = bytes([(extension_id << 4) | (len(value) - 1)]) + value
+    element += b"\x00" * (-len(element) % 4)
+    return struct.pack("!HH", 0xBEDE, len(element) // 4) + element
+
+
+class Route:
+    """Where a `DirectRtpSender`'s packets go once the transport is up.
+
+    For a host or server-reflexive pair, packets are sent synchronously on a duplicate of
+    the ICE socket's descriptor (same kernel socket; asyncio's transport would add a
+    Python layer and buffering per packet), a whole frame in one ``sendmsg`` with UDP
+    GSO where the kernel supports it. A relayed pair goes through aioice's TURN client.
+    """
+
+    gso_supported = sys.platform == "linux"
+
+    def __init__(self, dtls: RTCDtlsTransport, pair: Any, native: bool = True) -> None:
+        self.dtls = dtls
+        self.address = pair.remote_addr
+        self.transport = pair.protocol.transport
+        session = aiortc_adapter.tx_srtp(dtls)
+        assert session is not None  # keyed: the DTLS transport is connected
+        self.session: pylibsrtp.Session = session
+        self.protect = aiortc_adapter.lean_protect(session)
+        self.sock: socket.socket | None = None
+        self.relay: Callable[[bytes, Any], None] | None = None
+        # (descriptor, packed address, srtp_protect, srtp_t) for `native_send.send_frame`
+        self.native: tuple[int, bytes, int, int] | None = None
+        relayed = aiortc_adapter.is_relayed(self.transport)
+        raw = None if relayed else self.transport.get_extra_info("socket")
+        if raw is not None:
+            self.sock = socket.socket(raw.family, raw.type, raw.proto, fileno=os.dup(raw.fileno()))
+            self.sock.setblocking(False)
+            if native and native_send.AVAILABLE:
+                with contextlib.suppress(ValueError):  # not a numeric address: Python path
+                    address = native_send.sockaddr(self.address[0], self.address[1])
+                    pointers = aiortc_adapter.srtp_pointers(session)
+                    self.native = (self.sock.fileno(), address, *pointers)
+        else:
+            self.relay = self.transport.sendto
+
+    @property
+    def usable(self) -> bool:
+        return aiortc_adapter.dtls_connected(self.dtls) and not aiortc_adapter.is_closing(
+            self.transport
+        )
+
+    def send(self, packets: list[bytes], uniform: bool = False) -> None:
+        """Send `packets`; `uniform`: all but the last have the same size (UDP GSO can
+        carry them in one call)."""
+        sock = self.sock
+        if sock is None:
+            assert self.relay is not None
+            for packet in packets:
+                self.relay(packet, self.address)
+            return
+        address = self.address
+        if uniform and Route.gso_supported:
+            try:
+                self._send_segmented(sock, packets)
+                return
+            except BlockingIOError:
+                return  # socket buffer full: drop the frame, NACK recovers
+            except OSError as exc:
+                if exc.errno not in _GSO_UNSUPPORTED:
+                    raise
+                logger.info("UDP GSO unavailable (%s): one sendto per packet", exc)
+                Route.gso_supported = False
+        try:
+            for packet in packets:
+                sock.sendto(packet, address)
+        except BlockingIOError:
+            pass
+
+    def send_natively(
+        self,
+        first_byte: int,
+        payload_type: int,
+        sequence_number: int,
+        timestamp: int,
+        ssrc: int,
+        extension: bytes,
+        payloads: RtpPayloads,
+    ) -> None:
+        """`send` for a frame built, protected and sent by `native_send.send_frame`
+        (the route has `native`): the same datagrams, one call."""
+        assert self.native is not None
+        fd, address, protect, session = self.native
+        items = payloads.items
+        gso = payloads.uniform and Route.gso_supported
+        try:
+            native_send.send_frame(
+                fd, address, protect, session, first_byte, payload_type,
+                sequence_number, timestamp, ssrc, extension, items, True, gso,
+            )  # fmt: skip
+        except BlockingIOError:
+            return  # socket buffer full: drop the frame, NACK recovers
+        except OSError as exc:
+            if not gso or exc.errno not in _GSO_UNSUPPORTED:
+                raise
+            logger.info("UDP GSO unavailable (%s): one sendto per packet", exc)
+            Route.gso_supported = False
+            # Nothing was sent (the segmented call comes first); the SRTP policy allows
+            # protecting the same sequence numbers again.
+            with contextlib.suppress(BlockingIOError):
+                native_send.send_frame(
+                    fd, address, protect, session, first_byte, payload_type,
+                    sequence_number, timestamp, ssrc, extension, items, True, False,
+                )  # fmt: skip
+
+    def _send_segmented(self, sock: socket.socket, packets: list[bytes]) -> None:
+        """Equal-size datagrams (the last may be shorter) in as few syscalls as possible:
+        one for a frame of up to 64 packets and 60 kB."""
+        size = len(packets[0])
+        ancillary = _GSO_ANCILLARY.get(size)
+        if ancillary is None:
+            ancillary = _GSO_ANCILLARY[size] = [(_SOL_UDP, _UDP_SEGMENT, _GSO_SIZE.pack(size))]
+        per_call = max(1, min(_GSO_MAX_SEGMENTS, _GSO_MAX_BYTES // size))
+        if len(packets) <= per_call:
+            sock.sendmsg([b"".join(packets)], ancillary, 0, self.address)
+            return
+        for start in range(0, len(packets), per_call):
+            chunk = packets[start : start + per_call]
+            if len(chunk) == 1:
+                sock.sendto(chunk[0], self.address)
+            else:
+                sock.sendmsg([b"".join(chunk)], ancillary, 0, self.address)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+class DirectRtpSender:
+    """Sends forwarded frames for one `RTCRtpSender` straight to its socket.
+
+    The stock path costs one task wake-up per frame and about 15 us of Python per
+    packet (RtpPacket objects, header-extension maps, four coroutine layers down to the
+    socket). Here a frame's payloads, packetized once per producer, are sent by each
+    consumer in one synchronous call: RTP headers, SRTP protect, one ``sendmsg``.
+
+    aiortc's sender keeps the rest (`aiortc_adapter.take_over_sending`): its RTP task
+    idles on a track that never yields, a NACK reaches `retransmit` (answering from the
+    `RtpRewriter`'s history with RTX), PLI/FIR go to `on_keyframe_request`. The
+    connection's `SenderReports` sends this stream's sender reports together with its
+    other streams' (on one clock for the whole process) instead of a task per sender,
+    whose RTCP task only sends the BYE when it stops, and reads the subscriber's receiver
+    reports about it (`link_quality`); RTCP that mixes in anything else still goes to
+    aiortc. Payload types, RTX and the MID extension come from the parameters aiortc
+    passes to ``send()`` once the transport is up (`ready` turns true, `on_ready` is
+    called); ``stop()`` closes the duplicated socket.
+    """
+
+    def __init__(
+        self,
+        sender: RTCRtpSender,
+        kind: str,
+        on_ready: Callable[[], None],
+        *,
+        native: bool = True,
+    ) -> None:
+        self._sender = sender
+        self._native = native
+        self._on_ready = on_ready
+        self._rewriter = RtpRewriter(PTS_STEP[kind])
+        self._pt: int | None = None
+        self._rtx_pt: int | None = None
+        self._first_byte = 0x80
+        self._extension = b""
+        self._route: Route | None = None
+        self._closed = False
+        self._octets = 0
+        self._frames = 0
+        self._clock_rate = 0
+        self._cname = ""
+        self._sr_wall: float | None = None
+        self._sr_rtp = 0
+        self._last_sr = 0
+        self._last_sr_time = 0.0
+        self._reports: SenderReports | None = None
+        self._link = NO_LINK
+        self.packets_sent = 0
+        self.nacks_received = 0
+        self.retransmissions = 0
+        self._ssrc, self._rtx_ssrc = aiortc_adapter.take_over_sending(
+            sender, on_send=self._bind, on_stop=self.close, retransmit=self.retransmit
+        )
+
+    @property
+    def native(self) -> bool:
+        """Frames currently go out through the C extension (`native_send`)."""
+        return self._route is not None and self._route.native is not None
+
+    @property
+    def ready(self) -> bool:
+        """The transport is up and the negotiated parameters are known."""
+        return self._pt is not None and not self._closed
+
+    @property
+    def ssrc(self) -> int:
+        return self._ssrc
+
+    def counts(self) -> SendCounts:
+        """Packets and payload bytes sent, NACKed sequence numbers, retransmissions."""
+        return SendCounts(
+            self.packets_sent, self._octets, self.nacks_received, self.retransmissions
+        )
+
+    def close(self) -> None:
+        """Stop sending and release the duplicated socket. Idempotent."""
+        self._closed = True
+        if self._reports is not None:
+            self._reports.discard(self)
+            self._reports = None
+        if self._route is not None:
+            self._route.close()
+            self._route = None
+
+    def _bind(self, parameters: RTCRtpSendParameters) -> None:
+        if self._pt is not None or self._closed or not parameters.codecs:
+            return
+        pt = parameters.codecs[0].payloadType
+        for codec in parameters.codecs:
+            if codec.name.lower() == "rtx" and codec.parameters.get("apt") == pt:
+                self._rtx_pt = codec.payloadType
+        for extension in parameters.headerExtensions:
+            if extension.uri == MID_URI and parameters.muxId:
+                self._extension = mid_extension(extension.id, parameters.muxId)
+        self._first_byte = 0x90 if self._extension else 0x80
+        self._clock_rate = parameters.codecs[0].clockRate
+        self._cname = parameters.rtcp.cname or ""
+        self._pt = pt
+        self._reports = SenderReports.of(self._sender.transport)
+        self._reports.add(self)
+        self._on_ready()
+
+    def detach(self) -> None:
+        """The next frame starts a new source: keep RTP timestamps continuous."""
+        self._rewriter.switch_source()
+
+    def _resolve(self) -> Route | None:
+        if self._route is not None:
+            self._route.close()
+            self._route = None
+        if self._closed:
+            return None
+        dtls = self._sender.transport
+        if not aiortc_adapter.dtls_connected(dtls):
+            return None
+        pair = aiortc_adapter.nominated_pair(dtls)
+        if pair is None or aiortc_adapter.is_closing(pair.protocol.transport):
+            return None
+        self._route = Route(dtls, pair, native=self._native)
+        return self._route
+
+    def send_frame(self, payloads: RtpPayloads, pts: int) -> bool:
+        """Send one frame's RTP packets; False when the transport is not up.
+
+        Runs once per frame per subscriber, so per-frame bookkeeping is kept light: the
+        route is re-checked every 32 frames, the (wall clock, RTP timestamp) pair sender
+        reports extrapolate from is taken on the first frame and every 16th after it,
+        and the NACK history keeps one entry per frame, shared by its packets' slots.
+        (Copying header and payload into the SRTP buffer separately measured slower
+        than concatenating: two cffi calls cost more than one 1 kB copy.)
+        """
+        route = self._route
+        frames = self._frames = self._frames + 1
+        if route is None or (frames & _ROUTE_CHECK_MASK == 0 and not route.usable):
+            route = self._resolve()
+        pt = self._pt
+        if route is None or pt is None:
+            return False
+        items = payloads.items
+        # Numbered (and in the NACK history) even if the send fails below: the receiver
+        # sees a gap and NACKs it, and no sequence number is ever protected twice.
+        seq, timestamp = self._rewriter.frame(pts, items)
+        try:
+            if route.native is not None:
+                route.send_natively(
+                    self._first_byte, pt, seq, timestamp, self._ssrc, self._extension, payloads
+                )
+            else:
+                first_byte = self._first_byte
+                ssrc = self._ssrc
+                extension = self._extension
+                protect = route.protect
+                pack = RTP_HEADER.pack
+                last = len(items) - 1
+                packets: list[bytes] = []
+                append = packets.append
+                for i, payload in enumerate(items):
+                    marker = 0x80 if i == last else 0
+                    header = pack(first_byte, marker | pt, seq, timestamp, ssrc)
+                    append(protect(header + extension + payload))
+                    seq = (seq + 1) & SEQUENCE_MASK
+                route.send(packets, payloads.uniform)
+        except (pylibsrtp.Error, OSError, RuntimeError, ValueError) as exc:
+            logger.debug("direct send failed: %s", exc)
+            route.close()
+            self._route = None
+        self.packets_sent += len(items)
+        self._octets += payloads.size
+        if frames & _SR_UPDATE_MASK == 1:
+            self._sr_wall = time.time()
+            self._sr_rtp = timestamp
+        return True
+
+    def sender_report(self, now: float) -> SenderReport | None:
+        """This stream's sender report at Unix time `now` (None before its first frame).
+
+        Also what aiortc's RTCP task would have recorded: the counts (its ``getStats()``)
+        and the report's NTP middle bits and time, so that it still computes the round
+        trip time from the subscriber's receiver reports.
+        """
+        if self._sr_wall is None or self._closed:
+            return None
+        ntp = ntp_timestamp(now)
+        rtp_timestamp = self._sr_rtp + int((now - self._sr_wall) * self._clock_rate)
+        self._last_sr = last_sr(ntp)
+        self._last_sr_time = now
+        aiortc_adapter.record_sender_report(
+            self._sender, self._last_sr, now, self.packets_sent, self._octets
+        )
+        return SenderReport(
+            self._ssrc, self._cname, ntp, rtp_timestamp, self.packets_sent, self._octets
+        )
+
+    def on_receiver_report(self, block: ReportBlock, now: float) -> None:
+        """Take in the subscriber's report about this stream (what aiortc's sender does
+        with it: the round trip time from the SR it answers, smoothed the same way)."""
+        rtt = self._link.round_trip_time
+        if block.lsr and block.lsr == self._last_sr:
+            sample = now - self._last_sr_time - block.dlsr / 65536
+            rtt = sample if rtt is None else _RTT_ALPHA * rtt + (1 - _RTT_ALPHA) * sample
+        jitter = block.jitter / self._clock_rate if self._clock_rate else None
+        self._link = LinkQuality(rtt, block.fraction_lost, block.packets_lost, jitter)
+
+    def link_quality(self) -> LinkQuality:
+        """The latest receiver report's view of this stream."""
+        return self._link
+
+    def live_route(self) -> Route | None:
+        """The route frames currently go out on, if the transport is still up."""
+        route = self._route
+        return route if route is not None and route.usable else None
+
+    async def retransmit(self, sequence_number: int) -> None:
+        """Answer a NACK from our history, as RTX when negotiated."""
+        self.nacks_received += 1
+        route = self._route
+        if route is None or self._pt is None:
+            return
+        resend = self._rewriter.resend(sequence_number)
+        if resend is None:
+            return
+        payload, _index, timestamp, marker = resend
+        marker_bit = 0x80 if marker else 0
+        if self._rtx_pt is not None:
+            header = RTP_HEADER.pack(
+                self._first_byte,
+                marker_bit | self._rtx_pt,
+                self._rewriter.next_rtx_sequence_number(),
+                timestamp,
+                self._rtx_ssrc,
+            )
+            payload = _RTX_OSN.pack(sequence_number) + payload
+        else:
+            header = RTP_HEADER.pack(
+                self._first_byte, marker_bit | self._pt, sequence_number, timestamp, self._ssrc
+            )
+        try:
+            route.send([route.protect(header + self._extension + payload)])
+            self.retransmissions += 1
+        except (pylibsrtp.Error, OSError, RuntimeError, ValueError) as exc:
+            logger.debug("retransmission failed: %s", exc)
