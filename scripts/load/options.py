@@ -6,7 +6,9 @@ import argparse
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlparse
 
 from sfu.config import TurnTransport
@@ -100,7 +102,10 @@ class LoadOptions:
         if self.width % 2 or self.height % 2 or not 64 <= self.width <= 1920:
             raise OptionError("--resolution must be even, 64..1920 wide")
         for address in self.ice_addresses:
-            ipaddress.ip_address(address)
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise OptionError(f"--ice-address must be an IP address, got {address!r}") from None
         return self
 
 
@@ -113,12 +118,30 @@ def _resolution(raw: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
+def distribution_version() -> str:
+    """The installed classroom-sfu distribution's version."""
+    try:
+        return version("classroom-sfu")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (exit code 2), like a bad option value."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _OneLineParser(
         prog="classroom-loadtest",
         description="Drive synthetic classrooms through the public API and report what "
         "participants receive and what the server spends.",
+        epilog="Exit code: 0; 1 if joins failed, a peer reported an error or the run hit "
+        "its time limit; 2 for bad options.",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {distribution_version()}")
     p.add_argument("--url", default=LoadOptions.url, help="server base URL (default %(default)s)")
     p.add_argument("--classes", type=int, default=LoadOptions.classes)
     p.add_argument("--students", type=int, default=LoadOptions.students, help="per class")
@@ -177,7 +200,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--metrics-token", default=None, help="bearer token for the server's /metrics")
     p.add_argument("--json", type=Path, default=None, help="write the summary JSON here")
-    p.add_argument("--plot", type=Path, default=None, help="write a PNG plot here")
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        help="write a PNG plot here (needs matplotlib: pip install 'classroom-sfu[plot]')",
+    )
     p.add_argument("--join-timeout", type=float, default=LoadOptions.join_timeout)
     p.add_argument("--max-seconds", type=float, default=None, help="hard stop for the run")
     p.add_argument("--no-progress", action="store_true", help="no live progress on stderr")
