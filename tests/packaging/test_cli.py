@@ -3,22 +3,22 @@ one-line error with exit code 2 for anything they cannot run with."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import tomllib
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from api.__main__ import FLAGS, environment
+from tests.packaging.support import (
+    REPO,
+    answers,
+    clean_env,
+    free_port,
+    project_version,
+    running_server,
+)
 
-REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
@@ -28,19 +28,12 @@ def _run(
     return subprocess.run(
         [str(BIN / command), *args],
         cwd=REPO,
-        env=env or {k: v for k, v in os.environ.items() if k != "MONGODB_URI"},
+        env=env or clean_env(),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-
-
-def _version() -> str:
-    with (REPO / "pyproject.toml").open("rb") as file:
-        version = tomllib.load(file)["project"]["version"]
-    assert isinstance(version, str)
-    return version
 
 
 def test_server_help_lists_every_flag_and_its_variable_without_starting() -> None:
@@ -58,7 +51,7 @@ def test_server_help_lists_every_flag_and_its_variable_without_starting() -> Non
 def test_version_is_the_project_version(command: str) -> None:
     done = _run(command, "--version")
     assert done.returncode == 0, done.stderr
-    assert done.stdout == f"{command} {_version()}\n"
+    assert done.stdout == f"{command} {project_version()}\n"
 
 
 def test_loadtest_help_lists_its_options() -> None:
@@ -108,16 +101,14 @@ SERVER_USAGE = "classroom-sfu: error: {} (see classroom-sfu --help)"
 def test_a_bad_server_flag_exits_2_with_one_line(
     args: list[str], line: str, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "DATA_DIR": str(tmp_path)}
-    env.pop("MONGODB_URI", None)
-    done = _run("classroom-sfu", *args, env=env)
+    done = _run("classroom-sfu", *args, env=clean_env(DATA_DIR=str(tmp_path)))
     assert done.returncode == 2
     assert done.stderr.splitlines() == [line]
     assert not any(tmp_path.iterdir())  # nothing started
 
 
 def test_a_bad_variable_is_still_named_as_the_variable(tmp_path: Path) -> None:
-    env = {**os.environ, "PORT": "abc", "DATA_DIR": str(tmp_path)}
+    env = clean_env(PORT="abc", DATA_DIR=str(tmp_path))
     done = _run("classroom-sfu", "--host", "127.0.0.1", env=env)
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
@@ -147,50 +138,13 @@ def test_a_bad_loadtest_option_exits_2_with_one_line(args: list[str], line: str)
     assert done.stderr.splitlines() == [line]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return int(response.status) == 200
-    except (urllib.error.URLError, ConnectionError):
-        return False
-
-
 def test_the_server_listens_where_its_flags_say_not_where_the_environment_says(
     tmp_path: Path,
 ) -> None:
-    env_port, flag_port = _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"}
-    env.update(HOST="127.0.0.1", PORT=str(env_port), DATA_DIR=str(tmp_path / "env-data"))
-    log = tmp_path / "server.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [
-                str(BIN / "classroom-sfu"),
-                "--port",
-                str(flag_port),
-                "--data-dir",
-                str(tmp_path / "flag-data"),
-            ],
-            cwd=tmp_path,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while not _answers(f"http://127.0.0.1:{flag_port}/health"):
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        assert not _answers(f"http://127.0.0.1:{env_port}/health")
+    env_port, flag_port = free_port(), free_port()
+    env = clean_env(HOST="127.0.0.1", PORT=str(env_port), DATA_DIR=str(tmp_path / "env-data"))
+    flags = ["--port", str(flag_port), "--data-dir", str(tmp_path / "flag-data")]
+    command = [str(BIN / "classroom-sfu"), *flags]
+    with running_server(command, port=flag_port, cwd=tmp_path, env=env, log=tmp_path / "log"):
+        assert not answers(f"http://127.0.0.1:{env_port}/health")
         assert (tmp_path / "flag-data").is_dir() and not (tmp_path / "env-data").exists()
-    finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            process.wait(timeout=15)

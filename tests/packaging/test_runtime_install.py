@@ -9,16 +9,8 @@ for the build requirements and dependencies.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import tomllib
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,16 +18,19 @@ from pathlib import Path
 import pytest
 
 from sfu import compose
+from tests.packaging.support import (
+    clean_env,
+    copy_checkout,
+    free_port,
+    get,
+    project_version,
+    running_server,
+)
 from tests.recording.generated import write_segments
 from tests.sfu.test_compose import PUBLISHERS, _cells, _expected_cell
 
 pytestmark = pytest.mark.install
 
-REPO = Path(__file__).resolve().parents[2]
-SOURCE_IGNORED = shutil.ignore_patterns(
-    ".git", ".venv", "build", "*.egg-info", "__pycache__", "*.so", ".*_cache", "data",
-    "artifacts", "tests", "docs",
-)  # fmt: skip
 # The compose job, as the server runs it for a stopped recording, with a real SQLite store.
 COMPOSE_JOB = """
 import asyncio, json, sys
@@ -91,25 +86,11 @@ class RuntimeInstall:
         )
 
 
-def clean_env() -> dict[str, str]:
-    """This process's environment less what would point Python at the test virtualenv."""
-    dropped = {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "MONGODB_URI"}
-    return {k: v for k, v in os.environ.items() if k not in dropped}
-
-
-def project_version() -> str:
-    with (REPO / "pyproject.toml").open("rb") as file:
-        version = tomllib.load(file)["project"]["version"]
-    assert isinstance(version, str)
-    return version
-
-
 @pytest.fixture(scope="module")
 def install(tmp_path_factory: pytest.TempPathFactory) -> RuntimeInstall:
     base = tmp_path_factory.mktemp("runtime-install")
     # A copy, so the in-tree build leaves nothing (build/, *.egg-info) in the checkout.
-    source = base / "source"
-    shutil.copytree(REPO, source, ignore=SOURCE_IGNORED)
+    source = copy_checkout(base / "source")
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     pip = subprocess.run(
@@ -217,65 +198,28 @@ def test_the_compose_job_composes_a_recording(install: RuntimeInstall, tmp_path:
     assert samples == frames * compose.BLOCK
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _get(url: str) -> tuple[int, str]:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return int(response.status), response.read().decode()
-
-
 @pytest.fixture
 def server(install: RuntimeInstall, tmp_path: Path) -> Iterator[str]:
     """``classroom-sfu`` from the install, on a free loopback port; its base URL."""
-    port = _free_port()
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [
-            install.bin("classroom-sfu"),
-            "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(tmp_path / "data"),
-            "--ice-addresses", "127.0.0.1",
-        ],
-        cwd=tmp_path,
-        env=clean_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                status, _ = _get(f"{base}/health")
-                if status == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-            time.sleep(0.1)
+    port = free_port()
+    command = [
+        install.bin("classroom-sfu"),
+        "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(tmp_path / "data"),
+        "--ice-addresses", "127.0.0.1",
+    ]  # fmt: skip
+    with running_server(
+        command, port=port, cwd=tmp_path, env=clean_env(), log=tmp_path / "server.log"
+    ) as base:
         yield base
-    finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
-        log.close()
 
 
 def test_the_server_runs_serves_the_page_and_a_load_test_joins_it(
     install: RuntimeInstall, server: str, tmp_path: Path
 ) -> None:
-    status, body = _get(f"{server}/health")
+    status, body = get(f"{server}/health")
     assert status == 200
     assert json.loads(body)["data"] == {"status": "ok", "store": "sqlite", "sockets": 0}
-    status, page = _get(f"{server}/")  # redirected to the page in the installed package
+    status, page = get(f"{server}/")  # redirected to the page in the installed package
     assert status == 200 and "<html" in page.lower()
     load = install.run(
         install.bin("classroom-loadtest"),

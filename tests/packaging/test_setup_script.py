@@ -8,33 +8,21 @@ ImportError, as the interpreter of a system without the package does.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SOURCE_IGNORED = shutil.ignore_patterns(
-    ".git", ".venv", "build", "*.egg-info", "__pycache__", "*.so", ".*_cache", "data",
-    "artifacts", "tests", "docs",
-)  # fmt: skip
+from tests.packaging.support import clean_env, copy_checkout
+
 BASE_PYTHON = Path(sys.base_prefix) / "bin" / f"python3.{sys.version_info.minor}"
 
 
-def _checkout(tmp_path: Path) -> Path:
-    copy = tmp_path / "checkout"
-    shutil.copytree(REPO, copy, ignore=SOURCE_IGNORED)
-    return copy
-
-
 def _setup(checkout: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    inherited = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
     return subprocess.run(
         ["bash", str(checkout / "scripts" / "setup.sh")],
-        env={**inherited, **env},
+        env=clean_env(**env),
         capture_output=True,
         text=True,
         timeout=600,
@@ -49,7 +37,7 @@ def test_a_python_without_ensurepip_is_named_instead_of_a_broken_venv(tmp_path: 
     blocker = tmp_path / "no-ensurepip" / "ensurepip"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('ensurepip is not installed')\n")
-    checkout = _checkout(tmp_path)
+    checkout = copy_checkout(tmp_path / "checkout")
     done = _setup(checkout, PYTHON=str(BASE_PYTHON), PYTHONPATH=str(blocker.parent))
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
@@ -62,7 +50,7 @@ def test_a_python_without_ensurepip_is_named_instead_of_a_broken_venv(tmp_path: 
 
 @pytest.mark.install
 def test_a_venv_left_without_pip_is_made_anew(tmp_path: Path) -> None:
-    checkout = _checkout(tmp_path)
+    checkout = copy_checkout(tmp_path / "checkout")
     venv = checkout / ".venv"
     subprocess.run([str(BASE_PYTHON), "-m", "venv", "--without-pip", str(venv)], check=True)
     done = _setup(checkout, PYTHON=str(BASE_PYTHON))
