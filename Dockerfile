@@ -18,7 +18,7 @@ COPY web ./web
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && pip install --no-cache-dir . \
-    && (cd / && python -c "import sfu._fanout") \
+    && (cd / && python -c "import sfu._fanout" && classroom-sfu --version) \
     && apt-get purge -y --auto-remove gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /data sfu \

@@ -1,21 +1,134 @@
-"""``python -m api`` / ``classroom-sfu``: validate the environment, then serve."""
+"""``python -m api`` / ``classroom-sfu``: read the flags and the environment, validate, serve.
+
+Every setting is an environment variable (README, Configuration); the common ones also
+have a flag, which overrides its variable. A bad flag or value ends the program with one
+line on stderr and exit code 2.
+"""
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import NoReturn
 
-from aiohttp import web
-
-from .app import create_app
-from .config import ConfigError, load_settings, publishers_per_frame
+PROG = "classroom-sfu"
+DISTRIBUTION = "classroom-sfu"
 
 
-def main() -> None:
+@dataclass(frozen=True)
+class Flag:
+    """One command-line flag standing for one environment variable."""
+
+    flag: str
+    env: str
+    metavar: str
+    help: str
+
+
+FLAGS = (
+    Flag("--host", "HOST", "ADDRESS", "address to listen on (default 0.0.0.0)"),
+    Flag("--port", "PORT", "PORT", "HTTP port (default 3000)"),
+    Flag("--data-dir", "DATA_DIR", "DIR", "SQLite database and JWT signing key (default ./data)"),
+    Flag(
+        "--mongodb-uri",
+        "MONGODB_URI",
+        "URI",
+        "use MongoDB instead of SQLite, e.g. mongodb://localhost:27017",
+    ),
+    Flag("--mongodb-db", "MONGODB_DB", "NAME", "MongoDB database name (default attendance)"),
+    Flag(
+        "--recordings-dir",
+        "RECORDINGS_DIR",
+        "DIR",
+        "recorded and composed files (default DATA_DIR/recordings)",
+    ),
+    Flag(
+        "--ice-addresses",
+        "ICE_ADDRESSES",
+        "IPS",
+        "comma-separated IPs the server gathers ICE candidates on (default: every local address)",
+    ),
+    Flag(
+        "--ice-announced-address",
+        "ICE_ANNOUNCED_ADDRESS",
+        "IP",
+        "public IP announced in the server's host candidates (1:1 NAT)",
+    ),
+    Flag("--log-level", "LOG_LEVEL", "LEVEL", "DEBUG, INFO, WARNING or ERROR (default INFO)"),
+)
+
+
+def distribution_version() -> str:
+    """The installed distribution's version (pyproject.toml's, once installed)."""
     try:
-        settings = load_settings()
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (exit code 2), like a configuration error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _OneLineParser(
+        prog=PROG,
+        description="Server-side WebRTC SFU for online classrooms with presence-based "
+        "attendance: serves the REST API, the class WebSocket and the web page.",
+        epilog="Each flag overrides the environment variable in brackets; every other "
+        "setting (Auth0, TURN, room and recording limits, metrics) is read from the "
+        "environment only, as listed in the README's Configuration section.",
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {distribution_version()}")
+    for flag in FLAGS:
+        p.add_argument(
+            flag.flag, dest=flag.env, metavar=flag.metavar, help=f"{flag.help} [{flag.env}]"
+        )
+    return p
+
+
+def environment(
+    argv: Sequence[str] | None, base: Mapping[str, str]
+) -> tuple[dict[str, str], set[str]]:
+    """``base`` with the given flags' values in place of their variables, and the names of
+    the variables a flag set; exits with code 2 on a bad flag or an empty value."""
+    p = parser()
+    args = vars(p.parse_args(argv))
+    given = {name: value for name, value in args.items() if value is not None}
+    for flag in FLAGS:
+        if flag.env in given and not given[flag.env].strip():
+            p.error(f"argument {flag.flag}: needs a value")
+    return {**base, **given}, set(given)
+
+
+def _flag_names(message: str, given: set[str]) -> str:
+    """A validation message about a variable a flag set names the flag instead."""
+    for flag in FLAGS:
+        if flag.env in given and message.startswith(f"{flag.env} "):
+            return flag.flag + message[len(flag.env) :]
+    return message
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    env, given = environment(argv, os.environ)
+    # Imported after the flags: --help and --version answer without loading the server.
+    from aiohttp import web
+
+    from .app import create_app
+    from .config import ConfigError, load_settings, publishers_per_frame
+
+    try:
+        settings = load_settings(env)
     except ConfigError as error:
-        print(f"classroom-sfu: configuration error: {error}", file=sys.stderr)
+        print(f"{PROG}: configuration error: {_flag_names(str(error), given)}", file=sys.stderr)
         raise SystemExit(2) from None
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -6,7 +6,8 @@
 Drives N classes x M students (+ a teacher each) through the public API only: accounts,
 class, enrolment, session start, class WebSocket, WebRTC publish/subscribe. Prints a live
 progress line on stderr, then a summary table on stdout; ``--json`` writes every number,
-``--plot`` a PNG of server CPU and hop latency against the number of streams. The server's
+``--plot`` a PNG of server CPU and hop latency against the number of streams (it needs
+matplotlib, the ``plot`` extra: checked before the run starts). The server's
 CPU and memory come from its ``/metrics`` (loopback, or ``--metrics-token``). Exit code: 0,
 1 if joins failed, a peer reported an error or the run hit its time limit, 2 for bad
 options.
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 
 from scripts.load.monitor import TimelinePoint
 from scripts.load.options import OptionError, parse_options
-from scripts.load.plot import plot_timeline
+from scripts.load.plot import PlotUnavailable, plot_timeline, pyplot
 from scripts.load.progress import Progress
 from scripts.load.runner import LoadRun
 from scripts.load.summary import format_table
@@ -35,8 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         options = parse_options(argv)
+        if options.plot_path is not None:
+            pyplot()  # a missing extra fails now, not after the whole run
         summary = asyncio.run(LoadRun(options, Progress(options.progress)).run())
-    except OptionError as error:
+    except (OptionError, PlotUnavailable) as error:
         print(f"classroom-loadtest: {error}", file=sys.stderr)
         return 2
     print(format_table(summary))

@@ -154,7 +154,9 @@ def compose(segments: list[Segment], output: Path, progress: Any = None) -> floa
         video = container.add_stream("libvpx", rate=FPS)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.bit_rate = 400_000 * len(participants)
-        video.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+        # cpu-used -8: speed 8, fixed. A positive value in realtime mode lets libvpx pick
+        # its speed from the measured encode time: the output would change with CPU load.
+        video.options = {"deadline": "realtime", "cpu-used": "-8", "lag-in-frames": "0"}
         audio = container.add_stream("libopus", rate=RATE)
         audio.layout = "mono"
         y = np.full((height, width), _BLACK_Y, np.uint8)

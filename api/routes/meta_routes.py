@@ -9,7 +9,9 @@ from aiohttp import web
 from ..openapi import openapi_document
 from .common import ok, services
 
-WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+# An installed server has the page in the package (setup.py copies it); a checkout in web/.
+_INSTALLED_WEB = Path(__file__).resolve().parents[1] / "web"
+WEB_DIR = _INSTALLED_WEB if _INSTALLED_WEB.is_dir() else Path(__file__).resolve().parents[2] / "web"
 
 
 async def jwks(request: web.Request) -> web.Response:

@@ -6,7 +6,9 @@ import argparse
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlparse
 
 from sfu.config import TurnTransport
@@ -100,7 +102,10 @@ class LoadOptions:
         if self.width % 2 or self.height % 2 or not 64 <= self.width <= 1920:
             raise OptionError("--resolution must be even, 64..1920 wide")
         for address in self.ice_addresses:
-            ipaddress.ip_address(address)
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise OptionError(f"--ice-address must be an IP address, got {address!r}") from None
         return self
 
 
@@ -113,38 +118,115 @@ def _resolution(raw: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
+def distribution_version() -> str:
+    """The installed classroom-sfu distribution's version."""
+    try:
+        return version("classroom-sfu")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (exit code 2), like a bad option value."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _OneLineParser(
         prog="classroom-loadtest",
         description="Drive synthetic classrooms through the public API and report what "
         "participants receive and what the server spends.",
+        epilog="Exit code: 0; 1 if joins failed, a peer reported an error or the run hit "
+        "its time limit; 2 for bad options.",
     )
-    p.add_argument("--url", default=LoadOptions.url, help="server base URL (default %(default)s)")
-    p.add_argument("--classes", type=int, default=LoadOptions.classes)
-    p.add_argument("--students", type=int, default=LoadOptions.students, help="per class")
+    p.add_argument("--version", action="version", version=f"%(prog)s {distribution_version()}")
+    p.add_argument(
+        "--url",
+        default=LoadOptions.url,
+        metavar="URL",
+        help="server base URL (default %(default)s)",
+    )
+    p.add_argument(
+        "--classes",
+        type=int,
+        default=LoadOptions.classes,
+        metavar="N",
+        help="classes run side by side (default %(default)s)",
+    )
+    p.add_argument(
+        "--students",
+        type=int,
+        default=LoadOptions.students,
+        metavar="N",
+        help="students per class, besides its teacher (default %(default)s)",
+    )
     p.add_argument(
         "--publishers",
         type=_count_or_all,
         default=None,
+        metavar="N|all",
         help="publishing participants per class, teacher first ('all' by default); "
         "the others are audience-only",
     )
     p.add_argument("--no-audio", action="store_true", help="publish no audio")
     p.add_argument("--no-video", action="store_true", help="publish no video")
-    p.add_argument("--resolution", type=_resolution, default=(640, 360), help="e.g. 640x360")
-    p.add_argument("--fps", type=int, default=LoadOptions.fps)
-    p.add_argument("--bitrate", type=int, default=LoadOptions.bitrate, help="bits/s of the clip")
-    p.add_argument("--clip-frames", type=int, default=LoadOptions.clip_frames)
-    p.add_argument("--ramp", type=float, default=LoadOptions.ramp, help="joins per second")
-    p.add_argument("--duration", type=float, default=LoadOptions.duration, help="seconds measured")
+    p.add_argument(
+        "--resolution",
+        type=_resolution,
+        default=(640, 360),
+        metavar="WxH",
+        help="size of the video clip (default 640x360)",
+    )
+    p.add_argument(
+        "--fps",
+        type=int,
+        default=LoadOptions.fps,
+        metavar="N",
+        help="frames per second of the clip, 1..60 (default %(default)s)",
+    )
+    p.add_argument(
+        "--bitrate",
+        type=int,
+        default=LoadOptions.bitrate,
+        metavar="BPS",
+        help="bits/s of the clip (default %(default)s)",
+    )
+    p.add_argument(
+        "--clip-frames",
+        type=int,
+        default=LoadOptions.clip_frames,
+        metavar="N",
+        help="frames in the looped clip, 2..256 (default %(default)s)",
+    )
+    p.add_argument(
+        "--ramp",
+        type=float,
+        default=LoadOptions.ramp,
+        metavar="PER_S",
+        help="joins started per second (default %(default)s)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=LoadOptions.duration,
+        metavar="S",
+        help="seconds measured once everyone has joined (default %(default)s)",
+    )
     p.add_argument(
         "--settle-latency-ms",
         type=float,
         default=LoadOptions.settle_latency_ms,
-        help="before measuring, wait until hop latency p95 is under this",
+        metavar="MS",
+        help="before measuring, wait until hop latency p95 is under this (default %(default)s)",
     )
     p.add_argument(
-        "--settle-max", type=float, default=LoadOptions.settle_max, help="longest such wait (s)"
+        "--settle-max",
+        type=float,
+        default=LoadOptions.settle_max,
+        metavar="S",
+        help="longest such wait (default %(default)s)",
     )
     p.add_argument(
         "--relay-only",
@@ -158,28 +240,79 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="TURN URL transport to use, repeatable, in preference order (default udp,tcp,tls)",
     )
-    p.add_argument("--churn", type=float, default=0.0, help="leave/rejoin events per minute")
-    p.add_argument("--churn-pause", type=float, default=LoadOptions.churn_pause)
-    p.add_argument("--seed", type=int, default=LoadOptions.seed, help="random seed (churn)")
+    p.add_argument(
+        "--churn",
+        type=float,
+        default=0.0,
+        metavar="PER_MIN",
+        help="leave/rejoin events per minute, of random students (default 0)",
+    )
+    p.add_argument(
+        "--churn-pause",
+        type=float,
+        default=LoadOptions.churn_pause,
+        metavar="S",
+        help="seconds a churning student stays out before rejoining (default %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=LoadOptions.seed,
+        metavar="N",
+        help="random seed of the churn (default %(default)s)",
+    )
     p.add_argument(
         "--full-streams",
         type=_count_or_all,
         default=1,
+        metavar="N|all",
         help="streams per subscriber received through aiortc for latency and a decode "
-        "sample ('all' for every stream); the rest are counted from RTP headers",
+        "sample (default 1); the rest are counted from RTP headers",
     )
-    p.add_argument("--decode-sample", type=int, default=LoadOptions.decode_sample)
+    p.add_argument(
+        "--decode-sample",
+        type=int,
+        default=LoadOptions.decode_sample,
+        metavar="N",
+        help="frames decoded at the start of each fully received stream (default %(default)s)",
+    )
     p.add_argument(
         "--ice-address",
         action="append",
         default=None,
+        metavar="IP",
         help="local address the synthetic peers gather on (repeatable; default 127.0.0.1)",
     )
-    p.add_argument("--metrics-token", default=None, help="bearer token for the server's /metrics")
-    p.add_argument("--json", type=Path, default=None, help="write the summary JSON here")
-    p.add_argument("--plot", type=Path, default=None, help="write a PNG plot here")
-    p.add_argument("--join-timeout", type=float, default=LoadOptions.join_timeout)
-    p.add_argument("--max-seconds", type=float, default=None, help="hard stop for the run")
+    p.add_argument(
+        "--metrics-token",
+        default=None,
+        metavar="TOKEN",
+        help="bearer token for the server's /metrics (not needed on loopback)",
+    )
+    p.add_argument(
+        "--json", type=Path, default=None, metavar="PATH", help="write the summary JSON here"
+    )
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="write a PNG plot here (needs matplotlib, the 'plot' extra)",
+    )
+    p.add_argument(
+        "--join-timeout",
+        type=float,
+        default=LoadOptions.join_timeout,
+        metavar="S",
+        help="seconds one join may take (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="hard stop for the whole run (default: setup + ramp + settle + duration + 120)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no live progress on stderr")
     return p
 

@@ -4,18 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 from scripts.load.monitor import TimelinePoint
+
+
+class PlotUnavailable(Exception):
+    """matplotlib (the `plot` extra) is not installed."""
+
+
+def pyplot() -> ModuleType:
+    """matplotlib's pyplot drawing to files; raises `PlotUnavailable` without the extra."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PlotUnavailable(
+            "--plot needs matplotlib: pip install 'classroom-sfu[plot]'"
+        ) from None
+    return plt
 
 
 def plot_timeline(points: Sequence[TimelinePoint], path: Path, title: str) -> None:
     """Two panels sharing the x axis (video streams the server forwards): server CPU in
     cores, and hop latency p50/p95 in ms. One dot per second of the run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, (cpu_axis, latency_axis) = plt.subplots(2, 1, sharex=True, figsize=(8, 6))
     cpu = [(p.streams, p.server_cores) for p in points if p.server_cores is not None]
     if cpu:

@@ -1,22 +1,45 @@
-"""Composition of recorded segments into one grid video with mixed audio."""
+"""Composition of recorded segments into one grid video with mixed audio.
+
+The segments are written from generated frames with exact timestamps
+(`tests.recording.generated`), so every frame and sample of the composed file is known in
+advance, however busy the machine. Recording live media is covered by
+tests/sfu/test_recorder.py and, end to end with the compose job, tests/api/test_recordings.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+import numpy.typing as npt
+import pytest
 
-from scripts.support.loopback import Room, wait_for
 from scripts.synthpeer.media import read_frame_index
 from sfu import compose
-from sfu.recorder import Recorder
+from tests.recording.generated import (
+    AUDIO_CLOCK,
+    AUDIO_TICKS,
+    VIDEO_FPS,
+    Publisher,
+    manifest,
+    write_segments,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
+# Offsets are exact binary fractions, and no output frame time falls on a segment's edge.
+PUBLISHERS = [
+    Publisher("alice", offset=0.0, video_frames=40, audio_packets=80, tone_hz=440),
+    Publisher("bob", offset=0.25, video_frames=40, audio_packets=80, tone_hz=660),
+    Publisher("carol", offset=0.5, video_frames=40, audio_packets=80, tone_hz=880),
+]
+TONES = {p.participant: p.tone_hz for p in PUBLISHERS}
 
 
 def _cells(path: Path, count: int) -> tuple[tuple[int, int], list[list[int | None]], int]:
@@ -43,52 +66,92 @@ def _cells(path: Path, count: int) -> tuple[tuple[int, int], list[list[int | Non
     return size, barcodes, samples
 
 
+def _audio(path: Path) -> npt.NDArray[np.float64]:
+    """The composed file's audio track, decoded (mono, `compose.RATE`)."""
+    with av.open(str(path)) as container:
+        blocks = [
+            frame.to_ndarray().reshape(-1).astype(np.float64) for frame in container.decode(audio=0)
+        ]
+    return np.concatenate(blocks)
+
+
+def _tones_in(audio: npt.NDArray[np.float64], start: float, end: float) -> set[str]:
+    """Whose tone is heard in `[start, end)` seconds (at least a tenth of the loudest)."""
+    window = audio[round(start * compose.RATE) : round(end * compose.RATE)]
+    spectrum = np.abs(np.fft.rfft(window * np.hanning(len(window))))
+    frequencies = np.fft.rfftfreq(len(window), 1 / compose.RATE)
+    level = {name: spectrum[np.argmin(np.abs(frequencies - hz))] for name, hz in TONES.items()}
+    loudest = max(level.values())
+    return {name for name, value in level.items() if value >= 0.1 * loudest}
+
+
+def _video_duration(publisher: Publisher) -> float:
+    """What the track file reports: first to last timestamp, plus one frame (1/30 s)."""
+    return (publisher.video_frames - 1) / VIDEO_FPS + 1 / 30
+
+
+def _audio_duration(publisher: Publisher) -> float:
+    return (publisher.audio_packets - 1) * AUDIO_TICKS / AUDIO_CLOCK + 0.02
+
+
+def _expected_cell(publisher: Publisher, frames: int) -> list[int | None]:
+    """What one cell shows in each output frame: the participant's latest frame at or
+    before that time while their video segment (plus 0.2 s) covers it, else black."""
+    end = publisher.offset + _video_duration(publisher) + 0.2
+    shown: list[int | None] = []
+    for index in range(frames):
+        at = Fraction(index, compose.FPS)
+        if not publisher.offset <= at <= end:
+            shown.append(None)
+            continue
+        latest = math.floor((at - Fraction(publisher.offset)) * VIDEO_FPS)
+        shown.append(min(latest, publisher.video_frames - 1))
+    return shown
+
+
 async def test_the_composed_file_shows_every_participant_in_a_grid_with_audio(
-    room: Room, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
-    for name in ("alice", "bob", "carol"):
-        await room.join(name)
-    await wait_for(lambda: len(room.router.producers) == 6, timeout=10, what="producers")
-    recorder = Recorder(tmp_path / "rec")
-    for producer in room.router.producers.values():
-        recorder.add_producer(producer)
-    await asyncio.sleep(2.0)
-    tracks = await recorder.stop()
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(
-        json.dumps(
-            {
-                "tracks": [
-                    {
-                        "path": str(t.path),
-                        "participant": t.participant_id,
-                        "kind": t.kind,
-                        "offset": t.offset,
-                        "duration": t.duration,
-                    }
-                    for t in tracks
-                ]
-            }
-        )
-    )
+    tracks = await asyncio.to_thread(write_segments, tmp_path / "rec", PUBLISHERS)
+    by_file = {(t.participant_id, t.kind): t for t in tracks}
+    for publisher in PUBLISHERS:
+        video = by_file[publisher.participant, "video"]
+        audio = by_file[publisher.participant, "audio"]
+        assert (video.frames, audio.frames) == (publisher.video_frames, publisher.audio_packets)
+        assert video.offset == audio.offset == publisher.offset
+        assert video.duration == pytest.approx(_video_duration(publisher), abs=1e-9)
+        assert audio.duration == pytest.approx(_audio_duration(publisher), abs=1e-9)
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest(tracks)))
     output = tmp_path / "composed.webm"
     done = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "sfu.compose", str(manifest), str(output)],
+        [sys.executable, "-m", "sfu.compose", str(path), str(output)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
+
+    # The output spans the last segment's end: 0.5 s + 1.6 s of audio, at FPS frames a second.
+    last_end = max(p.offset + max(_video_duration(p), _audio_duration(p)) for p in PUBLISHERS)
+    frames = math.ceil(last_end * compose.FPS)
+    assert frames == 32
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     progress = [line["progress"] for line in lines if "progress" in line]
     assert progress == sorted(progress) and progress[-1] == 1.0
-    assert lines[-1]["done"] is True
+    assert lines[-1] == {"done": True, "duration": frames / compose.FPS}
 
-    size, barcodes, samples = _cells(output, 3)
+    size, barcodes, samples = _cells(output, len(PUBLISHERS))
     assert size == (2 * compose.CELL[0], 2 * compose.CELL[1])
-    for cell in barcodes:
-        readable = [b for b in cell if b is not None]
-        assert len(readable) >= 0.8 * len(cell), cell
-    assert samples >= 0.9 * 2.0 * compose.RATE
+    # Cells in order of first appearance, each frame exactly the one due at that time.
+    assert barcodes == [_expected_cell(p, frames) for p in PUBLISHERS]
+    assert samples == frames * compose.BLOCK
+    # The mix: each tone from its segment's offset to its end (1.6 s later).
+    mixed = _audio(output)
+    assert len(mixed) == samples
+    assert _tones_in(mixed, 0.02, 0.24) == {"alice"}
+    assert _tones_in(mixed, 0.27, 0.49) == {"alice", "bob"}
+    assert _tones_in(mixed, 0.6, 1.5) == {"alice", "bob", "carol"}
+    assert _tones_in(mixed, 1.87, 2.08) == {"carol"}
