@@ -24,7 +24,7 @@ from aiohttp import web
 try:
     from playwright.async_api import Browser, Page, async_playwright, expect
 except ModuleNotFoundError:  # pragma: no cover - depends on the install
-    sys.exit("scripts.screenshot_classroom needs Playwright: pip install -e '.[test]'")
+    sys.exit("scripts.screenshot_classroom needs Playwright: pip install 'classroom-sfu[test]'")
 
 from api.app import create_app
 from api.config import Settings

@@ -216,16 +216,17 @@ class StockClient:
             params={"token": self.account.token, "classId": self.class_id},
         )
         self._reader = asyncio.create_task(self._read())
-        joined = await self._request("JOIN_ROOM", {}, "ROOM_JOINED", timeout)
-        for server in joined.get("iceServers", []):
-            self.ice_servers.append(
-                RTCIceServer(
-                    urls=server["urls"],
-                    username=server.get("username"),
-                    credential=server.get("credential"),
-                )
+        return await self._request("JOIN_ROOM", {}, "ROOM_JOINED", timeout)
+
+    def _take_ice_servers(self, joined: dict[str, Any]) -> None:
+        self.ice_servers[:] = [
+            RTCIceServer(
+                urls=server["urls"],
+                username=server.get("username"),
+                credential=server.get("credential"),
             )
-        return joined
+            for server in joined.get("iceServers", [])
+        ]
 
     async def publish_media(self, timeout: float = 10.0) -> None:
         """Publish a microphone-like and a camera-like track (``WEBRTC_OFFER`` publish)."""
@@ -292,6 +293,11 @@ class StockClient:
                 continue
             frame = json.loads(message.data)
             event, data = frame.get("event"), frame.get("data") or {}
+            if event == "ROOM_JOINED":
+                # Here, not in join(): the server's first subscribe offer may come right
+                # behind ROOM_JOINED and is answered below before join() resumes, with
+                # these servers (relay-only gathers nothing without them).
+                self._take_ice_servers(data)
             if event == "ERROR":
                 self.errors.append(data)
                 for future in self._waiting.values():

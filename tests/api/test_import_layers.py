@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import api
+from tests.source_ast import parse_source
 
 API_DIR = Path(api.__file__).resolve().parent
 MAX_MODULE_LINES = 600
@@ -54,7 +55,7 @@ def _modules() -> dict[str, Path]:
 def _imported_names(module: str, path: Path) -> Iterator[str]:
     """Dotted names ``module`` imports (each ``from x import y`` as ``x`` and ``x.y``)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(parse_source(path)):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

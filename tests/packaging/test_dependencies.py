@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+from tests.source_ast import parse_source
+
 REPO = Path(__file__).resolve().parents[2]
 INSTALLED = ("api", "sfu", "scripts")
 """The packages `pip install .` installs (pyproject.toml's package find)."""
@@ -88,7 +90,7 @@ def _handler_extra(handler: ast.ExceptHandler) -> str | None:
 
 
 def _imports(path: Path) -> Iterator[Import]:
-    tree = ast.parse(path.read_text(), str(path))
+    tree = parse_source(path)
     where = str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
 
     def visit(node: ast.AST, optional_for: str | None) -> Iterator[Import]:
@@ -161,7 +163,11 @@ def test_every_runtime_dependency_is_imported_somewhere() -> None:
 
 def test_optional_imports_name_a_declared_extra() -> None:
     optional = [i for i in _third_party(*INSTALLED) if i.optional_for is not None]
-    assert {(i.module, i.optional_for) for i in optional} == {("matplotlib", "plot")}
+    # --plot, and the README picture's screenshot script (a contributor's tool)
+    assert {(i.module, i.optional_for) for i in optional} == {
+        ("matplotlib", "plot"),
+        ("playwright", "test"),
+    }
     assert set(_extras()) >= {"plot", "test"}
 
 

@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from api.config import load_settings
 from api.recordings.compose_job import run_compose
-from api.recordings.model import Recording, RecordingFile
+from api.models import Recording, RecordingFile
 from api.store import open_store
 
 async def main() -> None:

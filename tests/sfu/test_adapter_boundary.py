@@ -25,6 +25,7 @@ import pylibsrtp
 import pytest
 
 from sfu.aiortc_adapter import internals
+from tests.source_ast import parse_source
 
 ROOT = Path(__file__).resolve().parents[2]
 ADAPTER = Path("sfu/aiortc_adapter")
@@ -86,7 +87,7 @@ def _foreign_sources() -> Iterator[Path]:
 def collect_foreign_names(sources: Iterable[Path]) -> ForeignNames:
     found = ForeignNames(set(), {}, {})
     for path in sources:
-        tree = ast.parse(path.read_text(), filename=str(path))
+        tree = parse_source(path)
         for node in tree.body:
             targets: list[ast.expr] = []
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
@@ -238,7 +239,7 @@ def check_source(
     source: str, path: Path, private: set[str], foreign: ForeignNames
 ) -> list[Violation]:
     checker = _Checker(path, private, foreign, script=path.parts[0] == "scripts")
-    checker.visit(ast.parse(source, filename=str(path)))
+    checker.visit(parse_source(path, source))
     return checker.violations
 
 
