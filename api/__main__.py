@@ -85,7 +85,7 @@ def parser() -> argparse.ArgumentParser:
         "attendance: serves the REST API, the class WebSocket and the web page.",
         epilog="Each flag overrides the environment variable in brackets; every other "
         "setting (Auth0, TURN, room and recording limits, metrics) is read from the "
-        "environment only, as listed in the README's Configuration section.",
+        "environment only, as listed in docs/configuration.md.",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {distribution_version()}")
     for flag in FLAGS:

@@ -1,14 +1,17 @@
 """The one translation of media-plane errors (``sfu.SfuError``) into client errors.
 
 Both the HTTP error middleware and the WebSocket event router call :func:`media_error`.
-A client is told what was wrong in the words of what it asked for; the media plane's own
-text (which may quote aiortc or name exception classes) goes to the server log only.
+A client is told what was wrong in the words of what it asked for, followed by the media
+plane's `reason` when it has one (text `sfu` wrote about the client's own SDP or candidate,
+e.g. ": offer m-section 1 (video) offers VP9; the server forwards VP8, H264 only"); the
+media plane's message (which may quote aiortc or name exception classes) goes to the
+server log only.
 
 =======================================  ======  ==========================================
 ``sfu`` error                            status  message
 =======================================  ======  ==========================================
-``InvalidCandidate``                     400     :data:`INVALID_CANDIDATE`
-``InvalidSdp``                           400     :data:`INVALID_SDP` for the operation
+``InvalidCandidate``                     400     :data:`INVALID_CANDIDATE` [: reason]
+``InvalidSdp``                           400     :data:`INVALID_SDP` for the operation [: reason]
 ``Closed``                               409     :data:`MEDIA_CLOSED`
 ``InvalidState``                         409     the operation's ``out_of_turn`` message
 ``AdapterError``, any other ``SfuError``  500     ``Internal server error``
@@ -58,10 +61,12 @@ def media_error(error: SfuError, operation: MediaOperation | None = None) -> Api
     subject = operation.subject if operation is not None else "session description"
     mapped: ApiError
     # Subclasses first: InvalidCandidate is an InvalidSdp, Closed an InvalidState.
+    # `reason` is sfu's own description of what the client sent (no aiortc text).
+    because = f": {error.reason}" if error.reason else ""
     if isinstance(error, InvalidCandidate):
-        mapped = InvalidRequest(INVALID_CANDIDATE)
+        mapped = InvalidRequest(INVALID_CANDIDATE + because)
     elif isinstance(error, InvalidSdp):
-        mapped = InvalidRequest(INVALID_SDP.format(subject=subject))
+        mapped = InvalidRequest(INVALID_SDP.format(subject=subject) + because)
     elif isinstance(error, Closed):
         mapped = Conflict(MEDIA_CLOSED)
     elif isinstance(error, InvalidState):

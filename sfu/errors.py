@@ -6,9 +6,26 @@ The control plane maps them to its own error hierarchy; none of them ever leaves
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class SfuError(Exception):
-    """Base of every error raised by `sfu`."""
+    """Base of every error raised by `sfu`.
+
+    The message is for the server's log and may quote aiortc. `reason`, when set, is
+    written by `sfu` itself about what the caller sent (e.g. "offer m-section 1 (video)
+    offers VP9; the server forwards VP8, H264 only") and is safe to show to the client
+    whose input it describes.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    @classmethod
+    def about_input(cls, reason: str) -> Self:
+        """An error whose whole text describes the caller's own input (shown to it)."""
+        return cls(reason, reason=reason)
 
 
 class InvalidSdp(SfuError):

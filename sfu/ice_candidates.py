@@ -22,7 +22,7 @@ async def add_ice_candidate(pc: RTCPeerConnection, candidate: Mapping[str, Any] 
         await pc.addIceCandidate(None)
         return
     if not isinstance(text, str):
-        raise InvalidCandidate("candidate must be a string")
+        raise InvalidCandidate.about_input("candidate must be a string")
     if text.startswith("a="):
         text = text[2:]
     if text.startswith("candidate:"):
@@ -31,15 +31,17 @@ async def add_ice_candidate(pc: RTCPeerConnection, candidate: Mapping[str, Any] 
     mid = candidate.get("sdpMid")
     index = candidate.get("sdpMLineIndex")
     if mid is not None and not isinstance(mid, str):
-        raise InvalidCandidate("sdpMid must be a string")
+        raise InvalidCandidate.about_input("sdpMid must be a string")
     if index is not None and (not isinstance(index, int) or isinstance(index, bool) or index < 0):
-        raise InvalidCandidate("sdpMLineIndex must be a non-negative integer")
+        raise InvalidCandidate.about_input("sdpMLineIndex must be a non-negative integer")
     if mid is None and index is None:
-        raise InvalidCandidate("candidate needs sdpMid or sdpMLineIndex")
+        raise InvalidCandidate.about_input("candidate needs sdpMid or sdpMLineIndex")
     try:
         parsed = candidate_from_sdp(text)
     except Exception as exc:  # aiortc asserts on too few fields, int() on bad numbers...
-        raise InvalidCandidate(f"malformed candidate {text!r}: {type(exc).__name__}") from None
+        raise InvalidCandidate(
+            f"malformed candidate {text!r}: {type(exc).__name__}", reason="malformed candidate"
+        ) from None
     parsed.sdpMid = mid
     parsed.sdpMLineIndex = index
     try:

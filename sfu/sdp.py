@@ -23,13 +23,15 @@ SENDING_DIRECTIONS = ("sendonly", "sendrecv")
 def parse(sdp: str) -> aiortc_sdp.SessionDescription:
     """Parse SDP text, turning any parser failure into `InvalidSdp`."""
     if not isinstance(sdp, str) or not sdp.strip():
-        raise InvalidSdp("SDP is empty")
+        raise InvalidSdp.about_input("SDP is empty")
     if not sdp.lstrip().startswith("v="):
-        raise InvalidSdp("SDP must start with a v= line")
+        raise InvalidSdp.about_input("SDP must start with a v= line")
     try:
         return aiortc_sdp.SessionDescription.parse(sdp)
     except Exception as exc:  # aiortc's parser raises asserts, ValueError, KeyError...
-        raise InvalidSdp(f"SDP cannot be parsed: {type(exc).__name__}: {exc}") from None
+        raise InvalidSdp(
+            f"SDP cannot be parsed: {type(exc).__name__}: {exc}", reason="SDP cannot be parsed"
+        ) from None
 
 
 def share_bundle_candidates(description: aiortc_sdp.SessionDescription) -> int:
@@ -165,14 +167,14 @@ def check_transport(description: aiortc_sdp.SessionDescription, kind_of: str) ->
     for index, media in enumerate(description.media):
         where = f"{kind_of} m-section {index} ({media.kind})"
         if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
-            raise InvalidSdp(f"{where} has no ICE username fragment or password")
+            raise InvalidSdp.about_input(f"{where} has no ICE username fragment or password")
         if media.dtls is None or not media.dtls.fingerprints:
-            raise InvalidSdp(f"{where} has no DTLS fingerprint or setup attribute")
+            raise InvalidSdp.about_input(f"{where} has no DTLS fingerprint or setup attribute")
         if media.kind in ("audio", "video"):
             if not media.rtcp_mux:
-                raise InvalidSdp(f"{where} does not use rtcp-mux")
+                raise InvalidSdp.about_input(f"{where} does not use rtcp-mux")
             if not media.rtp.muxId:
-                raise InvalidSdp(f"{where} has no a=mid")
+                raise InvalidSdp.about_input(f"{where} has no a=mid")
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,9 @@ def plan_publish(offer_sdp: str, video_codecs: Sequence[str], remb: bool = True)
     Raises `InvalidSdp` with a message naming the offending section.
     """
     description = parse(offer_sdp)
+    if not any(section.kind in ("audio", "video") for section in description.media):
+        # It would be "applied", then fail at the connect deadline with nothing to say why.
+        raise InvalidSdp.about_input("the offer has no audio or video m-section")
     check_transport(description, "offer")
     share_bundle_candidates(description)
     media: dict[str, PublishedMedia] = {}
@@ -216,14 +221,14 @@ def plan_publish(offer_sdp: str, video_codecs: Sequence[str], remb: bool = True)
                 x for x in section.rtp.headerExtensions if x.uri != ABS_SEND_TIME_URI
             ]
         if mid in media:
-            raise InvalidSdp(f"offer m-section {index} repeats mid {mid!r}")
+            raise InvalidSdp.about_input(f"offer m-section {index} repeats mid {mid!r}")
         sending = section.port != 0 and (section.direction or "sendrecv") in SENDING_DIRECTIONS
         chosen = choose_codec(kind, section.rtp.codecs, video_codecs)
         if chosen is None:
             if sending:
                 offered = ", ".join(sorted({c.name for c in section.rtp.codecs})) or "none"
                 wanted = "Opus" if kind == "audio" else " or ".join(video_codecs)
-                raise InvalidSdp(
+                raise InvalidSdp.about_input(
                     f"offer m-section {index} ({kind}) offers {offered}; the server forwards "
                     f"{wanted} only"
                 )
@@ -248,7 +253,9 @@ def check_answer(answer_sdp: str) -> str:
     check_transport(description, "answer")
     for index, media in enumerate(description.media):
         if media.dtls is not None and media.dtls.role not in ("client", "server"):
-            raise InvalidSdp(f"answer m-section {index} must have a=setup:active or passive")
+            raise InvalidSdp.about_input(
+                f"answer m-section {index} must have a=setup:active or passive"
+            )
     return _with_shared_candidates(answer_sdp, description)
 
 

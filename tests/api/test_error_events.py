@@ -127,6 +127,14 @@ def test_every_media_plane_error_maps_to_one_status_and_a_clean_message() -> Non
         assert media_error(AdapterError(LEAKY), operation).message == INTERNAL_ERROR
         for message in (operation.out_of_turn, sdp.message):
             assert_no_class_name(message)
+    # What sfu wrote about the client's own input follows; its log message does not.
+    reason = "offer m-section 1 (video) offers VP9; the server forwards VP8, H264 only"
+    explained = media_error(InvalidSdp(LEAKY, reason=reason), PUBLISH_OFFER)
+    assert explained.message == f"Invalid SDP: publish offer could not be applied: {reason}"
+    candidate = media_error(InvalidCandidate.about_input("malformed candidate"), ICE_CANDIDATE)
+    assert candidate.message == f"{INVALID_CANDIDATE}: malformed candidate"
+    for message in (explained.message, candidate.message):
+        assert LEAKY not in message
 
 
 # -- over HTTP ---------------------------------------------------------------------------
@@ -170,12 +178,19 @@ async def test_a_bad_publish_offer_says_what_was_wrong(server: RunningServer) ->
         "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n"
         "a=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\n"
     )
-    for sdp in ("garbage", "v=0 but not SDP", no_ice):
+    because = {
+        "garbage": "SDP must start with a v= line",
+        "v=0 but not SDP": "SDP cannot be parsed",
+        no_ice: "offer m-section 0 (audio) has no ICE username fragment or password",
+        # applied, it would only fail at the connect deadline, with nothing to say why
+        "v=0\r\n": "the offer has no audio or video m-section",
+    }
+    for sdp, reason in because.items():
         error = await error_for(
             socket, "WEBRTC_OFFER", {"pc": "publish", "offer": {"type": "offer", "sdp": sdp}}
         )
         assert error == {
-            "message": "Invalid SDP: publish offer could not be applied",
+            "message": f"Invalid SDP: publish offer could not be applied: {reason}",
             "event": "WEBRTC_OFFER",
         }
     await socket.close()
@@ -217,7 +232,10 @@ async def test_ice_candidates_before_and_after_negotiation(
     assert answer["pc"] == "publish"
     bogus = {"candidate": "candidate:bogus", "sdpMid": "0"}
     error = await error_for(socket, "WEBRTC_ICE_CANDIDATE", {"pc": "publish", "candidate": bogus})
-    assert error == {"message": INVALID_CANDIDATE, "event": "WEBRTC_ICE_CANDIDATE"}
+    assert error == {
+        "message": f"{INVALID_CANDIDATE}: malformed candidate",
+        "event": "WEBRTC_ICE_CANDIDATE",
+    }
     await socket.close()
 
 

@@ -268,7 +268,8 @@ async def test_signalling_errors_are_clear_and_leave_the_room_working(
     bad_offers: list[tuple[dict[str, object], str]] = [
         (
             {"pc": "publish", "offer": {"type": "offer", "sdp": "garbage"}},
-            "WEBRTC_OFFER: Invalid SDP: publish offer could not be applied$",
+            "WEBRTC_OFFER: Invalid SDP: publish offer could not be applied: "
+            "SDP must start with a v= line$",
         ),
         ({"pc": "publish", "offer": {"type": "answer", "sdp": "x"}}, "offer must be"),
         ({"pc": "publish"}, "offer must be"),
