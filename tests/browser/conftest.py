@@ -25,10 +25,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+def server_env() -> dict[str, str]:
+    """Extra environment for the server; a test overrides it with
+    ``@pytest.mark.parametrize("server_env", [{...}])``."""
+    return {}
+
+
+@pytest.fixture
+async def server(tmp_path: Path, server_env: dict[str, str]) -> AsyncIterator[ServerProcess]:
     """The real server (``python -m api``) on SQLite in tmp, gathering ICE on loopback."""
     process = ServerProcess(
-        {"DATA_DIR": str(tmp_path / "data"), "ICE_ADDRESSES": "127.0.0.1"},
+        {"DATA_DIR": str(tmp_path / "data"), "ICE_ADDRESSES": "127.0.0.1", **server_env},
         tmp_path / "server.log",
     )
     try:

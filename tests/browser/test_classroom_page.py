@@ -118,6 +118,43 @@ async def test_teacher_runs_a_session_and_student_sees_attendance(
     await t.screenshot("teacher-session-ended")
 
 
+@pytest.mark.parametrize("server_env", [{"ROOM_MAX_PARTICIPANTS": "2"}])
+async def test_a_refused_join_is_shown_and_the_page_can_try_again(
+    api: ClassroomApi, open_page: PageFactory
+) -> None:
+    # The page reads ERROR by the event it answers: a refused JOIN_ROOM must not leave it
+    # "connecting" with the camera open.
+    teacher = await api.register("Grace Hopper", email("teacher"), "teacher", PASSWORD)
+    alice = await api.register("Alice Student", email("student"), "student", PASSWORD)
+    bob = await api.register("Bob Student", email("student"), "student", PASSWORD)
+    cls = await api.create_class(teacher, "Small room")
+    for student in (alice, bob):
+        await api.enrol(teacher, cls["_id"], student.id)
+    await api.start_session(teacher, cls["_id"])
+    t = await logged_in(open_page, teacher, "teacher")
+    a = await logged_in(open_page, alice, "alice")
+    b = await logged_in(open_page, bob, "bob")
+    for page in (t, a, b):
+        await page.select_class(cls["_id"])
+    for page in (t, a):
+        await page.by("join-room").click()
+        await expect(page.by("self-tile")).to_have_attribute("data-connection", "connected")
+
+    await expect(b.by("join-room")).to_be_enabled()
+    await b.by("join-room").click()
+    await expect(b.messages).to_contain_text(
+        "Could not join the room: Room is full (2 participants)"
+    )
+    await expect(b.by("join-room")).to_be_enabled()
+    await expect(b.by("room")).to_be_hidden()
+    assert await b.page.evaluate("document.getElementById('self-video').srcObject") is None
+
+    # Once there is room, the same page joins.
+    await a.by("leave-room").click()
+    await b.by("join-room").click()
+    await expect(b.by("self-tile")).to_have_attribute("data-connection", "connected")
+
+
 # ─────────────────────────── the live room with media ───────────────────────────
 
 # Per remote tile: decoded size, frames decoded so far, media time (see test below).

@@ -63,9 +63,14 @@ export function sendJoin() {
 
 function ensureLocalStream() {
   if (!state.localStreamPromise) {
-    state.localStreamPromise = navigator.mediaDevices
+    const pending = navigator.mediaDevices
       .getUserMedia({ audio: true, video: { width: 640, height: 360 } })
       .then((stream) => {
+        if (state.localStreamPromise !== pending || !state.wantInRoom) {
+          // The join was refused (or left) while the camera was opening: close it again.
+          for (const track of stream.getTracks()) track.stop();
+          return null;
+        }
         state.localStream = stream;
         const video = byId("self-video");
         video.srcObject = stream;
@@ -76,9 +81,10 @@ function ensureLocalStream() {
       .catch((error) => {
         showMessage(`Camera/microphone unavailable (${error.name}: ${error.message}). ` +
                     "You can still watch and listen.");
-        state.localStreamPromise = null;
+        if (state.localStreamPromise === pending) state.localStreamPromise = null;
         return null;
       });
+    state.localStreamPromise = pending;
   }
   return state.localStreamPromise;
 }
