@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 
 from scripts.bench.janus import CLASS_ROOM, SINGLE_ROOM, JanusServer, JanusSession
-from scripts.bench_forwarding import Signalling
+from scripts.bench.signalling import Signalling
 from scripts.synthpeer.api_client import Account, ClassroomApi
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.peer import SyntheticPeer
