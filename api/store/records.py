@@ -15,9 +15,10 @@ A recording is kept as one JSON-ready document (:func:`recording_doc`) by both b
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from ..ids import ClassId, RoomId, SessionId, UserId
+from ..ids import ClassId, RoomId, SessionId, UserId, new_id
 from ..models import (
     AttendanceMark,
     AttendancePolicy,
@@ -28,14 +29,56 @@ from ..models import (
     PresenceEvent,
     Recording,
     RecordingFile,
+    Role,
     SessionSummary,
     User,
 )
-from ..timeutil import parse_iso
+from ..timeutil import parse_iso, utcnow
+from .rules import normalize_email, stored_moment
 
 Fields = dict[str, Any]
 SUMMARY_FIELDS = ("summary_present", "summary_absent", "summary_total", "summary_late")
 POLICY_FIELDS = ("present_ratio", "late_after_seconds")
+
+
+# -- new entities, as every backend creates them -------------------------------------------
+
+
+def new_user(
+    *, name: str, email: str, role: Role, password_hash: str | None, external_id: str | None
+) -> User:
+    """A user about to be inserted: a fresh id, the email as stored (lowercased), now."""
+    return User(
+        id=UserId(new_id()),
+        name=name,
+        email=normalize_email(email),
+        role=role,
+        created_at=utcnow(),
+        password_hash=password_hash,
+        external_id=external_id,
+    )
+
+
+def new_class(*, class_name: str, teacher_id: str) -> ClassRecord:
+    """A class about to be inserted: a fresh id, no students yet, the default policy."""
+    return ClassRecord(
+        id=ClassId(new_id()),
+        class_name=class_name,
+        teacher_id=UserId(teacher_id),
+        student_ids=(),
+        created_at=utcnow(),
+    )
+
+
+def new_session(*, class_id: str, teacher_id: str, started_at: datetime) -> AttendanceSession:
+    """A session about to start: fresh session and room ids, the start as stored."""
+    return AttendanceSession(
+        id=SessionId(new_id()),
+        class_id=ClassId(class_id),
+        room_id=RoomId(new_id()),
+        teacher_id=UserId(teacher_id),
+        started_at=stored_moment(started_at),
+    )
 
 
 def _optional_user_id(value: Any) -> UserId | None:

@@ -9,10 +9,8 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from ...errors import CLASS_NOT_FOUND, EMAIL_EXISTS, STUDENT_NOT_FOUND, Conflict, NotFound
-from ...ids import ClassId, UserId, new_id
 from ...models import AttendancePolicy, ClassRecord, Role, User
-from ...timeutil import utcnow
-from ..records import class_fields, class_from, user_fields, user_from
+from ..records import class_fields, class_from, new_class, new_user, user_fields, user_from
 from ..rules import TEACHER_NOT_FOUND, normalize_email
 from .base import OLDEST_FIRST, MongoBase
 from .documents import by_id, from_doc, to_doc
@@ -32,12 +30,10 @@ class MongoAccounts(MongoBase):
         password_hash: str | None = None,
         external_id: str | None = None,
     ) -> User:
-        user = User(
-            id=UserId(new_id()),
+        user = new_user(
             name=name,
-            email=normalize_email(email),
+            email=email,
             role=role,
-            created_at=utcnow(),
             password_hash=password_hash,
             external_id=external_id,
         )
@@ -67,13 +63,7 @@ class MongoAccounts(MongoBase):
     async def create_class(self, *, class_name: str, teacher_id: str) -> ClassRecord:
         if await by_id(self._users, teacher_id) is None:
             raise NotFound(TEACHER_NOT_FOUND)
-        record = ClassRecord(
-            id=ClassId(new_id()),
-            class_name=class_name,
-            teacher_id=UserId(teacher_id),
-            student_ids=(),
-            created_at=utcnow(),
-        )
+        record = new_class(class_name=class_name, teacher_id=teacher_id)
         await self._classes.insert_one(to_doc(class_fields(record)))
         return record
 

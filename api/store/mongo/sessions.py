@@ -21,10 +21,9 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from ...errors import CLASS_NOT_FOUND, NO_ACTIVE_SESSION, SESSION_ALREADY_ACTIVE, Conflict, NotFound
-from ...ids import ClassId, RoomId, SessionId, UserId, new_id
 from ...models import AttendanceMark, AttendanceSession, SessionSummary
 from ...timeutil import utcnow
-from ..records import mark_fields, mark_from, session_fields, session_from
+from ..records import mark_fields, mark_from, new_session, session_fields, session_from
 from ..rules import SESSION_NOT_FOUND, TEACHER_NOT_FOUND, stored_moment
 from .base import MongoBase
 from .documents import by_id, from_doc, oid, to_doc
@@ -45,13 +44,7 @@ class MongoSessions(MongoBase):
         if await by_id(self._users, teacher_id) is None:
             raise NotFound(TEACHER_NOT_FOUND)
         class_oid = ObjectId(class_id)
-        session = AttendanceSession(
-            id=SessionId(new_id()),
-            class_id=ClassId(class_id),
-            room_id=RoomId(new_id()),
-            teacher_id=UserId(teacher_id),
-            started_at=stored_moment(started_at),
-        )
+        session = new_session(class_id=class_id, teacher_id=teacher_id, started_at=started_at)
         pointer = {"_id": class_oid, "sessionId": session.id, "createdAt": utcnow()}
         try:
             await self._active.insert_one(pointer)

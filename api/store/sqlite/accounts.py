@@ -5,10 +5,9 @@ from __future__ import annotations
 import sqlite3
 
 from ...errors import CLASS_NOT_FOUND, EMAIL_EXISTS, STUDENT_NOT_FOUND, Conflict, NotFound
-from ...ids import ClassId, UserId, new_id
 from ...models import AttendancePolicy, ClassRecord, Role, User
 from ...timeutil import iso_ms, utcnow
-from ..records import class_fields, class_from, user_fields, user_from
+from ..records import class_fields, class_from, new_class, new_user, user_fields, user_from
 from ..rules import TEACHER_NOT_FOUND, normalize_email
 from .base import SqliteBase, decode, exists, insert
 from .schema import immediate
@@ -27,12 +26,10 @@ class SqliteAccounts(SqliteBase):
         password_hash: str | None = None,
         external_id: str | None = None,
     ) -> User:
-        user = User(
-            id=UserId(new_id()),
+        user = new_user(
             name=name,
-            email=normalize_email(email),
+            email=email,
             role=role,
-            created_at=utcnow(),
             password_hash=password_hash,
             external_id=external_id,
         )
@@ -73,13 +70,7 @@ class SqliteAccounts(SqliteBase):
 
     # -- classes ------------------------------------------------------------
     async def create_class(self, *, class_name: str, teacher_id: str) -> ClassRecord:
-        record = ClassRecord(
-            id=ClassId(new_id()),
-            class_name=class_name,
-            teacher_id=UserId(teacher_id),
-            student_ids=(),
-            created_at=utcnow(),
-        )
+        record = new_class(class_name=class_name, teacher_id=teacher_id)
         # A new class has no enrolments; they live in their own table.
         row = {k: v for k, v in class_fields(record).items() if k != "student_ids"}
 

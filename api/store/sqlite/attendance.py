@@ -7,9 +7,15 @@ from dataclasses import replace
 from datetime import datetime
 
 from ...errors import CLASS_NOT_FOUND, NO_ACTIVE_SESSION, SESSION_ALREADY_ACTIVE, Conflict, NotFound
-from ...ids import ClassId, RoomId, SessionId, UserId, new_id
 from ...models import AttendanceMark, AttendanceSession, SessionSummary
-from ..records import SUMMARY_FIELDS, mark_fields, mark_from, session_fields, session_from
+from ..records import (
+    SUMMARY_FIELDS,
+    mark_fields,
+    mark_from,
+    new_session,
+    session_fields,
+    session_from,
+)
 from ..rules import SESSION_NOT_FOUND, TEACHER_NOT_FOUND, stored_moment
 from .base import SqliteBase, decode, encode, exists, insert
 from .schema import immediate
@@ -25,13 +31,7 @@ class SqliteAttendance(SqliteBase):
     async def start_session(
         self, *, class_id: str, teacher_id: str, started_at: datetime
     ) -> AttendanceSession:
-        session = AttendanceSession(
-            id=SessionId(new_id()),
-            class_id=ClassId(class_id),
-            room_id=RoomId(new_id()),
-            teacher_id=UserId(teacher_id),
-            started_at=stored_moment(started_at),
-        )
+        session = new_session(class_id=class_id, teacher_id=teacher_id, started_at=started_at)
 
         def write(conn: sqlite3.Connection) -> None:
             with immediate(conn):
