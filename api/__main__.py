@@ -13,11 +13,10 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
-from typing import NoReturn
+
+from .cli import OneLineParser, distribution_version
 
 PROG = "classroom-sfu"
-DISTRIBUTION = "classroom-sfu"
 
 
 @dataclass(frozen=True)
@@ -63,23 +62,8 @@ FLAGS = (
 )
 
 
-def distribution_version() -> str:
-    """The installed distribution's version (pyproject.toml's, once installed)."""
-    try:
-        return version(DISTRIBUTION)
-    except PackageNotFoundError:
-        return "unknown (not installed)"
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (exit code 2), like a configuration error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(
+    p = OneLineParser(
         prog=PROG,
         description="Server-side WebRTC SFU for online classrooms with presence-based "
         "attendance: serves the REST API, the class WebSocket and the web page.",

@@ -6,11 +6,10 @@ import argparse
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import NoReturn
 from urllib.parse import urlparse
 
+from api.cli import OneLineParser, distribution_version
 from sfu.config import TurnTransport
 
 MAX_PARTICIPANTS = 2000
@@ -118,23 +117,8 @@ def _resolution(raw: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def distribution_version() -> str:
-    """The installed classroom-sfu distribution's version."""
-    try:
-        return version("classroom-sfu")
-    except PackageNotFoundError:
-        return "unknown (not installed)"
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (exit code 2), like a bad option value."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(
+    p = OneLineParser(
         prog="classroom-loadtest",
         description="Drive synthetic classrooms through the public API and report what "
         "participants receive and what the server spends.",
