@@ -340,3 +340,12 @@ class StockClient:
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
+
+
+def each_decoded_the_other(first: StockClient, second: StockClient, frames: int) -> bool:
+    """Both clients decoded at least `frames` audio and video frames of the other."""
+    return all(
+        client.frames_from(other.account.id, kind) >= frames
+        for client, other in ((first, second), (second, first))
+        for kind in ("audio", "video")
+    )

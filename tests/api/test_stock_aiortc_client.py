@@ -18,7 +18,7 @@ from aiortc import RTCBundlePolicy, RTCPeerConnection
 
 from tests.server_process import ServerProcess
 from tests.sfu.bundle_rules import bundle_problems
-from tests.stock_client import StockClient, StockRest, server_candidates
+from tests.stock_client import StockClient, StockRest, each_decoded_the_other, server_candidates
 
 FRAMES = 15
 
@@ -75,11 +75,7 @@ async def test_a_stock_aiortc_client_takes_the_servers_sdp_and_decodes_the_other
             await client.publish_media()
 
         def both_decoded() -> bool:
-            return all(
-                client.frames_from(other.account.id, kind) >= FRAMES
-                for client, other in ((teacher, student), (student, teacher))
-                for kind in ("audio", "video")
-            )
+            return each_decoded_the_other(teacher, student, FRAMES)
 
         await wait_until(both_decoded, 30, "each side decodes the other's audio and video")
         assert teacher.connected() and student.connected()

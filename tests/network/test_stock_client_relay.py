@@ -19,7 +19,7 @@ from scripts.coturn_local import LocalCoturn
 from tests.network.conftest import SERVER, Network
 from tests.server_process import ServerProcess
 from tests.sfu.bundle_rules import bundle_problems
-from tests.stock_client import StockClient, StockRest, server_candidates
+from tests.stock_client import StockClient, StockRest, each_decoded_the_other, server_candidates
 
 pytestmark = pytest.mark.network
 FRAMES = 15
@@ -66,11 +66,7 @@ async def test_relay_only_stock_aiortc_clients_connect_with_the_servers_candidat
             await client.publish_media()
 
         def both_decoded() -> bool:
-            return all(
-                client.frames_from(other.account.id, kind) >= FRAMES
-                for client, other in ((teacher, student), (student, teacher))
-                for kind in ("audio", "video")
-            )
+            return each_decoded_the_other(teacher, student, FRAMES)
 
         deadline = time.monotonic() + 30
         while not both_decoded():
