@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 from playwright.async_api import expect
 
 from scripts.synthpeer.api_client import Account, ClassroomApi
+from tests.browser.accounts import PASSWORD, email, enrolled_class, logged_in
 from tests.browser.conftest import PageFactory
 from tests.browser.pages import ClassroomPage
 from tests.server_process import ServerProcess
 
 pytestmark = pytest.mark.browser
-PASSWORD = "secret-pass"
-
-
-def email(role: str) -> str:
-    return f"{role}-{uuid.uuid4().hex[:10]}@school.test"
-
-
-async def logged_in(open_page: PageFactory, account: Account, label: str) -> ClassroomPage:
-    page = await open_page(label)
-    await page.log_in(account.email, PASSWORD)
-    await expect(page.by("whoami-name")).to_have_text(account.name)
-    return page
 
 
 async def test_sign_up_log_in_and_errors_are_shown(open_page: PageFactory) -> None:
@@ -124,18 +112,14 @@ async def test_a_refused_join_is_shown_and_the_page_can_try_again(
 ) -> None:
     # The page reads ERROR by the event it answers: a refused JOIN_ROOM must not leave it
     # "connecting" with the camera open.
-    teacher = await api.register("Grace Hopper", email("teacher"), "teacher", PASSWORD)
-    alice = await api.register("Alice Student", email("student"), "student", PASSWORD)
-    bob = await api.register("Bob Student", email("student"), "student", PASSWORD)
-    cls = await api.create_class(teacher, "Small room")
-    for student in (alice, bob):
-        await api.enrol(teacher, cls["_id"], student.id)
-    await api.start_session(teacher, cls["_id"])
+    live = await enrolled_class(api, "Small room", "Alice Student", "Bob Student")
+    teacher, (alice, bob) = live.teacher, live.students
+    class_id = live.class_id
     t = await logged_in(open_page, teacher, "teacher")
     a = await logged_in(open_page, alice, "alice")
     b = await logged_in(open_page, bob, "bob")
     for page in (t, a, b):
-        await page.select_class(cls["_id"])
+        await page.select_class(class_id)
     for page in (t, a):
         await page.by("join-room").click()
         await expect(page.by("self-tile")).to_have_attribute("data-connection", "connected")
@@ -178,15 +162,13 @@ PLAYING = """(userIds) => userIds.every((userId) => {
 async def test_pages_reconnect_after_the_server_crashes_and_restarts(
     api: ClassroomApi, open_page: PageFactory, server: ServerProcess
 ) -> None:
-    teacher = await api.register("Grace Hopper", email("teacher"), "teacher", PASSWORD)
-    alice = await api.register("Alice Student", email("student"), "student", PASSWORD)
-    cls = await api.create_class(teacher, "Chemistry")
-    await api.enrol(teacher, cls["_id"], alice.id)
-    await api.start_session(teacher, cls["_id"])
+    live = await enrolled_class(api, "Chemistry", "Alice Student")
+    teacher, (alice,) = live.teacher, live.students
+    class_id = live.class_id
     t = await logged_in(open_page, teacher, "teacher")
     s = await logged_in(open_page, alice, "student")
     for page in (t, s):
-        await page.select_class(cls["_id"])
+        await page.select_class(class_id)
     await expect(s.by("my-status")).to_have_text("not yet updated")
 
     server.kill()  # a crash: sockets drop without a close frame
@@ -241,14 +223,8 @@ def percentile(values: list[float], fraction: float) -> float:
 async def test_three_participants_see_each_other_in_the_live_room(
     api: ClassroomApi, open_page: PageFactory, latency_report: list[str]
 ) -> None:
-    teacher = await api.register("Grace Hopper", email("teacher"), "teacher", PASSWORD)
-    alice = await api.register("Alice Student", email("student"), "student", PASSWORD)
-    bob = await api.register("Bob Student", email("student"), "student", PASSWORD)
-    cls = await api.create_class(teacher, "Media lab")
-    class_id = cls["_id"]
-    for student in (alice, bob):
-        await api.enrol(teacher, class_id, student.id)
-    await api.start_session(teacher, class_id)
+    live = await enrolled_class(api, "Media lab", "Alice Student", "Bob Student")
+    teacher, (alice, bob), class_id = live.teacher, live.students, live.class_id
 
     accounts = {"teacher": teacher, "alice": alice, "bob": bob}
     pages = dict(

@@ -10,8 +10,8 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from scripts.synthpeer.api_client import ClassroomApi
+from tests.browser.accounts import PASSWORD, email, enrolled_class, logged_in
 from tests.browser.conftest import PageFactory
-from tests.browser.test_classroom_page import PASSWORD, email, logged_in
 from tests.server_process import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -20,13 +20,8 @@ pytestmark = pytest.mark.browser
 async def test_done_shows_the_stored_statuses_and_students_follow_their_own_status(
     api: ClassroomApi, open_page: PageFactory
 ) -> None:
-    teacher = await api.register("Grace Hopper", email("teacher"), "teacher", PASSWORD)
-    alice = await api.register("Alice Student", email("student"), "student", PASSWORD)
-    bob = await api.register("Bob Student", email("student"), "student", PASSWORD)
-    cls = await api.create_class(teacher, "Physics")
-    class_id = cls["_id"]
-    for student in (alice, bob):
-        await api.enrol(teacher, class_id, student.id)
+    live = await enrolled_class(api, "Physics", "Alice Student", "Bob Student", start=False)
+    teacher, (alice, bob), class_id = live.teacher, live.students, live.class_id
     # Joining after the start, nobody is in the room for all of the session: with a ratio
     # of 1, being in the room is "present" while the session runs and "absent" once stored.
     await api.call(
@@ -156,13 +151,12 @@ MEASURE_RELAY_ONLY = """() => {
 async def test_the_relay_only_checkbox_is_checkbox_sized_and_its_label_one_line(
     api: ClassroomApi, open_page: PageFactory, width: int
 ) -> None:
-    teacher = await api.register("Grace Hopper", email("teacher"), "teacher", PASSWORD)
-    alice = await api.register("Alice Student", email("student"), "student", PASSWORD)
-    cls = await api.create_class(teacher, "Physics")
-    await api.enrol(teacher, cls["_id"], alice.id)
+    live = await enrolled_class(api, "Physics", "Alice Student", start=False)
+    (alice,) = live.students
+    class_id = live.class_id
     page = await logged_in(open_page, alice, "alice")
     await page.page.set_viewport_size({"width": width, "height": 800})
-    await page.select_class(cls["_id"])
+    await page.select_class(class_id)
     await expect(page.by("relay-only")).to_be_visible()
     await expect(page.page.get_by_label("Relay only")).to_have_count(1)
 
