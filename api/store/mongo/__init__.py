@@ -17,15 +17,16 @@ The documents are designed to be read and written the same way by MongoDB and by
   subdocuments, and no unique index on a field that may be missing.
 
 Collections: ``users`` (unique ``email``, stored lowercased), ``classes`` (``studentIds`` is a
-top-level array grown with ``$addToSet``; ``policy`` and ``allowStudentRecordings`` read as
-the defaults when missing, as in documents written before they existed; ``rev`` counts
-changes so a settings update can be a compare-and-swap), ``sessions``, ``active_sessions``
-(one pointer per class whose ``_id`` is the class id, so the uniqueness of ``_id`` is the
-"one active session per class" rule), ``marks`` (one document per (session, student), unique
-compound index, replaced with ``upsert``), ``presence_events`` (insert-only, ordered by a
-per-session ``seq`` drawn from ``presence_seq``, not from the session document, which
-``end_session`` replaces whole) and ``presence_counters`` (one document per
-(session, user), unique compound index, replaced with ``upsert``).
+top-level array grown with ``$addToSet``; ``policy``, ``allowStudentRecordings`` and
+``allowStudentScreenShare`` read as the defaults when missing, as in documents written before
+they existed; ``rev`` counts changes so a settings update can be a compare-and-swap),
+``sessions``, ``active_sessions`` (one pointer per class whose ``_id`` is the class id, so
+the uniqueness of ``_id`` is the "one active session per class" rule), ``marks`` (one
+document per (session, student), unique compound index, replaced with ``upsert``),
+``presence_events`` (insert-only, ordered by a per-session ``seq`` drawn from
+``presence_seq``, not from the session document, which ``end_session`` replaces whole) and
+``presence_counters`` (one document per (session, user), unique compound index, replaced
+with ``upsert``).
 
 Each resource's methods live in their own module (accounts, sessions, presence, recordings);
 every entity is built by ``api.store.records`` through :mod:`.documents`.

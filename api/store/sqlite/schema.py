@@ -116,7 +116,11 @@ _V3 = (
     "CREATE INDEX recordings_by_class ON recordings (class_id, started_at)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+# Whether students may share a screen; 0 is ClassRecord's default, so older classes keep
+# today's rule (only the teacher shares).
+_V4 = ("ALTER TABLE classes ADD COLUMN allow_student_screen_share INTEGER NOT NULL DEFAULT 0",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
