@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -101,11 +102,14 @@ def derived_mark(
 # -- class settings ------------------------------------------------------------------
 
 
-async def test_a_new_class_has_the_default_policy_and_no_student_recordings(store: Store) -> None:
+async def test_a_new_class_has_the_default_policy_and_no_student_recordings_or_sharing(
+    store: Store,
+) -> None:
     teacher = await make_user(store, "teacher")
     created = await store.create_class(class_name="Physics", teacher_id=teacher.id)
     assert created.policy == AttendancePolicy(present_ratio=0.75, late_after_seconds=600)
     assert created.allow_student_recordings is False
+    assert created.allow_student_screen_share is False
     assert await store.get_class(created.id) == created
 
 
@@ -116,15 +120,20 @@ async def test_class_settings_change_only_what_is_given(store: Store) -> None:
 
     stricter = await store.update_class_settings(class_id, policy=STRICT)
     assert stricter.policy == STRICT and stricter.allow_student_recordings is False
+    assert stricter.allow_student_screen_share is False
     allowed = await store.update_class_settings(class_id, allow_student_recordings=True)
     assert allowed.policy == STRICT and allowed.allow_student_recordings is True
+    sharing = await store.update_class_settings(class_id, allow_student_screen_share=True)
+    assert sharing == replace(allowed, allow_student_screen_share=True)
+    private = await store.update_class_settings(class_id, allow_student_recordings=False)
+    assert private == replace(sharing, allow_student_recordings=False)
     unchanged = await store.update_class_settings(class_id)
-    assert unchanged == allowed
-    assert allowed.student_ids == (kim.id,) and allowed.teacher_id == teacher.id
+    assert unchanged == private
+    assert private.student_ids == (kim.id,) and private.teacher_id == teacher.id
 
-    assert await store.get_class(class_id) == allowed
-    assert await store.list_classes_for_teacher(teacher.id) == [allowed]
-    assert await store.list_classes_for_student(kim.id) == [allowed]
+    assert await store.get_class(class_id) == private
+    assert await store.list_classes_for_teacher(teacher.id) == [private]
+    assert await store.list_classes_for_student(kim.id) == [private]
 
 
 async def test_a_fractional_ratio_and_a_zero_grace_round_trip_exactly(store: Store) -> None:
@@ -164,10 +173,12 @@ async def test_concurrent_settings_changes_and_enrolments_all_land(store: Store)
         *(store.add_student(class_id, s.id) for s in students[:2]),
         store.update_class_settings(class_id, allow_student_recordings=True),
         *(store.add_student(class_id, s.id) for s in students[2:]),
+        store.update_class_settings(class_id, allow_student_screen_share=True),
     )
     stored = await store.get_class(class_id)
     assert stored is not None
     assert stored.policy == STRICT and stored.allow_student_recordings is True
+    assert stored.allow_student_screen_share is True
     assert sorted(stored.student_ids) == sorted(s.id for s in students)
 
 
@@ -459,10 +470,13 @@ async def test_a_mongo_class_written_before_settings_existed_reads_the_defaults(
         old = await store.get_class(str(class_id))
         assert old is not None
         assert old.policy == AttendancePolicy() and old.allow_student_recordings is False
+        assert old.allow_student_screen_share is False
         updated = await store.update_class_settings(str(class_id), allow_student_recordings=True)
         assert updated.allow_student_recordings is True and updated.student_ids == (kim.id,)
         enrolled = await store.add_student(str(class_id), sam.id)
         assert enrolled == await store.get_class(str(class_id))
         assert enrolled.student_ids == (kim.id, sam.id) and enrolled.allow_student_recordings
+        sharing = await store.update_class_settings(str(class_id), allow_student_screen_share=True)
+        assert sharing == replace(enrolled, allow_student_screen_share=True)
     finally:
         await store.close()

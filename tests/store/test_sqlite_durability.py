@@ -270,6 +270,7 @@ async def test_a_v1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> N
         # The migration's column defaults are the model's defaults.
         assert expected_class.policy == AttendancePolicy()
         assert not expected_class.allow_student_recordings
+        assert not expected_class.allow_student_screen_share
         assert await store.get_class(V1_CLASS) == expected_class
         student = await store.get_user(V1_STUDENT)
         assert student is not None and student.email == "kim@school.test"
@@ -308,6 +309,33 @@ async def test_a_v1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> N
         )
         await store.put_presence_counters(totals)
         assert await store.list_presence_counters(V1_SESSION) == [totals]
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    conn.close()
+
+
+async def test_a_v3_class_is_migrated_with_student_screen_sharing_off(tmp_path: Path) -> None:
+    path = tmp_path / "classroom.sqlite3"
+    write_v1_database(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for statements in MIGRATIONS[1:3]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 3")
+        conn.execute("UPDATE classes SET allow_student_recordings = 1 WHERE id = ?", (V1_CLASS,))
+    finally:
+        conn.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        old = await store.get_class(V1_CLASS)
+        assert old is not None
+        assert old.allow_student_recordings and not old.allow_student_screen_share
+        sharing = await store.update_class_settings(V1_CLASS, allow_student_screen_share=True)
+        assert sharing == ClassRecord(**{**vars(old), "allow_student_screen_share": True})
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:

@@ -37,7 +37,9 @@ async def _populate(store: Store) -> dict[str, Any]:
     cls = await store.create_class(class_name="Physics", teacher_id=teacher.id)
     await store.add_student(cls.id, student.id)
     await store.update_class_settings(
-        cls.id, policy=AttendancePolicy(present_ratio=0.5, late_after_seconds=60)
+        cls.id,
+        policy=AttendancePolicy(present_ratio=0.5, late_after_seconds=60),
+        allow_student_screen_share=True,
     )
     session = await store.start_session(class_id=cls.id, teacher_id=teacher.id, started_at=T0)
     await store.put_mark(
@@ -126,6 +128,7 @@ async def test_mongo_documents_keep_their_shape(nx27017_server: Nx27017Server) -
             "createdAt": cls.created_at,
             "policy": {"presentRatio": 0.5, "lateAfterSeconds": 60},
             "allowStudentRecordings": False,
+            "allowStudentScreenShare": True,
             "rev": 2,
         }
     ]
@@ -213,7 +216,7 @@ async def test_mongo_documents_from_before_the_class_settings_read_with_the_defa
         await store.close()
     assert user is not None and user.password_hash is None and user.external_id is None
     assert cls is not None and cls.policy == AttendancePolicy()
-    assert cls.allow_student_recordings is False
+    assert cls.allow_student_recordings is False and cls.allow_student_screen_share is False
     assert session is not None and session.summary == SessionSummary(1, 2, 3, late=0)
 
 
@@ -256,6 +259,7 @@ async def test_sqlite_rows_keep_their_shape(tmp_path: Path) -> None:
                 "present_ratio": 0.5,
                 "late_after_seconds": 60,
                 "allow_student_recordings": 0,
+                "allow_student_screen_share": 1,
             }
         ]
         assert rows("SELECT * FROM sessions") == [
