@@ -126,6 +126,12 @@ class OurServer(System):
         assert self.process is not None
         return self.process.pid
 
+    @property
+    def base_url(self) -> str:
+        """The running server's HTTP address (after `start`)."""
+        assert self._api is not None
+        return self._api.base_url
+
     async def start(self) -> None:
         port = free_port()
         env = {
