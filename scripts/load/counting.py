@@ -97,7 +97,8 @@ def _primary_ssrc(media: Any) -> int | None:
 class CountingClient(MediaClient):
     """A `MediaClient` whose subscribe connection counts every stream from RTP headers.
 
-    `full_streams`: how many publishers' streams go through aiortc (`None`: all).
+    `full_streams`: how many publishers' streams go through aiortc (`None`: all), one of
+    them kept for `full_first` (the teacher: the camera every page shows) if given.
     `on_counter` is told of every new `StreamCounter`. Streams the offer does not label
     (servers other than ours) are attributed to `default_publisher`, if given.
     """
@@ -111,9 +112,11 @@ class CountingClient(MediaClient):
         on_counter: Callable[[StreamCounter], None],
         clock: Clock = time.monotonic,
         default_publisher: str | None = None,
+        full_first: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(config, **kwargs)
+        self._full_first = full_first if full_first != subscriber else None
         self.subscriber = subscriber
         self._default_publisher = default_publisher
         self._full_streams = full_streams
@@ -169,7 +172,13 @@ class CountingClient(MediaClient):
     def _is_full(self, publisher: str) -> bool:
         if publisher in self._full:
             return True
-        if self._full_streams is None or len(self._full) < self._full_streams:
+        limit = self._full_streams
+        reserved = self._full_first is not None and self._full_first not in self._full
+        if (
+            limit is None
+            or (publisher == self._full_first and limit > 0)
+            or len(self._full) + reserved < limit
+        ):
             self._full.add(publisher)
             return True
         return False

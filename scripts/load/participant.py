@@ -139,6 +139,7 @@ class LoadPeer:
             config,
             subscriber=self.user_id,
             full_streams=options.full_streams,
+            full_first=self.plan.teacher.id,
             on_counter=self._registry.counters.append,
             video=self._clip if send_video else None,
             low_video=self._low_clip if send_video else None,
