@@ -112,8 +112,13 @@ class CountingClient(MediaClient):
         self._full: set[str] = set()
         self._filtering = False
 
-    async def subscribe_offer(self, offer_sdp: str, streams: Mapping[str, str]) -> str:
-        self._stream_owner.update(streams)
+    async def subscribe_offer(
+        self, offer_sdp: str, streams: Mapping[str, Mapping[str, str]]
+    ) -> str:
+        for stream_id, label in streams.items():
+            owner = label.get("userId")
+            if owner is not None:
+                self._stream_owner[stream_id] = owner
         self._map(offer_sdp)
         answer = await super().subscribe_offer(offer_sdp, streams)
         if not self._filtering and self.subscribe_pc is not None:

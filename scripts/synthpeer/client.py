@@ -33,6 +33,8 @@ class ReceivedStream:
 
     participant_id: str
     stream_id: str
+    source: str = ""
+    """What the publisher publishes in it: ``microphone``, ``camera`` or ``screen``."""
     sinks: dict[str, StreamSink] = field(default_factory=dict)
     """kind -> sink of the track currently received."""
     finished: list[StreamSink] = field(default_factory=list)
@@ -94,7 +96,8 @@ class MediaClient:
         """stream id -> what was received from that participant."""
         self._taps: dict[str, _ReceiverTap] = {}
         self._mid_stream: dict[str, str | None] = {}
-        self._labels: dict[str, str] = {}
+        self._labels: dict[str, tuple[str, str]] = {}
+        """msid stream id -> (publisher, source)."""
         self.subscribe_offers = 0
 
     # ----------------------------------------------------------------- publish
@@ -155,10 +158,15 @@ class MediaClient:
 
     # ----------------------------------------------------------------- subscribe
 
-    async def subscribe_offer(self, offer_sdp: str, streams: Mapping[str, str]) -> str:
-        """Apply a server subscribe offer; return the answer."""
+    async def subscribe_offer(
+        self, offer_sdp: str, streams: Mapping[str, Mapping[str, str]]
+    ) -> str:
+        """Apply a server subscribe offer; return the answer. `streams` labels each msid
+        stream id: ``{"userId", "source"}``."""
         self.subscribe_offers += 1
-        self._labels.update(streams)
+        for stream_id, label in streams.items():
+            owner = label.get("userId") or "?"
+            self._labels[stream_id] = (owner, label.get("source", ""))
         first = self.subscribe_pc is None
         if self.subscribe_pc is None:
             pc = self.subscribe_pc = create_peer_connection(self.config)
@@ -206,7 +214,8 @@ class MediaClient:
             return
         stream = self.received.get(new)
         if stream is None:
-            stream = ReceivedStream(participant_id=self._labels.get(new, "?"), stream_id=new)
+            owner, source = self._labels.get(new, ("?", ""))
+            stream = ReceivedStream(participant_id=owner, stream_id=new, source=source)
             self.received[new] = stream
         stream.ended = False
         sink = self._new_sink(kind, codec or ("VP8" if kind == "video" else "opus"))
