@@ -405,7 +405,9 @@ class JanusVideoRoom(System):
             )
         )
 
-    def _relabel(self, offer: str, attached: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    def _relabel(
+        self, offer: str, attached: dict[str, Any]
+    ) -> tuple[str, dict[str, dict[str, str]]]:
         """Give each m-section of a subscriber offer the publisher's name as msid stream id.
 
         Janus labels every stream of a multistream subscription with the same msid, so the
@@ -431,7 +433,8 @@ class JanusVideoRoom(System):
                     for ln in lines
                 ]
             relabelled.append("\r\n".join(lines))
-        return "\r\nm=".join(relabelled), {owner: owner for owner in owner_of_mid.values()}
+        labels = {owner: {"userId": owner} for owner in owner_of_mid.values()}
+        return "\r\nm=".join(relabelled), labels
 
     async def stop(self) -> None:
         for client in self._clients.values():

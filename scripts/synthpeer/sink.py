@@ -58,6 +58,8 @@ class StreamSink:
         self.decode_errors = 0
         self.sizes: set[tuple[int, int]] = set()
         self.keyframe_sizes: list[tuple[int, int]] = []
+        self.last_size: tuple[int, int] | None = None
+        """Width and height of the last decoded picture."""
         self.indices: list[int | None] = []
         self.samples_decoded = 0
         self._decoder: av.VideoCodecContext | av.AudioCodecContext | None = None
@@ -131,7 +133,8 @@ class StreamSink:
         for frame in frames:
             self.decoded += 1
             if isinstance(frame, av.VideoFrame):
-                self.sizes.add((frame.width, frame.height))
+                self.last_size = (frame.width, frame.height)
+                self.sizes.add(self.last_size)
                 self.indices.append(read_frame_index(frame))
             elif isinstance(frame, av.AudioFrame):
                 self.samples_decoded += frame.samples
