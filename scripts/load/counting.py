@@ -94,11 +94,19 @@ def _primary_ssrc(media: Any) -> int | None:
     return int(media.ssrc[0].ssrc) if media.ssrc else None
 
 
+def _is_remb(data: bytes) -> bool:
+    """An (S)RTCP datagram that is a lone REMB (PSFB, FMT 15: aiortc sends it alone, and
+    the first header stays in clear under SRTCP)."""
+    return len(data) >= 2 and data[1] == 206 and data[0] & 0x1F == 15
+
+
 class CountingClient(MediaClient):
     """A `MediaClient` whose subscribe connection counts every stream from RTP headers.
 
     `full_streams`: how many publishers' streams go through aiortc (`None`: all), one of
     them kept for `full_first` (the teacher: the camera every page shows) if given.
+    Its REMBs are not sent then: aiortc estimates from the streams it receives, the
+    fully received ones only, and the server would take that for the downlink's size.
     `on_counter` is told of every new `StreamCounter`. Streams the offer does not label
     (servers other than ours) are attributed to `default_publisher`, if given.
     """
@@ -132,7 +140,11 @@ class CountingClient(MediaClient):
         self._map(offer_sdp)
         answer = await super().subscribe_offer(offer_sdp, streams)
         if not self._filtering and self.subscribe_pc is not None:
-            adapter_testing.filter_datagrams(self.subscribe_pc, drop_incoming=self._on_datagram)
+            adapter_testing.filter_datagrams(
+                self.subscribe_pc,
+                drop_incoming=self._on_datagram,
+                drop_outgoing=_is_remb if self._full_streams is not None else None,
+            )
             self._filtering = True
         return answer
 
