@@ -64,6 +64,7 @@ class ClassRecord:
     created_at: datetime
     policy: AttendancePolicy = field(default_factory=AttendancePolicy)
     allow_student_recordings: bool = False
+    allow_student_screen_share: bool = False
 
     def public(self) -> dict[str, Any]:
         return {
@@ -79,6 +80,7 @@ class ClassRecord:
             **self.public(),
             "policy": self.policy.public(),
             "allowStudentRecordings": self.allow_student_recordings,
+            "allowStudentScreenShare": self.allow_student_screen_share,
         }
 
     def has_member(self, user_id: str) -> bool:
