@@ -31,6 +31,7 @@ async def run_compose(store: Store, recording: Recording, directory: Path) -> Re
             "path": str(directory / f.name),
             "participant": f.user_id,
             "kind": f.kind,
+            "source": f.source,
             "offset": f.offset,
             "duration": f.duration,
         }
