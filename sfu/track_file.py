@@ -20,7 +20,7 @@ import av
 from av.container import OutputContainer
 from av.stream import Stream
 
-from sfu.ids import DEFAULT_SOURCE, MediaKind, TrackSource
+from sfu.ids import DEFAULT_SOURCE, MediaKind, TrackSource, source_named
 
 CLUSTER_MS = 1000
 OFFSET_TAG = "recording_offset"
@@ -45,19 +45,6 @@ class RecordedTrack:
     frames: int
     source: TrackSource
     """What the track carried (a screen share is a video track of its own)."""
-
-
-_SOURCES: dict[str, TrackSource] = {
-    "microphone": "microphone",
-    "camera": "camera",
-    "screen": "screen",
-}
-
-
-def source_of(tags: Mapping[str, str], kind: MediaKind) -> TrackSource:
-    """The source a segment file's tags name; a file written before sources were recorded
-    (no `SOURCE_TAG`) held its kind's default."""
-    return _SOURCES.get(tags.get(SOURCE_TAG, ""), DEFAULT_SOURCE[kind])
 
 
 def vp8_size(keyframe: bytes) -> tuple[int, int] | None:
@@ -216,6 +203,6 @@ def read_segment(path: Path) -> tuple[RecordedTrack, dict[str, str]]:
         duration=(last - (first or 0.0)) + frame if frames else 0.0,
         size=path.stat().st_size,
         frames=frames,
-        source=source_of(tags, kind),
+        source=source_named(tags.get(SOURCE_TAG), kind),
     )
     return track, tags
