@@ -1,11 +1,12 @@
 """Recorded segments made from generated frames with exact timestamps: no live media.
 
-A participant's video (camera, and screen share if any) is a VP8 clip at `VIDEO_FPS` whose frame ``i`` carries barcode ``i``
-(`scripts.synthpeer.media.read_frame_index` reads it back), its audio an Opus tone in
-20 ms packets. Both go through `sfu.track_file.TrackFile` as the recorder's writer thread
-writes them, with RTP timestamps and a first-frame arrival ``offset`` seconds after the
-recording began, so every count and time in the files is known in advance. Both encoders
-are deterministic: the same bytes on every run, however busy the machine.
+A participant's camera (and screen share, if any) is a VP8 clip at `VIDEO_FPS` whose
+frame ``i`` carries barcode ``i`` (`scripts.synthpeer.media.read_frame_index` reads it
+back), its audio an Opus tone in 20 ms packets. All go through `sfu.track_file.TrackFile`
+as the recorder's writer thread writes them, with RTP timestamps and a first-frame arrival
+``offset`` seconds after the recording began, so every count and time in the files is
+known in advance. Both encoders are deterministic: the same bytes on every run, however
+busy the machine.
 """
 
 from __future__ import annotations
