@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..models import Recording
 from ..store import Store
@@ -18,14 +19,9 @@ NOTHING_RECORDED = "Nothing was recorded"
 PROGRESS_STEP = 0.05
 
 
-async def run_compose(store: Store, recording: Recording, directory: Path) -> Recording:
-    """Compose ``recording``'s files into ``directory/composed.webm``; the job's state and
-    progress are written to the store as it goes. Returns the final recording."""
-    if not recording.files:
-        failed = recording.with_job(status="failed", error=NOTHING_RECORDED)
-        await store.put_recording(failed)
-        return failed
-    manifest = directory / "manifest.json"
+def compose_manifest(recording: Recording, directory: Path) -> dict[str, Any]:
+    """What ``sfu.compose`` reads: every file of ``recording`` (in ``directory``), with
+    whose it is, its source and where it lies on the recording's timeline."""
     tracks = [
         {
             "path": str(directory / f.name),
@@ -37,7 +33,18 @@ async def run_compose(store: Store, recording: Recording, directory: Path) -> Re
         }
         for f in recording.files
     ]
-    await asyncio.to_thread(manifest.write_text, json.dumps({"tracks": tracks}))
+    return {"tracks": tracks}
+
+
+async def run_compose(store: Store, recording: Recording, directory: Path) -> Recording:
+    """Compose ``recording``'s files into ``directory/composed.webm``; the job's state and
+    progress are written to the store as it goes. Returns the final recording."""
+    if not recording.files:
+        failed = recording.with_job(status="failed", error=NOTHING_RECORDED)
+        await store.put_recording(failed)
+        return failed
+    manifest = directory / "manifest.json"
+    await asyncio.to_thread(manifest.write_text, json.dumps(compose_manifest(recording, directory)))
     current = recording.with_job(status="running", progress=0.0, error=None)
     await store.put_recording(current)
     output = directory / COMPOSED_NAME

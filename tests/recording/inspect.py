@@ -11,7 +11,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from scripts.synthpeer.media import read_frame_index
+from scripts.synthpeer.media import read_frame_index, render_frame
 from sfu.compose_layout import Rect
 
 Picture = npt.NDArray[np.uint8]
@@ -97,3 +97,14 @@ def brightness(picture: Picture, region: Rect) -> float:
     """Mean RGB value in `region` (0 for black)."""
     crop = picture[region.y : region.y + region.height, region.x : region.x + region.width]
     return float(crop.mean())
+
+
+def clip_difference(picture: Picture, region: Rect, size: tuple[int, int], index: int) -> float:
+    """Mean luma difference between `region`, scaled back to `size`, and frame `index` of
+    the synthetic clip rendered at `size` (a few units for the same picture after two
+    encodings; tens for another picture)."""
+    crop = picture[region.y : region.y + region.height, region.x : region.x + region.width]
+    part = av.VideoFrame.from_ndarray(np.ascontiguousarray(crop), format="rgb24")
+    seen = part.reformat(width=size[0], height=size[1], format="gray").to_ndarray()
+    truth = render_frame(index, *size).reformat(format="gray").to_ndarray()
+    return float(np.abs(seen.astype(np.int16) - truth.astype(np.int16)).mean())
