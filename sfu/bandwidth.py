@@ -23,8 +23,11 @@ LOW_LOSS = 0.02
 GROWTH_PER_SECOND = 0.08
 HOLD = 10.0
 """Seconds after congestion during which the limit stays below the congested rate."""
-REMB_MARGIN = 0.95
-"""A REMB under this share of the sent rate says the link is full."""
+REMB_MARGIN = 0.8
+"""A REMB under this share of the sent rate says the link is full. A receiver's first
+estimate is the rate it measures coming in, about what is sent (keyframe bursts and
+window edges move it by some percent); on overuse Chromium's drops to 0.85x what it
+receives, which on a full link is already below what is sent."""
 MAX_LIMIT = 100e6
 
 

@@ -97,8 +97,6 @@ class ClassRoom(RouterListener):
         member = RoomMember(user=user, socket=socket, participant=participant, joined_at=utcnow())
         self.members[user.id] = member
         self._by_participant[participant.id] = member
-        self.forwarding.participant_joined(participant)
-        self._start_reallocating()
         socket.joined_session_id = self.session.id
         socket.send(
             "ROOM_JOINED",
@@ -113,6 +111,9 @@ class ClassRoom(RouterListener):
                 "screenShare": self.screen_share,
             },
         )
+        # After ROOM_JOINED: what it consumes is told with LAYERS, a room event.
+        self.forwarding.participant_joined(participant)
+        self._start_reallocating()
         self.broadcast(
             "PEER_JOINED", {"userId": user.id, "name": user.name, "role": user.role}, skip=member
         )
