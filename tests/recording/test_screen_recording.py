@@ -1,8 +1,9 @@
 """A screen share recorded live: real aiortc peers on loopback, the real recorder of a
 room's recording (`api.recordings.live.LiveRecording`), then the compose tool.
 
-The teacher publishes a microphone and a camera, shares a 4:3 screen during the
-recording and stops sharing; a student publishes both too. The share is a file of its
+The teacher publishes a microphone and a camera in two layers (only the high one is
+recorded), shares a 4:3 screen during the recording and stops sharing; a student
+publishes a microphone and a camera too. The share is a file of its
 own, named and tagged as the screen, and the composed video shows it as the main cell
 exactly while its segment lasts. What is checked comes from the files' own offsets and
 durations, never from how long anything took."""
@@ -47,11 +48,13 @@ EDGE = 1 / compose.FPS
 
 
 class Teacher:
-    """An aiortc client publishing a microphone and a camera, and a screen on demand."""
+    """An aiortc client publishing a microphone and a camera (high and low layers), and a
+    screen on demand."""
 
     def __init__(self, room: Room) -> None:
         self.room = room
         self.pc: RTCPeerConnection = create_peer_connection(room.config)
+        self.tracks: dict[RTCRtpTransceiver, TrackSpec] = {}
         self.screen: RTCRtpTransceiver | None = None
         self.participant: Participant | None = None
 
@@ -64,11 +67,14 @@ class Teacher:
     async def publish(self) -> None:
         self.participant = self.room.add_participant("teacher", {"userId": "user-teacher"})
         self._send(ToneAudioTrack())
-        self._send(EncodedVideoTrack(vp8_clip(CLIP)))
+        high = self._send(EncodedVideoTrack(vp8_clip(CLIP)))
+        low = self._send(EncodedVideoTrack(vp8_clip(CLIP, 320, 180, bitrate=150_000)))
+        self.tracks = {high: TrackSpec("camera", 1), low: TrackSpec("camera", 0)}
         await self._negotiate()
 
     async def share(self) -> None:
         self.screen = self._send(EncodedVideoTrack(vp8_clip(SCREEN_CLIP, *SCREEN)))
+        self.tracks[self.screen] = TrackSpec("screen")
         await self._negotiate()
 
     async def stop_sharing(self) -> None:
@@ -80,7 +86,7 @@ class Teacher:
         assert self.participant is not None
         offer = await self.pc.createOffer()
         sdp = await server_style_description(self.pc, offer, self.room.config)
-        tracks = {str(self.screen.mid): TrackSpec("screen")} if self.screen is not None else {}
+        tracks = {str(transceiver.mid): spec for transceiver, spec in self.tracks.items()}
         answer = await self.participant.publish(sdp, tracks)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
 
@@ -103,7 +109,7 @@ async def _record(room: Room, teacher: Teacher, directory: Path) -> Recording:
     await teacher.publish()
     await room.join("student", decode="none")
     await wait_for(
-        lambda: sum(p.frames > 5 for p in room.router.producers.values()) == 4,
+        lambda: sum(p.frames > 5 for p in room.router.producers.values()) == 5,
         timeout=10,
         what="both publishers flowing",
     )
@@ -118,6 +124,7 @@ async def _record(room: Room, teacher: Teacher, directory: Path) -> Recording:
     async def on_end(live: LiveRecording, reason: str | None) -> None:
         raise AssertionError(f"the recording ended by itself: {reason}")
 
+    # Every producer, as the recording service passes a room's: the low layer is skipped.
     live = LiveRecording(started, directory, room.router.producers.values(), 10**9, on_end)
     await asyncio.sleep(1.0)
     await teacher.share()
@@ -148,6 +155,7 @@ async def test_a_screen_share_is_its_own_file_and_the_composed_main_cell(
         await teacher.pc.close()
 
     files = {(f.user_id, f.source): f for f in recording.files}
+    assert len(files) == len(recording.files)  # one file per source: no low camera layer
     assert set(files) == {
         ("user-teacher", "microphone"),
         ("user-teacher", "camera"),
