@@ -22,6 +22,21 @@ side, whatever layer of it is forwarded."""
 SOURCE_KIND: dict[str, MediaKind] = {"microphone": "audio", "camera": "video", "screen": "video"}
 DEFAULT_SOURCE: dict[str, TrackSource] = {"audio": "microphone", "video": "camera"}
 """The source of a published m-section the publisher did not name."""
+
+
+_SOURCES: dict[object, TrackSource] = {
+    "microphone": "microphone",
+    "camera": "camera",
+    "screen": "screen",
+}
+
+
+def source_named(name: object, kind: str) -> TrackSource:
+    """`name` if it is a source, else `kind`'s default (e.g. read from a file written
+    before sources were recorded)."""
+    return _SOURCES.get(name, DEFAULT_SOURCE["audio" if kind == "audio" else "video"])
+
+
 TOP_LAYER = 1
 """The layer of a track published without one (a camera's ``high``); 0 is the lowest."""
 

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 ROOM_FULL = "Room is full ({limit} participants)"
 SCREEN_SHARE_TEACHER_ONLY = "Forbidden, only the teacher may share a screen in this class"
+SCREEN_SHARE_TAKEN = "Someone else is sharing a screen; wait until they stop"
 REALLOCATE_SECONDS = 1.0
 """How often what each subscriber gets is reconsidered (downlinks and rates move)."""
 MEDIA_FAILED = "Media connection failed; join the room again to retry"
@@ -260,11 +261,16 @@ class ClassRoom(RouterListener):
         """``SUBSCRIPTION``: merge what `member` wants to receive, and apply it."""
         self.forwarding.subscribe(member.participant, update)
 
-    def check_screen_share(self, member: RoomMember) -> None:
-        """Raise unless `member` may start sharing a screen now: the teacher (whose
-        share takes over)."""
-        if member.user.role != "teacher":
+    def check_screen_share(self, member: RoomMember, cls: ClassRecord) -> None:
+        """Raise unless `member` may start sharing a screen now: the teacher always (their
+        share takes over), a student if `cls` (the class as stored now) allows it and
+        nobody else shares."""
+        if member.user.role == "teacher":
+            return
+        if not cls.allow_student_screen_share:
             raise Forbidden(SCREEN_SHARE_TEACHER_ONLY)
+        if self.screen_share is not None and self.screen_share != member.user.id:
+            raise Conflict(SCREEN_SHARE_TAKEN)
 
     def _screen_share_started(self, member: RoomMember) -> None:
         previous = self.members.get(self.screen_share) if self.screen_share else None

@@ -68,7 +68,9 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
         offer = _description(data, "offer", "offer")
         tracks = parse_tracks(data)
         if tracks and any(spec.source == "screen" for spec in tracks.values()):
-            room.check_screen_share(member)
+            # The class as stored now: its settings may have changed since the room opened.
+            cls = await services.store.get_class(room.cls.id) or room.cls
+            room.check_screen_share(member, cls)
         answer = await member.participant.publish(offer, tracks)
         socket.send("WEBRTC_ANSWER", {"pc": "publish", "answer": {"type": "answer", "sdp": answer}})
 
