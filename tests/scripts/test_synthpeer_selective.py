@@ -191,6 +191,35 @@ async def test_a_teacher_shares_a_screen_and_a_student_may_not(
     assert teacher.errors == [] and student.errors == []
 
 
+async def test_students_share_when_the_class_allows_it_one_at_a_time_and_the_teacher_takes_over(
+    api: ClassroomApi, peers: PeerFactory
+) -> None:
+    plan = await _class(api, 2)
+    teacher = await peers(plan.teacher, plan.class_id)
+    first = await peers(plan.students[0], plan.class_id)
+    second = await peers(plan.students[1], plan.class_id)
+    clip = screen_clip(frames=10, width=SCREEN[0], height=SCREEN[1])
+    # Allowed while the room is live: the setting is read at each screen offer.
+    path, settings = f"/class/{plan.class_id}/settings", {"allowStudentScreenShare": True}
+    await api.call("PUT", path, token=plan.teacher.token, body=settings)
+
+    await first.share_screen(clip)
+    await _until(lambda: teacher.screen_share == first.user_id)
+    await _until(lambda: _frames(teacher, first.user_id, "screen") >= 3)
+    with pytest.raises(MediaFailed, match="Someone else is sharing a screen; wait until they stop"):
+        await second.share_screen(clip)
+
+    await teacher.share_screen(clip)  # the teacher's share takes over
+    await _until(lambda: first.screen_share == teacher.user_id)
+    await _until(lambda: second.screen_share == teacher.user_id)
+    await _until(lambda: _frames(second, teacher.user_id, "screen") >= 3)
+    # The student's share, still sent, reaches nobody any more.
+    taken_over = _frames(second, first.user_id, "screen")
+    await _frames_while(second, (teacher.user_id, "screen"), (teacher.user_id, "camera"), 30)
+    assert _frames(second, first.user_id, "screen") <= taken_over + 1
+    assert teacher.errors == [] and first.errors == []
+
+
 @pytest.mark.parametrize("keep_sending", [True, False], ids=["keeps-sending", "stops-sending"])
 async def test_a_muted_microphone_is_not_heard(
     api: ClassroomApi, peers: PeerFactory, keep_sending: bool
