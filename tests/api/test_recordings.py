@@ -24,23 +24,14 @@ from tests.recording.inspect import inspect_file, missing_frames
 from tests.sfu.test_compose import _cells
 
 from .conftest import RunningServer, ServerFactory
+from .room_peers import media_server, settings
+
+__all__ = ["media_server", "settings"]  # fixtures
 
 PeerFactory = Callable[..., Awaitable[SyntheticPeer]]
 CLIP = 150
 JOIN_BACKLOG_S = 0.25
 """How late a late joiner's first recorded frame may arrive after its RTP timestamp."""
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        host="127.0.0.1", port=0, data_dir=tmp_path / "data", ice_addresses=("127.0.0.1",)
-    )
-
-
-@pytest.fixture
-async def media_server(start_server: ServerFactory, settings: Settings) -> RunningServer:
-    return await start_server(settings)
 
 
 @pytest.fixture

@@ -34,13 +34,21 @@ async def layers_event(peer: SyntheticPeer, user_id: str, camera: str) -> dict[s
     )
 
 
+async def teacher_and_student(
+    server: RunningServer, peers: PeerFactory, kind: str = "video"
+) -> tuple[SyntheticPeer, SyntheticPeer]:
+    """A publishing teacher and a student who only listens, once `kind` flows between."""
+    room = await live_classroom(server)
+    teacher = await peers(room.teacher)
+    student = await peers(room.students[0], publish=False)
+    await wait_for(lambda: decoded(student, teacher.user_id, kind) >= (5 if kind == "video" else 1))
+    return teacher, student
+
+
 async def test_streams_are_labelled_by_user_and_source(
     media_server: RunningServer, peers: PeerFactory
 ) -> None:
-    room = await live_classroom(media_server)
-    teacher = await peers(room.teacher)
-    student = await peers(room.students[0], publish=False)
-    await wait_for(lambda: decoded(student, teacher.user_id, "video") >= 5)
+    teacher, student = await teacher_and_student(media_server, peers)
     assert student.media is not None
     labels = {
         (s.participant_id, s.source, tuple(sorted(s.sinks)))
@@ -55,10 +63,7 @@ async def test_streams_are_labelled_by_user_and_source(
 async def test_a_subscription_turns_a_camera_off_and_on(
     media_server: RunningServer, peers: PeerFactory
 ) -> None:
-    room = await live_classroom(media_server)
-    teacher = await peers(room.teacher)
-    student = await peers(room.students[0], publish=False)
-    await wait_for(lambda: decoded(student, teacher.user_id, "video") >= 5)
+    teacher, student = await teacher_and_student(media_server, peers)
     assert student.socket is not None
     live = media_server.services.rooms.rooms[0]
     offers = live.members[student.user_id].participant.subscription.offers_sent
@@ -82,10 +87,7 @@ async def test_a_subscription_turns_a_camera_off_and_on(
 async def test_a_muted_microphone_is_forwarded_to_nobody(
     media_server: RunningServer, peers: PeerFactory
 ) -> None:
-    room = await live_classroom(media_server)
-    teacher = await peers(room.teacher)
-    student = await peers(room.students[0], publish=False)
-    await wait_for(lambda: decoded(student, teacher.user_id, "audio") > 0)
+    teacher, student = await teacher_and_student(media_server, peers, "audio")
     live = media_server.services.rooms.rooms[0]
     microphone = next(
         p
