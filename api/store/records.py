@@ -284,6 +284,7 @@ def recording_from_doc(recording_id: str, doc: Mapping[str, Any]) -> Recording:
                 offset=float(f["offset"]),
                 duration=float(f["duration"]),
                 size=int(f["size"]),
+                source=str(f.get("source") or ""),
             )
             for f in doc.get("files") or ()
         ),

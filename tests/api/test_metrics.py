@@ -29,6 +29,9 @@ from tests.server_process import REPO
 from tests.waiting import wait_until
 
 from .conftest import RunningServer, ServerFactory
+from .room_peers import media_server, settings
+
+__all__ = ["media_server", "settings"]  # fixtures
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -37,19 +40,6 @@ class PeerFactory(Protocol):
     def __call__(
         self, account: Account, *, loss_every: int | None = None
     ) -> Awaitable[SyntheticPeer]: ...
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """SQLite only: these tests are about what the server reports, not the store."""
-    return Settings(
-        host="127.0.0.1", port=0, data_dir=tmp_path / "data", ice_addresses=("127.0.0.1",)
-    )
-
-
-@pytest.fixture
-async def media_server(start_server: ServerFactory, settings: Settings) -> RunningServer:
-    return await start_server(settings)
 
 
 @pytest.fixture

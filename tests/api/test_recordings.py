@@ -24,23 +24,14 @@ from tests.recording.inspect import inspect_file, missing_frames
 from tests.sfu.test_compose import _cells
 
 from .conftest import RunningServer, ServerFactory
+from .room_peers import media_server, settings
+
+__all__ = ["media_server", "settings"]  # fixtures
 
 PeerFactory = Callable[..., Awaitable[SyntheticPeer]]
 CLIP = 150
 JOIN_BACKLOG_S = 0.25
 """How late a late joiner's first recorded frame may arrive after its RTP timestamp."""
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        host="127.0.0.1", port=0, data_dir=tmp_path / "data", ice_addresses=("127.0.0.1",)
-    )
-
-
-@pytest.fixture
-async def media_server(start_server: ServerFactory, settings: Settings) -> RunningServer:
-    return await start_server(settings)
 
 
 @pytest.fixture
@@ -143,8 +134,10 @@ async def test_a_recorded_class_has_playable_files_per_participant_and_a_compose
     assert detail["job"]["progress"] == 1.0
     everyone = {room.teacher.id, room.students[0].id, room.students[1].id}
     assert set(detail["participants"]) == everyone
-    assert {(f["userId"], f["kind"]) for f in detail["files"]} == {
-        (user, kind) for user in everyone for kind in ("audio", "video")
+    assert {(f["userId"], f["kind"], f["source"]) for f in detail["files"]} == {
+        (user, kind, source)
+        for user in everyone
+        for kind, source in (("audio", "microphone"), ("video", "camera"))
     }
     listed = await server.api.call("GET", base, token=room.teacher.token)
     assert [r["recordingId"] for r in listed] == [rid]

@@ -130,8 +130,8 @@ export class RoomMedia {
       return Promise.resolve();
     }
     return this.enqueue("subscribe", async () => {
-      for (const [streamId, userId] of Object.entries(data.streams || {})) {
-        this.streamUsers.set(streamId, String(userId));
+      for (const [streamId, label] of Object.entries(data.streams || {})) {
+        this.streamUsers.set(streamId, String(label && label.userId));
       }
       this.labelWaitingStreams();
       let pc = this.pcs.subscribe;

@@ -146,7 +146,7 @@ export async function roomJoined(data) {
     iceTransportPolicy: relay ? "relay" : "all",
     send: (event, payload) => (state.socket ? state.socket.send(event, payload) : false),
     onState: (pc, pcState) => mediaConnectionChanged(media, pc, pcState),
-    onTrack: (userId, stream) => remoteTrack(userId, stream),
+    onTrack: (userId, stream, track) => remoteTrack(userId, stream, track),
     onError: (message) => showMessage(`Media problem: ${message}`),
   });
   state.media = media;

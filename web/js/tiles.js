@@ -91,20 +91,30 @@ export function setTileConnection(participant, text) {
   participant.tile.dataset.connection = text;
 }
 
-export function remoteTrack(userId, stream) {
+export function remoteTrack(userId, stream, track) {
   if (!userId || userId === state.me._id) return; // unlabelled: wait for the server's mapping
   const participant = state.participants.get(userId) || upsertParticipant({ userId });
   const video = participant.tile.querySelector("video");
-  participant.stream = stream;
-  if (video.srcObject !== stream) {
-    video.srcObject = stream;
-    stream.addEventListener("removetrack", () => {
-      if (stream.getTracks().length === 0 && participant.stream === stream) {
+  // The server sends one stream per source (microphone, camera): the tile plays them together.
+  if (!participant.stream) participant.stream = new MediaStream();
+  const combined = participant.stream;
+  if (track && !combined.getTracks().includes(track)) {
+    for (const old of combined.getTracks().filter((t) => t.kind === track.kind)) {
+      combined.removeTrack(old);
+    }
+    combined.addTrack(track);
+    stream.addEventListener("removetrack", (event) => {
+      if (participant.stream !== combined) return;
+      combined.removeTrack(event.track);
+      if (combined.getTracks().length === 0) {
         participant.stream = null;
         participant.tile.dataset.playing = "false";
         refreshTileConnection(participant);
       }
     });
+  }
+  if (video.srcObject !== combined) {
+    video.srcObject = combined;
     watchFirstFrame(participant, video);
   }
   video.play().catch((error) => {

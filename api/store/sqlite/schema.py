@@ -116,8 +116,7 @@ _V3 = (
     "CREATE INDEX recordings_by_class ON recordings (class_id, started_at)",
 )
 
-# Whether students may share a screen; 0 is ClassRecord's default, so older classes keep
-# today's rule (only the teacher shares).
+# Whether students may share a screen in the class's room.
 _V4 = ("ALTER TABLE classes ADD COLUMN allow_student_screen_share INTEGER NOT NULL DEFAULT 0",)
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
