@@ -21,6 +21,31 @@ from .schema import (
     success,
 )
 
+# ClassRecord.detail(): the class with its settings, as GET /class/{id} and the settings
+# update answer it.
+_CLASS_DETAIL: dict[str, Any] = {
+    **CLASS,
+    "required": [
+        *CLASS["required"],
+        "policy",
+        "allowStudentRecordings",
+        "allowStudentScreenShare",
+    ],
+    "properties": {
+        **CLASS["properties"],
+        "policy": {
+            "type": "object",
+            "required": ["presentRatio", "lateAfterSeconds"],
+            "properties": {
+                "presentRatio": {"type": "number"},
+                "lateAfterSeconds": {"type": "integer"},
+            },
+        },
+        "allowStudentRecordings": {"type": "boolean"},
+        "allowStudentScreenShare": {"type": "boolean"},
+    },
+}
+
 _ROOM = {
     "type": "object",
     "properties": {
@@ -62,9 +87,10 @@ def class_paths() -> dict[str, Any]:
                     **success(
                         "200",
                         {
-                            **CLASS,
+                            **_CLASS_DETAIL,
+                            "required": [*_CLASS_DETAIL["required"], "students"],
                             "properties": {
-                                **CLASS["properties"],
+                                **_CLASS_DETAIL["properties"],
                                 "students": {"type": "array", "items": STUDENT},
                             },
                         },
@@ -105,7 +131,7 @@ def class_paths() -> dict[str, Any]:
                 "Change the attendance policy, recording access and screen sharing "
                 "(owning teacher)",
                 {
-                    **success("200", CLASS, "The class with its settings"),
+                    **success("200", _CLASS_DETAIL, "The class with its settings"),
                     **failures(SCHEMA, AUTH, TEACHER, OWNER, NO_CLASS),
                 },
                 body=body(

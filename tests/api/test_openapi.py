@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from openapi_spec_validator import validate
 
@@ -46,3 +47,30 @@ async def test_every_contract_error_string_is_documented(server: RunningServer) 
         "Invalid email or password",
     ):
         assert message in text, message
+
+
+async def test_the_class_detail_is_documented_field_for_field(server: RunningServer) -> None:
+    _, document = await server.api.request("GET", "/openapi.json")
+    room = await server.classroom(students=1)
+    path = f"/class/{room.class_id}"
+    token = room.teacher.token
+    detail = await server.api.call("GET", path, token=token)
+    updated = await server.api.call(
+        "PUT", f"{path}/settings", token=token, body={"allowStudentScreenShare": True}
+    )
+
+    def answer(route: str, method: str) -> Any:
+        response = document["paths"][route][method]["responses"]["200"]
+        return response["content"]["application/json"]["schema"]["properties"]["data"]
+
+    for schema, real in (
+        (answer("/class/{id}", "get"), detail),
+        (answer("/class/{id}/settings", "put"), updated),
+    ):
+        assert set(schema["properties"]) == set(schema["required"]) == set(real)
+        assert set(schema["properties"]["policy"]["properties"]) == set(real["policy"])
+    request = document["paths"]["/class/{id}/settings"]["put"]["requestBody"]
+    settable = request["content"]["application/json"]["schema"]["properties"]
+    booleans = {"allowStudentRecordings", "allowStudentScreenShare"}
+    assert set(settable) == {*updated["policy"], *booleans}
+    assert settable["allowStudentScreenShare"] == {"type": "boolean"}
