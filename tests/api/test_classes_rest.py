@@ -166,3 +166,48 @@ async def test_an_oversized_body_is_refused_with_413(server: RunningServer) -> N
         413,
         "Request body too large",
     )
+
+
+async def test_class_settings_round_trip_and_keep_what_is_left_out(server: RunningServer) -> None:
+    room = await server.classroom(students=1)
+    student = room.students[0]
+    path = f"/class/{room.class_id}"
+    settings = f"{path}/settings"
+    fresh = await server.api.call("GET", path, token=student.token)
+    assert fresh == {
+        "_id": room.class_id,
+        "className": "Physics",
+        "teacherId": room.teacher.id,
+        "studentIds": [student.id],
+        "policy": {"presentRatio": 0.75, "lateAfterSeconds": 600},
+        "allowStudentRecordings": False,
+        "allowStudentScreenShare": False,
+        "students": fresh["students"],
+    }
+    shown = {key: value for key, value in fresh.items() if key != "students"}
+
+    token = room.teacher.token
+    sharing = await server.api.call(
+        "PUT", settings, token=token, body={"allowStudentScreenShare": True}
+    )
+    assert sharing == {**shown, "allowStudentScreenShare": True}
+    recorded = await server.api.call(
+        "PUT", settings, token=token, body={"presentRatio": 0.5, "allowStudentRecordings": True}
+    )
+    assert recorded == {
+        **sharing,
+        "policy": {"presentRatio": 0.5, "lateAfterSeconds": 600},
+        "allowStudentRecordings": True,
+    }
+    for bad in ("yes", 1, 0, None, [True], {"on": True}):
+        body = {"allowStudentScreenShare": bad}
+        assert await _error(server, "PUT", settings, token, body) == INVALID, bad
+    body = {"allowStudentScreenShare": False}
+    assert await _error(server, "PUT", settings, student.token, body) == TEACHER_ONLY
+    for viewer in (room.teacher, student):
+        assert await server.api.call("GET", path, token=viewer.token) == {
+            **recorded,
+            "students": fresh["students"],
+        }
+    stopped = await server.api.call("PUT", settings, token=token, body=body)
+    assert stopped == {**recorded, "allowStudentScreenShare": False}
