@@ -164,11 +164,16 @@ async def update_settings(request: web.Request) -> web.Response:
         or not isinstance(screen_share, bool)
     ):
         raise InvalidRequest(INVALID_SCHEMA)
+    # Only what the body names is written: two teachers' PUTs of different settings at once
+    # must not undo each other with the values they read.
+    policy_named = "presentRatio" in body or "lateAfterSeconds" in body
     updated = await services(request).store.update_class_settings(
         cls.id,
-        policy=AttendancePolicy(present_ratio=float(ratio), late_after_seconds=late),
-        allow_student_recordings=recordings,
-        allow_student_screen_share=screen_share,
+        policy=AttendancePolicy(present_ratio=float(ratio), late_after_seconds=late)
+        if policy_named
+        else None,
+        allow_student_recordings=recordings if "allowStudentRecordings" in body else None,
+        allow_student_screen_share=screen_share if "allowStudentScreenShare" in body else None,
     )
     return ok(updated.detail())
 
