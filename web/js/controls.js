@@ -12,6 +12,7 @@ export function refreshControls() {
   show(byId("leave-room"), joined);
   show(byId("toggle-camera"), joined);
   show(byId("toggle-mic"), joined);
+  show(byId("toggle-screen"), joined && isTeacher());
   if (isTeacher()) {
     byId("start-session").disabled = active;
     byId("end-session").disabled = !active;
