@@ -20,7 +20,7 @@ testHooks.expose({
   dropConnection: () => state.socket && state.socket.drop(),
   selector: (userId) => `[data-testid=remote-tile][data-user-id="${attr(userId)}"]`,
   setPageSize,
-  sentVideo: () => testHooks.sentVideo(state.media, state.publisher),
+  sentRtp: () => testHooks.sentRtp(state.media, state.publisher),
   receivedVideo: (userId, source = "camera") => {
     const participant = state.participants.get(userId);
     const track = source === "screen"

@@ -29,16 +29,27 @@ export function expose(handles) {
   window.classroomMetrics = metrics;
 }
 
-/** Outbound video RTP streams of the publish connection, named by the `tracks` entry of their mid. */
-export async function sentVideo(media, publisher) {
+/** Outbound RTP streams of the publish connection, named by the `tracks` entry of their mid. */
+export async function sentRtp(media, publisher) {
   const pc = media && media.pcs.publish;
   if (!pc || !publisher) return [];
   const tracks = publisher.tracks();
+  const encodings = {};
+  for (const transceiver of pc.getTransceivers()) {
+    const [encoding] = transceiver.sender.getParameters().encodings || [];
+    if (transceiver.mid !== null && encoding) {
+      encodings[transceiver.mid] = {
+        maxBitrate: encoding.maxBitrate ?? null,
+        scaleResolutionDownBy: encoding.scaleResolutionDownBy ?? null,
+      };
+    }
+  }
   const streams = [];
   (await pc.getStats()).forEach((report) => {
-    if (report.type !== "outbound-rtp" || report.kind !== "video") return;
+    if (report.type !== "outbound-rtp") return;
     streams.push({
-      mid: report.mid, ...(tracks[report.mid] || {}), bytesSent: report.bytesSent,
+      kind: report.kind, mid: report.mid, ...(tracks[report.mid] || {}),
+      encoding: encodings[report.mid] || null, bytesSent: report.bytesSent || 0,
       framesEncoded: report.framesEncoded || 0, frameWidth: report.frameWidth || 0,
       frameHeight: report.frameHeight || 0,
     });
