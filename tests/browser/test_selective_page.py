@@ -1,7 +1,7 @@
 """Selective forwarding on the classroom page (real Chromium, real server): the camera goes
 out in two layers and nothing goes out while muted; small tiles receive the low layer, large
-ones the high layer, tiles paged away nothing; the teacher's screen share plays on the
-students' pages, late joiners included."""
+ones the high layer, tiles paged away nothing, the active speaker is promoted onto the page;
+the teacher's screen share plays on the students' pages, late joiners included."""
 
 from __future__ import annotations
 
@@ -207,8 +207,20 @@ async def test_small_tiles_get_the_low_layer_large_tiles_the_high_one_and_paged_
         stats = await received(t, alice.id)
         return stats and stats["bytesReceived"]
 
-    await until_still(alice_bytes, "Alice's camera on the teacher's page while paged away")
+    alice_off_at = await until_still(alice_bytes, "Alice's camera while paged away")
     assert merged(t.sent("SUBSCRIPTION"))[alice.id] == {"camera": "off"}
+
+    # Alice speaks (the only microphone on): she is promoted onto the teacher's page, in
+    # Bob's place, and her camera flows again.
+    await a.by("toggle-mic").click()
+    await expect(t.remote_tile(alice.id)).to_have_attribute("data-promoted", "true")
+    await expect(t.remote_tile(alice.id)).to_be_visible()
+    await expect(t.remote_tile(bob.id)).to_be_hidden()
+    await until_received(
+        t, alice.id, lambda s: s["bytesReceived"] > alice_off_at and 0 < s["frameWidth"] <= 320
+    )
+    assert merged(t.sent("SUBSCRIPTION"))[alice.id] == {"camera": "low"}
+    assert merged(t.sent("SUBSCRIPTION"))[bob.id] == {"camera": "off"}
     # Audio was never switched off: the subscription only ever named cameras.
     assert all(set(entry) == {"camera"} for s in t.sent("SUBSCRIPTION") for entry in s.values())
 
