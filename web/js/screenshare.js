@@ -102,7 +102,9 @@ export function renderScreen() {
   const tile = byId("screen-tile");
   const video = tile.querySelector("video");
   const mine = state.localScreen !== null;
-  const sharer = mine ? state.me._id : state.screenShare;
+  // The server's word that I share lags behind my stop button: only my capture counts.
+  const other = state.screenShare === state.me._id ? null : state.screenShare;
+  const sharer = mine ? state.me._id : other;
   const track = mine ? state.localScreen : (sharer && state.screenTracks.get(sharer)) || null;
   // Shown from SCREEN_SHARE on, before the track's first frame.
   show(tile, sharer !== null);
