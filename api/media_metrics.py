@@ -63,6 +63,10 @@ PRODUCER_COUNTERS: dict[str, tuple[str, str]] = {
         "Sequence numbers NACKed upstream to publishers (repeats count again)",
         "nacks_sent",
     ),
+    "classroom_withheld_frames": (
+        "Frames forwarded to nobody: the publisher is muted, or the audio is digital silence",
+        "frames_withheld",
+    ),
 }
 CONSUMER_COUNTERS: dict[str, tuple[str, str]] = {
     # metric name (without _total): (help text, field of `sfu.ConsumerCounters`)
@@ -90,6 +94,10 @@ CONSUMER_COUNTERS: dict[str, tuple[str, str]] = {
     "classroom_retransmissions": (
         "Packets re-sent to subscribers answering their NACKs",
         "retransmissions",
+    ),
+    "classroom_layer_switches": (
+        "Times a subscriber's stream moved to another layer of its source (at a keyframe)",
+        "layer_switches",
     ),
 }
 

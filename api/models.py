@@ -64,6 +64,7 @@ class ClassRecord:
     created_at: datetime
     policy: AttendancePolicy = field(default_factory=AttendancePolicy)
     allow_student_recordings: bool = False
+    allow_student_screen_share: bool = False
 
     def public(self) -> dict[str, Any]:
         return {
@@ -79,6 +80,7 @@ class ClassRecord:
             **self.public(),
             "policy": self.policy.public(),
             "allowStudentRecordings": self.allow_student_recordings,
+            "allowStudentScreenShare": self.allow_student_screen_share,
         }
 
     def has_member(self, user_id: str) -> bool:
@@ -177,7 +179,11 @@ JobStatus = Literal["pending", "running", "done", "failed"]
 
 @dataclass(frozen=True)
 class RecordingFile:
-    """One segment file: a participant's audio or video from `offset` seconds on."""
+    """One segment file: a participant's audio or video from `offset` seconds on.
+
+    `source` is what the track carried: ``microphone`` (audio), ``camera`` or ``screen``
+    (video); left empty it is the kind's default, as for recordings made before screen
+    shares were recorded."""
 
     name: str
     user_id: str
@@ -185,6 +191,11 @@ class RecordingFile:
     offset: float
     duration: float
     size: int
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.source:
+            object.__setattr__(self, "source", "microphone" if self.kind == "audio" else "camera")
 
     def public(self) -> dict[str, Any]:
         return {
@@ -194,6 +205,7 @@ class RecordingFile:
             "offset": round(self.offset, 3),
             "duration": round(self.duration, 3),
             "size": self.size,
+            "source": self.source,
         }
 
 

@@ -33,7 +33,7 @@ from typing import Any
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 
-from scripts.support.forwarding import consume_existing, consume_new
+from scripts.support.forwarding import consume_existing, consume_new, stream_labels
 from sfu import (
     MediaConfig,
     Participant,
@@ -41,6 +41,7 @@ from sfu import (
     Producer,
     RouterId,
     RouterListener,
+    StreamLabel,
     create_peer_connection,
     set_local_description,
 )
@@ -91,10 +92,15 @@ class SfuRoom(RouterListener):
             self.recorder.add_producer(producer)
 
     def on_subscribe_offer(
-        self, participant: Participant, offer_sdp: str, streams: dict[str, ParticipantId]
+        self, participant: Participant, offer_sdp: str, streams: dict[str, StreamLabel]
     ) -> None:
         self.channel.send(
-            {"op": "offer", "id": participant.id, "sdp": offer_sdp, "streams": streams}
+            {
+                "op": "offer",
+                "id": participant.id,
+                "sdp": offer_sdp,
+                "streams": stream_labels(streams),
+            }
         )
 
     async def join(self, pid: str) -> None:

@@ -113,6 +113,18 @@ class Lab:
         self.workdir = workdir
         self._ours: OurServer | None = None
 
+    def machine(self) -> dict[str, Any]:
+        """The machine and the placement, for a report's JSON."""
+        return {
+            "cpus": os.cpu_count(),
+            "cpu_model": _cpu_model(),
+            "kernel": platform.release(),
+            "python": platform.python_version(),
+            "server_cpu": self.server_cpu,
+            "loadgen_cpu": self.loadgen_cpu,
+            "network": "private netns, veth" if self.isolated else "loopback",
+        }
+
     def system(self, name: str) -> System:
         if name == "ours":
             if self._ours is None:  # one data dir: accounts are made once per invocation
@@ -221,15 +233,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         print(comparison_table(rows))
         return {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": {
-                "cpus": os.cpu_count(),
-                "cpu_model": _cpu_model(),
-                "kernel": platform.release(),
-                "python": platform.python_version(),
-                "server_cpu": lab.server_cpu,
-                "loadgen_cpu": lab.loadgen_cpu,
-                "network": "private netns, veth" if lab.isolated else "loopback",
-            },
+            "machine": lab.machine(),
             "settings": {
                 "command": "python -m scripts.bench_side_by_side "
                 + " ".join(a for a in sys.argv[1:] if a != netns.INSIDE_FLAG),

@@ -29,11 +29,14 @@ from sfu.ids import (
     PcName,
     ProducerId,
     RouterId,
+    StreamLabel,
+    TrackSource,
 )
 from sfu.participant import Participant
 from sfu.peer import create_peer_connection, set_local_description
 from sfu.producer import Producer
 from sfu.router import Router
+from sfu.sdp import TrackSpec
 from sfu.stats import ConsumerStats, ParticipantStats, ProducerStats, RouterStats
 
 __all__ = [
@@ -66,6 +69,9 @@ __all__ = [
     "RouterListener",
     "RouterStats",
     "SfuError",
+    "StreamLabel",
+    "TrackSource",
+    "TrackSpec",
     "create_peer_connection",
     "set_local_description",
 ]

@@ -23,6 +23,8 @@ FrameHandler = Callable[[bytes, int, bool], None]
 """`(data, pts, keyframe)`: a complete encoded frame; `pts` counts RTP clock ticks from
 the first frame of the stream (32-bit wrap-around unfolded)."""
 
+DIGITAL_SILENCE = 127
+"""The RFC 6464 level (in -dBov) of a packet carrying digital silence."""
 _SEQ_MASK = 0xFFFF
 _HALF_SEQ = 0x8000
 
@@ -323,21 +325,26 @@ class AudioFramePassthrough:
 
     A packet older than the last one forwarded is dropped (its turn has passed);
     `on_level(level, voice)` gets the level in -dBov (0 loudest, 127 silence) when the
-    publisher sends the ``ssrc-audio-level`` header extension.
+    publisher sends the ``ssrc-audio-level`` header extension. A packet whose level says
+    digital silence (-127 dBov: a muted track still sending) goes to `on_silence` instead
+    of `on_frame`: there is nothing in it worth forwarding.
     """
 
     def __init__(
         self,
         on_frame: FrameHandler,
         on_level: Callable[[int, bool], None] | None = None,
+        on_silence: Callable[[], None] | None = None,
     ) -> None:
         self._on_frame = on_frame
         self._on_level = on_level
+        self._on_silence = on_silence
         self._last_seq: int | None = None
         self._timestamps = TimestampUnwrapper()
         self.packets = 0
         self.frames = 0
         self.late_packets = 0
+        self.silent_frames = 0
 
     def push(self, packet: Packet, data: bytes) -> None:
         """Add one packet with its payload (an Opus frame)."""
@@ -351,7 +358,13 @@ class AudioFramePassthrough:
                 return
         self._last_seq = seq
         level = packet.extensions.audio_level
-        if level is not None and self._on_level is not None:
-            self._on_level(level[1], level[0])
+        pts = self._timestamps.unwrap(packet.timestamp)
+        if level is not None:
+            if self._on_level is not None:
+                self._on_level(level[1], level[0])
+            if level[1] == DIGITAL_SILENCE and self._on_silence is not None:
+                self.silent_frames += 1
+                self._on_silence()
+                return
         self.frames += 1
-        self._on_frame(data, self._timestamps.unwrap(packet.timestamp), True)
+        self._on_frame(data, pts, True)

@@ -5,9 +5,12 @@ a subprocess (`python -m sfu.compose <manifest.json> <output.webm>`), reads one 
 line per progress step from its stdout (`{"progress": 0.42}`, finally `{"done": true}`)
 and a one-line reason on stderr if it fails (exit code 1).
 
-The manifest is `{"tracks": [{"path", "participant", "kind", "offset", "duration"}]}`
-(`sfu.recorder` segments). Participants get grid cells in order of first appearance;
-a cell is black while its participant has no video. Output: WebM, VP8 at `FPS`, Opus mono.
+The manifest is `{"tracks": [{"path", "participant", "kind", "offset", "duration",
+"source"?}]}` (`sfu.recorder` segments; `source` defaults to the kind's). Participants get
+camera cells in order of first appearance; a cell is black while its participant has no
+video. While a screen share is active, it is the main (large) cell and the cameras are
+small cells beside and below it (`sfu.compose_layout`). Output: WebM, VP8 at `FPS`, Opus
+mono.
 """
 
 from __future__ import annotations
@@ -25,8 +28,12 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from sfu.compose_layout import CELL, Layout, Rect, fit, frame_layout, grid
+from sfu.ids import TrackSource, source_named
+
+__all__ = ["BLOCK", "CELL", "FPS", "RATE", "Segment", "compose", "grid", "load_manifest", "main"]
+
 FPS = 15
-CELL = (320, 180)
 RATE = 48000
 BLOCK = RATE // FPS
 _BLACK_Y, _BLACK_UV = 16, 128
@@ -43,6 +50,12 @@ class Segment:
     kind: str
     offset: float
     duration: float
+    source: TrackSource | None = None
+    """`None`: the kind's default (a microphone or a camera)."""
+
+    @property
+    def screen(self) -> bool:
+        return self.source == "screen"
 
 
 def _frames(segment: Segment) -> Iterator[tuple[float, av.VideoFrame | av.AudioFrame]]:
@@ -61,27 +74,43 @@ def _frames(segment: Segment) -> Iterator[tuple[float, av.VideoFrame | av.AudioF
 
 
 class VideoSource:
-    """One participant's video: the latest frame at or before each output time."""
+    """One participant's camera, or one screen share: the latest frame at or before each
+    output time, scaled to the sizes asked for."""
 
     def __init__(self, segments: list[Segment]) -> None:
         self._segments = sorted(segments, key=lambda s: s.offset)
         self._frames = (f for s in self._segments for f in _frames(s))
         self._next = next(self._frames, None)
-        self._cell: tuple[Plane, Plane, Plane] | None = None
-        self._cell_time = -1.0
+        self._frame: av.VideoFrame | None = None
+        self._scaled: dict[tuple[int, int], tuple[Plane, Plane, Plane]] = {}
+
+    @property
+    def offset(self) -> float:
+        return self._segments[0].offset if self._segments else 0.0
 
     def _visible(self, at: float) -> bool:
         return any(s.offset <= at <= s.offset + s.duration + 0.2 for s in self._segments)
 
-    def cell_at(self, at: float) -> tuple[Plane, Plane, Plane] | None:
-        """Y, U, V planes of the cell at `at` seconds, or `None` (black)."""
+    def frame_at(self, at: float) -> av.VideoFrame | None:
+        """The frame shown at `at` seconds, or `None` (nothing to show)."""
         while self._next is not None and self._next[0] <= at:
-            time, frame = self._next
+            _, frame = self._next
             assert isinstance(frame, av.VideoFrame)
-            self._cell = _planes(frame.reformat(width=CELL[0], height=CELL[1], format="yuv420p"))
-            self._cell_time = time
+            self._frame = frame
+            self._scaled.clear()
             self._next = next(self._frames, None)
-        return self._cell if self._cell is not None and self._visible(at) else None
+        return self._frame if self._frame is not None and self._visible(at) else None
+
+    def cell_at(self, at: float, size: tuple[int, int] = CELL) -> tuple[Plane, Plane, Plane] | None:
+        """Y, U, V planes of the frame at `at` seconds scaled to `size`, or `None` (black)."""
+        frame = self.frame_at(at)
+        if frame is None:
+            return None
+        planes = self._scaled.get(size)
+        if planes is None:
+            scaled = frame.reformat(width=size[0], height=size[1], format="yuv420p")
+            planes = self._scaled[size] = _planes(scaled)
+        return planes
 
 
 def _planes(frame: av.VideoFrame) -> tuple[Plane, Plane, Plane]:
@@ -129,31 +158,33 @@ class AudioSource:
         self._pending = kept
 
 
-def grid(count: int) -> tuple[int, int]:
-    """Columns and rows for `count` cells (as square as possible)."""
-    cols = max(1, math.ceil(math.sqrt(count)))
-    return cols, max(1, math.ceil(count / cols))
-
-
 def compose(segments: list[Segment], output: Path, progress: Any = None) -> float:
-    """Write the grid video to `output`; returns its duration in seconds."""
+    """Write the composed video to `output`; returns its duration in seconds."""
     participants = list(
         dict.fromkeys(s.participant for s in sorted(segments, key=lambda s: s.offset))
     )
-    cols, rows = grid(len(participants))
-    width, height = cols * CELL[0], rows * CELL[1]
     total = max((s.offset + s.duration for s in segments), default=0.0)
     frames = max(1, math.ceil(total * FPS))
     videos = {
-        p: VideoSource([s for s in segments if s.participant == p and s.kind == "video"])
+        p: VideoSource(
+            [s for s in segments if s.participant == p and s.kind == "video" and not s.screen]
+        )
         for p in participants
     }
+    # Should two shares overlap (one taking over from the other), the later one is shown.
+    screens = [
+        VideoSource([s])
+        for s in sorted(segments, key=lambda s: s.offset)
+        if s.kind == "video" and s.screen
+    ]
+    width, height = frame_layout(len(participants), screens=bool(screens), sharing=False).size
     audios = [AudioSource(s) for s in segments if s.kind == "audio"]
 
     with av.open(str(output), "w", format="webm") as container:
         video = container.add_stream("libvpx", rate=FPS)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        video.bit_rate = 400_000 * len(participants)
+        # A screen's text needs more bits than a camera's cell.
+        video.bit_rate = 400_000 * len(participants) + (1_200_000 if screens else 0)
         # cpu-used -8: speed 8, fixed. A positive value in realtime mode lets libvpx pick
         # its speed from the measured encode time: the output would change with CPU load.
         video.options = {"deadline": "realtime", "cpu-used": "-8", "lag-in-frames": "0"}
@@ -162,10 +193,20 @@ def compose(segments: list[Segment], output: Path, progress: Any = None) -> floa
         y = np.full((height, width), _BLACK_Y, np.uint8)
         u = np.full((height // 2, width // 2), _BLACK_UV, np.uint8)
         v = np.full((height // 2, width // 2), _BLACK_UV, np.uint8)
+        previous: Layout | None = None
         for index in range(frames):
             at = index / FPS
-            for cell, participant in enumerate(participants):
-                _paste(videos[participant].cell_at(at), cell % cols, cell // cols, y, u, v)
+            shown = [s for s in screens if s.frame_at(at) is not None]
+            screen = shown[-1] if shown else None
+            layout = frame_layout(len(participants), screens=bool(screens), sharing=bool(shown))
+            if layout is not previous:  # cells moved: clear what the last layout drew
+                _paste(None, Rect(0, 0, width, height), y, u, v)
+                previous = layout
+            if layout.main is not None and screen is not None:
+                _paste_screen(screen, at, layout.main, y, u, v)
+            for cell, participant in zip(layout.cameras, participants, strict=True):
+                size = (cell.width, cell.height)
+                _paste(videos[participant].cell_at(at, size), cell, y, u, v)
             packed = np.concatenate([y, u.reshape(-1, width), v.reshape(-1, width)])
             frame = av.VideoFrame.from_ndarray(packed, format="yuv420p")
             frame.pts = index
@@ -187,20 +228,27 @@ def compose(segments: list[Segment], output: Path, progress: Any = None) -> floa
     return frames / FPS
 
 
-def _paste(
-    cell: tuple[Plane, Plane, Plane] | None, col: int, row: int, y: Plane, u: Plane, v: Plane
-) -> None:
-    cw, ch = CELL
-    x0, y0 = col * cw, row * ch
+def _paste_screen(screen: VideoSource, at: float, main: Rect, y: Plane, u: Plane, v: Plane) -> None:
+    """The screen share whole in the main cell, black bars where its proportions differ."""
+    frame = screen.frame_at(at)
+    assert frame is not None
+    shown = fit(frame.width, frame.height, main)
+    if shown != main:
+        _paste(None, main, y, u, v)
+    _paste(screen.cell_at(at, (shown.width, shown.height)), shown, y, u, v)
+
+
+def _paste(cell: tuple[Plane, Plane, Plane] | None, at: Rect, y: Plane, u: Plane, v: Plane) -> None:
+    x0, y0, x1, y1 = at.x, at.y, at.x + at.width, at.y + at.height
     if cell is None:
-        y[y0 : y0 + ch, x0 : x0 + cw] = _BLACK_Y
-        u[y0 // 2 : (y0 + ch) // 2, x0 // 2 : (x0 + cw) // 2] = _BLACK_UV
-        v[y0 // 2 : (y0 + ch) // 2, x0 // 2 : (x0 + cw) // 2] = _BLACK_UV
+        y[y0:y1, x0:x1] = _BLACK_Y
+        u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = _BLACK_UV
+        v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = _BLACK_UV
         return
     cy, cu, cv = cell
-    y[y0 : y0 + ch, x0 : x0 + cw] = cy
-    u[y0 // 2 : (y0 + ch) // 2, x0 // 2 : (x0 + cw) // 2] = cu
-    v[y0 // 2 : (y0 + ch) // 2, x0 // 2 : (x0 + cw) // 2] = cv
+    y[y0:y1, x0:x1] = cy
+    u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = cu
+    v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = cv
 
 
 def load_manifest(path: Path) -> list[Segment]:
@@ -213,6 +261,7 @@ def load_manifest(path: Path) -> list[Segment]:
             kind=str(t["kind"]),
             offset=float(t["offset"]),
             duration=float(t["duration"]),
+            source=source_named(t.get("source"), str(t["kind"])),
         )
         for t in raw["tracks"]
     ]

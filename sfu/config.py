@@ -86,6 +86,11 @@ class MediaConfig:
     estimator: 6 us of CPU per received video packet in a tight loop, ~19 us in a loaded
     server's profile). Browsers without transport-cc rely on it to ramp up; `False`
     removes abs-send-time from publish answers, which turns the estimator off."""
+    subscriber_remb: bool = True
+    """Stamp ``abs-send-time`` on what is sent to subscribers (direct send path), so that
+    their receivers (Chromium, aiortc) estimate the downlink and send REMB, which limits
+    what is forwarded to them (`sfu.bandwidth`); `False` leaves it out of subscribe
+    offers (receiver-report loss still limits)."""
     send_path: SendPath = "direct"
     """How consumers send: ``"direct"`` packetizes each frame once per producer and
     sends its RTP packets synchronously per consumer (`DirectRtpSender`, about three

@@ -8,8 +8,10 @@ encoded or decoded.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Protocol
 
 import av
@@ -21,7 +23,7 @@ from sfu.aiortc_adapter import SenderCounters
 from sfu.counters import ConsumerCounters
 from sfu.direct_send import DirectRtpSender
 from sfu.errors import Closed
-from sfu.ids import AppData, ConsumerId, MediaKind, ParticipantId
+from sfu.ids import AppData, ConsumerId, MediaKind, ParticipantId, TrackSource
 from sfu.producer import MediaFrame, Producer
 from sfu.rtp_rewriter import PTS_STEP, PtsRebaser
 from sfu.stats import NO_LINK, NO_SENDS, ConsumerStats, LinkQuality, SendCounts
@@ -36,6 +38,10 @@ class Output(Protocol):
     def push(self, frame: MediaFrame) -> bool: ...
 
     def detach(self) -> None: ...
+
+    def switch_source(self, gap: int) -> None:
+        """The next frame comes from another source, `gap` clock ticks after the last."""
+        ...
 
     def counts(self) -> SendCounts:
         """Everything its m-section's sender sent so far (for all consumers it carried)."""
@@ -65,6 +71,9 @@ class DirectOutput:
     def detach(self) -> None:
         self.rtp.detach()
 
+    def switch_source(self, gap: int) -> None:
+        self.rtp.detach(gap)
+
     def counts(self) -> SendCounts:
         return self.rtp.counts()
 
@@ -82,7 +91,7 @@ class ForwardingTrack(MediaStreamTrack):
     def __init__(self, kind: MediaKind, max_frames: int) -> None:
         super().__init__()
         self.kind = kind
-        self._frames: deque[MediaFrame] = deque()
+        self._frames: deque[tuple[MediaFrame, int]] = deque()
         self._max_frames = max_frames
         self._waiter: asyncio.Future[None] | None = None
         self._pts = PtsRebaser(PTS_STEP[kind])
@@ -106,7 +115,7 @@ class ForwardingTrack(MediaStreamTrack):
         if len(frames) >= self._max_frames:
             frames.clear()
             return False
-        frames.append(frame)
+        frames.append((frame, self._pts.rebase(frame.pts)))
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -119,6 +128,9 @@ class ForwardingTrack(MediaStreamTrack):
         self._frames.clear()
         self._pts.switch_source()
 
+    def switch_source(self, gap: int) -> None:
+        self._pts.switch_source(gap)
+
     async def recv(self) -> av.Packet[Stream]:
         frames = self._frames
         while not frames:
@@ -127,8 +139,7 @@ class ForwardingTrack(MediaStreamTrack):
             waiter = asyncio.get_running_loop().create_future()
             self._waiter = waiter
             await waiter
-        frame = frames.popleft()
-        pts = self._pts.rebase(frame.pts)
+        frame, pts = frames.popleft()
         packet = frame.packet
         # One av.Packet is shared by every consumer of a frame. aiortc's sender reads its
         # pts synchronously right after recv() returns (Encoder.pack), before any other
@@ -145,14 +156,21 @@ class ForwardingTrack(MediaStreamTrack):
 
 
 class Consumer:
-    """One producer forwarded to one subscriber (mediasoup's Consumer).
+    """One source of a publisher forwarded to one subscriber (mediasoup's Consumer).
 
     Made by `Router.consume`. It starts once the subscriber's answer includes its
     m-section: a keyframe is requested and everything before the first keyframe is
     dropped. `pause()` stops forwarding to this subscriber without renegotiating (the
     m-section stays); `resume()` requests a keyframe and forwards again from the next
-    one. Closing it (or its producer) removes its m-section from the subscriber's next
-    offer.
+    one. Closing it (or its last producer) removes its m-section from the subscriber's
+    next offer.
+
+    A source published in layers (a camera's ``high`` and ``low`` tracks, one `Producer`
+    each) is one consumer and one m-section: it forwards one layer at a time, the
+    preferred one (`set_preferred_layer`) or the best below it. A switch happens only
+    at a keyframe of the new layer (requested at once); until it comes the old layer
+    goes on, so the subscriber never waits on a picture it cannot decode. Sequence
+    numbers, timestamps and the SSRC stay those of one continuous stream.
     """
 
     def __init__(
@@ -166,29 +184,73 @@ class Consumer:
         app_data: AppData | None = None,
     ) -> None:
         self.id = consumer_id
-        self.producer = producer
         self.participant_id = participant_id
+        self.publisher_id: ParticipantId = producer.participant_id
+        self.source: TrackSource = producer.source
         self.kind: MediaKind = producer.kind
+        self.codec = producer.codec
+        self.stream_id = producer.stream_id
         self.app_data: AppData = dict(app_data or {})
         self._on_close = on_close
         self._output: Output | None = None
+        self._layers: dict[int, Producer] = {}
+        self._preferred: int | None = None
+        self._target: Producer | None = None
+        """The layer to forward: `_current` once its keyframe came."""
+        self._current: Producer | None = None
+        """The layer whose frames go out now (None: waiting for a keyframe)."""
+        self._sent_from: Producer | None = None
+        self._last_layer = producer
         self._started = False
         """The subscriber accepted its m-section (and the send path is up)."""
         self._paused = paused
         self._forwarding = False
         """Started and not paused: what the media path checks, once per frame."""
-        self._awaiting_keyframe = True
         self._closed = False
         self.frames_forwarded = 0
         self.frames_dropped = 0
         self.keyframe_requests = 0
+        self.layer_switches = 0
         # The output's counters when it was attached (an m-section carries consumers in
         # turn), and this consumer's own once it closed.
         self._sends_start = NO_SENDS
         self._sends_final: SendCounts | None = None
+        self._add_layer(producer)
 
     def __repr__(self) -> str:
-        return f"Consumer({self.id}, {self.producer!r} -> {self.participant_id})"
+        return f"Consumer({self.id}, {self.publisher_id}/{self.source} -> {self.participant_id})"
+
+    @property
+    def producer(self) -> Producer:
+        """The layer forwarded now, else the one it waits for (the last one it had once
+        closed)."""
+        return self._current or self._target or self._last_layer
+
+    @property
+    def producers(self) -> Mapping[int, Producer]:
+        """The producers of its source by layer (0 the lowest)."""
+        return MappingProxyType(self._layers)
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        """The layers of its source published now, lowest first."""
+        return tuple(sorted(self._layers))
+
+    @property
+    def preferred_layer(self) -> int | None:
+        return self._preferred
+
+    @property
+    def current_layer(self) -> int | None:
+        """The layer whose frames are being forwarded (None: none yet)."""
+        current = self._current
+        return None if current is None or not self._forwarding else current.layer
+
+    @property
+    def target_layer(self) -> int | None:
+        """The layer it forwards once that layer's keyframe arrives."""
+        target = self._target
+        return None if target is None else target.layer
 
     @property
     def closed(self) -> bool:
@@ -202,6 +264,14 @@ class Consumer:
     @property
     def paused(self) -> bool:
         return self._paused
+
+    def set_preferred_layer(self, layer: int | None) -> None:
+        """Forward `layer` of the source, or the best one below it (the lowest if none is
+        below; `None`: the best published). The switch happens at the new layer's next
+        keyframe, requested at once. Raises `Closed` once closed."""
+        self._check_open()
+        self._preferred = layer
+        self._retarget()
 
     def pause(self) -> None:
         """Stop forwarding to this subscriber; its m-section stays negotiated (no new
@@ -227,7 +297,10 @@ class Consumer:
         self._closed = True
         self._started = False
         self._forwarding = False
-        self.producer._remove_consumer(self)
+        for producer in self._layers.values():
+            producer._remove_consumer(self)
+        self._layers.clear()
+        self._current = self._target = None
         self._sends_final = self.sends()
         if self._output is not None:
             self._output.detach()
@@ -247,6 +320,7 @@ class Consumer:
         into.frames_forwarded += self.frames_forwarded
         into.frames_dropped += self.frames_dropped
         into.keyframe_requests += self.keyframe_requests
+        into.layer_switches += self.layer_switches
         sends = self._sends_final
         start = NO_SENDS
         if sends is None:
@@ -279,7 +353,7 @@ class Consumer:
             frames_forwarded=self.frames_forwarded,
             frames_dropped=self.frames_dropped,
             keyframe_requests=self.keyframe_requests,
-            waiting_keyframe=self._awaiting_keyframe,
+            waiting_keyframe=self._current is None,
             packets_forwarded=sends.packets,
             bytes_forwarded=sends.payload_bytes,
             nacks_received=sends.nacks,
@@ -288,7 +362,50 @@ class Consumer:
             fraction_lost=link.fraction_lost,
             packets_lost=link.packets_lost,
             jitter=link.jitter,
+            source=self.source,
+            layer=self.current_layer,
+            target_layer=None if self._paused else self.target_layer,
+            layer_switches=self.layer_switches,
         )
+
+    # ----------------------------------------------------------------- layers
+
+    def _add_layer(self, producer: Producer) -> None:
+        """Also take `producer`, another layer of this consumer's source (Router.consume)."""
+        existing = self._layers.get(producer.layer)
+        if existing is producer:
+            return
+        if existing is not None:
+            existing._remove_consumer(self)
+            if self._current is existing:
+                self._current = None
+        self._layers[producer.layer] = producer
+        self._last_layer = producer
+        producer._add_consumer(self)
+        self._retarget()
+
+    def _layer_closed(self, producer: Producer) -> None:
+        """One of its source's producers closed: go on with the others, if any."""
+        if self._layers.get(producer.layer) is producer:
+            del self._layers[producer.layer]
+        if not self._layers:
+            self.close()
+            return
+        if self._current is producer:
+            self._current = None
+        self._retarget()
+
+    def _retarget(self) -> None:
+        layers = self._layers
+        if not layers:
+            return
+        preferred = self._preferred
+        below = [layer for layer in layers if preferred is None or layer <= preferred]
+        target = layers[max(below) if below else min(layers)]
+        self._target = target
+        self._last_layer = target
+        if self._forwarding and target is not self._current:
+            target.request_keyframe()
 
     # ----------------------------------------------------------------- used by the subscription
 
@@ -306,9 +423,11 @@ class Consumer:
             self._forward_from_keyframe()
 
     def _forward_from_keyframe(self) -> None:
+        # Every audio frame counts as a keyframe: audio starts at its next frame.
         self._forwarding = True
-        self._awaiting_keyframe = self.kind == "video"
-        self.producer.request_keyframe()
+        self._current = None
+        if self._target is not None:
+            self._target.request_keyframe()
 
     def _keyframe_requested(self) -> None:
         """The subscriber sent a PLI or FIR for this stream."""
@@ -325,17 +444,33 @@ class Consumer:
     def _deliver(self, frame: MediaFrame) -> None:
         if not self._forwarding:
             return
-        if self._awaiting_keyframe and not frame.keyframe:
-            self.frames_dropped += 1
-            return
+        source = frame.producer
+        if source is not self._current:
+            if source is None or source is not self._target:
+                return  # another layer of the source
+            if not frame.keyframe:
+                if self._current is None:
+                    self.frames_dropped += 1
+                return
+            self._switch_to(source)
         output = self._output
         assert output is not None
         if output.push(frame):
-            self._awaiting_keyframe = False
             self.frames_forwarded += 1
             return
         self.frames_dropped += 1
         if output.ready:
             # The sender fell a second behind: resume from the next keyframe.
-            self._awaiting_keyframe = self.kind == "video"
+            self._current = None
             self.producer.request_keyframe()
+
+    def _switch_to(self, producer: Producer) -> None:
+        previous = self._sent_from
+        if previous is not None and previous is not producer:
+            output = self._output
+            assert output is not None
+            last = previous.last_frame_at
+            elapsed = 0.0 if last is None else time.monotonic() - last
+            output.switch_source(int(elapsed * self.codec.clock_rate))
+            self.layer_switches += 1
+        self._current = self._sent_from = producer

@@ -29,6 +29,7 @@ class ProducerCounters:
     keyframe_requests: int = 0
     plis_sent: int = 0
     nacks_sent: int = 0
+    frames_withheld: int = 0
 
     def add(self, other: ProducerCounters) -> None:
         for name in PRODUCER_FIELDS:
@@ -47,6 +48,7 @@ class ConsumerCounters:
     bytes_forwarded: int = 0
     nacks_received: int = 0
     retransmissions: int = 0
+    layer_switches: int = 0
 
     def add(self, other: ConsumerCounters) -> None:
         for name in CONSUMER_FIELDS:

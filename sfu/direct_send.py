@@ -28,6 +28,7 @@ from sfu import aiortc_adapter, native_send
 from sfu.payloads import RtpPayloads
 from sfu.rtcp import ReportBlock, SenderReport, last_sr, ntp_timestamp
 from sfu.rtp_rewriter import PTS_STEP, SEQUENCE_MASK, RtpRewriter
+from sfu.sdp import ABS_SEND_TIME_URI
 from sfu.sender_reports import SenderReports
 from sfu.stats import NO_LINK, LinkQuality, SendCounts
 
@@ -56,12 +57,33 @@ _RTT_ALPHA = 0.85  # aiortc's smoothing of round trip times
 
 def mid_extension(extension_id: int, mid: str) -> bytes:
     """The RFC 8285 one-byte header extension block carrying the MID."""
+    block, _ = header_extensions(extension_id, mid, None)
+    return block
+
+
+def header_extensions(
+    mid_id: int | None, mid: str, abs_send_time_id: int | None
+) -> tuple[bytes, int | None]:
+    """The RFC 8285 one-byte header extension block carrying the MID and, with
+    `abs_send_time_id`, a 3-byte abs-send-time (zero here: `stamp` writes it per frame);
+    returns the block and the offset of the abs-send-time value in it."""
+    elements = b""
     value = mid.encode()
-    if not 1 <= extension_id <= 14 or not 1 <= len(value) <= 16:
-        return b""
-    element = bytes([(extension_id << 4) | (len(value) - 1)]) + value
-    element += b"\x00" * (-len(element) % 4)
-    return struct.pack("!HH", 0xBEDE, len(element) // 4) + element
+    if mid_id is not None and 1 <= mid_id <= 14 and 1 <= len(value) <= 16:
+        elements += bytes([(mid_id << 4) | (len(value) - 1)]) + value
+    offset = None
+    if abs_send_time_id is not None and 1 <= abs_send_time_id <= 14:
+        offset = 4 + len(elements) + 1
+        elements += bytes([(abs_send_time_id << 4) | 2]) + b"\x00\x00\x00"
+    if not elements:
+        return b"", None
+    elements += b"\x00" * (-len(elements) % 4)
+    return struct.pack("!HH", 0xBEDE, len(elements) // 4) + elements, offset
+
+
+def abs_send_time(now: float) -> bytes:
+    """`now` (seconds) as abs-send-time: 6.18 fixed point, 24 bits (wraps every 64 s)."""
+    return (int(now * 262144) & 0xFFFFFF).to_bytes(3, "big")
 
 
 class Route:
@@ -229,6 +251,9 @@ class DirectRtpSender:
         self._rtx_pt: int | None = None
         self._first_byte = 0x80
         self._extension = b""
+        self._template = bytearray()
+        self._send_time_at: int | None = None
+        """Offset of the abs-send-time value in `_template`, if it is negotiated."""
         self._route: Route | None = None
         self._closed = False
         self._octets = 0
@@ -262,6 +287,11 @@ class DirectRtpSender:
     def ssrc(self) -> int:
         return self._ssrc
 
+    @property
+    def reports(self) -> SenderReports | None:
+        """Its connection's sender reports (and downlink estimate), once it sends."""
+        return self._reports
+
     def counts(self) -> SendCounts:
         """Packets and payload bytes sent, NACKed sequence numbers, retransmissions."""
         return SendCounts(
@@ -285,9 +315,13 @@ class DirectRtpSender:
         for codec in parameters.codecs:
             if codec.name.lower() == "rtx" and codec.parameters.get("apt") == pt:
                 self._rtx_pt = codec.payloadType
-        for extension in parameters.headerExtensions:
-            if extension.uri == MID_URI and parameters.muxId:
-                self._extension = mid_extension(extension.id, parameters.muxId)
+        ids = {extension.uri: extension.id for extension in parameters.headerExtensions}
+        mid_id = ids.get(MID_URI) if parameters.muxId else None
+        block, self._send_time_at = header_extensions(
+            mid_id, parameters.muxId or "", ids.get(ABS_SEND_TIME_URI)
+        )
+        self._extension = block
+        self._template = bytearray(block)
         self._first_byte = 0x90 if self._extension else 0x80
         self._clock_rate = parameters.codecs[0].clockRate
         self._cname = parameters.rtcp.cname or ""
@@ -296,9 +330,11 @@ class DirectRtpSender:
         self._reports.add(self)
         self._on_ready()
 
-    def detach(self) -> None:
-        """The next frame starts a new source: keep RTP timestamps continuous."""
-        self._rewriter.switch_source()
+    def detach(self, gap: int = 0) -> None:
+        """The next frame starts a new source, `gap` clock ticks after the last one: keep
+        RTP timestamps continuous (and take the next sender-report reference from it)."""
+        self._rewriter.switch_source(gap)
+        self._frames = 0
 
     def _resolve(self) -> Route | None:
         if self._route is not None:
@@ -336,6 +372,8 @@ class DirectRtpSender:
         # Numbered (and in the NACK history) even if the send fails below: the receiver
         # sees a gap and NACKs it, and no sequence number is ever protected twice.
         seq, timestamp = self._rewriter.frame(pts, items)
+        if self._send_time_at is not None:
+            self._stamp()
         try:
             if route.native is not None:
                 route.send_natively(
@@ -366,6 +404,15 @@ class DirectRtpSender:
             self._sr_wall = time.time()
             self._sr_rtp = timestamp
         return True
+
+    def _stamp(self) -> None:
+        """Write the current abs-send-time into the header extensions of what goes out
+        next (every packet of a frame leaves in the same call)."""
+        at = self._send_time_at
+        assert at is not None
+        template = self._template
+        template[at : at + 3] = abs_send_time(time.perf_counter())
+        self._extension = bytes(template)
 
     def sender_report(self, now: float) -> SenderReport | None:
         """This stream's sender report at Unix time `now` (None before its first frame).
@@ -430,6 +477,8 @@ class DirectRtpSender:
             header = RTP_HEADER.pack(
                 self._first_byte, marker_bit | self._pt, sequence_number, timestamp, self._ssrc
             )
+        if self._send_time_at is not None:
+            self._stamp()
         try:
             route.send([route.protect(header + self._extension + payload)])
             self.retransmissions += 1

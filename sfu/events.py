@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sfu.ids import DisconnectReason, ParticipantId
+from sfu.ids import DisconnectReason, StreamLabel
 
 if TYPE_CHECKING:
     from sfu.participant import Participant
@@ -44,12 +44,13 @@ class RouterListener:
         """A published track is gone (participant left, or it renegotiated it away)."""
 
     def on_subscribe_offer(
-        self, participant: Participant, offer_sdp: str, streams: dict[str, ParticipantId]
+        self, participant: Participant, offer_sdp: str, streams: dict[str, StreamLabel]
     ) -> None:
         """Send this subscribe offer to the participant's client.
 
-        `streams` maps each msid stream id of the offer to the publishing participant, so
-        the client can label its tiles. Answer with `Participant.subscribe_answer`.
+        `streams` maps each msid stream id of the offer to the publishing participant and
+        the source it carries, so the client can label its tiles. Answer with
+        `Participant.subscribe_answer`.
         """
 
     def on_keyframe_requested(self, producer: Producer) -> None:
@@ -90,7 +91,7 @@ class SafeListener(RouterListener):
         self._call(self.inner.on_producer_removed, producer)
 
     def on_subscribe_offer(
-        self, participant: Participant, offer_sdp: str, streams: dict[str, ParticipantId]
+        self, participant: Participant, offer_sdp: str, streams: dict[str, StreamLabel]
     ) -> None:
         self._call(self.inner.on_subscribe_offer, participant, offer_sdp, streams)
 

@@ -21,10 +21,19 @@ from sfu.consumer import Consumer
 from sfu.errors import AdapterError, Closed, InvalidSdp, InvalidState
 from sfu.events import SafeListener
 from sfu.ice_candidates import add_ice_candidate
-from sfu.ids import AppData, ConsumerId, DisconnectReason, ParticipantId, PcName, ProducerId
+from sfu.ids import (
+    AppData,
+    ConsumerId,
+    DisconnectReason,
+    ParticipantId,
+    PcName,
+    ProducerId,
+    StreamLabel,
+    TrackSource,
+)
 from sfu.peer import create_peer_connection, set_local_description
 from sfu.producer import Producer
-from sfu.sdp import PublishPlan, plan_publish
+from sfu.sdp import PublishPlan, TrackSpec, plan_publish
 from sfu.stats import ParticipantStats
 from sfu.subscription import Subscription
 
@@ -74,13 +83,14 @@ class Participant:
         self.id = participant_id
         self.app_data: AppData = dict(app_data or {})
         self.stream_id = uuid.uuid4().hex
-        """The msid stream id of this participant's tracks in other subscribe offers."""
+        """Prefix of the msid stream ids of this participant's tracks in other subscribe
+        offers (`stream_id_of`)."""
         self._router = router
         self._config = config
         self._listener = listener
         self._producers: dict[ProducerId, Producer] = {}
         self._consumers: dict[ConsumerId, Consumer] = {}
-        self._by_producer: dict[ProducerId, Consumer] = {}
+        self._by_source: dict[tuple[ParticipantId, TrackSource], Consumer] = {}
         self._publish_pc: RTCPeerConnection | None = None
         self._publish_slots: dict[str, _PublishSlot] = {}
         self._publish_lock = asyncio.Lock()
@@ -128,21 +138,37 @@ class Participant:
         return self._subscription.pc
 
     @property
+    def downlink_limit(self) -> float | None:
+        """bit/s its subscribe connection takes without congestion, from the subscriber's
+        REMB and receiver reports (`sfu.bandwidth`); None while nothing limits it."""
+        estimate = self._subscription.downlink()
+        return None if estimate is None else estimate.limit
+
+    @property
     def subscription(self) -> Subscription:
         """The subscribe side's negotiation state (for monitoring and tests)."""
         return self._subscription
 
     # ----------------------------------------------------------------- publish
 
-    async def publish(self, offer_sdp: str) -> str:
+    def stream_id_of(self, source: TrackSource) -> str:
+        """The msid stream id of this participant's `source` in subscribe offers: one
+        stream per source, whichever layer of it is forwarded."""
+        return f"{self.stream_id}-{source}"
+
+    async def publish(self, offer_sdp: str, tracks: Mapping[str, TrackSpec] | None = None) -> str:
         """Answer the client's publish offer; returns the answer SDP.
 
-        Raises `InvalidSdp` (nothing applied, the connection unharmed) or `InvalidState`.
+        `tracks` names the source and layer of m-sections by mid (the others carry their
+        kind's default source). Raises `InvalidSdp` (nothing applied, the connection
+        unharmed) or `InvalidState`.
         """
         self._check_open()
         async with self._publish_lock:
             self._check_open()
-            plan = plan_publish(offer_sdp, self._config.video_codecs, self._config.publisher_remb)
+            plan = plan_publish(
+                offer_sdp, self._config.video_codecs, self._config.publisher_remb, tracks
+            )
             first = self._publish_pc is None
             pc = self._publish_pc or self._create_publish_pc()
             if pc.signalingState != "stable":
@@ -209,14 +235,20 @@ class Participant:
             producer = slot.producer
             if media.sending and media.codec is not None:
                 if producer is not None and not producer.closed:
-                    if producer.codec.key == media.codec.key:
+                    if (producer.codec.key, producer.source, producer.layer) == (
+                        media.codec.key,
+                        media.source,
+                        media.layer,
+                    ):
                         continue
                     producer.close()
                 producer = Producer(
                     producer_id=ProducerId(uuid.uuid4().hex),
                     participant_id=self.id,
-                    stream_id=self.stream_id,
+                    stream_id=self.stream_id_of(media.source),
                     kind=media.kind,
+                    source=media.source,
+                    layer=media.layer,
                     codec=media.codec,
                     receiver=slot.transceiver.receiver,
                     config=self._config,
@@ -250,8 +282,9 @@ class Participant:
         self._deadline.arm(self._subscription.pc)
 
     def consumer_of(self, producer: Producer) -> Consumer | None:
-        """This participant's open consumer of `producer`, if it has one."""
-        return self._by_producer.get(producer.id)
+        """This participant's open consumer of `producer`'s source (which forwards one of
+        its layers), if it has one."""
+        return self._by_source.get((producer.participant_id, producer.source))
 
     def _consume(self, producer: Producer, paused: bool, app_data: AppData | None) -> Consumer:
         # Router.consume checked everything: both open, in this router, not our own.
@@ -263,20 +296,20 @@ class Participant:
             paused=paused,
             app_data=app_data,
         )
-        producer._add_consumer(consumer)
         self._consumers[consumer.id] = consumer
-        self._by_producer[producer.id] = consumer
+        self._by_source[(consumer.publisher_id, consumer.source)] = consumer
         self._subscription.add(consumer)
         return consumer
 
     def _consumer_closed(self, consumer: Consumer) -> None:
         if self._consumers.pop(consumer.id, None) is consumer:
             self._router._consumer_removed(consumer)
-        if self._by_producer.get(consumer.producer.id) is consumer:
-            del self._by_producer[consumer.producer.id]
+        key = (consumer.publisher_id, consumer.source)
+        if self._by_source.get(key) is consumer:
+            del self._by_source[key]
         self._subscription.remove(consumer)
 
-    def _send_offer(self, offer_sdp: str, streams: dict[str, ParticipantId]) -> None:
+    def _send_offer(self, offer_sdp: str, streams: dict[str, StreamLabel]) -> None:
         if not self._closed and not self._router.closed:
             self._listener.on_subscribe_offer(self, offer_sdp, streams)
 
@@ -346,6 +379,10 @@ class Participant:
             subscribe_state=subscribe,
             producers=tuple(p.stats() for p in self._producers.values()),
             consumers=tuple(c.stats() for c in self._consumers.values()),
+            downlink_limit=self.downlink_limit,
+            downlink_remb=None
+            if (estimate := self._subscription.downlink()) is None
+            else estimate.remb,
         )
 
     def _check_open(self) -> None:

@@ -22,7 +22,16 @@ from sfu.codecs import ForwardCodec
 from sfu.config import MediaConfig
 from sfu.counters import ProducerCounters
 from sfu.events import SafeListener
-from sfu.ids import AppData, ConsumerId, MediaKind, ParticipantId, ProducerId
+from sfu.ids import (
+    DEFAULT_SOURCE,
+    TOP_LAYER,
+    AppData,
+    ConsumerId,
+    MediaKind,
+    ParticipantId,
+    ProducerId,
+    TrackSource,
+)
 from sfu.keyframes import KeyframeRequester
 from sfu.payloads import RtpPayloads
 from sfu.stats import ProducerStats
@@ -32,6 +41,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_RATE_WINDOW = 1.0  # seconds over which `Producer.bitrate` is measured
+
 
 class MediaFrame:
     """One encoded frame as handed to consumers: shared by all of them, never copied.
@@ -40,7 +51,7 @@ class MediaFrame:
     direct send path (`None` on the aiortc path, where each sender packetizes `packet`).
     """
 
-    __slots__ = ("keyframe", "packet", "payloads", "pts")
+    __slots__ = ("keyframe", "packet", "payloads", "producer", "pts")
 
     def __init__(
         self,
@@ -48,11 +59,14 @@ class MediaFrame:
         pts: int,
         keyframe: bool,
         payloads: RtpPayloads | None = None,
+        producer: Producer | None = None,
     ) -> None:
         self.packet = packet
         self.pts = pts
         self.keyframe = keyframe
         self.payloads = payloads
+        self.producer = producer
+        """The layer it comes from (a consumer of a layered source forwards one)."""
 
 
 FrameSink: TypeAlias = Callable[[MediaFrame], None]
@@ -66,6 +80,12 @@ class Producer:
     Its publisher's RTP packets are assembled into frames (`sfu.assembler`) without any
     decoding, wrapped once as `av.Packet` and handed to each `Consumer`. It also owns the
     keyframe policy towards its publisher and reports audio levels.
+
+    `source` says what it carries (`TrackSource`); a source published in several tracks
+    (a camera's layers) has one producer per `layer` (0 the lowest), and one consumer per
+    subscriber forwards one of them at a time. `pause()` stops forwarding it to everyone
+    (a muted microphone), whatever the publisher still sends; audio packets of digital
+    silence are never forwarded.
     """
 
     def __init__(
@@ -81,11 +101,15 @@ class Producer:
         listener: SafeListener,
         on_close: Callable[[Producer], None],
         app_data: AppData | None = None,
+        source: TrackSource | None = None,
+        layer: int = TOP_LAYER,
     ) -> None:
         self.id = producer_id
         self.participant_id = participant_id
         self.stream_id = stream_id
         self.kind = kind
+        self.source: TrackSource = source or DEFAULT_SOURCE[kind]
+        self.layer = layer
         self.codec = codec
         self.app_data: AppData = dict(app_data or {})
         self._receiver = receiver
@@ -98,6 +122,7 @@ class Producer:
         self._time_base = fractions.Fraction(1, codec.clock_rate)
         self._ssrc: int | None = None
         self._needs_keyframe = False
+        self._paused = False
         self._pli_tasks: set[asyncio.Task[None]] = set()
         # One receiver can carry producers in turn (renegotiation): count from here on.
         self._nacks = aiortc_adapter.nack_counter(receiver)
@@ -113,7 +138,9 @@ class Producer:
                 codec.name, self._on_frame, self._on_loss, config.max_frame_wait
             )
         else:
-            self._assembler = AudioFramePassthrough(self._on_frame, self._on_level)
+            self._assembler = AudioFramePassthrough(
+                self._on_frame, self._on_level, self._on_silence
+            )
         self._packer: Encoder | None = None
         if config.send_path == "direct" and kind == "video":
             self._packer = get_encoder(
@@ -129,13 +156,38 @@ class Producer:
         self.frames = 0
         self.keyframes = 0
         self.bytes = 0
+        self.frames_withheld = 0
+        """Frames received while paused, or digital silence: forwarded to nobody."""
         self.last_frame_at: float | None = None
         """`time.monotonic()` of the last frame; camera-on / mic-on detection."""
+        self._rate_since = time.monotonic()
+        self._rate_bytes = 0
+        self._bitrate = 0.0
 
     def __repr__(self) -> str:
         return (
-            f"Producer({self.id}, {self.kind}/{self.codec.name}, participant={self.participant_id})"
+            f"Producer({self.id}, {self.source}/{self.layer} {self.codec.name}, "
+            f"participant={self.participant_id})"
         )
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        """Forward nothing of this track to anyone (e.g. its microphone is muted), whatever
+        the publisher keeps sending. Idempotent."""
+        self._paused = True
+
+    def resume(self) -> None:
+        """Forward again; video restarts at the next keyframe (one is requested).
+        Idempotent."""
+        if not self._paused:
+            return
+        self._paused = False
+        if self.kind == "video":
+            self._needs_keyframe = True
+            self.request_keyframe()
 
     @property
     def closed(self) -> bool:
@@ -150,13 +202,31 @@ class Producer:
         last = self.last_frame_at
         return last is not None and time.monotonic() - last <= max_age
 
+    @property
+    def bitrate(self) -> float:
+        """What the publisher sends, in bit/s of payload (over the last second or two;
+        0 once frames stopped)."""
+        last = self.last_frame_at
+        if last is None or time.monotonic() - last > 2 * _RATE_WINDOW:
+            return 0.0
+        return self._bitrate
+
+    def _measure_rate(self, now: float) -> None:
+        sample = 8 * (self.bytes - self._rate_bytes) / (now - self._rate_since)
+        # A fresh sample counts fully after a quiet spell, else half (keyframes are bursts).
+        fresh = self._bitrate == 0.0 or now - self._rate_since > 2 * _RATE_WINDOW
+        self._bitrate = sample if fresh else (self._bitrate + sample) / 2
+        self._rate_since = now
+        self._rate_bytes = self.bytes
+
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe (coalesced and rate-limited)."""
         if self.kind == "video":
             self._keyframes.request()
 
     def close(self) -> None:
-        """Stop forwarding; closes every consumer of this producer. Idempotent."""
+        """Stop forwarding; closes every consumer of this producer (a consumer of a
+        layered source lives on while it has another layer). Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -165,7 +235,9 @@ class Producer:
         for task in self._pli_tasks:
             task.cancel()
         for consumer in list(self._consumers.values()):
-            consumer.close()
+            consumer._layer_closed(self)
+        self._consumers.clear()
+        self._fanout = ()
         self._on_close(self)
         self._listener.on_producer_removed(self)
 
@@ -190,6 +262,7 @@ class Producer:
         into.keyframe_requests += keyframes.requests
         into.plis_sent += keyframes.sent
         into.nacks_sent += self.nacks_sent
+        into.frames_withheld += self.frames_withheld
 
     def stats(self) -> ProducerStats:
         last = self.last_frame_at
@@ -197,6 +270,11 @@ class Producer:
             producer_id=self.id,
             participant_id=self.participant_id,
             kind=self.kind,
+            source=self.source,
+            layer=self.layer,
+            paused=self._paused,
+            bitrate=round(self.bitrate),
+            frames_withheld=self.frames_withheld,
             codec=self.codec.name,
             packets=self._assembler.packets,
             frames=self.frames,
@@ -223,12 +301,17 @@ class Producer:
     def _on_frame(self, data: bytes, pts: int, keyframe: bool) -> None:
         self.frames += 1
         self.bytes += len(data)
-        self.last_frame_at = time.monotonic()
+        now = self.last_frame_at = time.monotonic()
+        if now - self._rate_since >= _RATE_WINDOW:
+            self._measure_rate(now)
         if keyframe:
             self.keyframes += 1
             self._needs_keyframe = False
             self._keyframes.on_keyframe()
         elif self._needs_keyframe:
+            return
+        if self._paused:
+            self.frames_withheld += 1
             return
         packet = av.Packet(data)
         packet.time_base = self._time_base
@@ -238,11 +321,15 @@ class Producer:
             payloads = RtpPayloads(self._packer.pack(packet)[0])
         elif self._direct:
             payloads = RtpPayloads((data,))  # an Opus frame is one RTP payload
-        frame = MediaFrame(packet, pts, keyframe, payloads)
+        frame = MediaFrame(packet, pts, keyframe, payloads, self)
         for consumer in self._fanout:
             consumer._deliver(frame)
         for sink in self._sinks:
             sink(frame)
+
+    def _on_silence(self) -> None:
+        self.last_frame_at = time.monotonic()  # the microphone is on, only silent
+        self.frames_withheld += 1
 
     def _on_loss(self) -> None:
         # Frames are missing for good: what follows cannot be decoded until a keyframe.

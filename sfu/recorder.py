@@ -1,11 +1,13 @@
 """Records producers to disk by remuxing their encoded frames: just another frame sink.
 
-Layout: one Matroska file per producer (track), named
-`<participant>-<kind>-<n>.mkv`. A participant who leaves and rejoins during a recording
-gets new segment files; each file's `offset` (seconds after the recording began, from
-the arrival of its first frame) places it on the recording's timeline. Inside a file,
-timestamps are the publisher's RTP timestamps, so a pause in the media is a gap in the
-file, not a jump. Video files start at a keyframe (one is requested on attach).
+Layout: one Matroska file per producer (track), named `<participant>-<kind>-<n>.mkv`,
+or `<participant>-screen-<n>.mkv` for a screen share (a video track apart from the
+camera; each file's header and `RecordedTrack.source` say which). A participant who
+leaves and rejoins during a recording gets new segment files; each file's `offset`
+(seconds after the recording began, from the arrival of its first frame) places it on
+the recording's timeline. Inside a file, timestamps are the publisher's RTP timestamps,
+so a pause in the media is a gap in the file, not a jump. Video files start at a
+keyframe (one is requested on attach).
 
 The event loop only copies each frame into a bounded queue; one writer thread per
 recording muxes and writes. When the queue is full, frames are dropped and the video
@@ -114,17 +116,19 @@ class Recorder:
         `tags` go into the file's header (e.g. who the participant is)."""
         if not self.active or producer.closed or producer.id in self._taps:
             return
-        key = (producer.participant_id, producer.kind)
+        label = "screen" if producer.source == "screen" else producer.kind
+        key = (producer.participant_id, label)
         number = self._segments.get(key, 0) + 1
         self._segments[key] = number
         file = TrackFile(
-            self.directory / f"{producer.participant_id}-{producer.kind}-{number}.mkv",
+            self.directory / f"{producer.participant_id}-{label}-{number}.mkv",
             participant_id=producer.participant_id,
             kind=producer.kind,
             codec=producer.codec.name,
             clock_rate=producer.codec.clock_rate,
             recording_start=self.started_at,
             tags=tags,
+            source=producer.source,
         )
         tap = _Tap(self, producer, file)
         self._taps[producer.id] = tap

@@ -95,10 +95,12 @@ class Router:
         `subscriber`'s next subscribe offer, and media flows from the first keyframe after
         the answer (not before `resume()` if `paused`).
 
-        Idempotent: if `subscriber` already consumes `producer`, that consumer is returned
-        (`paused` and `app_data` are then ignored). Raises `Closed` when the router, the
-        subscriber or the producer is closed, `InvalidState` when either is not this
-        router's or the producer is the subscriber's own.
+        One consumer per (publisher, source): if `subscriber` already consumes another
+        layer of `producer`'s source, `producer` becomes one more layer of that consumer,
+        which is returned (as it is when it consumes `producer` already; `paused` and
+        `app_data` are then ignored). Raises `Closed` when the router, the subscriber or
+        the producer is closed, `InvalidState` when either is not this router's or the
+        producer is the subscriber's own.
         """
         if self._closed:
             raise Closed(f"router {self.id} is closed")
@@ -114,7 +116,10 @@ class Router:
             raise InvalidState(f"participant {subscriber.id} cannot consume its own producer")
         existing = subscriber.consumer_of(producer)
         if existing is not None:
-            return existing
+            if existing.codec.key == producer.codec.key:
+                existing._add_layer(producer)
+                return existing
+            existing.close()  # the source changed codec: a new m-section carries it
         return subscriber._consume(producer, paused, app_data)
 
     def stats(self) -> RouterStats:

@@ -20,6 +20,9 @@ from aiortc.rtp import RtcpSdesPacket, RtcpSourceInfo
 RTCP_SR = 200
 RTCP_RR = 201
 RTCP_SDES = 202
+RTCP_PSFB = 206
+PSFB_APPLICATION = 15
+"""Payload-specific feedback of format 15: application layer (REMB)."""
 SDES_CNAME = 1
 NTP_EPOCH_OFFSET = 2208988800
 """Seconds from 1900 (NTP's epoch) to 1970."""
@@ -30,6 +33,7 @@ _SR = struct.Struct("!BBHIQIII")
 _HEADER = struct.Struct("!BBH")
 _REPORT_BLOCK = struct.Struct("!IIIIII")
 _RR_FIRST_BLOCK = 8  # header and reporter SSRC
+_PSFB_FCI = 12  # header, sender SSRC, media SSRC
 _SR_LENGTH_WORDS = _SR.size // 4 - 1
 _VERSION_2 = 0x80
 _U32 = 0xFFFFFFFF
@@ -108,10 +112,29 @@ class ReportBlock(NamedTuple):
     """Delay since that SR, in 1/65536 s."""
 
 
+class Feedback(NamedTuple):
+    """What a subscriber's compound RTCP packet says that the direct send path reads."""
+
+    blocks: list[ReportBlock]
+    remb: int | None
+    """The REMB bitrate (bit/s) it carries for our streams, if any."""
+
+
 def receiver_report_blocks(data: bytes) -> list[ReportBlock] | None:
     """The report blocks of a compound RTCP packet made of RR and SDES packets only;
     None when it holds anything else (SR, BYE, feedback...) or is malformed."""
+    feedback = read_feedback(data)
+    if feedback is None or feedback.remb is not None:
+        return None
+    return feedback.blocks
+
+
+def read_feedback(data: bytes) -> Feedback | None:
+    """The report blocks and REMB of a compound RTCP packet made of RR, SDES and REMB
+    packets only (what subscribers send about once a second); None when it holds
+    anything else (SR, BYE, NACK, PLI...) or is malformed."""
     blocks: list[ReportBlock] = []
+    remb: int | None = None
     pos = 0
     size = len(data)
     while pos < size:
@@ -135,7 +158,22 @@ def receiver_report_blocks(data: bytes) -> list[ReportBlock] | None:
                 blocks.append(
                     ReportBlock(ssrc, (lost >> 24) / 256, cumulative, highest, jitter, lsr, dlsr)
                 )
+        elif packet_type == RTCP_PSFB and first & 0x1F == PSFB_APPLICATION:
+            bitrate = remb_bitrate(data[pos + _PSFB_FCI : end])
+            if bitrate is None:
+                return None
+            remb = bitrate
         elif packet_type != RTCP_SDES:
             return None
         pos = end
-    return blocks
+    return Feedback(blocks, remb)
+
+
+def remb_bitrate(fci: bytes) -> int | None:
+    """The bitrate of a REMB feedback control information block (draft-alvestrand-rmcat-
+    remb: "REMB", SSRC count, 6-bit exponent, 18-bit mantissa); None if it is not one."""
+    if len(fci) < 8 or fci[:4] != b"REMB":
+        return None
+    exponent = fci[5] >> 2
+    mantissa = ((fci[5] & 0x03) << 16) | (fci[6] << 8) | fci[7]
+    return mantissa << exponent

@@ -35,23 +35,26 @@ class PtsRebaser:
     keep their spacing from there.
     """
 
-    __slots__ = ("_last", "_offset", "_step", "_switching")
+    __slots__ = ("_gap", "_last", "_offset", "_step", "_switching")
 
     def __init__(self, step: int) -> None:
         self._step = step
         self._offset = 0
         self._last: int | None = None
         self._switching = False
+        self._gap = 0
 
-    def switch_source(self) -> None:
-        """The next frame comes from another source (no-op before the first frame)."""
+    def switch_source(self, gap: int = 0) -> None:
+        """The next frame comes from another source, `gap` ticks after the last one sent
+        (at least one frame step is kept). No-op before the first frame."""
         self._switching = self._last is not None
+        self._gap = gap
 
     def rebase(self, pts: int) -> int:
         """The stream's timestamp for a frame of the current source stamped `pts`."""
         if self._switching:
             assert self._last is not None
-            self._offset = self._last + self._step - pts
+            self._offset = self._last + max(self._step, self._gap) - pts
             self._switching = False
         pts += self._offset
         self._last = pts

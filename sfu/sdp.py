@@ -7,14 +7,14 @@ it is tested without a network.
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiortc import sdp as aiortc_sdp
 
 from sfu.codecs import ForwardCodec, choose_codec, rtx_for
 from sfu.errors import InvalidSdp
-from sfu.ids import MediaKind
+from sfu.ids import DEFAULT_SOURCE, SOURCE_KIND, TOP_LAYER, MediaKind, TrackSource
 
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 SENDING_DIRECTIONS = ("sendonly", "sendrecv")
@@ -178,6 +178,15 @@ def check_transport(description: aiortc_sdp.SessionDescription, kind_of: str) ->
 
 
 @dataclass(frozen=True)
+class TrackSpec:
+    """What the publisher says one of its m-sections carries."""
+
+    source: TrackSource
+    layer: int = TOP_LAYER
+    """0 for the lowest layer of a source published in several tracks."""
+
+
+@dataclass(frozen=True)
 class PublishedMedia:
     """One audio/video m-section of a publisher's offer, after codec selection."""
 
@@ -187,6 +196,8 @@ class PublishedMedia:
     """The publisher sends media in this section (direction sendonly/sendrecv, port != 0)."""
     codec: ForwardCodec | None
     """The forwardable codec kept in the offer; `None` when the section is not sending."""
+    source: TrackSource = "camera"
+    layer: int = TOP_LAYER
 
 
 @dataclass(frozen=True)
@@ -197,13 +208,22 @@ class PublishPlan:
     media: dict[str, PublishedMedia]
 
 
-def plan_publish(offer_sdp: str, video_codecs: Sequence[str], remb: bool = True) -> PublishPlan:
+def plan_publish(
+    offer_sdp: str,
+    video_codecs: Sequence[str],
+    remb: bool = True,
+    tracks: Mapping[str, TrackSpec] | None = None,
+) -> PublishPlan:
     """Validate a publish offer and keep one forwardable codec per sending m-section.
 
     The publisher then has no choice but to send what subscribers can receive as is.
     Without `remb`, the abs-send-time extension is dropped (no bandwidth estimation).
-    Raises `InvalidSdp` with a message naming the offending section.
+    `tracks` names the source (and layer) of m-sections by mid; the others carry
+    `DEFAULT_SOURCE` of their kind. Sending sections must not share a source and layer,
+    and the layers of one source must have one codec. Raises `InvalidSdp` with a
+    message naming the offending section.
     """
+    tracks = tracks or {}
     description = parse(offer_sdp)
     if not any(section.kind in ("audio", "video") for section in description.media):
         # It would be "applied", then fail at the connect deadline with nothing to say why.
@@ -241,8 +261,45 @@ def plan_publish(offer_sdp: str, video_codecs: Sequence[str], remb: bool = True)
             keep.append(rtx)
         section.rtp.codecs = keep
         section.fmt = [c.payloadType for c in keep]
-        media[mid] = PublishedMedia(mid, kind, sending, forward if sending else None)
+        spec = tracks.get(mid) or TrackSpec(DEFAULT_SOURCE[kind])
+        if SOURCE_KIND[spec.source] != kind:
+            raise InvalidSdp.about_input(
+                f"offer m-section {index} ({kind}) is named {spec.source}, "
+                f"which is {SOURCE_KIND[spec.source]}"
+            )
+        media[mid] = PublishedMedia(
+            mid, kind, sending, forward if sending else None, spec.source, spec.layer
+        )
+    unknown = sorted(set(tracks) - set(media))
+    if unknown:
+        raise InvalidSdp.about_input(
+            f"tracks names mid {unknown[0]!r}, which is not an audio or video m-section "
+            "of the offer"
+        )
+    _check_sources(media)
     return PublishPlan(sdp=str(description), media=media)
+
+
+def _check_sources(media: Mapping[str, PublishedMedia]) -> None:
+    """One sending section per (source, layer); one codec per source."""
+    taken: dict[tuple[str, int], str] = {}
+    codecs: dict[str, PublishedMedia] = {}
+    for mid, section in media.items():
+        if not section.sending or section.codec is None:
+            continue
+        key = (section.source, section.layer)
+        if key in taken:
+            raise InvalidSdp.about_input(
+                f"m-sections with mid {taken[key]!r} and {mid!r} are both {section.source} "
+                f"layer {section.layer}"
+            )
+        taken[key] = mid
+        first = codecs.setdefault(section.source, section)
+        if first.codec is not None and first.codec.key != section.codec.key:
+            raise InvalidSdp.about_input(
+                f"the {section.source} layers of mid {first.mid!r} and {mid!r} must use one "
+                f"codec, not {first.codec.name} and {section.codec.name}"
+            )
 
 
 def check_answer(answer_sdp: str) -> str:

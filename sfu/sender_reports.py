@@ -17,12 +17,18 @@ import pylibsrtp
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from sfu import aiortc_adapter
-from sfu.rtcp import ReportBlock, SenderReport, compound_packets, receiver_report_blocks
+from sfu.bandwidth import DownlinkEstimate
+from sfu.rtcp import ReportBlock, SenderReport, compound_packets, read_feedback
+from sfu.stats import SendCounts
 
 logger = logging.getLogger(__name__)
 
 _REPORT_TICK = 0.5
 """Seconds between the sender-report clock's ticks (one timer for the whole process)."""
+_PACKET_OVERHEAD = 12 + 10 + 28
+"""Bytes on the wire per RTP packet beyond its payload: RTP header, SRTP tag, UDP/IPv4
+(the header extensions add a few more)."""
+_RATE_WINDOW = 0.5
 _REPORT_DELAY = (0.25, 1.25)
 """A connection's next reports are due this long after its last (uniformly drawn); ticks
 round it up to 0.5, 1.0 or 1.5 s: about once a second on average, like aiortc's."""
@@ -43,6 +49,8 @@ class ReportedStream(Protocol):
     def sender_report(self, now: float) -> SenderReport | None: ...
 
     def on_receiver_report(self, block: ReportBlock, now: float) -> None: ...
+
+    def counts(self) -> SendCounts: ...
 
     def live_route(self) -> PacketRoute | None: ...
 
@@ -70,6 +78,13 @@ class SenderReports:
         self._clock: ReportClock | None = None
         self.compounds_sent = 0
         self.receiver_reports = 0
+        self.estimate = DownlinkEstimate()
+        """The connection's downlink, from the subscriber's REMB and loss."""
+        self._retired_bytes = 0
+        self._rate_bytes = 0
+        self._rate_at: float | None = None
+        self._sent_rate = 0.0
+        self._reported_packets: dict[int, int] = {}
         aiortc_adapter.intercept_rtcp(dtls, self.take_receiver_reports)
 
     @classmethod
@@ -92,7 +107,8 @@ class SenderReports:
             self._clock.add(self)
 
     def discard(self, sender: ReportedStream) -> None:
-        self._senders.pop(id(sender), None)
+        if self._senders.pop(id(sender), None) is not None:
+            self._retired_bytes += _wire_bytes(sender.counts())
         if self._by_ssrc.get(sender.ssrc) is sender:
             del self._by_ssrc[sender.ssrc]
         if not self._senders and self._clock is not None:
@@ -120,21 +136,50 @@ class SenderReports:
 
     def take_receiver_reports(self, data: bytes) -> bool:
         """Handle a received (unprotected) RTCP compound if it is only receiver reports
-        (and SDES) about our direct senders: what subscribers send about once a second
-        per stream. aiortc's path for those (parse into objects, route, a stats object
-        per report) costs several times more. Anything else returns False, for aiortc."""
-        blocks = receiver_report_blocks(data)
-        if blocks is None:
+        about our direct senders, SDES and REMB: what subscribers send about once a
+        second per stream. aiortc's path for those (parse into objects, route, a stats
+        object per report) costs several times more. Anything else returns False, for
+        aiortc."""
+        feedback = read_feedback(data)
+        if feedback is None:
             return False
+        blocks = feedback.blocks
         senders = [self._by_ssrc.get(block.ssrc) for block in blocks]
         if None in senders:
             return False
         now = time.time()
+        monotonic = time.monotonic()
+        sent_rate = self.sent_rate(monotonic)
+        lost = weight = 0.0
         for sender, block in zip(senders, blocks, strict=True):
             assert sender is not None
             sender.on_receiver_report(block, now)
+            packets = sender.counts().packets
+            new = packets - self._reported_packets.get(block.ssrc, packets)
+            self._reported_packets[block.ssrc] = packets
+            lost += block.fraction_lost * new
+            weight += new
+        if weight > 0:
+            self.estimate.on_loss(lost / weight, sent_rate, monotonic)
+        if feedback.remb is not None:
+            self.estimate.on_remb(feedback.remb, sent_rate, monotonic)
         self.receiver_reports += 1
         return True
+
+    def sent_rate(self, now: float) -> float:
+        """bit/s sent on the connection's direct senders over the last half second or
+        more (`now`: `time.monotonic()`)."""
+        sent = self._retired_bytes + sum(_wire_bytes(s.counts()) for s in self._senders.values())
+        if self._rate_at is None:
+            self._rate_at, self._rate_bytes = now, sent
+        elif now - self._rate_at >= _RATE_WINDOW:
+            self._sent_rate = 8 * (sent - self._rate_bytes) / (now - self._rate_at)
+            self._rate_at, self._rate_bytes = now, sent
+        return self._sent_rate
+
+
+def _wire_bytes(counts: SendCounts) -> int:
+    return counts.payload_bytes + counts.packets * _PACKET_OVERHEAD
 
 
 class ReportClock:

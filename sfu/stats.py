@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from sfu.ids import ConsumerId, MediaKind, ParticipantId, ProducerId, RouterId
+from sfu.ids import ConsumerId, MediaKind, ParticipantId, ProducerId, RouterId, TrackSource
 
 
 class LinkQuality(NamedTuple):
@@ -56,6 +56,15 @@ class ProducerStats:
     producer_id: ProducerId
     participant_id: ParticipantId
     kind: MediaKind
+    source: TrackSource
+    layer: int
+    """0 for the lowest; a source published in one track has layer 1."""
+    paused: bool
+    """Forwarded to nobody (`Producer.pause()`)."""
+    bitrate: int
+    """Payload bit/s the publisher sends (over the last second or so)."""
+    frames_withheld: int
+    """Frames received while paused, and packets of digital silence: never forwarded."""
     codec: str
     packets: int
     frames: int
@@ -113,6 +122,13 @@ class ConsumerStats:
     """Packets lost so far as the subscriber counts them (RFC 3550: expected - received)."""
     jitter: float | None = None
     """Interarrival jitter the subscriber measures, in seconds."""
+    source: TrackSource = "camera"
+    layer: int | None = None
+    """The layer being forwarded (None: none yet, waiting for a keyframe)."""
+    target_layer: int | None = None
+    """The layer it switches to at that layer's next keyframe (None: paused)."""
+    layer_switches: int = 0
+    """Times forwarding moved from one layer to another."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +141,10 @@ class ParticipantStats:
     subscribe_state: str
     producers: tuple[ProducerStats, ...]
     consumers: tuple[ConsumerStats, ...]
+    downlink_limit: float | None = None
+    """bit/s its subscribe connection takes without congestion (None: not limited)."""
+    downlink_remb: float | None = None
+    """The subscriber's last REMB (bit/s), if it sends them."""
 
 
 @dataclass(frozen=True)

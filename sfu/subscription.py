@@ -19,19 +19,20 @@ from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.exceptions import InvalidStateError
 
 from sfu import aiortc_adapter
+from sfu.bandwidth import DownlinkEstimate
 from sfu.codecs import subscriber_preferences
 from sfu.config import MediaConfig
 from sfu.consumer import Consumer, DirectOutput, ForwardingTrack, Output
 from sfu.direct_send import DirectRtpSender
 from sfu.errors import Closed, InvalidSdp, InvalidState
 from sfu.ice_candidates import add_ice_candidate
-from sfu.ids import ConsumerId, ParticipantId
+from sfu.ids import ConsumerId, StreamLabel
 from sfu.peer import create_peer_connection, set_local_description
 from sfu.sdp import ABS_SEND_TIME_URI, check_answer, strip_header_extension
 
 logger = logging.getLogger(__name__)
 
-OfferHandler = Callable[[str, dict[str, ParticipantId]], None]
+OfferHandler = Callable[[str, dict[str, StreamLabel]], None]
 SlotState = Literal["offering", "active", "releasing", "deactivating", "free"]
 
 
@@ -120,6 +121,14 @@ class Subscription:
     @property
     def slot_count(self) -> int:
         return len(self._slots)
+
+    def downlink(self) -> DownlinkEstimate | None:
+        """The connection's downlink estimate (direct send path, once media flows)."""
+        for slot in self._slots:
+            output = slot.output
+            if isinstance(output, DirectOutput) and output.rtp.reports is not None:
+                return output.rtp.reports.estimate
+        return None
 
     def add(self, consumer: Consumer) -> None:
         """Carry a new consumer in the next offer."""
@@ -222,7 +231,9 @@ class Subscription:
         finally:
             self._task = None
 
-    async def _build_offer(self) -> tuple[str, dict[str, ParticipantId]] | None:
+    async def _build_offer(
+        self,
+    ) -> tuple[str, dict[str, StreamLabel]] | None:
         changed = False
         for slot in self._slots:
             if slot.state == "releasing":
@@ -238,12 +249,14 @@ class Subscription:
         if not changed or self._pc is None:
             return None
         streams = {
-            slot.consumer.producer.stream_id: slot.consumer.producer.participant_id
+            slot.consumer.stream_id: StreamLabel(slot.consumer.publisher_id, slot.consumer.source)
             for slot in self._slots
             if slot.consumer is not None and slot.state in ("offering", "active")
         }
         offer = await self._pc.createOffer()
-        sdp = strip_header_extension(offer.sdp, ABS_SEND_TIME_URI)
+        sdp = offer.sdp
+        if not (self._config.subscriber_remb and self._config.send_path == "direct"):
+            sdp = strip_header_extension(sdp, ABS_SEND_TIME_URI)
         sdp = await set_local_description(
             self._pc, RTCSessionDescription(sdp=sdp, type="offer"), self._config
         )
@@ -266,13 +279,12 @@ class Subscription:
         self._on_connection_state(pc)
 
     def _place(self, pc: RTCPeerConnection, consumer: Consumer) -> None:
-        producer = consumer.producer
-        key = producer.codec.key
+        key = consumer.codec.key
         slot = next((s for s in self._slots if s.state == "free" and s.key == key), None)
         if slot is None:
             track = ForwardingTrack(consumer.kind, self._config.consumer_queue_frames)
             transceiver = aiortc_adapter.add_sendonly_transceiver(pc, track)
-            transceiver.setCodecPreferences(subscriber_preferences(producer.codec))
+            transceiver.setCodecPreferences(subscriber_preferences(consumer.codec))
             slot = _Slot(transceiver, track, key)
             if self._config.send_path == "direct":
                 rtp = DirectRtpSender(
@@ -289,6 +301,6 @@ class Subscription:
         else:
             slot.transceiver.direction = "sendonly"
             slot.state = "offering"
-        aiortc_adapter.set_msid(slot.transceiver.sender, producer.stream_id, consumer.id)
+        aiortc_adapter.set_msid(slot.transceiver.sender, consumer.stream_id, consumer.id)
         slot.consumer = consumer
         consumer._attach(slot.output)

@@ -20,11 +20,12 @@ import av
 from av.container import OutputContainer
 from av.stream import Stream
 
-from sfu.ids import MediaKind
+from sfu.ids import DEFAULT_SOURCE, MediaKind, TrackSource, source_named
 
 CLUSTER_MS = 1000
 OFFSET_TAG = "recording_offset"
 PARTICIPANT_TAG = "participant"
+SOURCE_TAG = "source"
 MUXER_OPTIONS = {"cluster_time_limit": str(CLUSTER_MS), "flush_packets": "1"}
 _OPUS_HEAD = b"OpusHead" + struct.pack("<BBHIhB", 1, 2, 312, 48000, 0, 0)
 _CODEC_NAMES = {"VP8": "vp8", "H264": "h264", "opus": "opus"}
@@ -42,6 +43,8 @@ class RecordedTrack:
     duration: float
     size: int
     frames: int
+    source: TrackSource
+    """What the track carried (a screen share is a video track of its own)."""
 
 
 def vp8_size(keyframe: bytes) -> tuple[int, int] | None:
@@ -73,11 +76,13 @@ class TrackFile:
         clock_rate: int,
         recording_start: float,
         tags: Mapping[str, str] | None = None,
+        source: TrackSource | None = None,
     ) -> None:
         self.path = path
         self.tags = dict(tags or {})
         self.participant_id = participant_id
         self.kind = kind
+        self.source: TrackSource = source or DEFAULT_SOURCE[kind]
         self.codec = codec
         self._time_base = fractions.Fraction(1, clock_rate)
         self._recording_start = recording_start
@@ -135,6 +140,7 @@ class TrackFile:
             duration=duration,
             size=self.path.stat().st_size,
             frames=self.frames,
+            source=self.source,
         )
 
     def _open(self, first: bytes) -> None:
@@ -159,7 +165,9 @@ class TrackFile:
         container.metadata.update(self.tags)
         container.metadata[OFFSET_TAG] = f"{self._offset:.3f}"
         container.metadata[PARTICIPANT_TAG] = self.participant_id
-        container.metadata["title"] = f"participant {self.participant_id} {self.kind}"
+        container.metadata[SOURCE_TAG] = self.source
+        label = "screen" if self.source == "screen" else self.kind
+        container.metadata["title"] = f"participant {self.participant_id} {label}"
         container.metadata["creation_time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self._container = container
         self._stream = stream
@@ -195,5 +203,6 @@ def read_segment(path: Path) -> tuple[RecordedTrack, dict[str, str]]:
         duration=(last - (first or 0.0)) + frame if frames else 0.0,
         size=path.stat().st_size,
         frames=frames,
+        source=source_named(tags.get(SOURCE_TAG), kind),
     )
     return track, tags

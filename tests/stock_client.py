@@ -17,6 +17,8 @@ import asyncio
 import contextlib
 import fractions
 import json
+import math
+import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +88,20 @@ class StockRest:
             await self.call("POST", path, {"studentId": student.id}, teacher.token)
         await self.call("POST", "/attendance/start", {"classId": class_id}, teacher.token)
         return class_id
+
+
+class ToneAudioTrack(AudioStreamTrack):
+    """A microphone that hears a 400 Hz tone: aiortc's own track sends digital silence,
+    which the server does not forward."""
+
+    async def recv(self) -> av.AudioFrame:
+        frame = await super().recv()
+        assert isinstance(frame, av.AudioFrame)
+        period = frame.sample_rate // 400
+        wave = [round(8000 * math.sin(2 * math.pi * i / period)) for i in range(period)]
+        samples = (wave * (frame.samples // period + 1))[: frame.samples]
+        frame.planes[0].update(struct.pack(f"<{frame.samples}h", *samples))
+        return frame
 
 
 class PatternVideoTrack(VideoStreamTrack):
@@ -232,7 +248,7 @@ class StockClient:
         """Publish a microphone-like and a camera-like track (``WEBRTC_OFFER`` publish)."""
         pc = RTCPeerConnection(self._configuration())
         self.publish = Connection(pc)
-        for track in (AudioStreamTrack(), PatternVideoTrack()):
+        for track in (ToneAudioTrack(), PatternVideoTrack()):
             self._tracks.append(track)
             pc.addTransceiver(track, direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
@@ -247,7 +263,8 @@ class StockClient:
 
     async def _answer_subscribe(self, data: dict[str, Any]) -> None:
         sdp = data["offer"]["sdp"]
-        self._labels.update(data.get("streams", {}))
+        for stream_id, label in data.get("streams", {}).items():
+            self._labels[stream_id] = label["userId"]
         self._track_streams.update(_track_streams(sdp))
         if self.subscribe is None:
             self.subscribe = Connection(RTCPeerConnection(self._configuration()))

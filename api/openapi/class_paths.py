@@ -102,7 +102,8 @@ def class_paths() -> dict[str, Any]:
         },
         "/class/{id}/settings": {
             "put": op(
-                "Change the attendance policy and recording access (owning teacher)",
+                "Change the attendance policy, recording access and screen sharing "
+                "(owning teacher)",
                 {
                     **success("200", CLASS, "The class with its settings"),
                     **failures(SCHEMA, AUTH, TEACHER, OWNER, NO_CLASS),
@@ -113,6 +114,7 @@ def class_paths() -> dict[str, Any]:
                         "presentRatio": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                         "lateAfterSeconds": {"type": "integer", "minimum": 0, "maximum": 86400},
                         "allowStudentRecordings": {"type": "boolean"},
+                        "allowStudentScreenShare": {"type": "boolean"},
                     },
                 ),
                 params=CLASS_ID,

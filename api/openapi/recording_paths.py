@@ -37,6 +37,11 @@ _FILE = {
         "offset": {"type": "number", "description": "seconds after the recording started"},
         "duration": {"type": "number"},
         "size": {"type": "integer"},
+        "source": {
+            "enum": ["microphone", "camera", "screen"],
+            "description": "what the track carried: a screen share is a video file apart "
+            "from the camera",
+        },
     },
 }
 RECORDING = {

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..models import Recording
 from ..store import Store
@@ -18,6 +19,23 @@ NOTHING_RECORDED = "Nothing was recorded"
 PROGRESS_STEP = 0.05
 
 
+def compose_manifest(recording: Recording, directory: Path) -> dict[str, Any]:
+    """What ``sfu.compose`` reads: every file of ``recording`` (in ``directory``), with
+    whose it is, its source and where it lies on the recording's timeline."""
+    tracks = [
+        {
+            "path": str(directory / f.name),
+            "participant": f.user_id,
+            "kind": f.kind,
+            "source": f.source,
+            "offset": f.offset,
+            "duration": f.duration,
+        }
+        for f in recording.files
+    ]
+    return {"tracks": tracks}
+
+
 async def run_compose(store: Store, recording: Recording, directory: Path) -> Recording:
     """Compose ``recording``'s files into ``directory/composed.webm``; the job's state and
     progress are written to the store as it goes. Returns the final recording."""
@@ -26,17 +44,7 @@ async def run_compose(store: Store, recording: Recording, directory: Path) -> Re
         await store.put_recording(failed)
         return failed
     manifest = directory / "manifest.json"
-    tracks = [
-        {
-            "path": str(directory / f.name),
-            "participant": f.user_id,
-            "kind": f.kind,
-            "offset": f.offset,
-            "duration": f.duration,
-        }
-        for f in recording.files
-    ]
-    await asyncio.to_thread(manifest.write_text, json.dumps({"tracks": tracks}))
+    await asyncio.to_thread(manifest.write_text, json.dumps(compose_manifest(recording, directory)))
     current = recording.with_job(status="running", progress=0.0, error=None)
     await store.put_recording(current)
     output = directory / COMPOSED_NAME

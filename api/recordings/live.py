@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sfu import Producer
+from sfu.ids import TOP_LAYER
 from sfu.recorder import Recorder
 from sfu.track_file import RecordedTrack
 
@@ -49,6 +50,9 @@ class LiveRecording:
         return {"active": True, "recordingId": self.recording.id}
 
     def add_producer(self, producer: Producer) -> None:
+        """Record ``producer`` from now on: only the top layer of a layered camera."""
+        if producer.layer != TOP_LAYER:
+            return
         user_id = producer.app_data.get("userId") or producer.participant_id
         self._users[producer.participant_id] = str(user_id)
         self.recorder.add_producer(producer, {USER_TAG: str(user_id)})
@@ -88,6 +92,7 @@ class LiveRecording:
             offset=track.offset,
             duration=track.duration,
             size=track.size,
+            source=track.source,
         )
 
     def _limit(self, reason: str) -> None:

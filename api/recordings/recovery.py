@@ -31,6 +31,7 @@ def recovered_recording(recording: Recording, directory: Path) -> Recording:
                 offset=track.offset,
                 duration=track.duration,
                 size=track.size,
+                source=track.source,
             )
         )
         last_write = max(last_write, datetime.fromtimestamp(path.stat().st_mtime, UTC))

@@ -7,21 +7,36 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sfu import MediaConfig, Participant, ParticipantId, Producer, Router, RouterId, RouterListener
+from sfu import (
+    MediaConfig,
+    Participant,
+    ParticipantId,
+    Producer,
+    Router,
+    RouterId,
+    RouterListener,
+    StreamLabel,
+)
+from sfu.ids import TOP_LAYER
 
-from ..errors import Conflict, error_event
+from ..errors import Conflict, Forbidden, error_event
 from ..ids import UserId, new_id
 from ..models import AttendanceSession, ClassRecord, User
 from ..presence.tracker import PresenceTiming, PresenceTracker
 from ..store import Store
 from ..timeutil import utcnow
-from .forwarding_policy import EveryoneReceivesEveryone
+from .allocation import Choice
+from .forwarding_policy import SelectiveForwarding
 from .interfaces import RoomRecording, RoomSocket
 from .member import RoomMember
 
 log = logging.getLogger(__name__)
 
 ROOM_FULL = "Room is full ({limit} participants)"
+SCREEN_SHARE_TEACHER_ONLY = "Forbidden, only the teacher may share a screen in this class"
+SCREEN_SHARE_TAKEN = "Someone else is sharing a screen; wait until they stop"
+REALLOCATE_SECONDS = 1.0
+"""How often what each subscriber gets is reconsidered (downlinks and rates move)."""
 MEDIA_FAILED = "Media connection failed; join the room again to retry"
 
 
@@ -49,7 +64,10 @@ class ClassRoom(RouterListener):
         """Each joining user's ``iceServers`` (TURN credentials are per user)."""
         self.max_participants = max_participants
         self.router = Router(RouterId(session.room_id), media, self)
-        self.forwarding = EveryoneReceivesEveryone(self.router)
+        self.forwarding = SelectiveForwarding(self.router, self._send_layers)
+        self.screen_share: UserId | None = None
+        """Whose screen share the room sees now (one at a time)."""
+        self._reallocating: asyncio.Task[None] | None = None
         self.members: dict[str, RoomMember] = {}
         self._by_participant: dict[ParticipantId, RoomMember] = {}
         self.presence = PresenceTracker(
@@ -77,7 +95,6 @@ class ClassRoom(RouterListener):
         participant = self.router.add_participant(
             ParticipantId(new_id()), {"userId": user.id, "role": user.role}
         )
-        self.forwarding.participant_joined(participant)
         member = RoomMember(user=user, socket=socket, participant=participant, joined_at=utcnow())
         self.members[user.id] = member
         self._by_participant[participant.id] = member
@@ -92,8 +109,12 @@ class ClassRoom(RouterListener):
                 "participants": [m.public() for m in self.members.values() if m is not member],
                 "iceServers": self.ice_servers(user),
                 "recording": self.recording_state(),
+                "screenShare": self.screen_share,
             },
         )
+        # After ROOM_JOINED: what it consumes is told with LAYERS, a room event.
+        self.forwarding.participant_joined(participant)
+        self._start_reallocating()
         self.broadcast(
             "PEER_JOINED", {"userId": user.id, "name": user.name, "role": user.role}, skip=member
         )
@@ -110,12 +131,15 @@ class ClassRoom(RouterListener):
             member.socket.joined_session_id = None
         log.info("user %s left room %s (%s)", member.user.id, self.session.room_id, reason)
         self.presence.disconnected(member.user.id, reason)
+        self.forwarding.participant_left(member.participant)
         await member.participant.close()
         self.broadcast("PEER_LEFT", {"userId": member.user.id})
         self._on_change(self)
 
     def set_media_state(self, member: RoomMember, audio: bool, video: bool) -> None:
         member.audio, member.video = audio, video
+        for producer in list(member.participant.producers.values()):
+            self._enforce_mute(member, producer)
         self.broadcast(
             "MEDIA_STATE", {"userId": member.user.id, "audio": audio, "video": video}, skip=member
         )
@@ -130,6 +154,9 @@ class ClassRoom(RouterListener):
         if self.closed:
             return
         self.closed = True
+        if self._reallocating is not None:
+            self._reallocating.cancel()
+            self._reallocating = None
         await self.presence.close("room closed")
         for member in list(self.members.values()):
             if member.socket.joined_session_id == self.session.id:
@@ -173,15 +200,15 @@ class ClassRoom(RouterListener):
         task.add_done_callback(self._leaving.discard)
 
     def on_subscribe_offer(
-        self, participant: Participant, offer_sdp: str, streams: dict[str, ParticipantId]
+        self, participant: Participant, offer_sdp: str, streams: dict[str, StreamLabel]
     ) -> None:
         member = self._by_participant.get(participant.id)
         if member is None:
             return
         labelled = {
-            stream_id: owner.user.id
-            for stream_id, publisher in streams.items()
-            if (owner := self._by_participant.get(publisher)) is not None
+            stream_id: {"userId": owner.user.id, "source": label.source}
+            for stream_id, label in streams.items()
+            if (owner := self._by_participant.get(label.participant_id)) is not None
         }
         member.socket.send(
             "WEBRTC_OFFER",
@@ -206,15 +233,80 @@ class ClassRoom(RouterListener):
 
     def _announce_speaker(self, user_id: UserId) -> None:
         self.broadcast("ACTIVE_SPEAKER", {"userId": user_id})
+        self.forwarding.speaker_changed(user_id)
 
     def on_producer_added(self, producer: Producer) -> None:
-        log.debug(
-            "producer %s (%s) added in room %s", producer.id, producer.kind, self.session.room_id
-        )
+        log.debug("%r added in room %s", producer, self.session.room_id)
+        member = self._by_participant.get(producer.participant_id)
+        if member is not None:
+            if producer.source == "screen":
+                self._screen_share_started(member)
+            self._enforce_mute(member, producer)
         self.forwarding.producer_added(producer)
-        if self.recording is not None:
+        if self.recording is not None and producer.layer == TOP_LAYER:
             self.recording.add_producer(producer)
 
     def on_producer_removed(self, producer: Producer) -> None:
+        self.forwarding.producer_removed(producer)
         if self.recording is not None:
             self.recording.remove_producer(producer)
+        member = self._by_participant.get(producer.participant_id)
+        sharing = member is not None and self.screen_share == member.user.id
+        if producer.source == "screen" and member is not None and sharing:
+            self.screen_share = None
+            self.broadcast("SCREEN_SHARE", {"userId": member.user.id, "active": False})
+
+    # -- selective forwarding --------------------------------------------------
+    def subscribe(self, member: RoomMember, update: dict[str, dict[str, Choice]]) -> None:
+        """``SUBSCRIPTION``: merge what `member` wants to receive, and apply it."""
+        self.forwarding.subscribe(member.participant, update)
+
+    def check_screen_share(self, member: RoomMember, cls: ClassRecord) -> None:
+        """Raise unless `member` may start sharing a screen now: the teacher always (their
+        share takes over), a student if `cls` (the class as stored now) allows it and
+        nobody else shares."""
+        if member.user.role == "teacher":
+            return
+        if not cls.allow_student_screen_share:
+            raise Forbidden(SCREEN_SHARE_TEACHER_ONLY)
+        if self.screen_share is not None and self.screen_share != member.user.id:
+            raise Conflict(SCREEN_SHARE_TAKEN)
+
+    def _screen_share_started(self, member: RoomMember) -> None:
+        previous = self.members.get(self.screen_share) if self.screen_share else None
+        if previous is not None and previous is not member:
+            for producer in previous.participant.producers.values():
+                if producer.source == "screen":
+                    producer.pause()  # taken over: forwarded to nobody from now on
+        self.screen_share = member.user.id
+        self.broadcast("SCREEN_SHARE", {"userId": member.user.id, "active": True})
+
+    def _enforce_mute(self, member: RoomMember, producer: Producer) -> None:
+        """What a member says is off (or a screen share taken over) is forwarded to
+        nobody, whatever it still sends."""
+        on = {
+            "microphone": member.audio,
+            "camera": member.video,
+            "screen": self.screen_share == member.user.id,
+        }[producer.source]
+        if on:
+            producer.resume()
+        else:
+            producer.pause()
+
+    def _send_layers(self, participant: Participant, layers: dict[str, dict[str, Any]]) -> None:
+        member = self._by_participant.get(participant.id)
+        if member is not None:
+            member.socket.send("LAYERS", layers)
+
+    def _start_reallocating(self) -> None:
+        if self._reallocating is None and not self.closed:
+            self._reallocating = asyncio.get_running_loop().create_task(self._reallocate())
+
+    async def _reallocate(self) -> None:
+        while True:
+            await asyncio.sleep(REALLOCATE_SECONDS)
+            try:
+                self.forwarding.reallocate()
+            except Exception:
+                log.exception("reallocating room %s failed", self.session.room_id)

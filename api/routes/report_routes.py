@@ -152,6 +152,7 @@ async def update_settings(request: web.Request) -> web.Response:
     ratio = body.get("presentRatio", cls.policy.present_ratio)
     late = body.get("lateAfterSeconds", cls.policy.late_after_seconds)
     recordings = body.get("allowStudentRecordings", cls.allow_student_recordings)
+    screen_share = body.get("allowStudentScreenShare", cls.allow_student_screen_share)
     if (
         isinstance(ratio, bool)
         or not isinstance(ratio, (int, float))
@@ -160,12 +161,14 @@ async def update_settings(request: web.Request) -> web.Response:
         or not isinstance(late, int)
         or not 0 <= late <= 86400
         or not isinstance(recordings, bool)
+        or not isinstance(screen_share, bool)
     ):
         raise InvalidRequest(INVALID_SCHEMA)
     updated = await services(request).store.update_class_settings(
         cls.id,
         policy=AttendancePolicy(present_ratio=float(ratio), late_after_seconds=late),
         allow_student_recordings=recordings,
+        allow_student_screen_share=screen_share,
     )
     return ok(updated.detail())
 

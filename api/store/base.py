@@ -130,6 +130,7 @@ class Store(ABC):
         *,
         policy: AttendancePolicy | None = None,
         allow_student_recordings: bool | None = None,
+        allow_student_screen_share: bool | None = None,
     ) -> ClassRecord:
         """Change what is given (``None`` keeps the current value); ``NotFound`` if the
         class does not exist."""

@@ -121,6 +121,7 @@ def class_fields(record: ClassRecord) -> Fields:
         "present_ratio": record.policy.present_ratio,
         "late_after_seconds": record.policy.late_after_seconds,
         "allow_student_recordings": record.allow_student_recordings,
+        "allow_student_screen_share": record.allow_student_screen_share,
     }
 
 
@@ -139,6 +140,7 @@ def class_from(fields: Mapping[str, Any]) -> ClassRecord:
             late_after_seconds=default.late_after_seconds if late is None else int(late),
         ),
         allow_student_recordings=bool(fields.get("allow_student_recordings", False)),
+        allow_student_screen_share=bool(fields.get("allow_student_screen_share", False)),
     )
 
 
@@ -282,6 +284,7 @@ def recording_from_doc(recording_id: str, doc: Mapping[str, Any]) -> Recording:
                 offset=float(f["offset"]),
                 duration=float(f["duration"]),
                 size=int(f["size"]),
+                source=str(f.get("source") or ""),
             )
             for f in doc.get("files") or ()
         ),

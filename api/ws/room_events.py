@@ -15,6 +15,7 @@ from ..services import Services
 from .class_context import resolve_class
 from .connection import ClientSocket
 from .events import EventRouter
+from .media_payloads import TOO_MANY_USERS, parse_subscription, parse_tracks
 
 NOT_JOINED = "Not in the room; send JOIN_ROOM first"
 BAD_PC = "Invalid payload: pc must be 'publish' or 'subscribe'"
@@ -37,7 +38,8 @@ def _description(data: dict[str, Any], field: str, kind: str) -> str:
 
 
 def add_room_events(router: EventRouter, services: Services, rooms: RoomManager) -> None:
-    """Register ``JOIN_ROOM``, ``LEAVE_ROOM``, ``WEBRTC_*`` and ``MEDIA_STATE``."""
+    """Register ``JOIN_ROOM``, ``LEAVE_ROOM``, ``WEBRTC_*``, ``MEDIA_STATE`` and
+    ``SUBSCRIPTION``."""
 
     def joined(socket: ClientSocket) -> tuple[ClassRoom, RoomMember]:
         found = rooms.member_of(socket)
@@ -56,7 +58,7 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
         await rooms.leave(socket, reason="left")
 
     async def webrtc_offer(socket: ClientSocket, data: dict[str, Any]) -> None:
-        _, member = joined(socket)
+        room, member = joined(socket)
         if data.get("pc") != "publish":
             raise InvalidRequest(
                 BAD_PC
@@ -64,7 +66,12 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
                 else "Invalid payload: the server makes the subscribe offers"
             )
         offer = _description(data, "offer", "offer")
-        answer = await member.participant.publish(offer)
+        tracks = parse_tracks(data)
+        if tracks and any(spec.source == "screen" for spec in tracks.values()):
+            # The class as stored now: its settings may have changed since the room opened.
+            cls = await services.store.get_class(room.cls.id) or room.cls
+            room.check_screen_share(member, cls)
+        answer = await member.participant.publish(offer, tracks)
         socket.send("WEBRTC_ANSWER", {"pc": "publish", "answer": {"type": "answer", "sdp": answer}})
 
     async def webrtc_answer(socket: ClientSocket, data: dict[str, Any]) -> None:
@@ -97,6 +104,14 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
             raise InvalidRequest(BAD_MEDIA_STATE)
         room.set_media_state(member, audio, video)
 
+    async def subscription(socket: ClientSocket, data: dict[str, Any]) -> None:
+        room, member = joined(socket)
+        limit = 2 * room.max_participants
+        update = parse_subscription(data, limit)
+        if room.forwarding.users_named_after(member.participant, update) > limit:
+            raise InvalidRequest(TOO_MANY_USERS.format(limit=limit))
+        room.subscribe(member, update)
+
     async def roster(socket: ClientSocket, data: dict[str, Any]) -> None:
         access.require_teacher_event(socket.user)
         cls = await resolve_class(services, socket)
@@ -113,3 +128,4 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
     router.add("WEBRTC_ANSWER", webrtc_answer, media=SUBSCRIBE_ANSWER)
     router.add("WEBRTC_ICE_CANDIDATE", webrtc_ice_candidate, media=ICE_CANDIDATE)
     router.add("MEDIA_STATE", media_state)
+    router.add("SUBSCRIPTION", subscription)

@@ -67,7 +67,7 @@ class Signalling:
             elif op == "error":
                 self.errors.append(f"{pid}: {message['message']}")
 
-    async def _answer(self, pid: str, sdp: str, streams: dict[str, str]) -> None:
+    async def _answer(self, pid: str, sdp: str, streams: dict[str, dict[str, str]]) -> None:
         answer = await self.clients[pid].subscribe_offer(sdp, streams)
         self.send({"op": "subscribe_answer", "id": pid, "sdp": answer})
 

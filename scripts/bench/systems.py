@@ -126,6 +126,12 @@ class OurServer(System):
         assert self.process is not None
         return self.process.pid
 
+    @property
+    def base_url(self) -> str:
+        """The running server's HTTP address (after `start`)."""
+        assert self._api is not None
+        return self._api.base_url
+
     async def start(self) -> None:
         port = free_port()
         env = {
@@ -399,7 +405,9 @@ class JanusVideoRoom(System):
             )
         )
 
-    def _relabel(self, offer: str, attached: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    def _relabel(
+        self, offer: str, attached: dict[str, Any]
+    ) -> tuple[str, dict[str, dict[str, str]]]:
         """Give each m-section of a subscriber offer the publisher's name as msid stream id.
 
         Janus labels every stream of a multistream subscription with the same msid, so the
@@ -425,7 +433,8 @@ class JanusVideoRoom(System):
                     for ln in lines
                 ]
             relabelled.append("\r\n".join(lines))
-        return "\r\nm=".join(relabelled), {owner: owner for owner in owner_of_mid.values()}
+        labels = {owner: {"userId": owner} for owner in owner_of_mid.values()}
+        return "\r\nm=".join(relabelled), labels
 
     async def stop(self) -> None:
         for client in self._clients.values():

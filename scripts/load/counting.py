@@ -16,7 +16,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from scripts.synthpeer.client import MediaClient
+from scripts.synthpeer.client import (
+    MediaClient,
+    StreamLabel,
+    StreamsMap,
+    source_of,
+    stream_labels,
+)
 from scripts.synthpeer.media import LatencyProbe, SendLog
 from scripts.synthpeer.sink import StreamSink
 from sfu import MediaConfig
@@ -36,7 +42,11 @@ class StreamCounter:
     ssrc: int
     full: bool
     opened_at: float
+    source: str = "camera"
+    """``microphone``, ``camera`` or ``screen`` (labelled by the offer, else by kind)."""
     packets: int = 0
+    bytes: int = 0
+    """RTP datagram bytes (SRTP, as on the wire, without IP/UDP headers)."""
     frames: int = 0
     """Video: packets with the marker bit (frame ends); audio: packets (one frame each)."""
     first_frame_at: float | None = None
@@ -48,8 +58,9 @@ class StreamCounter:
     marks: dict[str, dict[str, int]] = field(default_factory=dict)
     """Counter values at the edges of the measurement window ("start", "end")."""
 
-    def on_packet(self, seq: int, marker: bool, now: float) -> None:
+    def on_packet(self, seq: int, marker: bool, now: float, size: int = 0) -> None:
         self.packets += 1
+        self.bytes += size
         if self.base_seq is None:
             self.base_seq = self.highest_seq = seq
         else:
@@ -70,6 +81,7 @@ class StreamCounter:
         """Remember the counters now (at an edge of the measurement window)."""
         self.marks[edge] = {
             "packets": self.packets,
+            "bytes": self.bytes,
             "frames": self.frames,
             "expected": self.expected,
         }
@@ -82,10 +94,19 @@ def _primary_ssrc(media: Any) -> int | None:
     return int(media.ssrc[0].ssrc) if media.ssrc else None
 
 
+def _is_remb(data: bytes) -> bool:
+    """An (S)RTCP datagram that is a lone REMB (PSFB, FMT 15: aiortc sends it alone, and
+    the first header stays in clear under SRTCP)."""
+    return len(data) >= 2 and data[1] == 206 and data[0] & 0x1F == 15
+
+
 class CountingClient(MediaClient):
     """A `MediaClient` whose subscribe connection counts every stream from RTP headers.
 
-    `full_streams`: how many publishers' streams go through aiortc (`None`: all).
+    `full_streams`: how many publishers' streams go through aiortc (`None`: all), one of
+    them kept for `full_first` (the teacher: the camera every page shows) if given.
+    Its REMBs are not sent then: aiortc estimates from the streams it receives, the
+    fully received ones only, and the server would take that for the downlink's size.
     `on_counter` is told of every new `StreamCounter`. Streams the offer does not label
     (servers other than ours) are attributed to `default_publisher`, if given.
     """
@@ -99,25 +120,31 @@ class CountingClient(MediaClient):
         on_counter: Callable[[StreamCounter], None],
         clock: Clock = time.monotonic,
         default_publisher: str | None = None,
+        full_first: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(config, **kwargs)
+        self._full_first = full_first if full_first != subscriber else None
         self.subscriber = subscriber
         self._default_publisher = default_publisher
         self._full_streams = full_streams
         self._on_counter = on_counter
         self._clock = clock
         self._by_ssrc: dict[int, StreamCounter] = {}
-        self._stream_owner: dict[str, str] = {}
+        self._stream_owner: dict[str, StreamLabel] = {}
         self._full: set[str] = set()
         self._filtering = False
 
-    async def subscribe_offer(self, offer_sdp: str, streams: Mapping[str, str]) -> str:
-        self._stream_owner.update(streams)
+    async def subscribe_offer(self, offer_sdp: str, streams: StreamsMap) -> str:
+        self._stream_owner.update(stream_labels(streams))
         self._map(offer_sdp)
         answer = await super().subscribe_offer(offer_sdp, streams)
         if not self._filtering and self.subscribe_pc is not None:
-            adapter_testing.filter_datagrams(self.subscribe_pc, drop_incoming=self._on_datagram)
+            adapter_testing.filter_datagrams(
+                self.subscribe_pc,
+                drop_incoming=self._on_datagram,
+                drop_outgoing=_is_remb if self._full_streams is not None else None,
+            )
             self._filtering = True
         return answer
 
@@ -130,10 +157,12 @@ class CountingClient(MediaClient):
                 continue
             sending = (media.direction or "sendrecv") in ("sendonly", "sendrecv")
             stream_id = media.msid.split()[0] if media.msid else None
-            owner = self._stream_owner.get(stream_id or "", self._default_publisher)
+            label = self._stream_owner.get(stream_id or "")
+            owner = label.user_id if label is not None else self._default_publisher
             publisher = owner if sending else None
+            source = source_of(label, media.kind)
             current = self._by_ssrc.get(ssrc)
-            if current is not None and current.publisher == publisher:
+            if current is not None and (current.publisher, current.source) == (publisher, source):
                 continue
             if current is not None:
                 current.closed = True
@@ -147,6 +176,7 @@ class CountingClient(MediaClient):
                 ssrc,
                 self._is_full(publisher),
                 self._clock(),
+                source,
             )
             self._by_ssrc[ssrc] = counter
             self._on_counter(counter)
@@ -154,7 +184,13 @@ class CountingClient(MediaClient):
     def _is_full(self, publisher: str) -> bool:
         if publisher in self._full:
             return True
-        if self._full_streams is None or len(self._full) < self._full_streams:
+        limit = self._full_streams
+        reserved = self._full_first is not None and self._full_first not in self._full
+        if (
+            limit is None
+            or (publisher == self._full_first and limit > 0)
+            or len(self._full) + reserved < limit
+        ):
             self._full.add(publisher)
             return True
         return False
@@ -166,7 +202,9 @@ class CountingClient(MediaClient):
         counter = self._by_ssrc.get(int.from_bytes(data[8:12], "big"))
         if counter is None:
             return False
-        counter.on_packet(int.from_bytes(data[2:4], "big"), bool(data[1] & 0x80), self._clock())
+        counter.on_packet(
+            int.from_bytes(data[2:4], "big"), bool(data[1] & 0x80), self._clock(), len(data)
+        )
         return not counter.full
 
     def attach_probes(self, send_logs: Mapping[str, SendLog]) -> list[LatencyProbe]:
@@ -174,6 +212,8 @@ class CountingClient(MediaClient):
         log; return the probes added."""
         added = []
         for stream in self.received.values():
+            if stream.source not in (None, "camera"):  # the send logs date camera frames
+                continue
             sink = stream.sinks.get("video")
             log = send_logs.get(stream.participant_id)
             if log is None and self._default_publisher is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from api.cli import OneLineParser, distribution_version
+from scripts.synthpeer.subscription import DEFAULT_TILES
 from sfu.config import TurnTransport
 
 MAX_PARTICIPANTS = 2000
@@ -36,6 +37,25 @@ class LoadOptions:
     fps: int = 30
     bitrate: int = 770_000
     clip_frames: int = 150
+    layers: int = 1
+    """Camera layers published: 1 (one m-section, today's page) or 2 (high and low)."""
+    low_bitrate: int = 120_000
+    """bits/s of the low layer (320x180; the server expects <= 150 kbit/s)."""
+    screen: bool = False
+    """Each teacher shares a screen once joined."""
+    subscribe: str = "all"
+    """``all``: no ``SUBSCRIPTION`` (everyone gets everything); ``page``: ask like the page
+    (and offer Opus DTX like it)."""
+    tiles: int = DEFAULT_TILES
+    """With ``page``: student cameras asked for (layer low); the others' are off."""
+    unmuted: int | None = None
+    """Microphones left on per class, teacher first; the others mute after joining.
+    `None`: all on."""
+    muted_keep_sending: bool = False
+    """Muted microphones keep sending (the server must drop them) instead of stopping."""
+    server_pid: int | None = None
+    """Read the server's CPU from /proc of this process (same machine) instead of
+    ``/metrics``."""
     ramp: float = 5.0
     """Joins started per second."""
     duration: float = 30.0
@@ -80,6 +100,10 @@ class LoadOptions:
         """Whether the participant at ``index`` of its class (0 = teacher) publishes."""
         return self.publishers is None or index < self.publishers
 
+    def microphone_on(self, index: int) -> bool:
+        """Whether the participant at ``index`` of its class keeps the microphone on."""
+        return self.unmuted is None or index < self.unmuted
+
     def validate(self) -> LoadOptions:
         parsed = urlparse(self.url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -96,6 +120,14 @@ class LoadOptions:
             raise OptionError("--no-audio and --no-video together leave nothing to send")
         if self.publishers is not None and self.publishers < 0:
             raise OptionError("--publishers must be 'all' or a count >= 0")
+        if self.layers not in (1, 2):
+            raise OptionError("--layers must be 1 or 2")
+        if self.subscribe not in ("all", "page"):
+            raise OptionError("--subscribe must be 'all' or 'page'")
+        if self.tiles < 0 or (self.unmuted is not None and self.unmuted < 0):
+            raise OptionError("--tiles and --unmuted must be >= 0")
+        if not 10_000 <= self.low_bitrate <= 150_000:
+            raise OptionError("--low-bitrate must be 10000..150000 bits/s")
         if not 2 <= self.clip_frames <= 256 or not 1 <= self.fps <= 60:
             raise OptionError("--clip-frames must be 2..256 and --fps 1..60")
         if self.width % 2 or self.height % 2 or not 64 <= self.width <= 1920:
@@ -183,6 +215,55 @@ def parser() -> argparse.ArgumentParser:
         default=LoadOptions.clip_frames,
         metavar="N",
         help="frames in the looped clip, 2..256 (default %(default)s)",
+    )
+    p.add_argument(
+        "--layers",
+        type=int,
+        default=LoadOptions.layers,
+        metavar="1|2",
+        help="camera layers: 1 (today's page) or 2 (high, and low 320x180) (default 1)",
+    )
+    p.add_argument(
+        "--low-bitrate",
+        type=int,
+        default=LoadOptions.low_bitrate,
+        metavar="BPS",
+        help="bits/s of the low layer, at most 150000 (default %(default)s)",
+    )
+    p.add_argument("--screen", action="store_true", help="each teacher shares a screen")
+    p.add_argument(
+        "--subscribe",
+        choices=("all", "page"),
+        default=LoadOptions.subscribe,
+        help="'all': no SUBSCRIPTION, everyone gets everything (default); 'page': "
+        "teacher camera high and screen, --tiles student cameras low, the rest off",
+    )
+    p.add_argument(
+        "--tiles",
+        type=int,
+        default=LoadOptions.tiles,
+        metavar="N",
+        help="with --subscribe page: student cameras received (default %(default)s)",
+    )
+    p.add_argument(
+        "--unmuted",
+        type=_count_or_all,
+        default=None,
+        metavar="N|all",
+        help="microphones left on per class, teacher first ('all' by default); the "
+        "others send MEDIA_STATE audio:false and stop sending",
+    )
+    p.add_argument(
+        "--muted-keep-sending",
+        action="store_true",
+        help="muted microphones keep sending (the server must not forward them)",
+    )
+    p.add_argument(
+        "--server-pid",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="server on this machine: read its CPU from /proc of PID, not /metrics",
     )
     p.add_argument(
         "--ramp",
@@ -316,6 +397,14 @@ def parse_options(argv: Sequence[str] | None = None) -> LoadOptions:
         fps=args.fps,
         bitrate=args.bitrate,
         clip_frames=args.clip_frames,
+        layers=args.layers,
+        low_bitrate=args.low_bitrate,
+        screen=args.screen,
+        subscribe=args.subscribe,
+        tiles=args.tiles,
+        unmuted=args.unmuted,
+        muted_keep_sending=args.muted_keep_sending,
+        server_pid=args.server_pid,
         ramp=args.ramp,
         duration=args.duration,
         settle_latency_ms=args.settle_latency_ms,

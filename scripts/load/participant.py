@@ -27,8 +27,16 @@ JOIN_ERRORS = (
     OSError,
     aiohttp.ClientError,
 )
-IGNORED_EVENTS = ("PEER_JOINED", "PEER_LEFT", "MEDIA_STATE", "ACTIVE_SPEAKER", "ROSTER")
-"""Room events a synthetic participant does not need to keep."""
+IGNORED_EVENTS = (
+    "PEER_JOINED",
+    "PEER_LEFT",
+    "MEDIA_STATE",
+    "ACTIVE_SPEAKER",
+    "ROSTER",
+    "LAYERS",
+    "SCREEN_SHARE",
+)
+"""Room events a synthetic participant does not keep (its observers still see them)."""
 
 
 def _ignore(data: dict[str, Any]) -> None:
@@ -61,6 +69,13 @@ class LoadRegistry:
     probes: list[LatencyProbe] = field(default_factory=list)
     joins: list[JoinRecord] = field(default_factory=list)
     peer_errors: list[dict[str, str]] = field(default_factory=list)
+    requested: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    """subscriber -> the ``SUBSCRIPTION`` entries it stands at (users it asked nothing
+    about get the defaults), taken at the end of the window."""
+    layers: dict[str, dict[str, int]] = field(default_factory=dict)
+    muted: set[str] = field(default_factory=set)
+    """Publishers whose microphone is muted (``MEDIA_STATE audio:false``)."""
+    """subscriber -> ``{"events": n, "bandwidth": users reduced for bandwidth}``."""
 
     def attach_probes(self) -> None:
         for client in self.clients:
@@ -83,12 +98,20 @@ class LoadPeer:
         options: LoadOptions,
         clip: EncodedClip | None,
         registry: LoadRegistry,
+        low_clip: EncodedClip | None = None,
+        screen_clip: EncodedClip | None = None,
+        microphone_on: bool = True,
     ) -> None:
+        """`low_clip`: publish the camera in two layers; `screen_clip`: share a screen once
+        joined; `microphone_on=False`: mute after joining (``MEDIA_STATE``)."""
         self.account = account
         self.plan = plan
         self.publishes = publishes
         self._options = options
         self._clip = clip
+        self._low_clip = low_clip
+        self._screen_clip = screen_clip
+        self._microphone_on = microphone_on
         self._registry = registry
         self.joined = False
         self.peer = SyntheticPeer(
@@ -99,6 +122,7 @@ class LoadPeer:
             host_addresses=options.ice_addresses,
             relay_only=options.relay_only,
             turn_transports=options.turn_transports,
+            tiles=options.tiles if options.subscribe == "page" else None,
         )
 
     @property
@@ -115,8 +139,11 @@ class LoadPeer:
             config,
             subscriber=self.user_id,
             full_streams=options.full_streams,
+            full_first=self.plan.teacher.id,
             on_counter=self._registry.counters.append,
             video=self._clip if send_video else None,
+            low_video=self._low_clip if send_video else None,
+            dtx=options.subscribe == "page",
             audio=ToneAudioTrack(mode="packets") if self.publishes and options.audio else None,
             sink_factory=lambda kind, codec: StreamSink(
                 kind, codec, decode="sample", sample_frames=options.decode_sample
@@ -141,6 +168,11 @@ class LoadPeer:
             for event in IGNORED_EVENTS:
                 socket.handlers[event] = _ignore
             await self.peer.join(publish=self.publishes, timeout=self._options.join_timeout)
+            if self.publishes and not self._microphone_on:
+                self._registry.muted.add(self.user_id)
+                await self.peer.set_microphone(False, keep_sending=self._options.muted_keep_sending)
+            if self.publishes and self._screen_clip is not None:
+                await self.peer.share_screen(self._screen_clip, timeout=self._options.join_timeout)
         except JOIN_ERRORS as error:
             record.error = (
                 f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
@@ -164,6 +196,20 @@ class LoadPeer:
     def _retire_media(self) -> None:
         if isinstance(self.peer.media, CountingClient):
             self.peer.media.close_counters()
+
+    def asked_off(self, publisher: str, source: str) -> bool:
+        """Whether this subscriber asked for nothing of `publisher`'s `source`."""
+        policy = self.peer.subscription
+        return policy is not None and policy.wanted().get(publisher, {}).get(source) == "off"
+
+    def collect_subscription(self) -> None:
+        """What this subscriber asked for and was told (``LAYERS``), for the summary."""
+        if self.peer.subscription is not None:
+            self._registry.requested[self.user_id] = self.peer.subscription.wanted()
+        self._registry.layers[self.user_id] = {
+            "events": len(self.peer.layers.events),
+            "bandwidth": len(self.peer.layers.reduced()),
+        }
 
     def collect_errors(self) -> None:
         """Errors the server sent this peer after joining (e.g. media failure), each with

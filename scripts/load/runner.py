@@ -7,11 +7,13 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import psutil
 
+from scripts.load.counting import StreamCounter
 from scripts.load.monitor import Monitor, ServerScraper
 from scripts.load.options import LoadOptions
 from scripts.load.participant import LoadPeer, LoadRegistry
@@ -25,19 +27,42 @@ from scripts.load.population import (
 from scripts.load.progress import Progress
 from scripts.load.summary import Window, summarize
 from scripts.synthpeer.api_client import ClassroomApi
-from scripts.synthpeer.media import EncodedClip, opus_tone, vp8_clip
+from scripts.synthpeer.media import EncodedClip, opus_tone, screen_clip, vp8_clip
 
 
-def _cpu_seconds() -> float:
-    times = psutil.Process().cpu_times()
+def _cpu_seconds(pid: int | None = None) -> float:
+    times = psutil.Process(pid).cpu_times()
     return float(times.user + times.system)
+
+
+@dataclass(frozen=True)
+class Clips:
+    """The media of a run, encoded once: camera (layer high), layer low, screen."""
+
+    camera: EncodedClip | None
+    low: EncodedClip | None = None
+    screen: EncodedClip | None = None
+
+    @classmethod
+    def for_options(cls, options: LoadOptions) -> Clips:
+        if not options.video:
+            return cls(None)
+        return cls(
+            vp8_clip(
+                options.clip_frames, options.width, options.height, options.fps, options.bitrate
+            ),
+            vp8_clip(options.clip_frames, 320, 180, options.fps, options.low_bitrate, "thumbnail")
+            if options.layers == 2
+            else None,
+            screen_clip() if options.screen else None,
+        )
 
 
 def _peers(
     api: ClassroomApi,
     plans: list[ClassPlan],
     options: LoadOptions,
-    clip: EncodedClip | None,
+    clips: Clips,
     registry: LoadRegistry,
 ) -> list[LoadPeer]:
     """Everyone, in join order: teachers of every class first, then students round-robin."""
@@ -51,8 +76,11 @@ def _peers(
                     plan,
                     publishes=options.publishes(index),
                     options=options,
-                    clip=clip,
+                    clip=clips.camera,
                     registry=registry,
+                    low_clip=clips.low,
+                    screen_clip=clips.screen if index == 0 else None,
+                    microphone_on=options.microphone_on(index),
                 )
                 for index, account in enumerate(plan.members)
             ]
@@ -77,13 +105,7 @@ class LoadRun:
 
     async def run(self) -> dict[str, Any]:
         options = self.options
-        clip = (
-            vp8_clip(
-                options.clip_frames, options.width, options.height, options.fps, options.bitrate
-            )
-            if options.video
-            else None
-        )
+        clips = Clips.for_options(options)
         opus_tone()  # encode the audio loop once, before anything is measured
         # Every participant keeps a WebSocket open: no pool limit (aiohttp's default is 100).
         connector = aiohttp.TCPConnector(limit=0)
@@ -99,7 +121,7 @@ class LoadRun:
             aborted: str | None = None
             try:
                 async with asyncio.timeout(options.deadline):
-                    await self._setup(api, monitor, clip)
+                    await self._setup(api, monitor, clips)
                     await self._ramp(monitor)
                     await self._settle(monitor)
                     await self._measure(monitor)
@@ -124,7 +146,7 @@ class LoadRun:
                 self.settle_s,
             )
 
-    async def _setup(self, api: ClassroomApi, monitor: Monitor, clip: EncodedClip | None) -> None:
+    async def _setup(self, api: ClassroomApi, monitor: Monitor, clips: Clips) -> None:
         options = self.options
         monitor.total = setup_steps(options.classes, options.students)
 
@@ -138,7 +160,7 @@ class LoadRun:
             concurrency=options.setup_concurrency,
             on_progress=advanced,
         )
-        self.peers = _peers(api, [p for p in self.plans if p.live], options, clip, self.registry)
+        self.peers = _peers(api, [p for p in self.plans if p.live], options, clips, self.registry)
 
     async def _ramp(self, monitor: Monitor) -> None:
         monitor.phase, monitor.done, monitor.total = "ramp", 0, max(1, len(self.peers))
@@ -165,11 +187,14 @@ class LoadRun:
         monitor.phase = "settle"
         started = time.monotonic()
         count, stable_since = -1, time.monotonic()
+        peers = {p.user_id: p for p in self.peers}
         while time.monotonic() - started < self.options.settle_max:
             open_counters = [c for c in self.registry.counters if not c.closed]
             if len(open_counters) != count:
                 count, stable_since = len(open_counters), time.monotonic()
-            all_flowing = all(c.first_frame_at is not None for c in open_counters)
+            all_flowing = all(
+                c.first_frame_at is not None or self._silent(c, peers) for c in open_counters
+            )
             latest = monitor.timeline[-1] if monitor.timeline else None
             if not self.registry.probes:  # nothing fully received: no latency to wait for
                 settled = True
@@ -181,6 +206,13 @@ class LoadRun:
             await asyncio.sleep(0.25)
         self.settle_s = round(time.monotonic() - started, 1)
 
+    def _silent(self, counter: StreamCounter, peers: dict[str, LoadPeer]) -> bool:
+        """A stream meant to carry nothing: a muted microphone, a camera asked off."""
+        if counter.source == "microphone" and counter.publisher in self.registry.muted:
+            return True
+        subscriber = peers.get(counter.subscriber)
+        return subscriber is not None and subscriber.asked_off(counter.publisher, counter.source)
+
     async def _measure(self, monitor: Monitor) -> None:
         options = self.options
         self.registry.attach_probes()
@@ -190,6 +222,8 @@ class LoadRun:
         self.window.probe_marks = {id(p): len(p.samples) for p in self.registry.probes}
         self.window.server_start = await monitor.sample()
         cpu_start = _cpu_seconds()
+        if options.server_pid is not None:
+            self.window.server_proc_start = _cpu_seconds(options.server_pid), time.monotonic()
         self.window.start = time.monotonic()
         monitor.phase, monitor.done, monitor.total = "measure", 0, options.duration
         churn = asyncio.create_task(self._churn()) if options.churn > 0 else None
@@ -202,10 +236,14 @@ class LoadRun:
                 churn.cancel()
                 await asyncio.gather(churn, return_exceptions=True)
         self.window.end = time.monotonic()
+        if options.server_pid is not None:
+            self.window.server_proc_end = _cpu_seconds(options.server_pid), time.monotonic()
         for counter in self.registry.counters:
             if not counter.closed:
                 counter.mark("end")
         self.window.loadgen_cpu = _cpu_seconds() - cpu_start
+        for peer in self.peers:
+            peer.collect_subscription()
         self.window.server_end = await monitor.sample()
         await self._drain()
 

@@ -25,6 +25,9 @@ class Window:
     server_end: ServerSample | None = None
     loadgen_cpu: float = 0.0
     probe_marks: dict[int, int] = field(default_factory=dict)
+    server_proc_start: tuple[float, float] | None = None
+    """(CPU seconds, monotonic time) of the server's process, with ``--server-pid``."""
+    server_proc_end: tuple[float, float] | None = None
 
 
 def _stats(values: list[float], scale: float = 1.0, digits: int = 3) -> dict[str, Any]:
@@ -60,8 +63,13 @@ def _first_frame(counter: StreamCounter, joins: list[JoinRecord]) -> float | Non
     return counter.first_frame_at - max(subscriber.started_at, publisher.room_joined_at)
 
 
-def _window_rates(counters: list[StreamCounter], window: Window) -> list[dict[str, Any]]:
-    """Per stream open through the whole window: frame rate and loss inside it."""
+def _window_rates(
+    counters: list[StreamCounter],
+    window: Window,
+    requested: dict[str, dict[str, dict[str, str]]],
+) -> list[dict[str, Any]]:
+    """Per stream open through the whole window: frame rate, bytes and loss inside it, and
+    what the subscriber asked for it (`None`: nothing, the server's default)."""
     span = window.end - window.start
     rows = []
     for counter in counters:
@@ -75,9 +83,14 @@ def _window_rates(counters: list[StreamCounter], window: Window) -> list[dict[st
                 "subscriber": counter.subscriber,
                 "publisher": counter.publisher,
                 "kind": counter.kind,
+                "source": counter.source,
+                "requested": requested.get(counter.subscriber, {})
+                .get(counter.publisher, {})
+                .get(counter.source),
                 "full": counter.full,
                 "fps": round((end["frames"] - start["frames"]) / span, 2),
                 "packets": received,
+                "bytes": end["bytes"] - start["bytes"],
                 "lost": max(0, expected - received),
                 "expected": max(expected, 0),
             }
@@ -109,15 +122,26 @@ def summarize(
     joins = registry.joins
     first = [j for j in joins if j.kind == "join"]
     failed = [j for j in joins if j.error is not None]
-    rows = _window_rates(registry.counters, window)
-    video_rows = [r for r in rows if r["kind"] == "video"]
+    rows = _window_rates(registry.counters, window, registry.requested)
+    # Cameras the subscriber turned off are meant to be silent: not a frame rate to rate.
+    video_rows = [
+        r
+        for r in rows
+        if r["source"] == "camera" and r["kind"] == "video" and r["requested"] != "off"
+    ]
     fps = [r["fps"] for r in video_rows]
-    audio_rates = [r["fps"] for r in rows if r["kind"] == "audio"]
+    screen_fps = [r["fps"] for r in rows if r["source"] == "screen"]
+    audio_rates = [
+        r["fps"] for r in rows if r["kind"] == "audio" and r["publisher"] not in registry.muted
+    ]
+    muted_packets = sum(
+        r["packets"] for r in rows if r["kind"] == "audio" and r["publisher"] in registry.muted
+    )
+    first_source = "camera" if options.video else "microphone"
     first_frames = [
         t
         for c in registry.counters
-        if c.kind == ("video" if options.video else "audio")
-        and (t := _first_frame(c, joins)) is not None
+        if c.source == first_source and (t := _first_frame(c, joins)) is not None
     ]
     latencies = [
         sample
@@ -126,14 +150,20 @@ def summarize(
     ]
     sinks = registry.video_sinks()
     span = window.end - window.start
-    server: dict[str, Any] = {"metrics_error": monitor.scraper.error}
+    server: dict[str, Any] = {"metrics_error": monitor.scraper.error, "cpu_source": "metrics"}
     if window.server_start is not None and window.server_end is not None and span > 0:
         start, end = window.server_start, window.server_end
-        cpu = end.cpu_seconds - start.cpu_seconds
+        cpu, cpu_span = end.cpu_seconds - start.cpu_seconds, end.at - start.at
+        if window.server_proc_start is not None and window.server_proc_end is not None:
+            cpu = window.server_proc_end[0] - window.server_proc_start[0]
+            cpu_span = window.server_proc_end[1] - window.server_proc_start[1]
+            server["cpu_source"] = "proc"
         forwarded = sum(r["packets"] for r in rows)
         server.update(
             {
-                "cpu_cores_mean": round(cpu / (end.at - start.at), 3),
+                "cpu_seconds": round(cpu, 3),
+                "forwarded_packets": forwarded,
+                "cpu_cores_mean": round(cpu / cpu_span, 3),
                 "cpu_us_per_received_packet": round(cpu / forwarded * 1e6, 2)
                 if forwarded
                 else None,
@@ -188,8 +218,15 @@ def summarize(
             "ready_s": _stats([j.ready_at - j.started_at for j in joins if j.ready_at is not None]),
         },
         "first_frame_s": _stats(first_frames),
+        "downstream": _downstream(rows, joins, span),
+        "layers": {
+            "events": sum(entry["events"] for entry in registry.layers.values()),
+            "bandwidth_reduced": sum(entry["bandwidth"] for entry in registry.layers.values()),
+        },
         "fps": {
             "video_streams": len(fps),
+            "screen_streams": len(screen_fps),
+            "screen_mean": round(statistics.fmean(screen_fps), 2) if screen_fps else None,
             "mean": round(statistics.fmean(fps), 2) if fps else None,
             "p5": percentile(fps, 0.05),
             "min": min(fps) if fps else None,
@@ -197,6 +234,8 @@ def summarize(
             "audio_packets_per_s_mean": round(statistics.fmean(audio_rates), 2)
             if audio_rates
             else None,
+            "muted_microphones": len(registry.muted),
+            "muted_microphone_packets": muted_packets,
         },
         "loss": {"video": _loss(rows, "video"), "audio": _loss(rows, "audio")},
         "latency_ms": {
@@ -222,6 +261,30 @@ def summarize(
         "peer_errors": registry.peer_errors,
         "per_stream": rows,
         "timeline": [asdict(p) for p in monitor.timeline],
+    }
+
+
+def _downstream(rows: list[dict[str, Any]], joins: list[JoinRecord], span: float) -> dict[str, Any]:
+    """Each student's downstream bitrate inside the window (all streams they received,
+    RTP datagram bytes), in kbit/s."""
+    students = {j.user for j in joins if j.role == "student" and j.error is None}
+    per_subscriber: dict[str, float] = dict.fromkeys(sorted(students), 0.0)
+    by_source: dict[str, float] = {}
+    for row in rows:
+        if row["subscriber"] in per_subscriber and span > 0:
+            kbps = row["bytes"] * 8 / span / 1000
+            per_subscriber[row["subscriber"]] += kbps
+            by_source[row["source"]] = by_source.get(row["source"], 0.0) + kbps
+    students_count = len(per_subscriber)
+    return {
+        "student_kbps": _stats(list(per_subscriber.values()), digits=1),
+        "student_bytes": sum(r["bytes"] for r in rows if r["subscriber"] in per_subscriber),
+        "student_kbps_by_source_mean": {
+            source: round(total / students_count, 1) for source, total in sorted(by_source.items())
+        }
+        if students_count
+        else {},
+        "per_student_kbps": {user: round(kbps, 1) for user, kbps in per_subscriber.items()},
     }
 
 
@@ -284,6 +347,18 @@ def format_table(summary: dict[str, Any]) -> str:
         f"{_fmt(server.get('video_streams'))} video streams",
         f"load generator: {_fmt(summary['loadgen_cores_mean'])} cores mean",
     ]
+    down = summary["downstream"]["student_kbps"]
+    lines.append(
+        f"downstream per student ({down['count']}): p50 {_fmt(down['p50'], ' kbps')}, "
+        f"p95 {_fmt(down['p95'], ' kbps')}, max {_fmt(down['max'], ' kbps')}"
+    )
+    if fps["screen_streams"]:
+        lines.append(f"screen: {fps['screen_streams']} streams, {_fmt(fps['screen_mean'])} fps")
+    if summary["layers"]["events"]:
+        lines.append(
+            f"LAYERS events: {summary['layers']['events']}, "
+            f"{summary['layers']['bandwidth_reduced']} tiles reduced for bandwidth"
+        )
     if server.get("metrics_error"):
         lines.append(f"server metrics: {server['metrics_error']}")
     for failure in joins["failures"][:10]:

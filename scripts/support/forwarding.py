@@ -3,7 +3,9 @@ other participant's tracks, as the classroom does (`api.rooms.forwarding_policy`
 
 from __future__ import annotations
 
-from sfu import Participant, Producer, Router
+from collections.abc import Mapping
+
+from sfu import Participant, Producer, Router, StreamLabel
 
 
 def consume_existing(router: Router, subscriber: Participant) -> None:
@@ -18,3 +20,12 @@ def consume_new(router: Router, producer: Producer) -> None:
     for participant in list(router.participants.values()):
         if participant.id != producer.participant_id and not participant.closed:
             router.consume(participant, producer)
+
+
+def stream_labels(streams: Mapping[str, StreamLabel]) -> dict[str, dict[str, str]]:
+    """A subscribe offer's streams as the class WebSocket labels them, the participant id
+    standing for the user id: ``{streamId: {"userId", "source"}}``."""
+    return {
+        stream_id: {"userId": label.participant_id, "source": label.source}
+        for stream_id, label in streams.items()
+    }

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from aiortc import MediaStreamTrack, RTCPeerConnection
 
-from scripts.support.forwarding import consume_existing, consume_new
+from scripts.support.forwarding import consume_existing, consume_new, stream_labels
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
 from scripts.synthpeer.sink import DecodeMode, StreamSink
@@ -29,7 +29,7 @@ from sfu import (
     RouterListener,
     RouterStats,
 )
-from sfu.ids import AppData, DisconnectReason
+from sfu.ids import AppData, DisconnectReason, StreamLabel
 
 CLIP_FRAMES = 150
 LOOPBACK = MediaConfig(host_addresses=("127.0.0.1",), stats_interval=None)
@@ -51,7 +51,7 @@ class Events(RouterListener):
     keyframe_requests: int = 0
     disconnected: list[tuple[str, DisconnectReason]] = field(default_factory=list)
     stats: list[RouterStats] = field(default_factory=list)
-    offers: dict[str, tuple[str, dict[str, ParticipantId]]] = field(default_factory=dict)
+    offers: dict[str, tuple[str, dict[str, dict[str, str]]]] = field(default_factory=dict)
 
     def on_participant_connected(self, participant: Participant) -> None:
         self.log.append(("connected", participant.id))
@@ -71,12 +71,13 @@ class Events(RouterListener):
         self.log.append(("producer_removed", producer.participant_id))
 
     def on_subscribe_offer(
-        self, participant: Participant, offer_sdp: str, streams: dict[str, ParticipantId]
+        self, participant: Participant, offer_sdp: str, streams: dict[str, StreamLabel]
     ) -> None:
         self.log.append(("offer", participant.id))
-        self.offers[participant.id] = (offer_sdp, dict(streams))
+        labels = stream_labels(streams)
+        self.offers[participant.id] = (offer_sdp, labels)
         if self.room is not None and self.room.answer_offers:
-            self.room.answer_later(participant, offer_sdp, dict(streams))
+            self.room.answer_later(participant, offer_sdp, labels)
 
     def on_keyframe_requested(self, producer: Producer) -> None:
         self.keyframe_requests += 1
@@ -153,7 +154,7 @@ class Room:
         return participant
 
     def answer_later(
-        self, participant: Participant, offer_sdp: str, streams: dict[str, str]
+        self, participant: Participant, offer_sdp: str, streams: dict[str, dict[str, str]]
     ) -> None:
         async def answer() -> None:
             client = self.clients.get(participant.id)
@@ -212,7 +213,7 @@ class Room:
 
 async def crowded_subscribe_offer(
     room: Room, publishers: int
-) -> tuple[Participant, str, dict[str, ParticipantId], list[MediaClient]]:
+) -> tuple[Participant, str, dict[str, dict[str, str]], list[MediaClient]]:
     """A subscriber's first offer in a room of `publishers` audio+video publishers.
 
     The publishers' answers are not applied, so no media flows: for signalling-size

@@ -141,6 +141,8 @@ class ClassSocket:
         self.received: list[dict[str, Any]] = []
         self.handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
         """Events given to a handler as they arrive instead of being kept in ``received``."""
+        self.observers: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
+        """Callbacks told of events as they arrive, before the handler or ``received``."""
         self._arrived = asyncio.Event()
         self._reader = asyncio.create_task(self._read())
         self.close_code: int | None = None
@@ -149,6 +151,8 @@ class ClassSocket:
         async for message in self.ws:
             if message.type == aiohttp.WSMsgType.TEXT:
                 frame = json.loads(message.data)
+                for observer in self.observers.get(frame.get("event"), ()):
+                    observer(frame.get("data") or {})
                 handler = self.handlers.get(frame.get("event"))
                 if handler is not None:
                     handler(frame.get("data") or {})
@@ -157,6 +161,9 @@ class ClassSocket:
                 self._arrived.set()
         self.close_code = self.ws.close_code
         self._arrived.set()
+
+    def observe(self, event: str, observer: Callable[[dict[str, Any]], None]) -> None:
+        self.observers.setdefault(event, []).append(observer)
 
     @property
     def closed(self) -> bool:

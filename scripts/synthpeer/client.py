@@ -9,10 +9,19 @@ process can host many of them.
 from __future__ import annotations
 
 import logging
+import random
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
 
 from scripts.synthpeer.media import EncodedClip, EncodedVideoTrack, SendLog, ToneAudioTrack
 from scripts.synthpeer.sink import DecodeMode, StreamSink
@@ -26,6 +35,78 @@ logger = logging.getLogger(__name__)
 SinkFactory = Callable[[str, str], StreamSink]
 """`(kind, codec) -> StreamSink` for each stream a client starts receiving."""
 
+StreamsMap = Mapping[str, Any]
+"""A subscribe offer's ``streams``: msid stream id -> ``{userId, source}`` (or, from
+servers before selective forwarding and the bare `sfu.Router`, the publisher's id)."""
+
+
+@dataclass(frozen=True)
+class StreamLabel:
+    """Whose stream an msid stream id is, and which of their sources (`None`: a server
+    that sends one stream per publisher, microphone and camera together)."""
+
+    user_id: str
+    source: str | None
+
+
+def stream_labels(streams: StreamsMap) -> dict[str, StreamLabel]:
+    """Read a ``streams`` map in either form."""
+    labels = {}
+    for stream_id, value in streams.items():
+        if isinstance(value, Mapping):
+            source = value.get("source")
+            labels[stream_id] = StreamLabel(
+                str(value.get("userId")), None if source is None else str(source)
+            )
+        else:
+            labels[stream_id] = StreamLabel(str(value), None)
+    return labels
+
+
+def source_of(label: StreamLabel | None, kind: str) -> str:
+    """The source a received track carries: as labelled, else by its kind."""
+    if label is not None and label.source is not None:
+        return label.source
+    return "microphone" if kind == "audio" else "camera"
+
+
+@dataclass(frozen=True)
+class PublishedTrack:
+    """One publish m-section and what it carries (the ``tracks`` map of the offer)."""
+
+    transceiver: RTCRtpTransceiver
+    source: str
+    layer: str | None = None
+
+    def describe(self) -> dict[str, str]:
+        return {"source": self.source} | ({"layer": self.layer} if self.layer else {})
+
+
+_OPUS_RTPMAP = re.compile(r"a=rtpmap:(\d+) opus/", re.IGNORECASE)
+
+
+def with_opus_dtx(sdp: str) -> str:
+    """`sdp` with ``usedtx=1`` on its Opus ``a=fmtp`` lines (one added where missing)."""
+    lines = sdp.split("\r\n")
+    opus = {m.group(1) for m in _OPUS_RTPMAP.finditer(sdp)}
+    with_fmtp = {pt for pt in opus if any(line.startswith(f"a=fmtp:{pt} ") for line in lines)}
+    out = []
+    for line in lines:
+        if any(line.startswith(f"a=fmtp:{pt} ") for pt in opus) and "usedtx=" not in line:
+            line += ";usedtx=1"
+        out.append(line)
+        rtpmap = _OPUS_RTPMAP.match(line)
+        if rtpmap is not None and rtpmap.group(1) not in with_fmtp:
+            out.append(f"a=fmtp:{rtpmap.group(1)} usedtx=1")
+    return "\r\n".join(out)
+
+
+def _carries(labelled: str | None, wanted: str | None) -> bool:
+    """A stream labelled `labelled` carries source `wanted` (`None`: any)."""
+    if wanted is None or labelled == wanted:
+        return True
+    return labelled is None and wanted in ("camera", "microphone")
+
 
 @dataclass
 class ReceivedStream:
@@ -33,6 +114,8 @@ class ReceivedStream:
 
     participant_id: str
     stream_id: str
+    source: str | None = None
+    """``microphone``, ``camera`` or ``screen`` (`None`: unlabelled, both kinds)."""
     sinks: dict[str, StreamSink] = field(default_factory=dict)
     """kind -> sink of the track currently received."""
     finished: list[StreamSink] = field(default_factory=list)
@@ -55,10 +138,13 @@ class _ReceiverTap:
 class MediaClient:
     """A synthetic participant's two aiortc peer connections.
 
-    Publishing: `publish_offer()` -> signalling -> `publish_answer(sdp)`.
+    Publishing: `publish_offer()` -> signalling -> `publish_answer(sdp)`; `publish_tracks()`
+    then says what each m-section carries (the offer's ``tracks`` map). A camera given a
+    `low_video` clip is published twice, layer high (`video`) and layer low, from one
+    picture clock; `add_screen()` adds a screen track (renegotiate after it).
     Receiving: `subscribe_offer(sdp, streams)` returns the answer to send back.
-    `streams` (from the server) maps msid stream ids to participant ids; received
-    media is counted per participant in `received`.
+    `streams` (from the server) labels msid streams by user and source; received media
+    is counted per stream in `received`.
     """
 
     def __init__(
@@ -74,14 +160,29 @@ class MediaClient:
         video_codec: str | None = None,
         loss_every: int | None = None,
         relay_only: bool = False,
+        low_video: EncodedClip | None = None,
+        screen: EncodedClip | None = None,
+        dtx: bool = False,
     ) -> None:
         """`relay_only` forces ``ice_transport_policy="relay"`` on both connections (all
-        media through the TURN server of `config`)."""
+        media through the TURN server of `config`). `dtx` asks for Opus DTX in the publish
+        offer, like the page."""
         self.config = replace(config, ice_transport_policy="relay") if relay_only else config
+        # Both layers loop the same pts pattern (one seed), so the high layer's send log
+        # dates the frames of either: the probe measures whichever the server forwards.
+        seed = random.randrange(1 << 32)
         self.video_track: MediaStreamTrack | None = (
-            EncodedVideoTrack(video, send_log=send_log) if video is not None else video_track
+            EncodedVideoTrack(video, send_log=send_log, seed=seed)
+            if video is not None
+            else video_track
         )
+        self.low_video_track = (
+            EncodedVideoTrack(low_video, seed=seed) if low_video is not None else None
+        )
+        self.screen_track = EncodedVideoTrack(screen) if screen is not None else None
         self.audio_track = audio
+        self._dtx = dtx
+        self.published: list[PublishedTrack] = []
         self._video_codec = video_codec
         self._loss_every = loss_every
         self.dropped = 0
@@ -94,7 +195,7 @@ class MediaClient:
         """stream id -> what was received from that participant."""
         self._taps: dict[str, _ReceiverTap] = {}
         self._mid_stream: dict[str, str | None] = {}
-        self._labels: dict[str, str] = {}
+        self._labels: dict[str, StreamLabel] = {}
         self.subscribe_offers = 0
 
     # ----------------------------------------------------------------- publish
@@ -103,25 +204,55 @@ class MediaClient:
         """Create the publish connection (sendonly tracks) and return its offer."""
         if self.publish_pc is None:
             pc = self.publish_pc = create_peer_connection(self.config)
-            tracks: list[MediaStreamTrack] = []
             if self.audio_track is not None:
-                tracks.append(self.audio_track)
+                self._add_track(self.audio_track, "microphone")
             if self.video_track is not None:
-                tracks.append(self.video_track)
-            for track in tracks:
-                transceiver = pc.addTransceiver(track, direction="sendonly")
-                if isinstance(track, EncodedVideoTrack):
-                    adapter_testing.on_keyframe_request(transceiver.sender, track.request_keyframe)
-                if track.kind == "video" and self._video_codec is not None:
-                    wanted = self._video_codec.lower()
-                    capabilities = RTCRtpSender.getCapabilities("video").codecs
-                    transceiver.setCodecPreferences(
-                        [c for c in capabilities if c.name.lower() in (wanted, "rtx")]
-                    )
+                self._add_track(self.video_track, "camera", "high")
+            if self.low_video_track is not None:
+                self._add_track(self.low_video_track, "camera", "low")
+            if self.screen_track is not None:
+                self._add_track(self.screen_track, "screen")
             if self._loss_every is not None:
                 adapter_testing.filter_datagrams(pc, drop_outgoing=self._drop_outgoing)
         offer = await self.publish_pc.createOffer()
-        return await set_local_description(self.publish_pc, offer, self.config)
+        sdp = await set_local_description(self.publish_pc, offer, self.config)
+        # aiortc sends what it sends whatever the fmtp says; the server reads the offer.
+        return with_opus_dtx(sdp) if self._dtx else sdp
+
+    def _add_track(self, track: MediaStreamTrack, source: str, layer: str | None = None) -> None:
+        assert self.publish_pc is not None
+        transceiver = self.publish_pc.addTransceiver(track, direction="sendonly")
+        if isinstance(track, EncodedVideoTrack):
+            adapter_testing.on_keyframe_request(transceiver.sender, track.request_keyframe)
+        if track.kind == "video" and self._video_codec is not None:
+            wanted = self._video_codec.lower()
+            capabilities = RTCRtpSender.getCapabilities("video").codecs
+            transceiver.setCodecPreferences(
+                [c for c in capabilities if c.name.lower() in (wanted, "rtx")]
+            )
+        self.published.append(PublishedTrack(transceiver, source, layer))
+
+    def publish_tracks(self) -> dict[str, dict[str, str]]:
+        """The ``tracks`` map of the last publish offer: mid -> ``{source, layer?}``."""
+        return {
+            t.transceiver.mid: t.describe() for t in self.published if t.transceiver.mid is not None
+        }
+
+    def add_screen(self, clip: EncodedClip) -> None:
+        """Share a screen from the next publish offer on (or again, after `stop_screen`)."""
+        assert self.publish_pc is not None, "publish first"
+        screen = next((t for t in self.published if t.source == "screen"), None)
+        if screen is not None:
+            screen.transceiver.direction = "sendonly"
+            return
+        self.screen_track = EncodedVideoTrack(clip)
+        self._add_track(self.screen_track, "screen")
+
+    def stop_screen(self) -> None:
+        """Stop sharing from the next publish offer on (the m-section turns inactive)."""
+        for track in self.published:
+            if track.source == "screen":
+                track.transceiver.direction = "inactive"
 
     def _drop_outgoing(self, datagram: bytes) -> bool:
         return self._drop("out", datagram)
@@ -141,11 +272,20 @@ class MediaClient:
         return False
 
     def set_video_direction(self, direction: str) -> None:
-        """Change the publish video transceiver's direction (then renegotiate)."""
+        """Change the camera's publish transceivers' direction (then renegotiate)."""
         assert self.publish_pc is not None
-        for transceiver in self.publish_pc.getTransceivers():
-            if transceiver.kind == "video":
-                transceiver.direction = direction
+        for track in self.published:
+            if track.source == "camera":
+                track.transceiver.direction = direction
+
+    def pause_audio(self) -> None:
+        """Stop sending the microphone (the page does while muted) until `resume_audio`."""
+        if isinstance(self.audio_track, ToneAudioTrack):
+            self.audio_track.pause()
+
+    def resume_audio(self) -> None:
+        if isinstance(self.audio_track, ToneAudioTrack):
+            self.audio_track.resume()
 
     async def publish_answer(self, answer_sdp: str) -> None:
         assert self.publish_pc is not None
@@ -155,10 +295,10 @@ class MediaClient:
 
     # ----------------------------------------------------------------- subscribe
 
-    async def subscribe_offer(self, offer_sdp: str, streams: Mapping[str, str]) -> str:
+    async def subscribe_offer(self, offer_sdp: str, streams: StreamsMap) -> str:
         """Apply a server subscribe offer; return the answer."""
         self.subscribe_offers += 1
-        self._labels.update(streams)
+        self._labels.update(stream_labels(streams))
         first = self.subscribe_pc is None
         if self.subscribe_pc is None:
             pc = self.subscribe_pc = create_peer_connection(self.config)
@@ -206,7 +346,12 @@ class MediaClient:
             return
         stream = self.received.get(new)
         if stream is None:
-            stream = ReceivedStream(participant_id=self._labels.get(new, "?"), stream_id=new)
+            label = self._labels.get(new)
+            stream = ReceivedStream(
+                participant_id=label.user_id if label else "?",
+                stream_id=new,
+                source=label.source if label else None,
+            )
             self.received[new] = stream
         stream.ended = False
         sink = self._new_sink(kind, codec or ("VP8" if kind == "video" else "opus"))
@@ -220,16 +365,31 @@ class MediaClient:
 
     # ----------------------------------------------------------------- queries, close
 
-    def streams_of(self, participant_id: str) -> list[ReceivedStream]:
-        """Streams received from one participant (usually one: audio+video sinks)."""
-        return [s for s in self.received.values() if s.participant_id == participant_id]
+    def streams_of(self, participant_id: str, source: str | None = None) -> list[ReceivedStream]:
+        """Streams received from one participant (one per source; from servers that label
+        no sources, one with audio and video sinks), of one `source` if given."""
+        return [
+            s
+            for s in self.received.values()
+            if s.participant_id == participant_id and _carries(s.source, source)
+        ]
+
+    def sink_of(self, participant_id: str, source: str) -> StreamSink | None:
+        """The current sink of one participant's `source` (``camera``, ``screen``,
+        ``microphone``), whichever way the server labels its streams."""
+        kind = "audio" if source == "microphone" else "video"
+        for stream in self.streams_of(participant_id, source):
+            sink = stream.sinks.get(kind)
+            if sink is not None:
+                return sink
+        return None
 
     def active_participants(self) -> set[str]:
         """Participants whose media this client currently receives."""
         return {s.participant_id for s in self.received.values() if not s.ended}
 
     async def close(self) -> None:
-        for track in (self.video_track, self.audio_track):
+        for track in (self.video_track, self.low_video_track, self.screen_track, self.audio_track):
             if track is not None:
                 track.stop()
         for pc in (self.publish_pc, self.subscribe_pc):

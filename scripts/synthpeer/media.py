@@ -40,13 +40,23 @@ MAX_CLIP_FRAMES = 256
 # ------------------------------------------------------------------------ the clip
 
 
-def render_frame(index: int, width: int = 640, height: int = 360) -> av.VideoFrame:
+def render_frame(
+    index: int, width: int = 640, height: int = 360, *, noise: bool = True
+) -> av.VideoFrame:
     """One synthetic picture: a scrolling textured background, a patch of noise (so
-    the encoder has work, ~770 kbps at 640x360) and the barcode of `index`."""
+    the encoder has work, ~770 kbps at 640x360; `noise=False` leaves it out) and the
+    barcode of `index`."""
     texture = _texture(width, height)
     dx = (index * 4) % width
     dy = (index * 2) % height
     luma = bytearray(b"".join(texture[y + dy][dx : dx + width] for y in range(height)))
+    if noise:
+        _draw_noise(luma, index, width, height)
+    _draw_barcode(luma, index, width)
+    return _picture(luma, width, height)
+
+
+def _draw_noise(luma: bytearray, index: int, width: int, height: int) -> None:
     noise = _noise(width, height)
     patch_w, patch_h, patch_top = width // 5 * 3 // 4, height // 6, height // 4
     left = (index * 7) % (width - patch_w)
@@ -54,12 +64,42 @@ def render_frame(index: int, width: int = 640, height: int = 360) -> av.VideoFra
         start = y * width + left
         source = (index * 160 + y * width) % (len(noise) - patch_w)
         luma[start : start + patch_w] = noise[source : source + patch_w]
+
+
+def render_screen(index: int, width: int = 1280, height: int = 720) -> av.VideoFrame:
+    """A shared screen: a still page of fine detail (small high-contrast glyph blocks, like
+    text) where only a caret line moves, and the barcode of `index`."""
+    luma = bytearray(_page(width, height))
+    caret_top = _BAR_TOP + _CELL + 16 + (index * 12) % max(1, height - _CELL - 64)
+    for y in range(caret_top, min(height, caret_top + 8)):
+        luma[y * width + width // 8 : y * width + width // 2] = bytes([16]) * (width * 3 // 8)
+    _draw_barcode(luma, index, width)
+    return _picture(luma, width, height)
+
+
+@functools.cache
+def _page(width: int, height: int) -> bytes:
+    rows = []
+    for y in range(height):
+        line = y % 16
+        if line >= 10:  # the gap between lines of "text"
+            rows.append(bytes([235]) * width)
+            continue
+        glyphs = random.Random(y // 16).randbytes(width // 4)
+        rows.append(bytes(235 if g & (1 << (line % 8)) else 16 for g in glyphs for _ in range(4)))
+    return b"".join(rows)
+
+
+def _draw_barcode(luma: bytearray, index: int, width: int) -> None:
     bits = [1] + [(index >> b) & 1 for b in range(8)] + [0]
     for cell, bit in enumerate(bits):
         value = bytes([235 if bit else 16]) * _CELL
         for y in range(_BAR_TOP, _BAR_TOP + _CELL):
             start = y * width + _BAR_LEFT + cell * _CELL
             luma[start : start + _CELL] = value
+
+
+def _picture(luma: bytearray, width: int, height: int) -> av.VideoFrame:
     frame = av.VideoFrame(width, height, "yuv420p")
     _fill_plane(frame.planes[0], bytes(luma), width, height)
     chroma = bytes([128]) * ((width // 2) * (height // 2))
@@ -161,18 +201,67 @@ def _encode(codec: av.VideoCodecContext, frame: av.VideoFrame, pts: int, key: bo
     return b"".join(bytes(p) for p in codec.encode(frame))
 
 
+Picture = Literal["camera", "thumbnail", "screen"]
+
+
 @functools.cache
 def vp8_clip(
-    frames: int = 150, width: int = 640, height: int = 360, fps: int = 30, bitrate: int = 770_000
+    frames: int = 150,
+    width: int = 640,
+    height: int = 360,
+    fps: int = 30,
+    bitrate: int = 770_000,
+    picture: Picture = "camera",
 ) -> EncodedClip:
-    """Encode the synthetic clip once per process (about 0.3 s for 150 frames)."""
+    """Encode the synthetic clip once per process (about 0.3 s for 150 camera frames).
+
+    `picture`: ``"camera"`` (`render_frame`: motion everywhere), ``"thumbnail"`` (the same
+    without its noise patch, which no encoder squeezes under ~180 kbit/s at 320x180) or
+    ``"screen"`` (`render_screen`: a still page of fine detail, for a low frame rate)."""
     if not 2 <= frames <= MAX_CLIP_FRAMES:
         raise ValueError(f"a clip has 2 to {MAX_CLIP_FRAMES} frames")
     encoder = _vp8_encoder(width, height, fps, bitrate, gop=100_000)
     chain = tuple(
-        _encode(encoder, render_frame(i, width, height), i, key=i == 0) for i in range(frames)
+        _encode(encoder, _render(picture, i, width, height), i, key=i == 0) for i in range(frames)
     )
     return EncodedClip(width, height, fps, chain)
+
+
+def _render(picture: Picture, index: int, width: int, height: int) -> av.VideoFrame:
+    if picture == "screen":
+        return render_screen(index, width, height)
+    return render_frame(index, width, height, noise=picture == "camera")
+
+
+@dataclass(frozen=True)
+class CameraLayers:
+    """A camera published twice (two m-sections, no simulcast RIDs): the same picture
+    encoded once per layer."""
+
+    high: EncodedClip
+    low: EncodedClip
+
+
+def camera_layers(
+    frames: int = 150,
+    fps: int = 30,
+    high_bitrate: int = 500_000,
+    low_bitrate: int = 120_000,
+    high_size: tuple[int, int] = (640, 360),
+    low_size: tuple[int, int] = (320, 180),
+) -> CameraLayers:
+    """Layer high ~640x360 and layer low 320x180 at <= 150 kbit/s (the defaults)."""
+    return CameraLayers(
+        vp8_clip(frames, *high_size, fps, high_bitrate),
+        vp8_clip(frames, *low_size, fps, low_bitrate, "thumbnail"),
+    )
+
+
+def screen_clip(
+    frames: int = 40, width: int = 1280, height: int = 720, fps: int = 5, bitrate: int = 400_000
+) -> EncodedClip:
+    """The teacher's shared screen: high detail, slow changes, a low frame rate."""
+    return vp8_clip(frames, width, height, fps, bitrate, "screen")
 
 
 # ------------------------------------------------------------------------ send-time registry
@@ -216,10 +305,15 @@ class SendLog:
 class LatencyProbe:
     """Receiver side: maps received frame timestamps to send times (same process)."""
 
+    RESYNC_AFTER = 3
+    """Consecutive frames without a send time after which the timestamp origin is sought
+    again."""
+
     def __init__(self, log: SendLog) -> None:
         self._log = log
         self._recent: list[int] = []
         self._origin: int | None = None
+        self._misses = 0
         self.samples: list[float] = []
 
     def on_frame(self, timestamp: int, at: float) -> None:
@@ -237,6 +331,13 @@ class LatencyProbe:
         sent = self._log.sent_at(timestamp - self._origin)
         if sent is not None:
             self.samples.append(at - sent)
+            self._misses = 0
+            return
+        self._misses += 1
+        # A forwarder that switches layers keeps RTP timestamps continuous by moving their
+        # offset, so the origin found before the switch no longer matches: find it again.
+        if self._misses >= self.RESYNC_AFTER:
+            self._origin, self._recent, self._misses = None, [], 0
 
 
 # ------------------------------------------------------------------------ tracks
@@ -384,6 +485,7 @@ class ToneAudioTrack(MediaStreamTrack):
     audio-level header extension). ``mode="frames"`` hands raw frames to aiortc, which
     encodes them (cheap for audio) and sends the ``ssrc-audio-level`` extension, so the
     server sees `level_dbov`; `level_dbov` may be changed while running.
+    `pause()` stops sending (what the page does for a muted microphone) until `resume()`.
     """
 
     kind = "audio"
@@ -402,11 +504,27 @@ class ToneAudioTrack(MediaStreamTrack):
         self._start: float | None = None
         self._count = 0
         self._cache: dict[tuple[float, int], bytes] = {}
+        self._playing = asyncio.Event()
+        self._playing.set()
         self.frames_sent = 0
+
+    @property
+    def paused(self) -> bool:
+        return not self._playing.is_set()
+
+    def pause(self) -> None:
+        self._playing.clear()
+
+    def resume(self) -> None:
+        self._playing.set()
 
     async def recv(self) -> av.AudioFrame | av.Packet[Stream]:
         if self.readyState != "live":
             raise MediaStreamError
+        if self.paused:
+            await self._playing.wait()
+            # Restart the real-time schedule: a pause must not be made up for in a burst.
+            self._start = time.monotonic() - self._count * AUDIO_FRAME_SAMPLES / AUDIO_RATE
         now = time.monotonic()
         if self._start is None:
             self._start = now

@@ -15,6 +15,8 @@ from typing import Any
 
 from scripts.synthpeer.api_client import Account, ApiFailure, ClassroomApi, ClassSocket
 from scripts.synthpeer.client import MediaClient
+from scripts.synthpeer.media import EncodedClip
+from scripts.synthpeer.subscription import LayersRecord, PageSubscription
 from sfu import IceServer, MediaConfig
 from sfu.config import TurnTransport
 
@@ -48,9 +50,22 @@ def ice_servers_from(wire: list[dict[str, Any]]) -> tuple[IceServer, ...]:
     return tuple(servers)
 
 
+def _defaults_only(tracks: dict[str, dict[str, str]]) -> bool:
+    """A ``tracks`` map that says only what unnamed mids mean anyway."""
+    return all(
+        t.get("source") in ("microphone", "camera") and t.get("layer", "high") == "high"
+        for t in tracks.values()
+    )
+
+
 class SyntheticPeer:
     """Joins a class's live room, publishes what its `MediaClient` carries, and answers
-    every subscribe offer; `media.received` counts what arrives from whom."""
+    every subscribe offer; `media.received` counts what arrives from whom.
+
+    `tiles`: send ``SUBSCRIPTION`` like the page (`PageSubscription` with that many student
+    tiles), kept in step with the roster; `None`: send none (the server's defaults:
+    everything). ``LAYERS`` events land in `layers`, ``SCREEN_SHARE`` in `screen_share`.
+    """
 
     def __init__(
         self,
@@ -62,6 +77,7 @@ class SyntheticPeer:
         host_addresses: tuple[str, ...] = ("127.0.0.1",),
         relay_only: bool = False,
         turn_transports: tuple[TurnTransport, ...] = ("udp", "tcp", "tls"),
+        tiles: int | None = None,
     ) -> None:
         """`relay_only`: gather relayed candidates only (all media through the TURN
         server from ``ROOM_JOINED.iceServers``); `turn_transports`: which TURN URL to use
@@ -82,6 +98,16 @@ class SyntheticPeer:
         self._signals: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
         self._publish_answered = asyncio.Event()
+        self.subscription = PageSubscription(account.id, tiles) if tiles is not None else None
+        self.subscriptions_sent: list[dict[str, dict[str, str]]] = []
+        self._subscribing = asyncio.Lock()
+        self._in_room = False
+        self._sends: set[asyncio.Task[None]] = set()
+        self.layers = LayersRecord()
+        self.screen_share: str | None = None
+        """Who shares a screen in the room now (``ROOM_JOINED``, then ``SCREEN_SHARE``)."""
+        self.audio_on = True
+        self.video_on = True
 
     @property
     def user_id(self) -> str:
@@ -93,7 +119,62 @@ class SyntheticPeer:
             self.socket = await self.api.open_socket(self.account.token, self.class_id)
             self.socket.handlers["WEBRTC_OFFER"] = lambda d: self._signal("offer", d)
             self.socket.handlers["WEBRTC_ANSWER"] = lambda d: self._signal("answer", d)
+            self.socket.observe("ROOM_JOINED", self._on_room_joined)
+            self.socket.observe("PEER_JOINED", self._on_peer_joined)
+            self.socket.observe("PEER_LEFT", self._on_peer_left)
+            self.socket.observe("LAYERS", self.layers.on_event)
+            self.socket.observe("SCREEN_SHARE", self._on_screen_share)
         return self.socket
+
+    # The observers run in the socket's reader, in arrival order: ROOM_JOINED seeds the
+    # roster before any PEER_JOINED of that membership is seen.
+    def _on_room_joined(self, data: dict[str, Any]) -> None:
+        self._in_room = True
+        self.screen_share = data.get("screenShare")
+        if self.subscription is not None:
+            self.subscription.reset()
+            self.subscription.seed(data.get("participants") or [])
+            self._schedule_subscription()
+
+    def _on_peer_joined(self, data: dict[str, Any]) -> None:
+        if self.subscription is not None:
+            self.subscription.joined(str(data.get("userId")), str(data.get("role", "student")))
+            self._schedule_subscription()
+
+    def _on_peer_left(self, data: dict[str, Any]) -> None:
+        if self.subscription is not None:
+            self.subscription.left(str(data.get("userId")))
+            self._schedule_subscription()
+
+    def _on_screen_share(self, data: dict[str, Any]) -> None:
+        user_id = data.get("userId")
+        if data.get("active"):
+            self.screen_share = str(user_id)
+        elif self.screen_share == user_id:
+            self.screen_share = None
+
+    def _schedule_subscription(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._send_subscription())
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def _send_subscription(self) -> None:
+        # One at a time: each update is the difference from the one sent before it.
+        async with self._subscribing:
+            socket, policy = self.socket, self.subscription
+            if policy is None or socket is None or socket.closed or not self._in_room:
+                return
+            update = policy.changes()
+            if update:
+                self.subscriptions_sent.append(update)
+                with contextlib.suppress(ConnectionError):
+                    await socket.send("SUBSCRIPTION", update)
+
+    async def subscribe(self, choices: dict[str, dict[str, str]]) -> None:
+        """Send a ``SUBSCRIPTION`` of one's own (partial: merged with earlier ones)."""
+        assert self.socket is not None
+        self.subscriptions_sent.append(choices)
+        await self.socket.send("SUBSCRIPTION", choices)
 
     def _signal(self, kind: str, data: dict[str, Any]) -> None:
         self._signals.put_nowait((kind, data))
@@ -116,18 +197,44 @@ class SyntheticPeer:
         self.media = self._make_media(config)
         self._pump = asyncio.create_task(self._run_signals(), name=f"peer-{self.user_id}")
         if publish:
-            self._publish_answered.clear()
-            offer = await self.media.publish_offer()
-            if self.relay_only and " typ relay" not in offer:
-                raise MediaFailed(
-                    "The TURN server gave no relayed address (credentials refused, or the "
-                    "server is unreachable)"
-                )
-            await socket.send(
-                "WEBRTC_OFFER", {"pc": "publish", "offer": {"type": "offer", "sdp": offer}}
-            )
-            await self._wait_publish_answer(socket, timeout)
+            await self._publish(socket, timeout)
         return self.room
+
+    async def _publish(self, socket: ClassSocket, timeout: float) -> None:
+        """Send a publish offer (with its ``tracks`` map when it says more than the
+        defaults) and apply the answer."""
+        assert self.media is not None
+        self._publish_answered.clear()
+        offer = await self.media.publish_offer()
+        if self.relay_only and " typ relay" not in offer:
+            raise MediaFailed(
+                "The TURN server gave no relayed address (credentials refused, or the "
+                "server is unreachable)"
+            )
+        data: dict[str, Any] = {"pc": "publish", "offer": {"type": "offer", "sdp": offer}}
+        tracks = self.media.publish_tracks()
+        if not _defaults_only(tracks):
+            data["tracks"] = tracks
+        await socket.send("WEBRTC_OFFER", data)
+        await self._wait_publish_answer(socket, timeout)
+
+    async def share_screen(self, clip: EncodedClip, *, timeout: float = 10.0) -> None:
+        """Add a screen track and renegotiate. `MediaFailed` with the server's reason if it
+        refuses (a student); the track is then turned inactive again. aiortc cannot roll
+        an offer back, so a refused peer cannot renegotiate any more."""
+        assert self.media is not None and self.socket is not None
+        self.media.add_screen(clip)
+        try:
+            await self._publish(self.socket, timeout)
+        except MediaFailed:
+            self.media.stop_screen()
+            raise
+
+    async def stop_screen(self, *, timeout: float = 10.0) -> None:
+        """Turn the screen track inactive and renegotiate."""
+        assert self.media is not None and self.socket is not None
+        self.media.stop_screen()
+        await self._publish(self.socket, timeout)
 
     async def _wait_publish_answer(self, socket: ClassSocket, timeout: float) -> None:
         """Until the publish answer arrives; `MediaFailed` if the offer is answered with
@@ -202,16 +309,30 @@ class SyntheticPeer:
 
     async def set_media_state(self, *, audio: bool, video: bool) -> None:
         assert self.socket is not None
+        self.audio_on, self.video_on = audio, video
         await self.socket.send("MEDIA_STATE", {"audio": audio, "video": video})
+
+    async def set_microphone(self, on: bool, *, keep_sending: bool = False) -> None:
+        """Mute or unmute: ``MEDIA_STATE``, and like the page stop sending while muted
+        (`keep_sending`: send anyway, which the server must not forward)."""
+        if self.media is not None:
+            if on or keep_sending:
+                self.media.resume_audio()
+            else:
+                self.media.pause_audio()
+        await self.set_media_state(audio=on, video=self.video_on)
 
     async def leave(self) -> None:
         """``LEAVE_ROOM`` and close the media (the socket stays open)."""
+        self._in_room = False
         if self.socket is not None and not self.socket.closed:
             with contextlib.suppress(ApiFailure, ConnectionError):
                 await self.socket.send("LEAVE_ROOM", {})
         await self._close_media()
 
     async def _close_media(self) -> None:
+        for task in list(self._sends):
+            task.cancel()
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -23,7 +23,9 @@ class StreamSink:
 
     `decode="sample"` decodes the first `sample_frames` frames from the first keyframe
     on (enough to prove the stream is valid), ``"all"`` every frame, ``"none"`` nothing.
-    Decoded video frames have their barcode read into `indices`.
+    Decoded video frames have their barcode read into `indices`. Every VP8 keyframe's
+    picture size is read from its header (no decoding) into `keyframe_sizes`: which layer
+    of a camera a forwarder is sending shows there.
     """
 
     def __init__(
@@ -55,6 +57,9 @@ class StreamSink:
         self.decoded = 0
         self.decode_errors = 0
         self.sizes: set[tuple[int, int]] = set()
+        self.keyframe_sizes: list[tuple[int, int]] = []
+        self.last_size: tuple[int, int] | None = None
+        """Width and height of the last decoded picture."""
         self.indices: list[int | None] = []
         self.samples_decoded = 0
         self._decoder: av.VideoCodecContext | av.AudioCodecContext | None = None
@@ -102,6 +107,9 @@ class StreamSink:
             self.probe.on_frame(pts, now)
         if keyframe:
             self.keyframes += 1
+            size = vp8_keyframe_size(data) if self.codec == "VP8" else None
+            if size is not None:
+                self.keyframe_sizes.append(size)
             if self.first_keyframe_at is None:
                 self.first_keyframe_at = now
         elif self.first_keyframe_at is None:
@@ -125,10 +133,20 @@ class StreamSink:
         for frame in frames:
             self.decoded += 1
             if isinstance(frame, av.VideoFrame):
-                self.sizes.add((frame.width, frame.height))
+                self.last_size = (frame.width, frame.height)
+                self.sizes.add(self.last_size)
                 self.indices.append(read_frame_index(frame))
             elif isinstance(frame, av.AudioFrame):
                 self.samples_decoded += frame.samples
+
+
+def vp8_keyframe_size(frame: bytes) -> tuple[int, int] | None:
+    """Width and height from a VP8 keyframe's header (RFC 6386 9.1), else `None`."""
+    if len(frame) < 10 or frame[0] & 1 or frame[3:6] != b"\x9d\x01\x2a":
+        return None
+    width = int.from_bytes(frame[6:8], "little") & 0x3FFF
+    height = int.from_bytes(frame[8:10], "little") & 0x3FFF
+    return width, height
 
 
 def _decoder(kind: str, codec: str) -> av.VideoCodecContext | av.AudioCodecContext:

@@ -1,18 +1,30 @@
 """The class room's forwarding policy on a real `sfu.Router` with real aiortc publishers:
-everyone receives every track of everyone else, whoever joined or published first.
-(`test_room_media.py` checks the same through the server, with media decoded.)"""
+everyone consumes every source of everyone else, whoever joined or published first, and
+each consumer forwards what its subscriber asked for (`SUBSCRIPTION`), which the
+subscriber is told (`LAYERS`). (`test_room_media.py` and `test_selective_forwarding.py`
+check the same through the server, with media decoded.)"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
-from api.rooms.forwarding_policy import EveryoneReceivesEveryone
+from api.rooms.forwarding_policy import SelectiveForwarding
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
-from sfu import MediaConfig, Participant, ParticipantId, Producer, Router, RouterId, RouterListener
+from sfu import (
+    Consumer,
+    MediaConfig,
+    Participant,
+    ParticipantId,
+    Producer,
+    Router,
+    RouterId,
+    RouterListener,
+)
 
 LOOPBACK = MediaConfig(host_addresses=("127.0.0.1",), stats_interval=None)
 
@@ -22,14 +34,24 @@ class PolicyRoom(RouterListener):
 
     def __init__(self) -> None:
         self.router = Router(RouterId("policy"), LOOPBACK, self)
-        self.policy = EveryoneReceivesEveryone(self.router)
+        self.policy = SelectiveForwarding(self.router, self.on_layers)
         self.clients: list[MediaClient] = []
+        self.layers: dict[str, dict[str, dict[str, Any]]] = {}
+        """What each subscriber was told it gets (LAYERS merged)."""
+
+    def on_layers(self, participant: Participant, layers: dict[str, dict[str, Any]]) -> None:
+        self.layers.setdefault(participant.id, {}).update(layers)
 
     def on_producer_added(self, producer: Producer) -> None:
         self.policy.producer_added(producer)
 
-    def join(self, name: str) -> Participant:
-        participant = self.router.add_participant(ParticipantId(name))
+    def on_producer_removed(self, producer: Producer) -> None:
+        self.policy.producer_removed(producer)
+
+    def join(self, name: str, role: str = "student") -> Participant:
+        participant = self.router.add_participant(
+            ParticipantId(name), {"userId": name, "role": role}
+        )
         self.policy.participant_joined(participant)
         return participant
 
@@ -40,7 +62,14 @@ class PolicyRoom(RouterListener):
 
     def received(self, participant: Participant) -> set[tuple[str, str]]:
         """(publisher, kind) of every track `participant` consumes."""
-        return {(c.producer.participant_id, c.kind) for c in participant.consumers.values()}
+        return {(c.publisher_id, c.kind) for c in participant.consumers.values()}
+
+    def consumer(self, subscriber: Participant, publisher: str, source: str) -> Consumer:
+        return next(
+            c
+            for c in subscriber.consumers.values()
+            if c.publisher_id == publisher and c.source == source
+        )
 
     async def close(self) -> None:
         await self.router.close()
@@ -86,3 +115,47 @@ async def test_closed_tracks_leave_their_consumers_and_new_ones_reach_everyone(
     assert room.received(student) == set()
     await room.publish(student)
     assert room.received(teacher) == {("student", "audio"), ("student", "video")}
+
+
+async def test_a_subscription_pauses_and_resumes_and_the_subscriber_is_told(
+    room: PolicyRoom,
+) -> None:
+    teacher = room.join("teacher", role="teacher")
+    student = room.join("student")
+    await room.publish(teacher)
+    assert room.layers["student"] == {
+        "teacher": {"camera": "high", "microphone": "on", "reason": "requested"}
+    }
+    camera = room.consumer(student, "teacher", "camera")
+    microphone = room.consumer(student, "teacher", "microphone")
+    assert not camera.paused and camera.preferred_layer == 1
+    room.policy.subscribe(student, {"teacher": {"camera": "off"}})
+    assert camera.paused and not microphone.paused
+    assert room.layers["student"]["teacher"]["camera"] == "off"
+    room.policy.subscribe(student, {"teacher": {"microphone": "off"}})  # merged, not replaced
+    assert camera.paused and microphone.paused
+    room.policy.subscribe(student, {"teacher": {"camera": "low", "microphone": "on"}})
+    # A camera published in one layer is that layer, whatever was asked for.
+    assert not camera.paused and camera.preferred_layer == 1 and not microphone.paused
+    assert room.layers["student"]["teacher"] == {
+        "camera": "high",
+        "microphone": "on",
+        "reason": "requested",
+    }
+
+
+async def test_requests_about_users_not_yet_here_apply_when_they_publish(
+    room: PolicyRoom,
+) -> None:
+    student = room.join("student")
+    room.policy.subscribe(student, {"late": {"camera": "off"}})
+    late = room.join("late")
+    await room.publish(late)
+    assert room.consumer(student, "late", "camera").paused
+    assert not room.consumer(student, "late", "microphone").paused
+    # Nothing changed: nothing more is told.
+    told = dict(room.layers["student"])
+    room.policy.subscribe(student, {"late": {"camera": "off"}})
+    assert room.layers["student"] == told
+    room.policy.participant_left(student)
+    assert room.policy.users_named_after(student, {}) == 0

@@ -256,6 +256,7 @@ async def test_report_routes_check_roles_and_membership(
         {"lateAfterSeconds": -1},
         {"lateAfterSeconds": 2.5},
         {"allowStudentRecordings": "yes"},
+        {"allowStudentScreenShare": 1},
     ):
         status, body = await server.api.request(
             "PUT", f"{base}/settings", token=room.teacher.token, body=bad

@@ -143,8 +143,10 @@ async def test_a_recorded_class_has_playable_files_per_participant_and_a_compose
     assert detail["job"]["progress"] == 1.0
     everyone = {room.teacher.id, room.students[0].id, room.students[1].id}
     assert set(detail["participants"]) == everyone
-    assert {(f["userId"], f["kind"]) for f in detail["files"]} == {
-        (user, kind) for user in everyone for kind in ("audio", "video")
+    assert {(f["userId"], f["kind"], f["source"]) for f in detail["files"]} == {
+        (user, kind, source)
+        for user in everyone
+        for kind, source in (("audio", "microphone"), ("video", "camera"))
     }
     listed = await server.api.call("GET", base, token=room.teacher.token)
     assert [r["recordingId"] for r in listed] == [rid]

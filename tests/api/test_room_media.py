@@ -3,84 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 import pytest
 
 from api.config import Settings
-from scripts.synthpeer.api_client import Account, ApiFailure
-from scripts.synthpeer.client import MediaClient
-from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
+from scripts.synthpeer.api_client import ApiFailure
 from scripts.synthpeer.peer import SyntheticPeer
-from scripts.synthpeer.sink import DecodeMode
-from sfu import MediaConfig
 
-from .conftest import Classroom, RunningServer, ServerFactory
+from .conftest import RunningServer, ServerFactory
+from .room_peers import PeerFactory, live_classroom, media_server, peers, settings, wait_for
 
-PeerFactory = Callable[..., Awaitable[SyntheticPeer]]
-
-
-@pytest.fixture
-def settings(tmp_path: object) -> Settings:
-    """SQLite only here: media tests exercise the room, not the store."""
-    from pathlib import Path
-
-    assert isinstance(tmp_path, Path)
-    return Settings(
-        host="127.0.0.1", port=0, data_dir=tmp_path / "data", ice_addresses=("127.0.0.1",)
-    )
-
-
-@pytest.fixture
-async def media_server(start_server: ServerFactory, settings: Settings) -> RunningServer:
-    return await start_server(settings)
-
-
-@pytest.fixture
-async def peers(media_server: RunningServer) -> AsyncIterator[PeerFactory]:
-    made: list[SyntheticPeer] = []
-
-    async def make(
-        account: Account,
-        *,
-        publish: bool = True,
-        decode: DecodeMode = "all",
-        class_id: str | None = None,
-        join: bool = True,
-    ) -> SyntheticPeer:
-        def media(config: MediaConfig) -> MediaClient:
-            return MediaClient(
-                config,
-                video=vp8_clip() if publish else None,
-                audio=ToneAudioTrack() if publish else None,
-                decode=decode,
-            )
-
-        peer = SyntheticPeer(media_server.api, account, media, class_id=class_id)
-        made.append(peer)
-        if join:
-            await peer.join(publish=publish)
-        return peer
-
-    yield make
-    for peer in made:
-        await peer.close()
-
-
-async def _live_classroom(server: RunningServer, students: int = 2) -> Classroom:
-    room = await server.classroom(students=students)
-    await server.api.start_session(room.teacher, room.class_id)
-    return room
-
-
-async def _wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.05)
+__all__ = ["media_server", "peers", "settings"]  # fixtures
 
 
 def _decoded_video_from(peer: SyntheticPeer, user_id: str) -> int:
@@ -105,7 +39,7 @@ def _decoded_audio_from(peer: SyntheticPeer, user_id: str) -> int:
 async def test_a_teacher_and_two_students_each_receive_the_other_two(
     media_server: RunningServer, peers: PeerFactory
 ) -> None:
-    room = await _live_classroom(media_server)
+    room = await live_classroom(media_server)
     teacher = await peers(room.teacher)
     first = await peers(room.students[0])
     second = await peers(room.students[1])
@@ -120,7 +54,7 @@ async def test_a_teacher_and_two_students_each_receive_the_other_two(
             if other is not peer
         )
 
-    await _wait_for(everyone_hears_everyone)
+    await wait_for(everyone_hears_everyone)
     for peer in everyone:
         assert peer.errors == []
         assert peer.media is not None
@@ -128,7 +62,11 @@ async def test_a_teacher_and_two_students_each_receive_the_other_two(
         for other in everyone:
             if other is not peer:
                 for stream in peer.media.streams_of(other.user_id):
-                    video = stream.sinks["video"]
+                    video = stream.sinks.get("video")
+                    if video is None:
+                        assert stream.source == "microphone"
+                        continue
+                    assert stream.source == "camera"
                     assert video.decode_errors == 0 and video.sizes == {(640, 360)}
                     assert video.frames_before_keyframe == 0
 
@@ -136,7 +74,7 @@ async def test_a_teacher_and_two_students_each_receive_the_other_two(
 async def test_room_joined_lists_participants_and_peers_hear_joins_and_leaves(
     media_server: RunningServer, peers: PeerFactory
 ) -> None:
-    room = await _live_classroom(media_server)
+    room = await live_classroom(media_server)
     teacher = await peers(room.teacher)
     assert teacher.room["participants"] == [] and teacher.room["iceServers"] == []
     session = await media_server.api.call(
@@ -155,12 +93,12 @@ async def test_room_joined_lists_participants_and_peers_hear_joins_and_leaves(
         "name": room.students[0].name,
         "role": "student",
     }
-    await _wait_for(lambda: _decoded_video_from(teacher, student.user_id) > 0)
+    await wait_for(lambda: _decoded_video_from(teacher, student.user_id) > 0)
 
     await student.leave()
     assert await teacher.socket.next("PEER_LEFT") == {"userId": room.students[0].id}
     assert teacher.media is not None
-    await _wait_for(
+    await wait_for(
         lambda: (
             student.user_id not in teacher.media.active_participants() if teacher.media else False
         )
@@ -170,14 +108,14 @@ async def test_room_joined_lists_participants_and_peers_hear_joins_and_leaves(
 async def test_a_closed_socket_removes_the_participant_for_everyone(
     media_server: RunningServer, peers: PeerFactory
 ) -> None:
-    room = await _live_classroom(media_server)
+    room = await live_classroom(media_server)
     teacher = await peers(room.teacher)
     student = await peers(room.students[0])
-    await _wait_for(lambda: _decoded_video_from(teacher, student.user_id) > 0)
+    await wait_for(lambda: _decoded_video_from(teacher, student.user_id) > 0)
     await student.close()
     assert teacher.socket is not None
     assert await teacher.socket.next("PEER_LEFT") == {"userId": room.students[0].id}
-    await _wait_for(
+    await wait_for(
         lambda: (
             teacher.media is not None and student.user_id not in teacher.media.active_participants()
         )
@@ -188,13 +126,17 @@ async def test_a_closed_socket_removes_the_participant_for_everyone(
 async def test_a_late_joiner_gets_a_keyframe_promptly(
     media_server: RunningServer, peers: PeerFactory
 ) -> None:
-    room = await _live_classroom(media_server)
+    room = await live_classroom(media_server)
     teacher = await peers(room.teacher)
     await asyncio.sleep(2.0)  # the teacher's stream is well past its first keyframe
     late = await peers(room.students[0], publish=False)
-    await _wait_for(lambda: _decoded_video_from(late, teacher.user_id) > 0, timeout=5)
+    await wait_for(lambda: _decoded_video_from(late, teacher.user_id) > 0, timeout=5)
     assert late.media is not None
-    sink = late.media.streams_of(teacher.user_id)[0].sinks["video"]
+    sink = next(
+        stream.sinks["video"]
+        for stream in late.media.streams_of(teacher.user_id)
+        if "video" in stream.sinks
+    )
     assert sink.first_keyframe_at is not None
     elapsed = sink.first_keyframe_at - late.joined_at
     print(f"late joiner: first keyframe {elapsed * 1000:.0f} ms after ROOM_JOINED")
@@ -205,7 +147,7 @@ async def test_a_late_joiner_gets_a_keyframe_promptly(
 async def test_media_state_is_broadcast_to_the_others(
     media_server: RunningServer, peers: PeerFactory
 ) -> None:
-    room = await _live_classroom(media_server)
+    room = await live_classroom(media_server)
     teacher = await peers(room.teacher, publish=False)
     student = await peers(room.students[0], publish=False)
     await student.set_media_state(audio=True, video=False)
@@ -224,16 +166,16 @@ async def test_media_state_is_broadcast_to_the_others(
 async def test_done_closes_the_rooms_media_after_the_broadcast(
     media_server: RunningServer, peers: PeerFactory
 ) -> None:
-    room = await _live_classroom(media_server)
+    room = await live_classroom(media_server)
     teacher = await peers(room.teacher)
     student = await peers(room.students[0])
-    await _wait_for(lambda: _decoded_video_from(student, teacher.user_id) > 0)
+    await wait_for(lambda: _decoded_video_from(student, teacher.user_id) > 0)
     assert teacher.socket is not None and student.socket is not None
     done = await teacher.socket.request("DONE", {}, "DONE")
     assert (await student.socket.next("DONE")) == done
     assert media_server.services.rooms.rooms == []
     assert student.media is not None and student.media.subscribe_pc is not None
-    await _wait_for(
+    await wait_for(
         lambda: (
             student.media is not None
             and student.media.subscribe_pc is not None
@@ -246,10 +188,10 @@ async def test_done_closes_the_rooms_media_after_the_broadcast(
 async def test_signalling_errors_are_clear_and_leave_the_room_working(
     media_server: RunningServer, peers: PeerFactory
 ) -> None:
-    room = await _live_classroom(media_server)
+    room = await live_classroom(media_server)
     teacher = await peers(room.teacher)
     student = await peers(room.students[0])
-    await _wait_for(lambda: _decoded_video_from(student, teacher.user_id) > 0)
+    await wait_for(lambda: _decoded_video_from(student, teacher.user_id) > 0)
 
     idle = await media_server.api.open_socket(room.students[1].token)
     fake_offer: dict[str, object] = {"pc": "publish", "offer": {"type": "offer", "sdp": "v=0\r\n"}}
@@ -303,7 +245,7 @@ async def test_signalling_errors_are_clear_and_leave_the_room_working(
 
     # The room is unharmed: media still flows both ways.
     before = _decoded_video_from(teacher, student.user_id)
-    await _wait_for(lambda: _decoded_video_from(teacher, student.user_id) > before + 10)
+    await wait_for(lambda: _decoded_video_from(teacher, student.user_id) > before + 10)
     await idle.close()
 
 
@@ -332,7 +274,7 @@ async def test_a_full_room_refuses_the_next_participant(
     start_server: ServerFactory, settings: Settings
 ) -> None:
     server = await start_server(replace(settings, room_max_participants=2))
-    room = await _live_classroom(server, students=2)
+    room = await live_classroom(server, students=2)
     sockets = [await server.api.open_socket(a.token) for a in (room.teacher, *room.students)]
     await sockets[0].request("JOIN_ROOM", {}, "ROOM_JOINED")
     await sockets[1].request("JOIN_ROOM", {}, "ROOM_JOINED")

@@ -1,11 +1,12 @@
 """Recorded segments made from generated frames with exact timestamps: no live media.
 
-A participant's video is a VP8 clip at `VIDEO_FPS` whose frame ``i`` carries barcode ``i``
-(`scripts.synthpeer.media.read_frame_index` reads it back), its audio an Opus tone in
-20 ms packets. Both go through `sfu.track_file.TrackFile` as the recorder's writer thread
-writes them, with RTP timestamps and a first-frame arrival ``offset`` seconds after the
-recording began, so every count and time in the files is known in advance. Both encoders
-are deterministic: the same bytes on every run, however busy the machine.
+A participant's camera (and screen share, if any) is a VP8 clip at `VIDEO_FPS` whose
+frame ``i`` carries barcode ``i`` (`scripts.synthpeer.media.read_frame_index` reads it
+back), its audio an Opus tone in 20 ms packets. All go through `sfu.track_file.TrackFile`
+as the recorder's writer thread writes them, with RTP timestamps and a first-frame arrival
+``offset`` seconds after the recording began, so every count and time in the files is
+known in advance. Both encoders are deterministic: the same bytes on every run, however
+busy the machine.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import av
 import numpy as np
 
 from scripts.synthpeer.media import render_frame
-from sfu.ids import MediaKind
+from sfu.ids import SOURCE_KIND, TrackSource
 from sfu.track_file import RecordedTrack, TrackFile
 
 VIDEO_FPS = 25
@@ -30,6 +31,8 @@ VIDEO_TICKS = VIDEO_CLOCK // VIDEO_FPS
 AUDIO_CLOCK = 48000
 AUDIO_TICKS = 960  # 20 ms
 WIDTH, HEIGHT = 640, 360
+SCREEN_SIZE = (480, 360)
+"""4:3, so the composed main cell (16:9) shows it between black bars."""
 RECORDING_START = 1000.0
 """The recording's start on the monotonic clock the recorder would use (any value)."""
 _RTP_START = {"video": 1_234_567, "audio": 7_654_321}
@@ -44,14 +47,17 @@ class Publisher:
     video_frames: int
     audio_packets: int
     tone_hz: float = 440.0
+    screen_frames: int = 0
+    """A screen share of `SCREEN_SIZE` from `screen_offset` on (none without frames)."""
+    screen_offset: float = 0.0
 
 
 @functools.cache
-def vp8_frames(count: int) -> tuple[bytes, ...]:
+def vp8_frames(count: int, width: int = WIDTH, height: int = HEIGHT) -> tuple[bytes, ...]:
     """`count` encoded frames, the first the only keyframe; frame ``i`` shows barcode ``i``."""
     codec = av.CodecContext.create("libvpx", "w")
     assert isinstance(codec, av.VideoCodecContext)
-    codec.width, codec.height, codec.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
     codec.bit_rate = 1_000_000
     codec.gop_size = 100_000
     codec.time_base = fractions.Fraction(1, VIDEO_FPS)
@@ -59,7 +65,7 @@ def vp8_frames(count: int) -> tuple[bytes, ...]:
     codec.options = {"deadline": "realtime", "cpu-used": "-8", "lag-in-frames": "0"}
     frames = []
     for index in range(count):
-        picture = render_frame(index, WIDTH, HEIGHT)
+        picture = render_frame(index, width, height)
         picture.pts = index
         picture.time_base = codec.time_base
         packets = codec.encode(picture)
@@ -94,21 +100,28 @@ def opus_packets(count: int, tone_hz: float) -> tuple[bytes, ...]:
 
 
 def _write(
-    directory: Path, publisher: Publisher, kind: MediaKind, frames: tuple[bytes, ...]
+    directory: Path,
+    publisher: Publisher,
+    source: TrackSource,
+    frames: tuple[bytes, ...],
+    offset: float,
 ) -> RecordedTrack:
+    kind = SOURCE_KIND[source]
     video = kind == "video"
+    label = "screen" if source == "screen" else kind
     file = TrackFile(
-        directory / f"{publisher.participant}-{kind}-1.mkv",
+        directory / f"{publisher.participant}-{label}-1.mkv",
         participant_id=publisher.participant,
         kind=kind,
         codec="VP8" if video else "opus",
         clock_rate=VIDEO_CLOCK if video else AUDIO_CLOCK,
         recording_start=RECORDING_START,
+        source=source,
     )
     ticks = VIDEO_TICKS if video else AUDIO_TICKS
     for index, data in enumerate(frames):
         pts = _RTP_START[kind] + index * ticks
-        written = file.write(data, pts, video and index == 0, RECORDING_START + publisher.offset)
+        written = file.write(data, pts, video and index == 0, RECORDING_START + offset)
         assert written == len(data)
     track = file.close()
     assert track is not None
@@ -116,16 +129,19 @@ def _write(
 
 
 def write_segments(directory: Path, publishers: list[Publisher]) -> list[RecordedTrack]:
-    """One video and one audio segment file per publisher (none for zero frames)."""
+    """One camera, one microphone and one screen segment file per publisher (none for
+    zero frames)."""
     directory.mkdir(parents=True, exist_ok=True)
     tracks = []
-    for publisher in publishers:
-        if publisher.video_frames:
-            frames = vp8_frames(publisher.video_frames)
-            tracks.append(_write(directory, publisher, "video", frames))
-        if publisher.audio_packets:
-            packets = opus_packets(publisher.audio_packets, publisher.tone_hz)
-            tracks.append(_write(directory, publisher, "audio", packets))
+    for p in publishers:
+        if p.video_frames:
+            tracks.append(_write(directory, p, "camera", vp8_frames(p.video_frames), p.offset))
+        if p.audio_packets:
+            packets = opus_packets(p.audio_packets, p.tone_hz)
+            tracks.append(_write(directory, p, "microphone", packets, p.offset))
+        if p.screen_frames:
+            frames = vp8_frames(p.screen_frames, *SCREEN_SIZE)
+            tracks.append(_write(directory, p, "screen", frames, p.screen_offset))
     return tracks
 
 
@@ -137,6 +153,7 @@ def manifest(tracks: list[RecordedTrack]) -> dict[str, Any]:
                 "path": str(t.path),
                 "participant": t.participant_id,
                 "kind": t.kind,
+                "source": t.source,
                 "offset": t.offset,
                 "duration": t.duration,
             }

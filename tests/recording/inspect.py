@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
+import numpy as np
+import numpy.typing as npt
 
-from scripts.synthpeer.media import read_frame_index
+from scripts.synthpeer.media import read_frame_index, render_frame
+from sfu.compose_layout import Rect
+
+Picture = npt.NDArray[np.uint8]
+"""A decoded frame as RGB, rows by columns by 3."""
 
 
 @dataclass
@@ -67,3 +74,37 @@ def missing_frames(indices: list[int | None], loop: int) -> int:
             continue
         missing += (after - before - 1) % loop
     return missing
+
+
+def composed_frames(path: Path) -> Iterator[tuple[float, Picture]]:
+    """Each video frame of a composed file: its time and its pixels (RGB)."""
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            assert frame.pts is not None and frame.time_base is not None
+            rgb = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+            yield float(frame.pts * frame.time_base), rgb
+
+
+def barcode_in(picture: Picture, region: Rect, size: tuple[int, int]) -> int | None:
+    """The barcode of the synthetic picture shown in `region`, scaled back to `size`
+    (the size it was rendered at); `None` if unreadable."""
+    crop = picture[region.y : region.y + region.height, region.x : region.x + region.width]
+    part = av.VideoFrame.from_ndarray(np.ascontiguousarray(crop), format="rgb24")
+    return read_frame_index(part.reformat(width=size[0], height=size[1], format="yuv420p"))
+
+
+def brightness(picture: Picture, region: Rect) -> float:
+    """Mean RGB value in `region` (0 for black)."""
+    crop = picture[region.y : region.y + region.height, region.x : region.x + region.width]
+    return float(crop.mean())
+
+
+def clip_difference(picture: Picture, region: Rect, size: tuple[int, int], index: int) -> float:
+    """Mean luma difference between `region`, scaled back to `size`, and frame `index` of
+    the synthetic clip rendered at `size` (a few units for the same picture after two
+    encodings; tens for another picture)."""
+    crop = picture[region.y : region.y + region.height, region.x : region.x + region.width]
+    part = av.VideoFrame.from_ndarray(np.ascontiguousarray(crop), format="rgb24")
+    seen = part.reformat(width=size[0], height=size[1], format="gray").to_ndarray()
+    truth = render_frame(index, *size).reformat(format="gray").to_ndarray()
+    return float(np.abs(seen.astype(np.int16) - truth.astype(np.int16)).mean())

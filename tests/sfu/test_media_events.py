@@ -32,6 +32,7 @@ async def test_presence_camera_on_and_stats_are_reported(room: Room) -> None:
     )
     video = next(p for p in room.router.producers.values() if p.kind == "video")
     await wait_for(lambda: video.is_flowing(0.2), what="video flowing")
+    await wait_for(lambda: room.router.stats().forwarded_frames > 0, what="frames forwarded")
     stats = room.router.stats()
     teacher = next(p for p in stats.participants if p.participant_id == "teacher")
     assert teacher.connected and teacher.publish_state == "connected"

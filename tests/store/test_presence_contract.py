@@ -106,6 +106,7 @@ async def test_a_new_class_has_the_default_policy_and_no_student_recordings(stor
     created = await store.create_class(class_name="Physics", teacher_id=teacher.id)
     assert created.policy == AttendancePolicy(present_ratio=0.75, late_after_seconds=600)
     assert created.allow_student_recordings is False
+    assert created.allow_student_screen_share is False
     assert await store.get_class(created.id) == created
 
 
@@ -121,10 +122,14 @@ async def test_class_settings_change_only_what_is_given(store: Store) -> None:
     unchanged = await store.update_class_settings(class_id)
     assert unchanged == allowed
     assert allowed.student_ids == (kim.id,) and allowed.teacher_id == teacher.id
-
     assert await store.get_class(class_id) == allowed
-    assert await store.list_classes_for_teacher(teacher.id) == [allowed]
-    assert await store.list_classes_for_student(kim.id) == [allowed]
+
+    sharing = await store.update_class_settings(class_id, allow_student_screen_share=True)
+    assert sharing.allow_student_screen_share is True
+    assert sharing.policy == STRICT and sharing.allow_student_recordings is True
+    assert await store.get_class(class_id) == sharing
+    assert await store.list_classes_for_teacher(teacher.id) == [sharing]
+    assert await store.list_classes_for_student(kim.id) == [sharing]
 
 
 async def test_a_fractional_ratio_and_a_zero_grace_round_trip_exactly(store: Store) -> None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from api.ids import new_id
 from api.models import ComposeJob, Recording, RecordingFile
 from api.store import Store
+from api.store.records import recording_doc, recording_from_doc
 from tests.store.test_store_contract import T0, malformed_ids
 
 
@@ -37,6 +38,7 @@ async def test_a_recording_round_trips_and_is_replaced_whole(store: Store) -> No
         files=(
             RecordingFile("a-video-1.mkv", user, "video", 0.125, 60.5, 1_234_567),
             RecordingFile("a-audio-1.mkv", user, "audio", 0.0, 61.0, 98_765),
+            RecordingFile("a-screen-1.mkv", user, "video", 2.5, 30.0, 765_432, "screen"),
         ),
         job=ComposeJob(status="running", progress=0.5),
     )
@@ -86,3 +88,28 @@ async def test_unfinished_recordings_are_those_recording_or_composing(store: Sto
     unfinished = await store.list_unfinished_recordings()
     assert {r.id for r in unfinished} == {live.id, pending.id, running.id}
     assert unfinished[0].id == live.id
+
+
+def test_files_stored_before_sources_were_recorded_read_as_their_kinds_default() -> None:
+    doc = recording_doc(recording(new_id()))
+    doc["files"] = [
+        {
+            "name": "a-video-1.mkv",
+            "userId": "u",
+            "kind": "video",
+            "offset": 0.0,
+            "duration": 1.0,
+            "size": 10,
+        },
+        {
+            "name": "a-audio-1.mkv",
+            "userId": "u",
+            "kind": "audio",
+            "offset": 0.0,
+            "duration": 1.0,
+            "size": 10,
+        },
+    ]
+    files = recording_from_doc(new_id(), doc).files
+    assert [f.source for f in files] == ["camera", "microphone"]
+    assert [f.public()["source"] for f in files] == ["camera", "microphone"]

@@ -126,6 +126,7 @@ async def test_mongo_documents_keep_their_shape(nx27017_server: Nx27017Server) -
             "createdAt": cls.created_at,
             "policy": {"presentRatio": 0.5, "lateAfterSeconds": 60},
             "allowStudentRecordings": False,
+            "allowStudentScreenShare": False,
             "rev": 2,
         }
     ]
@@ -256,6 +257,7 @@ async def test_sqlite_rows_keep_their_shape(tmp_path: Path) -> None:
                 "present_ratio": 0.5,
                 "late_after_seconds": 60,
                 "allow_student_recordings": 0,
+                "allow_student_screen_share": 0,
             }
         ]
         assert rows("SELECT * FROM sessions") == [

@@ -91,6 +91,7 @@ class MongoAccounts(MongoBase):
         *,
         policy: AttendancePolicy | None = None,
         allow_student_recordings: bool | None = None,
+        allow_student_screen_share: bool | None = None,
     ) -> ClassRecord:
         while True:
             doc = await by_id(self._classes, class_id)
@@ -103,6 +104,9 @@ class MongoAccounts(MongoBase):
                 allow_student_recordings=current.allow_student_recordings
                 if allow_student_recordings is None
                 else allow_student_recordings,
+                allow_student_screen_share=current.allow_student_screen_share
+                if allow_student_screen_share is None
+                else allow_student_screen_share,
             )
             # A whole-document replace keeps createdAt a date on nx-27017 (no $set); matching
             # the revision read makes it a compare-and-swap, so an enrolment or another

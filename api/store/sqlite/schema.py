@@ -116,7 +116,10 @@ _V3 = (
     "CREATE INDEX recordings_by_class ON recordings (class_id, started_at)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+# Whether students may share a screen in the class's room.
+_V4 = ("ALTER TABLE classes ADD COLUMN allow_student_screen_share INTEGER NOT NULL DEFAULT 0",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
