@@ -288,3 +288,47 @@ async def test_the_teachers_screen_share_plays_on_the_students_pages(
         assert page.received("SCREEN_SHARE")[-1] == {"userId": teacher.id, "active": False}
     for page in (t, a, b):
         await expect(page.messages.locator('[data-kind="error"]')).to_have_count(0)
+
+
+async def test_a_student_shares_where_the_class_allows_it_and_the_teachers_share_takes_over(
+    api: ClassroomApi, open_page: PageFactory
+) -> None:
+    live = await enrolled_class(api, "Show and tell", "Alice Student")
+    teacher, (alice,) = live.teacher, live.students
+    await api.call(
+        "PUT",
+        f"/class/{live.class_id}/settings",
+        token=teacher.token,
+        body={"allowStudentScreenShare": True},
+    )
+    t = await logged_in(open_page, teacher, "teacher")
+    a = await logged_in(open_page, alice, "alice")
+    for page in (t, a):
+        await page.select_class(live.class_id)
+        await join(page)
+
+    await a.by("toggle-screen").click()
+    await expect(a.by("toggle-screen")).to_have_text("Stop sharing")
+    await expect(t.by("screen-tile")).to_have_attribute("data-user-id", alice.id)
+    await expect(t.by("screen-name")).to_have_text(alice.name)
+    await t.page.wait_for_function(f"({SCREEN_FRAMES})() > 2", timeout=20_000)
+
+    # The teacher shares too: the server hands the share over, Alice's page stops hers.
+    await t.by("toggle-screen").click()
+    await expect(a.by("toggle-screen")).to_have_text("Share screen")
+    await expect(a.messages).to_contain_text("Your screen share stopped")
+    await expect(a.by("screen-tile")).to_have_attribute("data-user-id", teacher.id)
+    await a.page.wait_for_function(f"({SCREEN_FRAMES})() > 2", timeout=20_000)
+    await expect(t.by("screen-tile")).to_have_attribute("data-mine", "true")
+
+    # Alice renegotiated: her screen's m-section went inactive, no longer named "screen".
+    async def stopped_offered() -> bool:
+        return len(a.sent("WEBRTC_OFFER")) == 3
+
+    await wait_until(stopped_offered, timeout=20)
+    offers = a.sent("WEBRTC_OFFER")
+    assert [list(o["tracks"].values()).count({"source": "screen"}) for o in offers] == [0, 1, 0]
+    assert " inactive" not in offers[1]["offer"]["sdp"]
+    assert "a=inactive" in offers[2]["offer"]["sdp"].split("m=video")[-1]
+    for page in (t, a):
+        await expect(page.messages.locator('[data-kind="error"]')).to_have_count(0)

@@ -55,12 +55,13 @@ export class Publisher {
     this.slots.set(key, { transceiver, track, owned, ...label });
   }
 
-  /** `tracks` of the publish offer: {<mid>: {source, layer?}} for every negotiated slot. */
+  /** `tracks` of the publish offer: {<mid>: {source, layer?}} for every slot that sends. */
   tracks() {
     const tracks = {};
     for (const slot of this.slots.values()) {
       const mid = slot.transceiver.mid;
-      if (mid === null) continue;
+      // A stopped share's section is inactive: naming it "screen" would claim the share.
+      if (mid === null || slot.transceiver.direction === "inactive") continue;
       tracks[mid] = slot.layer ? { source: slot.source, layer: slot.layer } : { source: slot.source };
     }
     return tracks;
