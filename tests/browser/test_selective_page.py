@@ -65,7 +65,10 @@ async def until_received(
     try:
         await wait_until(met, timeout=20)
     except TimeoutError:
-        raise AssertionError(f"{page.label} receiving {user_id}'s {source}: {last}") from None
+        layers = [update[user_id] for update in page.received("LAYERS") if user_id in update]
+        raise AssertionError(
+            f"{page.label} receiving {user_id}'s {source}: {last}; LAYERS said {layers[-3:]}"
+        ) from None
     assert last is not None
     return last
 
