@@ -11,6 +11,7 @@ import "./js/session.js";
 import "./js/room.js";
 import "./js/roster.js";
 import "./js/recording.js";
+import { setPageSize } from "./js/layout.js";
 import * as testHooks from "./js/testhooks.js";
 
 // Only with ?testHooks=1: what the browser tests read and do.
@@ -18,6 +19,15 @@ testHooks.expose({
   state,
   dropConnection: () => state.socket && state.socket.drop(),
   selector: (userId) => `[data-testid=remote-tile][data-user-id="${attr(userId)}"]`,
+  setPageSize,
+  sentRtp: () => testHooks.sentRtp(state.media, state.publisher),
+  receivedVideo: (userId, source = "camera") => {
+    const participant = state.participants.get(userId);
+    const track = source === "screen"
+      ? state.screenTracks.get(userId)
+      : participant && participant.tracks.camera;
+    return testHooks.receivedVideo(state.media, track);
+  },
 });
 
 if (state.token) {

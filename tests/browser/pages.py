@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 from playwright.async_api import (
     Browser,
@@ -13,6 +15,7 @@ from playwright.async_api import (
     Locator,
     Page,
     ViewportSize,
+    WebSocket,
 )
 
 from scripts.chromium import CHROMIUM, CHROMIUM_FLAGS, TEST_HOOKS_PAGE
@@ -38,8 +41,11 @@ class ClassroomPage:
         self.page = page
         self.page_errors: list[str] = []
         self.console: list[str] = []
+        self.frames_sent: list[dict[str, Any]] = []
+        self.frames_received: list[dict[str, Any]] = []
         page.on("pageerror", self._page_error)
         page.on("console", self._console)
+        page.on("websocket", self._websocket)
 
     @classmethod
     async def open(
@@ -60,6 +66,18 @@ class ClassroomPage:
 
     def _console(self, message: ConsoleMessage) -> None:
         self.console.append(f"[{message.type}] {TOKEN_PARAM.sub('token=…', message.text)}")
+
+    def _websocket(self, socket: WebSocket) -> None:
+        socket.on("framesent", lambda payload: _keep_frame(self.frames_sent, payload))
+        socket.on("framereceived", lambda payload: _keep_frame(self.frames_received, payload))
+
+    def sent(self, event: str) -> list[dict[str, Any]]:
+        """The data of every `event` frame this page sent on its sockets so far."""
+        return [frame["data"] for frame in self.frames_sent if frame.get("event") == event]
+
+    def received(self, event: str) -> list[dict[str, Any]]:
+        """The data of every `event` frame this page received on its sockets so far."""
+        return [frame["data"] for frame in self.frames_received if frame.get("event") == event]
 
     def by(self, testid: str) -> Locator:
         return self.page.get_by_test_id(testid)
@@ -107,3 +125,13 @@ class ClassroomPage:
         log = ARTIFACTS / f"{slug(test_name)}-{slug(self.label)}.console.log"
         log.write_text("\n".join(self.console) + "\n")
         await self.context.close()
+
+
+def _keep_frame(frames: list[dict[str, Any]], payload: str | bytes) -> None:
+    """Keep a WebSocket frame of the page's protocol ({"event", "data"}); others are not ours."""
+    try:
+        frame = json.loads(payload)
+    except ValueError:
+        return
+    if isinstance(frame, dict) and isinstance(frame.get("data"), dict):
+        frames.append(frame)

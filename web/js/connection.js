@@ -19,10 +19,13 @@ import {
   myMarkBroadcast, myStatusPushed, requestMyAttendance, setMyStatus,
 } from "./my_attendance.js";
 import { recordingChanged } from "./recording.js";
+import { screenShareChanged } from "./screenshare.js";
+import { layersChanged } from "./subscription.js";
 
 // Requests the page sends on its own to stay fresh: when one fails, the next poll or DONE
 // tells the user what changed, so the failure goes to the console, not to a message.
-const BACKGROUND_REQUESTS = new Set(["ROSTER", "MY_ATTENDANCE"]);
+// SUBSCRIPTION follows the layout; the user can do nothing about a refused one.
+const BACKGROUND_REQUESTS = new Set(["ROSTER", "MY_ATTENDANCE", "SUBSCRIPTION"]);
 const MEDIA_FAILED = /media connection failed/i;
 
 function socketUrl(classId) {
@@ -119,6 +122,8 @@ function handleEvent(event, data) {
     case "ACTIVE_SPEAKER": activeSpeaker(data); break;
     case "ROSTER": roster(data); break;
     case "RECORDING": recordingChanged(data); break;
+    case "SCREEN_SHARE": screenShareChanged(data); break;
+    case "LAYERS": layersChanged(data); break;
     case "WEBRTC_OFFER": if (state.media) state.media.handleOffer(data); break;
     case "WEBRTC_ANSWER": if (state.media) state.media.handleAnswer(data); break;
     case "WEBRTC_ICE_CANDIDATE": if (state.media) state.media.handleCandidate(data); break;
@@ -148,6 +153,10 @@ function serverError(data) {
     showMessage(`Could not join the room: ${message}`);
     renderSessionStatus();
     return;
+  }
+  if (answering === "WEBRTC_OFFER" && state.media) {
+    // Our publish offer was refused: it is rolled back (a refused screen share stops).
+    state.media.publishRefused(message);
   }
   if (answering === null && state.inRoom && MEDIA_FAILED.test(message)) {
     // The server gave up on our media and removed us from the room: join again.

@@ -12,6 +12,8 @@ export function refreshControls() {
   show(byId("leave-room"), joined);
   show(byId("toggle-camera"), joined);
   show(byId("toggle-mic"), joined);
+  // Students share only in a class that allows it (GET /class/:id allowStudentScreenShare).
+  show(byId("toggle-screen"), joined && (isTeacher() || Boolean(state.cls.allowStudentScreenShare)));
   if (isTeacher()) {
     byId("start-session").disabled = active;
     byId("end-session").disabled = !active;

@@ -1,7 +1,9 @@
 // The two peer connections of one participant (docs/protocol.md, "Media: two peer connections"):
-//  - "publish": this page offers, sendonly camera + microphone;
+//  - "publish": this page offers what web/js/publisher.js puts on it, one offer at a time
+//    (the next waits for the answer to the previous one, or for its refusal);
 //  - "subscribe": the server offers (and re-offers when tracks come and go), this page answers.
-// Stream ids in the subscribe offer map to user ids through the offer's `streams`.
+// Stream ids in the subscribe offer map to {userId, source} through the offer's `streams`.
+import { withOpusDtx } from "./sdp.js";
 
 // ICE: every local candidate is trickled (WEBRTC_ICE_CANDIDATE), then a null ends them. The
 // description is sent as soon as it is set, without waiting for gathering. Candidates that
@@ -26,7 +28,8 @@ export class RoomMedia {
    * @param {"all"|"relay"} [options.iceTransportPolicy]  "relay": TURN-relayed candidates only
    * @param {(event: string, data: object) => boolean} options.send
    * @param {(pc: "publish"|"subscribe", state: string) => void} options.onState
-   * @param {(userId: string|null, stream: MediaStream, track: MediaStreamTrack) => void} options.onTrack
+   * @param {(owner: {userId: string, source: string}|null, stream: MediaStream,
+   *           track: MediaStreamTrack) => void} options.onTrack
    * @param {(message: string) => void} options.onError
    */
   constructor({ iceServers, iceTransportPolicy = "all", send, onState, onTrack, onError }) {
@@ -41,8 +44,9 @@ export class RoomMedia {
     this.pendingCandidates = { publish: [], subscribe: [] }; // until the description is sent
     this.candidatesEnded = { publish: false, subscribe: false };
     this.chains = { publish: Promise.resolve(), subscribe: Promise.resolve() };
-    this.streamUsers = new Map();      // msid stream id -> user id
+    this.streamOwners = new Map();     // msid stream id -> {userId, source}
     this.unlabelled = new Map();       // stream id -> [stream, track] waiting for a mapping
+    this.publishReply = null;          // resolves the outstanding publish offer's outcome
     this.closed = false;
   }
 
@@ -81,10 +85,10 @@ export class RoomMedia {
   }
 
   /** Send the local description, then the candidates gathered meanwhile. */
-  sendDescription(name, event, key) {
+  sendDescription(name, event, key, extra = {}) {
     if (this.closed) return;
     const description = this.pcs[name].localDescription;
-    this.send(event, { pc: name, [key]: { type: description.type, sdp: description.sdp } });
+    this.send(event, { pc: name, [key]: { type: description.type, sdp: description.sdp }, ...extra });
     if (!this.described[name]) {
       this.described[name] = true;
       for (const candidate of this.pendingCandidates[name].splice(0)) this.trickle(name, candidate);
@@ -98,29 +102,49 @@ export class RoomMedia {
     this.send("WEBRTC_ICE_CANDIDATE", { pc: name, candidate });
   }
 
-  /** Offer the camera and microphone tracks of `stream` (any of them may be missing). */
-  publish(stream) {
+  /**
+   * (Re)negotiate the publish connection: `prepare(pc)` changes its transceivers, then the
+   * offer (with Opus DTX) goes out with `tracks: describe()`, read once the mids are set.
+   * Resolves true once the server's answer is applied, false when the server refused the
+   * offer (it is rolled back) or the connection closed.
+   */
+  negotiatePublish(prepare, describe) {
+    let accepted = false;
     return this.enqueue("publish", async () => {
       const pc = this.pcs.publish || this.createPeerConnection("publish");
-      for (const track of stream.getTracks()) {
-        pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      await prepare(pc);
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription({ type: "offer", sdp: withOpusDtx(offer.sdp) });
+      const reply = new Promise((resolve) => { this.publishReply = resolve; });
+      this.sendDescription("publish", "WEBRTC_OFFER", "offer", { tracks: describe() });
+      const outcome = await reply;
+      this.publishReply = null;
+      if (this.closed) return;
+      if (outcome.answer) {
+        await pc.setRemoteDescription(outcome.answer);
+        accepted = true;
+      } else if (pc.signalingState === "have-local-offer") {
+        await pc.setLocalDescription({ type: "rollback" });
       }
-      await pc.setLocalDescription(await pc.createOffer());
-      this.sendDescription("publish", "WEBRTC_OFFER", "offer");
-    });
+    }).then(() => accepted);
   }
 
   /** WEBRTC_ANSWER {pc: "publish", answer} from the server. */
   handleAnswer(data) {
     if (data.pc !== "publish") {
       this.onError(`Unexpected answer for the "${data.pc}" connection`);
-      return Promise.resolve();
+    } else if (!this.publishReply) {
+      this.onError("publish connection: an answer arrived but no offer is outstanding");
+    } else {
+      this.publishReply({ answer: data.answer });
     }
-    return this.enqueue("publish", async () => {
-      const pc = this.pcs.publish;
-      if (!pc) throw new Error("answer arrived before the offer was made");
-      await pc.setRemoteDescription(data.answer);
-    });
+  }
+
+  /** The server answered the outstanding publish offer with an ERROR: true when there was one. */
+  publishRefused(message) {
+    if (!this.publishReply) return false;
+    this.publishReply({ refused: message });
+    return true;
   }
 
   /** WEBRTC_OFFER {pc: "subscribe", offer, streams} from the server: answer it. */
@@ -130,8 +154,12 @@ export class RoomMedia {
       return Promise.resolve();
     }
     return this.enqueue("subscribe", async () => {
-      for (const [streamId, label] of Object.entries(data.streams || {})) {
-        this.streamUsers.set(streamId, String(label && label.userId));
+      for (const [streamId, owner] of Object.entries(data.streams || {})) {
+        // Servers before selective forwarding sent {<streamId>: userId}: all of it camera.
+        const labelled = owner && typeof owner === "object"
+          ? { userId: String(owner.userId), source: String(owner.source || "camera") }
+          : { userId: String(owner), source: "camera" };
+        this.streamOwners.set(streamId, labelled);
       }
       this.labelWaitingStreams();
       let pc = this.pcs.subscribe;
@@ -157,24 +185,19 @@ export class RoomMedia {
 
   trackArrived(event) {
     const stream = event.streams[0] || new MediaStream([event.track]);
-    const userId = this.streamUsers.get(stream.id) || null;
-    if (userId === null) this.unlabelled.set(stream.id, [stream, event.track]);
-    this.onTrack(userId, stream, event.track);
+    const owner = this.streamOwners.get(stream.id) || null;
+    if (owner === null) this.unlabelled.set(stream.id, [stream, event.track]);
+    else this.onTrack(owner, stream, event.track);
   }
 
   labelWaitingStreams() {
     for (const [streamId, [stream, track]] of [...this.unlabelled]) {
-      const userId = this.streamUsers.get(streamId);
-      if (userId) {
+      const owner = this.streamOwners.get(streamId);
+      if (owner) {
         this.unlabelled.delete(streamId);
-        this.onTrack(userId, stream, track);
+        this.onTrack(owner, stream, track);
       }
     }
-  }
-
-  /** Tracks of this stream belong to whom (null when the server has not said). */
-  userOfStream(streamId) {
-    return this.streamUsers.get(streamId) || null;
   }
 
   state(name) {
@@ -184,6 +207,7 @@ export class RoomMedia {
 
   close() {
     this.closed = true;
+    if (this.publishReply) this.publishReply({ closed: true });
     for (const name of ["publish", "subscribe"]) {
       const pc = this.pcs[name];
       if (pc) pc.close();

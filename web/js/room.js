@@ -1,7 +1,9 @@
 // The live room: joining and leaving, the camera and microphone, the two peer connections
-// (web/js/media.js) and their automatic restart, and my own tile's connection badge.
+// (web/js/media.js, what is sent on them: web/js/publisher.js) and their automatic restart,
+// and my own tile's connection badge.
 import { byId, show } from "./dom.js";
 import { RoomMedia } from "./media.js";
+import { Publisher } from "./publisher.js";
 import { isTeacher, state } from "./state.js";
 import { showMessage } from "./messages.js";
 import { refreshControls } from "./controls.js";
@@ -12,6 +14,9 @@ import { recordingChanged } from "./recording.js";
 import {
   refreshTileConnection, remoteTrack, removeParticipant, setSpeaker, upsertParticipant,
 } from "./tiles.js";
+import { leaveScreens, renderScreen } from "./screenshare.js";
+import { resetSubscription } from "./subscription.js";
+import { scheduleLayout } from "./layout.js";
 import * as testHooks from "./testhooks.js";
 
 const RELAY_KEY = "classroom.relayOnly"; // localStorage: "1" = iceTransportPolicy "relay"
@@ -101,6 +106,8 @@ function applyLocalMediaState(tellServer) {
     for (const track of state.localStream.getVideoTracks()) track.enabled = state.camOn;
     for (const track of state.localStream.getAudioTracks()) track.enabled = state.micOn;
   }
+  // Muted means not sent at all, not only silence or black frames.
+  if (state.publisher) state.publisher.setMuted({ audio: !state.micOn, video: !state.camOn });
   const tile = byId("self-tile");
   tile.dataset.video = state.camOn ? "on" : "off";
   tile.dataset.audio = state.micOn ? "on" : "off";
@@ -121,6 +128,8 @@ export async function roomJoined(data) {
   state.joinPending = false;
   state.inRoom = true;
   if (data.sessionId) state.session.sessionId = data.sessionId;
+  resetSubscription();
+  state.screenShare = data.screenShare ? String(data.screenShare) : null;
   byId("self-name").textContent = `You (${state.me.name})`;
   show(byId("room"));
   // Rebuild the participant list from the server's view.
@@ -134,6 +143,8 @@ export async function roomJoined(data) {
   renderSessionStatus();
   if (isTeacher()) renderRoster();
   recordingChanged(data.recording || { active: false });
+  renderScreen();
+  scheduleLayout();
 
   const relay = relayOnly.checked;
   const hasTurn = (data.iceServers || []).some((server) =>
@@ -146,14 +157,17 @@ export async function roomJoined(data) {
     iceTransportPolicy: relay ? "relay" : "all",
     send: (event, payload) => (state.socket ? state.socket.send(event, payload) : false),
     onState: (pc, pcState) => mediaConnectionChanged(media, pc, pcState),
-    onTrack: (userId, stream, track) => remoteTrack(userId, stream, track),
+    onTrack: (owner, stream, track) => remoteTrack(owner, stream, track),
     onError: (message) => showMessage(`Media problem: ${message}`),
   });
+  const publisher = new Publisher(media);
   state.media = media;
+  state.publisher = publisher;
   const stream = await ensureLocalStream();
   if (state.media !== media) return; // left or dropped meanwhile
   if (stream) {
-    media.publish(stream);
+    publisher.setMuted({ audio: !state.micOn, video: !state.camOn });
+    publisher.start(stream);
     if (!state.camOn || !state.micOn) send("MEDIA_STATE", { audio: state.micOn, video: state.camOn });
   } else {
     setSelfConnection("connected", "in the room (not sending)");
@@ -166,6 +180,9 @@ export function leaveRoomLocally({ keepTiles = false } = {}) {
   recordingChanged({ active: false });
   if (state.disconnectTimer !== null) clearTimeout(state.disconnectTimer);
   state.disconnectTimer = null;
+  leaveScreens();
+  if (state.publisher) state.publisher.close();
+  state.publisher = null;
   if (state.media) state.media.close();
   state.media = null;
   state.mediaStates = { publish: "new", subscribe: "new" };

@@ -20,7 +20,8 @@ export const state = {
   joinPending: false,
   inRoom: false,
   recording: false,         // the room is being recorded (RECORDING / ROOM_JOINED)
-  media: null,
+  media: null,              // RoomMedia: the two peer connections (web/js/media.js)
+  publisher: null,          // Publisher: what the publish connection sends (web/js/publisher.js)
   mediaStates: { publish: "new", subscribe: "new" },
   disconnectTimer: null,
   mediaRestarts: 0,         // consecutive media failures (more backoff each time)
@@ -28,7 +29,13 @@ export const state = {
   localStreamPromise: null,
   camOn: true,
   micOn: true,
-  participants: new Map(),  // userId -> {userId, name, role, audio, video, stream, tile}
+  participants: new Map(),  // userId -> {userId, name, role, audio, video, tracks, tile}
+  localScreen: null,        // my screen capture track while I share
+  screenShare: null,        // userId of whoever shares a screen in the room (SCREEN_SHARE)
+  screenTracks: new Map(),  // userId -> their received screen track
+  layers: new Map(),        // userId -> the last LAYERS entry about them
+  pageSize: 8,              // at most this many student tiles per grid page
+  gridPage: 0,
   marks: new Map(),         // studentId -> status (teacher's view of this session)
   presence: new Map(),      // userId -> true while in the room (from room events / ROSTER)
   myStatus: { sessionId: null, status: null }, // a student's own status in this session

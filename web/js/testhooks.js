@@ -28,3 +28,48 @@ export function expose(handles) {
   window.classroom = handles;
   window.classroomMetrics = metrics;
 }
+
+/** Outbound RTP streams of the publish connection, named by the `tracks` entry of their mid. */
+export async function sentRtp(media, publisher) {
+  const pc = media && media.pcs.publish;
+  if (!pc || !publisher) return [];
+  const tracks = publisher.tracks();
+  const encodings = {};
+  for (const transceiver of pc.getTransceivers()) {
+    const [encoding] = transceiver.sender.getParameters().encodings || [];
+    if (transceiver.mid !== null && encoding) {
+      encodings[transceiver.mid] = {
+        maxBitrate: encoding.maxBitrate ?? null,
+        scaleResolutionDownBy: encoding.scaleResolutionDownBy ?? null,
+      };
+    }
+  }
+  const streams = [];
+  (await pc.getStats()).forEach((report) => {
+    if (report.type !== "outbound-rtp") return;
+    streams.push({
+      kind: report.kind, mid: report.mid, ...(tracks[report.mid] || {}),
+      encoding: encodings[report.mid] || null, bytesSent: report.bytesSent || 0,
+      framesEncoded: report.framesEncoded || 0, frameWidth: report.frameWidth || 0,
+      frameHeight: report.frameHeight || 0,
+    });
+  });
+  return streams;
+}
+
+/** The inbound RTP stream receiving `track` on the subscribe connection (null: none). */
+export async function receivedVideo(media, track) {
+  const pc = media && media.pcs.subscribe;
+  const receiver = pc && track ? pc.getReceivers().find((r) => r.track === track) : null;
+  if (!receiver) return null;
+  let inbound = null;
+  (await receiver.getStats()).forEach((report) => {
+    if (report.type === "inbound-rtp") {
+      inbound = {
+        bytesReceived: report.bytesReceived || 0, framesDecoded: report.framesDecoded || 0,
+        frameWidth: report.frameWidth || 0, frameHeight: report.frameHeight || 0,
+      };
+    }
+  });
+  return inbound;
+}

@@ -1,8 +1,12 @@
-// The other participants' tiles in the room grid: who is there, their video, mute and
-// connection badges, and the active speaker highlight.
+// The other participants' tiles: who is there, their camera video and microphone audio
+// (separate streams from the server, one per source), mute and connection badges, and the
+// active speaker highlight. Where each tile goes is web/js/layout.js's job.
 import { byId, el, show } from "./dom.js";
 import { state } from "./state.js";
 import { visibleState } from "./room.js";
+import { scheduleLayout } from "./layout.js";
+import { forgetUser, renderQuality } from "./subscription.js";
+import { screenTrack } from "./screenshare.js";
 import * as testHooks from "./testhooks.js";
 
 export function upsertParticipant(info) {
@@ -10,7 +14,7 @@ export function upsertParticipant(info) {
   if (!participant) {
     participant = {
       userId: info.userId, name: info.name || "Participant", role: info.role || "",
-      audio: true, video: true, stream: null, tile: null,
+      audio: true, video: true, tracks: { camera: null, microphone: null }, tile: null,
     };
     participant.tile = buildTile(participant);
     state.participants.set(info.userId, participant);
@@ -23,6 +27,7 @@ export function upsertParticipant(info) {
   state.presence.set(info.userId, true);
   renderTile(participant);
   show(byId("room-empty"), state.participants.size === 0);
+  scheduleLayout();
   return participant;
 }
 
@@ -30,36 +35,46 @@ export function removeParticipant(userId) {
   const participant = state.participants.get(userId);
   if (!participant) return;
   participant.tile.querySelector("video").srcObject = null;
+  participant.tile.querySelector("audio").srcObject = null;
   participant.tile.remove();
   state.participants.delete(userId);
   state.presence.set(userId, false);
+  forgetUser(userId);
   if (state.speaker === userId) setSpeaker(null);
   show(byId("room-empty"), state.participants.size === 0);
+  scheduleLayout();
 }
 
 function buildTile(participant) {
-  const video = el("video", { autoplay: true, playsinline: true, dataset: { testid: "remote-video" } });
+  const video = el("video", { autoplay: true, playsinline: true, muted: true,
+                              dataset: { testid: "remote-video" } });
+  video.muted = true; // the attribute alone does not mute; sound comes from the <audio>
+  const audio = el("audio", { autoplay: true, dataset: { testid: "remote-audio" } });
   const unmute = el("button", { type: "button", class: "badge unmute", hidden: true,
                                 dataset: { testid: "tile-unmute" } }, "Click to hear");
   unmute.addEventListener("click", () => {
-    video.muted = false;
-    video.play().catch(() => {});
+    audio.play().catch(() => {});
     unmute.hidden = true;
   });
   return el("figure",
     { class: "tile", dataset: { testid: "remote-tile", userId: participant.userId,
-                                connection: "connecting", video: "on", audio: "on",
-                                speaking: "false", playing: "false" } },
+                                source: "camera", connection: "connecting", video: "on",
+                                audio: "on", speaking: "false", playing: "false",
+                                placement: "small", quality: "full" } },
     video,
+    audio,
     el("div", { class: "camera-off", dataset: { testid: "tile-camera-off" }, hidden: true },
        "Camera off"),
     el("figcaption", {},
        el("span", { class: "name", dataset: { testid: "tile-name" } }),
+       el("span", { class: "badge source", dataset: { testid: "tile-source" } }, "Camera"),
        el("span", { class: "badge role", dataset: { testid: "tile-role" } }),
        el("span", { class: "badge conn", dataset: { testid: "tile-connection" } }, "connecting"),
        el("span", { class: "badge mic", dataset: { testid: "tile-mic" } }),
        el("span", { class: "badge speaking", dataset: { testid: "tile-speaking" }, hidden: true },
           "Speaking"),
+       el("span", { class: "badge quality", dataset: { testid: "tile-quality" }, hidden: true },
+          "reduced quality"),
        unmute));
 }
 
@@ -71,15 +86,18 @@ function renderTile(participant) {
   tile.dataset.audio = participant.audio ? "on" : "off";
   tile.dataset.video = participant.video ? "on" : "off";
   show(tile.querySelector("[data-testid=tile-camera-off]"), !participant.video);
-  tile.setAttribute("aria-label", `${participant.name}${participant.video ? "" : ", camera off"}`);
+  tile.setAttribute("aria-label",
+                    `${participant.name}, camera${participant.video ? "" : " off"}`);
   refreshTileConnection(participant);
+  renderQuality(participant.userId);
 }
 
 export function refreshTileConnection(participant) {
   const subscribe = state.mediaStates.subscribe;
+  const receiving = participant.tracks.camera || participant.tracks.microphone;
   let text;
   if (!state.inRoom) text = "reconnecting";
-  else if (!participant.stream) text = subscribe === "failed" ? "failed" : "connecting";
+  else if (!receiving) text = subscribe === "failed" ? "failed" : "connecting";
   else text = visibleState(subscribe);
   setTileConnection(participant, text);
 }
@@ -91,39 +109,39 @@ export function setTileConnection(participant, text) {
   participant.tile.dataset.connection = text;
 }
 
-export function remoteTrack(userId, stream, track) {
-  if (!userId || userId === state.me._id) return; // unlabelled: wait for the server's mapping
-  const participant = state.participants.get(userId) || upsertParticipant({ userId });
-  const video = participant.tile.querySelector("video");
-  // The server sends one stream per source (microphone, camera): the tile plays them together.
-  if (!participant.stream) participant.stream = new MediaStream();
-  const combined = participant.stream;
-  if (track && !combined.getTracks().includes(track)) {
-    for (const old of combined.getTracks().filter((t) => t.kind === track.kind)) {
-      combined.removeTrack(old);
-    }
-    combined.addTrack(track);
-    stream.addEventListener("removetrack", (event) => {
-      if (participant.stream !== combined) return;
-      combined.removeTrack(event.track);
-      if (combined.getTracks().length === 0) {
-        participant.stream = null;
-        participant.tile.dataset.playing = "false";
-        refreshTileConnection(participant);
+/** A track from the subscribe connection, labelled by its stream's owner. */
+export function remoteTrack(owner, stream, track) {
+  if (owner.userId === state.me._id) return;
+  if (owner.source === "screen") {
+    screenTrack(owner.userId, stream, track);
+    return;
+  }
+  const participant = state.participants.get(owner.userId)
+    || upsertParticipant({ userId: owner.userId });
+  // By kind: before selective forwarding one stream carried both camera and microphone.
+  const slot = track.kind === "audio" ? "microphone" : "camera";
+  if (participant.tracks[slot] === track) return;
+  participant.tracks[slot] = track;
+  const element = participant.tile.querySelector(slot === "camera" ? "video" : "audio");
+  element.srcObject = new MediaStream([track]);
+  stream.addEventListener("removetrack", (event) => {
+    if (event.track !== track || participant.tracks[slot] !== track) return;
+    participant.tracks[slot] = null;
+    element.srcObject = null;
+    if (slot === "camera") participant.tile.dataset.playing = "false";
+    refreshTileConnection(participant);
+  });
+  if (slot === "camera") {
+    watchFirstFrame(participant, element);
+    element.play().catch(() => {});
+  } else {
+    element.play().catch((error) => {
+      // Autoplay with sound was refused: offer a button to listen.
+      if (error.name === "NotAllowedError") {
+        participant.tile.querySelector("[data-testid=tile-unmute]").hidden = false;
       }
     });
   }
-  if (video.srcObject !== combined) {
-    video.srcObject = combined;
-    watchFirstFrame(participant, video);
-  }
-  video.play().catch((error) => {
-    if (error.name !== "NotAllowedError") return;
-    // Autoplay with sound was refused: play muted and offer a button to listen.
-    video.muted = true;
-    video.play().catch(() => {});
-    participant.tile.querySelector("[data-testid=tile-unmute]").hidden = false;
-  });
   refreshTileConnection(participant);
 }
 
@@ -169,5 +187,5 @@ export function setSpeaker(userId) {
     participant.tile.dataset.speaking = String(speaking);
     show(participant.tile.querySelector("[data-testid=tile-speaking]"), speaking);
   }
+  scheduleLayout();
 }
-
