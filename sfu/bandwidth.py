@@ -7,7 +7,10 @@ subscriber asked for. Two signals say a link is full, as in Google congestion co
 - **REMB** (`on_remb`): the subscriber's receive-side (delay-based) estimate, sent by
   Chromium and aiortc when ``goog-remb`` is negotiated and the RTP they receive carries
   ``abs-send-time``. A receiver never reports much more than 1.5x what it receives, so
-  a REMB is read only as a limit when it is below what is being sent.
+  a REMB is read only as a limit when it is below what is being sent; and since it
+  lags what is sent (a camera turned back on takes the receiver's estimate a few
+  seconds to follow), only when two in a row are below the lowest rate sent over the
+  last seconds (the caller's `sent_rate`).
 - **Loss** (`on_loss`): receiver reports' fraction lost. Over 10 % the limit drops to
   ``sent * (1 - loss / 2)`` (GCC's loss-based controller).
 
@@ -34,7 +37,15 @@ MAX_LIMIT = 100e6
 class DownlinkEstimate:
     """One subscribe connection's available downlink rate, in bit/s (None: no limit)."""
 
-    __slots__ = ("_congested_at", "_congested_rate", "_grown_at", "_limit", "last_loss", "remb")
+    __slots__ = (
+        "_congested_at",
+        "_congested_rate",
+        "_grown_at",
+        "_limit",
+        "_low_rembs",
+        "last_loss",
+        "remb",
+    )
 
     def __init__(self) -> None:
         self._limit: float | None = None
@@ -45,12 +56,18 @@ class DownlinkEstimate:
         """The last fraction lost it was told (0..1)."""
         self.remb: float | None = None
         """The last REMB bitrate it was told."""
+        self._low_rembs = 0
 
     def on_remb(self, bitrate: float, sent_rate: float, now: float) -> None:
-        """The subscriber estimates `bitrate` while `sent_rate` bit/s go out."""
+        """The subscriber estimates `bitrate` while at least `sent_rate` bit/s went out
+        (the lowest rate over the last seconds)."""
         self.remb = float(bitrate)
         if sent_rate > 0 and bitrate < REMB_MARGIN * sent_rate:
-            self._congested(float(bitrate), sent_rate, now)
+            self._low_rembs += 1
+            if self._low_rembs >= 2:
+                self._congested(float(bitrate), sent_rate, now)
+        else:
+            self._low_rembs = 0
 
     def on_loss(self, fraction_lost: float, sent_rate: float, now: float) -> None:
         """A receiver report said `fraction_lost` while `sent_rate` bit/s went out."""

@@ -93,6 +93,7 @@ class Participant:
         self._by_source: dict[tuple[ParticipantId, TrackSource], Consumer] = {}
         self._publish_pc: RTCPeerConnection | None = None
         self._publish_slots: dict[str, _PublishSlot] = {}
+        self._publish_remb = aiortc_adapter.RembSum()
         self._publish_lock = asyncio.Lock()
         self._plan: PublishPlan | None = None
         self._track_error: Exception | None = None
@@ -213,6 +214,8 @@ class Participant:
             assert transceiver.mid is not None
             slot = _PublishSlot(transceiver)
             aiortc_adapter.intercept_receiver(transceiver.receiver, slot.on_packet)
+            if track.kind == "video":
+                aiortc_adapter.sum_remb(transceiver.receiver, self._publish_remb)
             self._publish_slots[transceiver.mid] = slot
         except Exception as exc:
             logger.exception("cannot intercept a published track")

@@ -11,6 +11,7 @@ import logging
 import random
 import time
 import weakref
+from collections import deque
 from typing import Protocol
 
 import pylibsrtp
@@ -29,6 +30,8 @@ _PACKET_OVERHEAD = 12 + 10 + 28
 """Bytes on the wire per RTP packet beyond its payload: RTP header, SRTP tag, UDP/IPv4
 (the header extensions add a few more)."""
 _RATE_WINDOW = 0.5
+_LAG_WINDOW = 3.0
+"""Seconds of sent rates a REMB is compared with (a receiver's estimate lags)."""
 _REPORT_DELAY = (0.25, 1.25)
 """A connection's next reports are due this long after its last (uniformly drawn); ticks
 round it up to 0.5, 1.0 or 1.5 s: about once a second on average, like aiortc's."""
@@ -84,6 +87,8 @@ class SenderReports:
         self._rate_bytes = 0
         self._rate_at: float | None = None
         self._sent_rate = 0.0
+        self._recent_rates: deque[tuple[float, float]] = deque()
+        """(when, rate) of the last `_LAG_WINDOW` seconds, for `lowest_recent_rate`."""
         self._reported_packets: dict[int, int] = {}
         aiortc_adapter.intercept_rtcp(dtls, self.take_receiver_reports)
 
@@ -162,7 +167,7 @@ class SenderReports:
         if weight > 0:
             self.estimate.on_loss(lost / weight, sent_rate, monotonic)
         if feedback.remb is not None:
-            self.estimate.on_remb(feedback.remb, sent_rate, monotonic)
+            self.estimate.on_remb(feedback.remb, self.lowest_recent_rate(), monotonic)
         self.receiver_reports += 1
         return True
 
@@ -175,7 +180,16 @@ class SenderReports:
         elif now - self._rate_at >= _RATE_WINDOW:
             self._sent_rate = 8 * (sent - self._rate_bytes) / (now - self._rate_at)
             self._rate_at, self._rate_bytes = now, sent
+            recent = self._recent_rates
+            recent.append((now, self._sent_rate))
+            while recent and now - recent[0][0] > _LAG_WINDOW:
+                recent.popleft()
         return self._sent_rate
+
+    def lowest_recent_rate(self) -> float:
+        """The lowest `sent_rate` measured over the last `_LAG_WINDOW` seconds: what a
+        receiver's estimate, which lags, can be held against."""
+        return min((rate for _, rate in self._recent_rates), default=self._sent_rate)
 
 
 def _wire_bytes(counts: SendCounts) -> int:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from sfu import InvalidSdp, TrackSpec
+from sfu.sdp import media_sections
+
 from .. import access
 from ..errors import InvalidRequest
 from ..media_errors import ICE_CANDIDATE, PUBLISH_OFFER, SUBSCRIBE_ANSWER
@@ -37,6 +40,22 @@ def _description(data: dict[str, Any], field: str, kind: str) -> str:
     return sdp
 
 
+def _shares_a_screen(offer: str, tracks: dict[str, TrackSpec]) -> bool:
+    """The offer sends a track it names ``screen`` (an inactive one shares nothing; an
+    offer that cannot be parsed is refused by the media plane, in its words)."""
+    screens = {mid for mid, spec in tracks.items() if spec.source == "screen"}
+    if not screens:
+        return False
+    try:
+        sections = media_sections(offer)
+    except InvalidSdp:
+        return False
+    return any(
+        s.mid in screens and s.port != 0 and s.direction in ("sendonly", "sendrecv")
+        for s in sections
+    )
+
+
 def add_room_events(router: EventRouter, services: Services, rooms: RoomManager) -> None:
     """Register ``JOIN_ROOM``, ``LEAVE_ROOM``, ``WEBRTC_*``, ``MEDIA_STATE`` and
     ``SUBSCRIPTION``."""
@@ -67,7 +86,7 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
             )
         offer = _description(data, "offer", "offer")
         tracks = parse_tracks(data)
-        if tracks and any(spec.source == "screen" for spec in tracks.values()):
+        if tracks and _shares_a_screen(offer, tracks):
             # The class as stored now: its settings may have changed since the room opened.
             cls = await services.store.get_class(room.cls.id) or room.cls
             room.check_screen_share(member, cls)

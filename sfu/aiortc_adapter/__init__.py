@@ -7,7 +7,8 @@ it relies on still exists (`internals`, which lists each one and why).
 - `internals`: the private-name table, `check_internals` and the version check.
 - `peer_connection`: `PeerConnection`, the `RTCPeerConnection` every connection is.
 - `receivers`: publisher receivers feed the forwarder, never a decoder; sendonly
-  receivers without receive state; upstream PLI; NACK counting.
+  receivers without receive state; upstream PLI; NACK counting; one REMB per publish
+  connection.
 - `senders`: keyframe requests, msid, the stock sender's counters, and what the direct
   send path (`sfu.direct_send`) takes over from a sender.
 - `transports`: DTLS state, SRTP sessions, the nominated pair, relayed transports.
@@ -31,6 +32,7 @@ from sfu.aiortc_adapter.receivers import (
     DecoderQueueStub,
     NackCounter,
     PacketHandler,
+    RembSum,
     add_sendonly_transceiver,
     decoder_queue,
     decoder_thread,
@@ -40,6 +42,7 @@ from sfu.aiortc_adapter.receivers import (
     receive_state_released,
     release_receive_state,
     send_pli,
+    sum_remb,
 )
 from sfu.aiortc_adapter.senders import (
     Retransmit,
@@ -66,6 +69,7 @@ __all__ = [
     "NackCounter",
     "PacketHandler",
     "PeerConnection",
+    "RembSum",
     "Retransmit",
     "SenderCounters",
     "add_sendonly_transceiver",
@@ -92,6 +96,7 @@ __all__ = [
     "send_pli",
     "set_msid",
     "srtp_pointers",
+    "sum_remb",
     "take_over_sending",
     "tx_srtp",
 ]

@@ -21,6 +21,10 @@ What we rely on, and why:
   `rtcrtpreceiver.RemoteBitrateEstimator` for the duration of one `addTransceiver`.
 - `RTCRtpReceiver._send_rtcp_nack`: wrapped per receiver (`NackCounter`) to count the
   sequence numbers NACKed upstream to a publisher.
+- `RTCRtpReceiver._send_rtcp`: wrapped on a publisher's video receivers (`RembSum`) so
+  that the REMB each sends upstream carries the sum over the connection's video
+  receivers (aiortc estimates per receiver; a browser reads any REMB as its whole
+  connection's estimate, so a camera's low layer would cap both layers).
 - `RTCRtpSender._send_keyframe`: called by aiortc on a subscriber's PLI/FIR; overridden
   per sender to reach our keyframe policy.
 - `RTCRtpSender._stream_id` / `_track_id`: the msid written into the subscribe offer.
@@ -90,6 +94,7 @@ RX_SEND_PLI = "_send_rtcp_pli"
 RX_NACK_GENERATOR = "_RTCRtpReceiver__nack_generator"
 RX_BITRATE_ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
 RX_SEND_NACK = "_send_rtcp_nack"
+RX_SEND_RTCP = "_send_rtcp"
 RX_ESTIMATOR_CLASS = "RemoteBitrateEstimator"
 RX_PACKET_DATA = "_data"
 TX_SEND_KEYFRAME = "_send_keyframe"
@@ -200,6 +205,7 @@ def check_internals() -> None:
         RX_NACK_GENERATOR,
         RX_BITRATE_ESTIMATOR,
         RX_SEND_NACK,
+        RX_SEND_RTCP,
     ):
         require(receiver, name)
     require(aiortc_rtcrtpreceiver, RX_ESTIMATOR_CLASS)

@@ -1,15 +1,18 @@
 """Receivers: publisher packets routed to the forwarder instead of a decoder, sendonly
-receivers without receive state, upstream PLI and NACK counting."""
+receivers without receive state, upstream PLI and NACK counting, one REMB per publish
+connection."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver, RTCRtpTransceiver
 from aiortc import rtcrtpreceiver as aiortc_rtcrtpreceiver
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci
 
 from sfu.aiortc_adapter.internals import (
     RX_BITRATE_ESTIMATOR,
@@ -20,6 +23,7 @@ from sfu.aiortc_adapter.internals import (
     RX_NACK_GENERATOR,
     RX_SEND_NACK,
     RX_SEND_PLI,
+    RX_SEND_RTCP,
     require,
 )
 from sfu.errors import AdapterError
@@ -172,3 +176,56 @@ def nack_counter(receiver: RTCRtpReceiver) -> NackCounter:
     counter = NackCounter(current)
     setattr(receiver, RX_SEND_NACK, counter.send)
     return counter
+
+
+REMB_FRESH = 3.0
+"""Seconds a receiver's last REMB counts towards its connection's sum."""
+
+
+class RembSum:
+    """The REMB a publish connection sends upstream: the sum of what its video receivers
+    estimate (aiortc runs one estimator per receiver and sends each one's REMB alone).
+
+    Install on each video receiver with `sum_remb`; every REMB a receiver sends then
+    carries the sum of the connection's fresh estimates and all their SSRCs.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._estimates: dict[int, tuple[int, list[int], float]] = {}
+        """id(receiver) -> (bitrate, ssrcs, when)."""
+
+    def add(self, receiver_key: int, bitrate: int, ssrcs: list[int]) -> tuple[int, list[int]]:
+        """Record one receiver's estimate; returns the connection's (sum, SSRCs)."""
+        now = self._clock()
+        self._estimates[receiver_key] = (bitrate, ssrcs, now)
+        total, all_ssrcs = 0, []
+        for key, (rate, sources, at) in list(self._estimates.items()):
+            if now - at > REMB_FRESH:
+                del self._estimates[key]
+                continue
+            total += rate
+            all_ssrcs += sources
+        return total, sorted(set(all_ssrcs))
+
+
+def sum_remb(receiver: RTCRtpReceiver, remb: RembSum) -> None:
+    """Make `receiver`'s upstream REMB carry `remb`'s sum (see `RembSum`)."""
+    require(receiver, RX_SEND_RTCP)
+    send = getattr(receiver, RX_SEND_RTCP)
+    key = id(receiver)
+
+    async def send_rtcp(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            with contextlib.suppress(ValueError):
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                total, all_ssrcs = remb.add(key, bitrate, ssrcs)
+                packet = RtcpPsfbPacket(
+                    fmt=RTCP_PSFB_APP,
+                    ssrc=packet.ssrc,
+                    media_ssrc=packet.media_ssrc,
+                    fci=pack_remb_fci(total, all_ssrcs),
+                )
+        await send(packet)
+
+    setattr(receiver, RX_SEND_RTCP, send_rtcp)

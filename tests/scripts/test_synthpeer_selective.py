@@ -217,6 +217,9 @@ async def test_students_share_when_the_class_allows_it_one_at_a_time_and_the_tea
     taken_over = _frames(second, first.user_id, "screen")
     await _frames_while(second, (teacher.user_id, "screen"), (teacher.user_id, "camera"), 30)
     assert _frames(second, first.user_id, "screen") <= taken_over + 1
+    # Stopping the taken-over share renegotiates fine: an inactive screen shares nothing.
+    await first.stop_screen()
+    assert teacher.screen_share == teacher.user_id
     assert teacher.errors == [] and first.errors == []
 
 

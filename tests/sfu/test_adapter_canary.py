@@ -392,3 +392,38 @@ async def test_sendonly_transceivers_are_built_without_a_bandwidth_estimator() -
         assert not aiortc_adapter.receive_state_released(receiving.receiver)
     finally:
         await pc.close()
+
+
+def test_a_receiver_still_sends_its_remb_alone_through_send_rtcp() -> None:
+    handle = _source(RTCRtpReceiver._handle_rtp_packet)
+    assert "fci=pack_remb_fci(*remb)" in handle
+    assert "await self._send_rtcp(rtcp_packet)" in handle
+
+
+async def test_a_publish_connections_rembs_carry_the_sum_of_its_receivers() -> None:
+    from aiortc import RTCCertificate, RTCIceGatherer, RTCIceTransport
+    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci, unpack_remb_fci
+
+    dtls = RTCDtlsTransport(
+        RTCIceTransport(RTCIceGatherer([])), [RTCCertificate.generateCertificate()]
+    )
+    sent: list[RtcpPsfbPacket] = []
+
+    async def capture(packet: RtcpPsfbPacket) -> None:
+        sent.append(packet)
+
+    remb = aiortc_adapter.RembSum()
+    high, low = RTCRtpReceiver("video", dtls), RTCRtpReceiver("video", dtls)
+    for receiver in (high, low):
+        receiver._send_rtcp = capture  # type: ignore[method-assign,assignment]
+        aiortc_adapter.sum_remb(receiver, remb)
+    for receiver, bitrate, ssrc in ((high, 600_000, 11), (low, 150_000, 22)):
+        fci = pack_remb_fci(bitrate, [ssrc])
+        await receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=5, media_ssrc=0, fci=fci))
+    summed = [unpack_remb_fci(packet.fci) for packet in sent]
+    assert summed[0] == (600_000, [11])
+    bitrate, ssrcs = summed[1]
+    assert abs(bitrate - 750_000) / 750_000 < 0.001 and ssrcs == [11, 22]
+    pli = RtcpPsfbPacket(fmt=1, ssrc=5, media_ssrc=11)
+    await high._send_rtcp(pli)  # anything else passes as it is
+    assert sent[-1] is pli

@@ -34,9 +34,14 @@ def test_loss_limits_and_the_limit_grows_back_after_the_hold() -> None:
     assert estimate.limit == 900_000 * 1.08 * 1.04
 
 
-def test_a_remb_below_the_sent_rate_limits() -> None:
+def test_two_rembs_in_a_row_below_the_sent_rate_limit() -> None:
     estimate = DownlinkEstimate()
     estimate.on_remb(500_000, 800_000, 0.0)
+    assert estimate.limit is None  # one may lag a rise of the sent rate
+    estimate.on_remb(700_000, 800_000, 0.5)  # not low: starts over
+    estimate.on_remb(500_000, 800_000, 1.0)
+    assert estimate.limit is None
+    estimate.on_remb(500_000, 800_000, 1.5)
     assert estimate.limit == 500_000
     estimate.on_loss(0.3, 400_000, 1.0)
     assert estimate.limit == 340_000
