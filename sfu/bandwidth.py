@@ -7,10 +7,12 @@ subscriber asked for. Two signals say a link is full, as in Google congestion co
 - **REMB** (`on_remb`): the subscriber's receive-side (delay-based) estimate, sent by
   Chromium and aiortc when ``goog-remb`` is negotiated and the RTP they receive carries
   ``abs-send-time``. A receiver never reports much more than 1.5x what it receives, so
-  a REMB is read only as a limit when it is below what is being sent; and since it
-  lags what is sent (a camera turned back on takes the receiver's estimate a few
-  seconds to follow), only when two in a row are below the lowest rate sent over the
-  last seconds (the caller's `sent_rate`).
+  a REMB is read only as a limit when it is below what is being sent; since it lags
+  what is sent (a camera turned back on takes the receiver's estimate a few seconds to
+  follow), only when two in a row are below the lowest rate sent over the last seconds
+  (the caller's `sent_rate`); and since a busy receiver or server delays packets the
+  way a full link does (a loaded machine's Chromium halves its estimate on loopback),
+  only while the receiver also reports some loss (2 % or more).
 - **Loss** (`on_loss`): receiver reports' fraction lost. Over 10 % the limit drops to
   ``sent * (1 - loss / 2)`` (GCC's loss-based controller).
 
@@ -43,6 +45,7 @@ class DownlinkEstimate:
         "_grown_at",
         "_limit",
         "_low_rembs",
+        "last_congestion",
         "last_loss",
         "remb",
     )
@@ -57,14 +60,19 @@ class DownlinkEstimate:
         self.remb: float | None = None
         """The last REMB bitrate it was told."""
         self._low_rembs = 0
+        self.last_congestion: tuple[str, float, float] | None = None
+        """What last set the limit: ("remb" | "loss", the REMB or fraction lost, the
+        sent rate it was held against)."""
 
     def on_remb(self, bitrate: float, sent_rate: float, now: float) -> None:
         """The subscriber estimates `bitrate` while at least `sent_rate` bit/s went out
         (the lowest rate over the last seconds)."""
         self.remb = float(bitrate)
-        if sent_rate > 0 and bitrate < REMB_MARGIN * sent_rate:
+        lossy = self.last_loss is not None and self.last_loss >= LOW_LOSS
+        if sent_rate > 0 and bitrate < REMB_MARGIN * sent_rate and lossy:
             self._low_rembs += 1
             if self._low_rembs >= 2:
+                self.last_congestion = ("remb", float(bitrate), sent_rate)
                 self._congested(float(bitrate), sent_rate, now)
         else:
             self._low_rembs = 0
@@ -75,6 +83,7 @@ class DownlinkEstimate:
         if sent_rate <= 0:
             return
         if fraction_lost > HIGH_LOSS:
+            self.last_congestion = ("loss", fraction_lost, sent_rate)
             self._congested(sent_rate * (1 - fraction_lost / 2), sent_rate, now)
         elif fraction_lost < LOW_LOSS and self._limit is not None:
             elapsed = max(0.0, min(1.0, now - self._grown_at))

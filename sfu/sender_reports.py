@@ -164,10 +164,21 @@ class SenderReports:
             self._reported_packets[block.ssrc] = packets
             lost += block.fraction_lost * new
             weight += new
+        estimate = self.estimate
+        before = estimate.last_congestion
         if weight > 0:
-            self.estimate.on_loss(lost / weight, sent_rate, monotonic)
+            estimate.on_loss(lost / weight, sent_rate, monotonic)
         if feedback.remb is not None:
-            self.estimate.on_remb(feedback.remb, self.lowest_recent_rate(), monotonic)
+            estimate.on_remb(feedback.remb, self.lowest_recent_rate(), monotonic)
+        if estimate.last_congestion is not before and estimate.last_congestion is not None:
+            signal, value, against = estimate.last_congestion
+            logger.info(
+                "downlink limited to %.0f kbit/s (%s %s while sending %.0f kbit/s)",
+                (estimate.limit or 0) / 1000,
+                signal,
+                f"{value / 1000:.0f} kbit/s" if signal == "remb" else f"{value:.0%} lost",
+                against / 1000,
+            )
         self.receiver_reports += 1
         return True
 

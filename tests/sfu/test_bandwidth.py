@@ -34,8 +34,13 @@ def test_loss_limits_and_the_limit_grows_back_after_the_hold() -> None:
     assert estimate.limit == 900_000 * 1.08 * 1.04
 
 
-def test_two_rembs_in_a_row_below_the_sent_rate_limit() -> None:
+def test_two_rembs_in_a_row_below_the_sent_rate_limit_a_lossy_link() -> None:
     estimate = DownlinkEstimate()
+    for at in (0.0, 0.5, 1.0):  # no loss: delay alone (a busy machine) limits nothing
+        estimate.on_remb(300_000, 800_000, at)
+    assert estimate.limit is None
+    estimate.on_loss(0.03, 800_000, 1.2)  # some loss, under the 10 % that limits alone
+    assert estimate.limit is None
     estimate.on_remb(500_000, 800_000, 0.0)
     assert estimate.limit is None  # one may lag a rise of the sent rate
     estimate.on_remb(700_000, 800_000, 0.5)  # not low: starts over
@@ -43,6 +48,7 @@ def test_two_rembs_in_a_row_below_the_sent_rate_limit() -> None:
     assert estimate.limit is None
     estimate.on_remb(500_000, 800_000, 1.5)
     assert estimate.limit == 500_000
+    assert estimate.last_congestion == ("remb", 500_000, 800_000)
     estimate.on_loss(0.3, 400_000, 1.0)
     assert estimate.limit == 340_000
 
