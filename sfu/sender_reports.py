@@ -17,7 +17,7 @@ import pylibsrtp
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from sfu import aiortc_adapter
-from sfu.bandwidth import DownlinkEstimate
+from sfu.bandwidth import DownlinkEstimate, RecentRates
 from sfu.rtcp import ReportBlock, SenderReport, compound_packets, read_feedback
 from sfu.stats import SendCounts
 
@@ -84,6 +84,7 @@ class SenderReports:
         self._rate_bytes = 0
         self._rate_at: float | None = None
         self._sent_rate = 0.0
+        self._recent = RecentRates()
         self._reported_packets: dict[int, int] = {}
         aiortc_adapter.intercept_rtcp(dtls, self.take_receiver_reports)
 
@@ -160,7 +161,8 @@ class SenderReports:
             lost += block.fraction_lost * new
             weight += new
         if weight > 0:
-            self.estimate.on_loss(lost / weight, sent_rate, monotonic)
+            loss_rate = max(sent_rate, self._recent.peak(monotonic))
+            self.estimate.on_loss(lost / weight, loss_rate, monotonic)
         if feedback.remb is not None:
             self.estimate.on_remb(feedback.remb, sent_rate, monotonic)
         self.receiver_reports += 1
@@ -175,6 +177,7 @@ class SenderReports:
         elif now - self._rate_at >= _RATE_WINDOW:
             self._sent_rate = 8 * (sent - self._rate_bytes) / (now - self._rate_at)
             self._rate_at, self._rate_bytes = now, sent
+            self._recent.add(self._sent_rate, now)
         return self._sent_rate
 
 
