@@ -14,9 +14,11 @@ subscriber asked for. Two signals say a link is full, as in Google congestion co
   after the server raised what it sends (a layer up) REMBs stay under the new rate for
   seconds while the receiver catches up: neither says the link is full.
 - **Loss** (`on_loss`): receiver reports' fraction lost. Over 10 % the limit drops to
-  ``sent * (1 - loss / 2)`` (GCC's loss-based controller), where ``sent`` is the most
-  that went out over the span the report may cover (`RecentRates`): loss reported just
-  after a layer went down happened at the rate before.
+  ``sent * (1 - loss / 2)`` (GCC's loss-based controller).
+
+For both, ``sent`` is the most that went out over the span the feedback may be about
+(`RecentRates`): loss or a cut reported just after a layer went down happened at the
+rate before.
 
 Once limited, the limit grows by 8 % a second while loss stays under 2 %, but for
 `HOLD` seconds after the last congestion it stays under 90 % of the rate that was
@@ -32,8 +34,10 @@ from __future__ import annotations
 HIGH_LOSS = 0.10
 LOW_LOSS = 0.02
 GROWTH_PER_SECOND = 0.08
-HOLD = 10.0
-"""Seconds after congestion during which the limit stays below the congested rate."""
+HOLD = 8.0
+"""Seconds after congestion during which the limit stays below the congested rate:
+also about how long a link that got better waits for its layer back (the issue allows
+15 s), and how often a link that did not pays for one more try."""
 REMB_MARGIN = 0.8
 """A REMB cut under this share of the sent rate says the link is full: on overuse the
 receiver's estimate drops to 0.85x what it receives, which on a full link is already
@@ -62,10 +66,19 @@ class DownlinkEstimate:
         self.remb: float | None = None
         """The last REMB bitrate it was told."""
 
-    def on_remb(self, bitrate: float, sent_rate: float, now: float) -> None:
-        """The subscriber estimates `bitrate` while `sent_rate` bit/s go out."""
+    def on_remb(
+        self, bitrate: float, sent_rate: float, now: float, *, after_stall: bool = False
+    ) -> None:
+        """The subscriber estimates `bitrate` while `sent_rate` bit/s go out.
+
+        `after_stall`: the server's own process stopped sending for a moment just before
+        (its event loop was held up): what was queued then left in a burst, which a
+        receiver's delay-based detector takes for a full link, and the rate it measured
+        coming in collapsed meanwhile. Such a cut says nothing about the link."""
         previous, self.remb = self.remb, float(bitrate)
         dropped = previous is not None and bitrate < REMB_DROP * previous
+        if after_stall:
+            return
         if sent_rate > 0 and dropped and bitrate < REMB_MARGIN * sent_rate:
             self._congested(float(bitrate), sent_rate, now)
 

@@ -29,6 +29,11 @@ _PACKET_OVERHEAD = 12 + 10 + 28
 """Bytes on the wire per RTP packet beyond its payload: RTP header, SRTP tag, UDP/IPv4
 (the header extensions add a few more)."""
 _RATE_WINDOW = 0.5
+STALL = 0.15
+"""A report tick this late means the process stopped sending for that long."""
+AFTER_STALL = 3.0
+"""Seconds after such a stall during which a REMB cut is put down to it (see
+`DownlinkEstimate.on_remb`)."""
 _REPORT_DELAY = (0.25, 1.25)
 """A connection's next reports are due this long after its last (uniformly drawn); ticks
 round it up to 0.5, 1.0 or 1.5 s: about once a second on average, like aiortc's."""
@@ -160,11 +165,14 @@ class SenderReports:
             self._reported_packets[block.ssrc] = packets
             lost += block.fraction_lost * new
             weight += new
+        # Feedback is about what was sent up to a report interval ago: at a layer
+        # down, about the layer before.
+        recent_rate = max(sent_rate, self._recent.peak(monotonic))
         if weight > 0:
-            loss_rate = max(sent_rate, self._recent.peak(monotonic))
-            self.estimate.on_loss(lost / weight, loss_rate, monotonic)
+            self.estimate.on_loss(lost / weight, recent_rate, monotonic)
         if feedback.remb is not None:
-            self.estimate.on_remb(feedback.remb, sent_rate, monotonic)
+            stalled = self._clock is not None and self._clock.stalled_within(AFTER_STALL, monotonic)
+            self.estimate.on_remb(feedback.remb, recent_rate, monotonic, after_stall=stalled)
         self.receiver_reports += 1
         return True
 
@@ -197,7 +205,10 @@ class ReportClock:
         # No reference to the loop: it keys `_by_loop` weakly.
         self._due: dict[SenderReports, float] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._tick_due = 0.0
         self.ticks = 0
+        self.stalled_at: float | None = None
+        """Loop time (``time.monotonic()``) of the last tick that came `STALL` late."""
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> ReportClock:
@@ -214,7 +225,7 @@ class ReportClock:
         loop = asyncio.get_running_loop()
         self._due[reports] = loop.time() + random.uniform(*_REPORT_DELAY)
         if self._timer is None:
-            self._timer = loop.call_later(_REPORT_TICK, self._tick)
+            self._schedule(loop)
 
     def discard(self, reports: SenderReports) -> None:
         self._due.pop(reports, None)
@@ -222,10 +233,20 @@ class ReportClock:
             self._timer.cancel()
             self._timer = None
 
+    def stalled_within(self, span: float, now: float) -> bool:
+        """A tick came late (the event loop was held up) within `span` s before `now`."""
+        return self.stalled_at is not None and now - self.stalled_at < span
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._tick_due = loop.time() + _REPORT_TICK
+        self._timer = loop.call_at(self._tick_due, self._tick)
+
     def _tick(self) -> None:
         self.ticks += 1
         loop = asyncio.get_running_loop()
         now = loop.time()
+        if now - self._tick_due > STALL:
+            self.stalled_at = now
         due = [reports for reports, at in self._due.items() if at <= now]
         for reports in due:
             self._due[reports] = now + random.uniform(*_REPORT_DELAY)
@@ -233,4 +254,7 @@ class ReportClock:
                 reports.send_now()
             except (pylibsrtp.Error, OSError) as exc:
                 logger.debug("sending sender reports failed: %s", exc)
-        self._timer = loop.call_later(_REPORT_TICK, self._tick) if self._due else None
+        if self._due:
+            self._schedule(loop)
+        else:
+            self._timer = None

@@ -15,7 +15,7 @@ Phases, each ended by a condition (with a timeout) or a hold:
    and the decoded picture is the low layer's size, then held until ``capped`` s after
    the cap;
 3. lifted: the shaping removed; until ``LAYERS`` says camera high and the picture is the
-   high layer's size again, then ``after`` s more.
+   high layer's size again, and has stayed so for ``after`` s.
 
 What the student decoded (every frame, with its time), the ``LAYERS`` events and the
 server's downlink estimate for the student (sampled every 0.2 s) come back in a
@@ -63,7 +63,7 @@ class WeakSettings:
     capped: float = 30.0
     """Held from the cap on (at least until the low layer is decoded)."""
     after: float = 10.0
-    """Held after the picture is back on the high layer."""
+    """How long the picture must stay on the high layer after the lift."""
     ready_timeout: float = 30.0
     low_timeout: float = 30.0
     high_timeout: float = 60.0
@@ -296,13 +296,23 @@ async def _phases(
     await _hold_until(capped + settings.capped)
     link.lift()
     result.phases["lifted"] = time.monotonic()
+    since: list[float] = []
+
+    def settled() -> bool:
+        """On high, and so for `after` s (a retry in flight at the lift may still fail)."""
+        if not on("high", high)():
+            since.clear()
+            return False
+        since[:] = since or [time.monotonic()]
+        return time.monotonic() - since[0] >= settings.after
+
     await _until(
-        on("high", high),
-        settings.high_timeout,
-        f"camera high and a {high[0]}x{high[1]} picture after the cap was lifted",
+        settled,
+        settings.high_timeout + settings.after,
+        f"camera high and a {high[0]}x{high[1]} picture for {settings.after:g} s "
+        "after the cap was lifted",
     )
-    result.phases["high_seen"] = time.monotonic()
-    await asyncio.sleep(settings.after)
+    result.phases["high_seen"] = since[0]
 
 
 async def _sample_server(app: web.Application, student_id: str, result: WeakRun) -> None:
@@ -327,6 +337,8 @@ async def _sample_server(app: web.Application, student_id: str, result: WeakRun)
         result.server.append(
             {
                 "t": now,
+                "retransmissions": sum(c.retransmissions for c in stats.consumers),
+                "nacks": sum(c.nacks_received for c in stats.consumers),
                 "limit": participant.downlink_limit,
                 "remb": None if estimate is None else estimate.remb,
                 "loss": None if estimate is None else estimate.last_loss,

@@ -41,6 +41,39 @@ def _first_picture(
     return None
 
 
+def _settled_layers(
+    events: Sequence[Sequence[Any]], after: float, end: float, camera: str
+) -> float | None:
+    """When the camera last changed to `camera` by `end` (`after` if it already was at
+    `after`); None if it is not `camera` at `end`."""
+    last: tuple[float, str] | None = None
+    for at, data in events:
+        if at > end:
+            break
+        for entry in data.values():
+            if isinstance(entry, dict) and "camera" in entry:
+                last = (float(at), str(entry["camera"]))
+    if last is None or last[1] != camera:
+        return None
+    return max(last[0], after)
+
+
+def _settled_picture(
+    video: Sequence[Sequence[float]], after: float, end: float, size: Sequence[int]
+) -> float | None:
+    """The first frame of the last stretch of `size` pictures by `end` (`after` if the
+    stretch began before it); None if the last picture is another size."""
+    start: float | None = None
+    for at, width, height in video:
+        if at > end:
+            break
+        if [width, height] != list(size):
+            start = None
+        elif start is None:
+            start = float(at)
+    return None if start is None else max(start, after)
+
+
 def max_gap(times: Sequence[float], start: float, end: float) -> float | None:
     """The longest time without a frame over [start, end], from the last frame before
     `start` (or `start`) to `end`; `times` sorted."""
@@ -114,9 +147,9 @@ def timeline(run: dict[str, Any]) -> dict[str, Any]:
     if capped is not None:
         low_layers = _first_layers(events, capped, "low", "bandwidth")
         low_picture = _first_picture(video, capped, settings["low_size"])
-    if lifted is not None:
-        high_layers = _first_layers(events, lifted, "high")
-        high_picture = _first_picture(video, lifted, settings["high_size"])
+    if lifted is not None and end is not None:
+        high_layers = _settled_layers(events, lifted, end, "high")
+        high_picture = _settled_picture(video, lifted, end, settings["high_size"])
     capped_end = lifted if lifted is not None else end
     changes = _camera_changes(events, capped, capped_end)
     result: dict[str, Any] = {
@@ -126,6 +159,7 @@ def timeline(run: dict[str, Any]) -> dict[str, Any]:
         "picture_low_s": _since(low_picture, capped),
         "layers_high_after_lift_s": _since(high_layers, lifted),
         "picture_high_after_lift_s": _since(high_picture, lifted),
+        "high_stayed_after_lift_s": _since(end, high_picture),
         "camera_changes_while_capped": changes,
         "camera_changes_after_lift": _camera_changes(events, lifted, end),
         "decode_errors": record.get("decodeErrors"),
@@ -154,11 +188,12 @@ def timeline(run: dict[str, Any]) -> dict[str, Any]:
 
 def server_lines(run: dict[str, Any], every: float = 1.0) -> list[str]:
     """The server's view of the student's downlink, about once per `every` s after the
-    cap: estimate (limit), last REMB, loss, what it sent and the camera layer."""
+    cap: estimate (limit), last REMB, loss, what it sent (first transmissions), the
+    packets it re-sent answering NACKs since the line before, and the camera layer."""
     capped = run["phases"].get("capped")
     if capped is None:
         return []
-    lines, next_at = [], capped - every
+    lines, next_at, resent = [], capped - every, 0
     for sample in run["server"]:
         if sample["t"] < next_at:
             continue
@@ -166,8 +201,10 @@ def server_lines(run: dict[str, Any], every: float = 1.0) -> list[str]:
         lines.append(
             f"  {sample['t'] - capped:+7.1f} s  limit {_kbit(sample['limit'])}  "
             f"remb {_kbit(sample['remb'])}  loss {_pct(sample['loss'])}  "
-            f"sent {_kbit(sample['sent'])}  layer {sample['layer']}"
+            f"sent {_kbit(sample['sent'])}  resent {sample['retransmissions'] - resent:4d}  "
+            f"layer {sample['layer']}"
         )
+        resent = sample["retransmissions"]
     return lines
 
 

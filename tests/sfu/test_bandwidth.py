@@ -56,6 +56,13 @@ def test_a_remb_not_yet_caught_up_with_a_layer_up_does_not_limit() -> None:
     assert estimate.limit == 320_000
 
 
+def test_a_remb_cut_just_after_the_server_stalled_does_not_limit() -> None:
+    estimate = DownlinkEstimate()
+    estimate.on_remb(800_000, 900_000, 0.0)
+    estimate.on_remb(114_000, 300_000, 1.0, after_stall=True)  # a burst after a stall
+    assert estimate.limit is None and estimate.remb == 114_000
+
+
 def test_recent_rates_keep_the_peak_of_the_span() -> None:
     rates = RecentRates()
     assert rates.peak(0.0) == 0.0
