@@ -78,8 +78,9 @@ def report(number: int, numbers: dict[str, Any]) -> list[str]:
         f"  audio while capped: {numbers.get('audio_frames_capped')} frames, longest gap "
         f"{_s(numbers.get('audio_max_gap_capped_s'))}, gaps over 0.1 s: "
         f"{numbers.get('audio_gaps_capped')}",
-        f"  lifted: LAYERS camera high {_s(numbers['layers_high_after_lift_s'])}, 640x360 "
-        f"decoded {_s(numbers['picture_high_after_lift_s'])}; longest video gap after the "
+        f"  lifted: LAYERS camera high first {_s(numbers['layers_first_high_after_lift_s'])}, "
+        f"for good {_s(numbers['layers_high_after_lift_s'])}, 640x360 decoded for good "
+        f"{_s(numbers['picture_high_after_lift_s'])}; longest video gap after the "
         f"lift {_s(numbers.get('max_gap_after_lift_s'))}; fps on high min "
         f"{fps_high.get('min')} median {fps_high.get('median')}",
         f"  camera changes after the lift: {numbers['camera_changes_after_lift']}",

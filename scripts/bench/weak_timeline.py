@@ -157,6 +157,9 @@ def timeline(run: dict[str, Any]) -> dict[str, Any]:
         "failure": run.get("failure"),
         "layers_low_s": _since(low_layers, capped),
         "picture_low_s": _since(low_picture, capped),
+        "layers_first_high_after_lift_s": _since(
+            _first_layers(events, lifted, "high") if lifted is not None else None, lifted
+        ),
         "layers_high_after_lift_s": _since(high_layers, lifted),
         "picture_high_after_lift_s": _since(high_picture, lifted),
         "high_stayed_after_lift_s": _since(end, high_picture),

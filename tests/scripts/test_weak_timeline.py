@@ -55,3 +55,21 @@ def test_gaps_count_the_window_edges_and_windows_are_whole_seconds() -> None:
     assert max_gap([0.5, 1.5], 1.0, 2.0) == 1.0  # from the last frame before the window
     assert max_gap([], 0.0, 2.0) == 2.0
     assert fps_windows([0.1, 0.2, 1.5], 0.0, 2.5) == [2.0, 1.0]
+
+
+def test_back_on_high_is_the_last_change_to_high_after_a_retry_that_failed_at_the_lift() -> None:
+    run = _run()
+    run["record"]["layers"][2:] = [
+        [24.5, {TEACHER: {"camera": "high", "reason": "requested"}}],  # a retry, still capped
+        [25.2, {TEACHER: {"camera": "low", "reason": "bandwidth"}}],
+        [27.0, {TEACHER: {"camera": "high", "reason": "requested"}}],
+    ]
+    numbers = timeline(run)
+    assert numbers["layers_high_after_lift_s"] == 2.0
+    assert numbers["layers_first_high_after_lift_s"] == 2.0  # the one at 24.5 came before
+    assert numbers["camera_changes_after_lift"] == [
+        [0.2, "low", "bandwidth"],
+        [2.0, "high", "requested"],
+    ]
+    run["record"]["layers"].pop()
+    assert timeline(run)["layers_high_after_lift_s"] is None  # still low at the end
