@@ -11,14 +11,13 @@ import logging
 import random
 import time
 import weakref
-from collections import deque
 from typing import Protocol
 
 import pylibsrtp
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from sfu import aiortc_adapter
-from sfu.bandwidth import DownlinkEstimate
+from sfu.bandwidth import DownlinkEstimate, RecentRates
 from sfu.rtcp import ReportBlock, SenderReport, compound_packets, read_feedback
 from sfu.stats import SendCounts
 
@@ -30,8 +29,11 @@ _PACKET_OVERHEAD = 12 + 10 + 28
 """Bytes on the wire per RTP packet beyond its payload: RTP header, SRTP tag, UDP/IPv4
 (the header extensions add a few more)."""
 _RATE_WINDOW = 0.5
-_LAG_WINDOW = 3.0
-"""Seconds of sent rates a REMB is compared with (a receiver's estimate lags)."""
+STALL = 0.15
+"""A report tick this late means the process stopped sending for that long."""
+AFTER_STALL = 3.0
+"""Seconds after such a stall during which a REMB cut is put down to it (see
+`DownlinkEstimate.on_remb`)."""
 _REPORT_DELAY = (0.25, 1.25)
 """A connection's next reports are due this long after its last (uniformly drawn); ticks
 round it up to 0.5, 1.0 or 1.5 s: about once a second on average, like aiortc's."""
@@ -87,8 +89,7 @@ class SenderReports:
         self._rate_bytes = 0
         self._rate_at: float | None = None
         self._sent_rate = 0.0
-        self._recent_rates: deque[tuple[float, float]] = deque()
-        """(when, rate) of the last `_LAG_WINDOW` seconds, for `lowest_recent_rate`."""
+        self._recent = RecentRates()
         self._reported_packets: dict[int, int] = {}
         aiortc_adapter.intercept_rtcp(dtls, self.take_receiver_reports)
 
@@ -164,12 +165,16 @@ class SenderReports:
             self._reported_packets[block.ssrc] = packets
             lost += block.fraction_lost * new
             weight += new
+        # Feedback is about what was sent up to a report interval ago: at a layer
+        # down, about the layer before.
+        recent_rate = max(sent_rate, self._recent.peak(monotonic))
         estimate = self.estimate
         before = estimate.last_congestion
         if weight > 0:
-            estimate.on_loss(lost / weight, sent_rate, monotonic)
+            estimate.on_loss(lost / weight, recent_rate, monotonic)
         if feedback.remb is not None:
-            estimate.on_remb(feedback.remb, self.lowest_recent_rate(), monotonic)
+            stalled = self._clock is not None and self._clock.stalled_within(AFTER_STALL, monotonic)
+            estimate.on_remb(feedback.remb, recent_rate, monotonic, after_stall=stalled)
         if estimate.last_congestion is not before and estimate.last_congestion is not None:
             signal, value, against = estimate.last_congestion
             logger.info(
@@ -191,16 +196,8 @@ class SenderReports:
         elif now - self._rate_at >= _RATE_WINDOW:
             self._sent_rate = 8 * (sent - self._rate_bytes) / (now - self._rate_at)
             self._rate_at, self._rate_bytes = now, sent
-            recent = self._recent_rates
-            recent.append((now, self._sent_rate))
-            while recent and now - recent[0][0] > _LAG_WINDOW:
-                recent.popleft()
+            self._recent.add(self._sent_rate, now)
         return self._sent_rate
-
-    def lowest_recent_rate(self) -> float:
-        """The lowest `sent_rate` measured over the last `_LAG_WINDOW` seconds: what a
-        receiver's estimate, which lags, can be held against."""
-        return min((rate for _, rate in self._recent_rates), default=self._sent_rate)
 
 
 def _wire_bytes(counts: SendCounts) -> int:
@@ -219,7 +216,10 @@ class ReportClock:
         # No reference to the loop: it keys `_by_loop` weakly.
         self._due: dict[SenderReports, float] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._tick_due = 0.0
         self.ticks = 0
+        self.stalled_at: float | None = None
+        """Loop time (``time.monotonic()``) of the last tick that came `STALL` late."""
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> ReportClock:
@@ -236,7 +236,7 @@ class ReportClock:
         loop = asyncio.get_running_loop()
         self._due[reports] = loop.time() + random.uniform(*_REPORT_DELAY)
         if self._timer is None:
-            self._timer = loop.call_later(_REPORT_TICK, self._tick)
+            self._schedule(loop)
 
     def discard(self, reports: SenderReports) -> None:
         self._due.pop(reports, None)
@@ -244,10 +244,20 @@ class ReportClock:
             self._timer.cancel()
             self._timer = None
 
+    def stalled_within(self, span: float, now: float) -> bool:
+        """A tick came late (the event loop was held up) within `span` s before `now`."""
+        return self.stalled_at is not None and now - self.stalled_at < span
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._tick_due = loop.time() + _REPORT_TICK
+        self._timer = loop.call_at(self._tick_due, self._tick)
+
     def _tick(self) -> None:
         self.ticks += 1
         loop = asyncio.get_running_loop()
         now = loop.time()
+        if now - self._tick_due > STALL:
+            self.stalled_at = now
         due = [reports for reports, at in self._due.items() if at <= now]
         for reports in due:
             self._due[reports] = now + random.uniform(*_REPORT_DELAY)
@@ -255,4 +265,7 @@ class ReportClock:
                 reports.send_now()
             except (pylibsrtp.Error, OSError) as exc:
                 logger.debug("sending sender reports failed: %s", exc)
-        self._timer = loop.call_later(_REPORT_TICK, self._tick) if self._due else None
+        if self._due:
+            self._schedule(loop)
+        else:
+            self._timer = None

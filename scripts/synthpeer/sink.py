@@ -25,7 +25,8 @@ class StreamSink:
     on (enough to prove the stream is valid), ``"all"`` every frame, ``"none"`` nothing.
     Decoded video frames have their barcode read into `indices`. Every VP8 keyframe's
     picture size is read from its header (no decoding) into `keyframe_sizes`: which layer
-    of a camera a forwarder is sending shows there.
+    of a camera a forwarder is sending shows there. `record=True` keeps the time of every
+    decoded frame (and a video frame's size) in `decoded_log`, for gaps and frame rates.
     """
 
     def __init__(
@@ -37,6 +38,7 @@ class StreamSink:
         sample_frames: int = 10,
         probe: LatencyProbe | None = None,
         clock: Callable[[], float] = time.monotonic,
+        record: bool = False,
     ) -> None:
         self.kind = kind
         self.codec = codec
@@ -62,6 +64,8 @@ class StreamSink:
         """Width and height of the last decoded picture."""
         self.indices: list[int | None] = []
         self.samples_decoded = 0
+        self.decoded_log: list[tuple[float, tuple[int, int] | None]] | None = [] if record else None
+        """(clock time, video picture size or None for audio) per decoded frame."""
         self._decoder: av.VideoCodecContext | av.AudioCodecContext | None = None
         self._assembler: VideoFrameAssembler | AudioFramePassthrough
         if kind == "video":
@@ -132,12 +136,15 @@ class StreamSink:
             return
         for frame in frames:
             self.decoded += 1
+            size: tuple[int, int] | None = None
             if isinstance(frame, av.VideoFrame):
-                self.last_size = (frame.width, frame.height)
-                self.sizes.add(self.last_size)
+                size = self.last_size = (frame.width, frame.height)
+                self.sizes.add(size)
                 self.indices.append(read_frame_index(frame))
             elif isinstance(frame, av.AudioFrame):
                 self.samples_decoded += frame.samples
+            if self.decoded_log is not None:
+                self.decoded_log.append((self._clock(), size))
 
 
 def vp8_keyframe_size(frame: bytes) -> tuple[int, int] | None:

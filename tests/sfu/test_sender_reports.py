@@ -31,7 +31,7 @@ from sfu.rtcp import (
     ntp_timestamp,
     receiver_report_blocks,
 )
-from sfu.sender_reports import ReportClock, SenderReports
+from sfu.sender_reports import AFTER_STALL, STALL, ReportClock, SenderReports
 
 
 def test_compound_packets_parse_back_with_aiortc() -> None:
@@ -154,6 +154,21 @@ async def test_every_connection_reports_about_once_a_second_on_one_process_wide_
     finally:
         await room.close()
     assert not any(reports in clock for reports in connections)
+
+
+async def test_the_clock_notices_when_the_event_loop_was_held_up() -> None:
+    room = Room()
+    try:
+        await room.join("teacher")
+        await room.join("s1", video=False, audio=False)
+        await wait_for(lambda: room.decoded("s1", "teacher") >= 5, timeout=10)
+        clock = ReportClock.of(asyncio.get_running_loop())
+        time.sleep(2 * STALL + 0.5)  # noqa: ASYNC251 (the point: a stall of this process)
+        ticks = clock.ticks
+        await wait_for(lambda: clock.ticks > ticks, timeout=5)
+        assert clock.stalled_within(AFTER_STALL, time.monotonic())
+    finally:
+        await room.close()
 
 
 def test_receiver_reports_are_read_from_rr_and_sdes_compounds_only() -> None:
