@@ -73,7 +73,7 @@ class SelectiveForwarding:
     def producer_added(self, producer: Producer) -> None:
         for participant in self._others(producer.participant_id):
             self.router.consume(participant, producer)
-            self.allocate(participant)
+            self.allocate(participant, only=producer.participant_id)
 
     def producer_removed(self, producer: Producer) -> None:
         for participant in self._others(producer.participant_id):
@@ -106,16 +106,24 @@ class SelectiveForwarding:
                 self.allocate(participant)
 
     # -- allocation -------------------------------------------------------------
-    def allocate(self, subscriber: Participant) -> None:
-        """Decide and apply what each of `subscriber`'s consumers forwards; tell it."""
+    def allocate(self, subscriber: Participant, *, only: ParticipantId | None = None) -> None:
+        """Decide and apply what each of `subscriber`'s consumers forwards; tell it.
+
+        `only`: just that publisher's consumers changed (it published), which without a
+        downlink limit cannot change what the others get: a join of a class of 31 then
+        costs each subscriber its newcomer's consumers, not all of them again."""
         if subscriber.closed:
             return
         budget = subscriber.downlink_limit
+        if budget is not None:
+            only = None
         self._budgets[subscriber.id] = budget
         requests = self._requests.get(subscriber.id, {})
         consumers: dict[tuple[str, str], Consumer] = {}
         candidates: list[Candidate] = []
         for consumer in subscriber.consumers.values():
+            if only is not None and consumer.publisher_id != only:
+                continue
             publisher = self.router.participants.get(consumer.publisher_id)
             if publisher is None or consumer.closed:
                 continue
@@ -130,7 +138,7 @@ class SelectiveForwarding:
         result = allocate(candidates, budget)
         for key, allocation in result.items():
             _apply(consumers[key], allocation.choice)
-        self._tell(subscriber, result)
+        self._tell(subscriber, result, complete=only is None)
 
     def _candidate(
         self, consumer: Consumer, user_id: str, role: object, requested: Choice
@@ -153,7 +161,15 @@ class SelectiveForwarding:
             priority = 4 if requested == "high" else 5
         return Candidate(user_id, source, requested, rates, priority, on_stage)
 
-    def _tell(self, subscriber: Participant, result: dict[tuple[str, str], Allocation]) -> None:
+    def _tell(
+        self,
+        subscriber: Participant,
+        result: dict[tuple[str, str], Allocation],
+        *,
+        complete: bool = True,
+    ) -> None:
+        """Send what changed; `complete`: `result` covers every publisher (those missing
+        from it are gone)."""
         now: dict[str, dict[str, Any]] = {}
         for (user_id, source), allocation in result.items():
             entry = now.setdefault(user_id, {"reason": "requested"})
@@ -162,7 +178,7 @@ class SelectiveForwarding:
                 entry["reason"] = "bandwidth"
         told = self._told.setdefault(subscriber.id, {})
         changed = {user: entry for user, entry in now.items() if told.get(user) != entry}
-        for user in list(told):
+        for user in list(told) if complete else ():
             if user not in now:
                 del told[user]
         if changed:
