@@ -99,6 +99,10 @@ CONSUMER_COUNTERS: dict[str, tuple[str, str]] = {
         "Times a subscriber's stream moved to another layer of its source (at a keyframe)",
         "layer_switches",
     ),
+    "classroom_thinned_frames": (
+        "Frames of a temporal layer above what a subscriber's downlink takes, not forwarded",
+        "frames_thinned",
+    ),
 }
 
 

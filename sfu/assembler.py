@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from sfu import vp8
+
 FrameHandler = Callable[[bytes, int, bool], None]
 """`(data, pts, keyframe)`: a complete encoded frame; `pts` counts RTP clock ticks from
 the first frame of the stream (32-bit wrap-around unfolded)."""
@@ -123,11 +125,23 @@ _FRAME_START_TESTS: dict[str, Callable[[bytes], bool]] = {
 }
 
 
+def _no_temporal_layers(payload: bytes) -> tuple[int, bool]:
+    return vp8.NO_TEMPORAL
+
+
+_TEMPORAL_LAYER_OF: dict[str, Callable[[bytes], tuple[int, bool]]] = {
+    "VP8": vp8.temporal_layer,
+    "H264": _no_temporal_layers,
+}
+
+
 class VideoFrameAssembler:
     """Reassembles video frames from RTP packets and releases them on the marker bit.
 
     `codec` is ``"VP8"`` or ``"H264"``. `on_loss` is called when a frame had to be
-    skipped (the stream needs a keyframe to be decodable again).
+    skipped (the stream needs a keyframe to be decodable again). While `on_frame` runs,
+    `frame_temporal` is the frame's temporal layer (0 for a stream without any) and
+    `frame_layer_sync` whether it depends on temporal layer 0 only.
     """
 
     CAPACITY = 512  # packets; a power of two dividing 65536
@@ -144,6 +158,9 @@ class VideoFrameAssembler:
             raise ValueError(f"no frame assembly for codec {codec!r}")
         self._is_keyframe = _KEYFRAME_TESTS[codec]
         self._is_frame_start = _FRAME_START_TESTS[codec]
+        self._temporal_layer_of = _TEMPORAL_LAYER_OF[codec]
+        self.frame_temporal = 0
+        self.frame_layer_sync = False
         self._on_frame = on_frame
         self._on_loss = on_loss
         self._max_wait = max_wait
@@ -236,6 +253,9 @@ class VideoFrameAssembler:
         mask = self._mask
         count = ((end - head) & _SEQ_MASK) + 1
         self._held -= count
+        first = packets[head & mask]
+        assert first is not None
+        self.frame_temporal, self.frame_layer_sync = self._temporal_layer_of(first.payload)
         if count == 1:
             index = head & mask
             frame = data[index]

@@ -19,6 +19,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av.stream import Stream
 
+from sfu import vp8
 from sfu.aiortc_adapter import SenderCounters
 from sfu.counters import ConsumerCounters
 from sfu.direct_send import DirectRtpSender
@@ -27,6 +28,9 @@ from sfu.ids import AppData, ConsumerId, MediaKind, ParticipantId, TrackSource
 from sfu.producer import MediaFrame, Producer
 from sfu.rtp_rewriter import PTS_STEP, PtsRebaser
 from sfu.stats import NO_LINK, NO_SENDS, ConsumerStats, LinkQuality, SendCounts
+
+ALL_TEMPORAL_LAYERS = 3
+"""The highest temporal layer a VP8 descriptor can name: forward everything."""
 
 
 class Output(Protocol):
@@ -55,18 +59,32 @@ class Output(Protocol):
 class DirectOutput:
     """Sends frames through a `DirectRtpSender` (the ``direct`` send path)."""
 
-    __slots__ = ("rtp",)
+    __slots__ = ("_next_picture_id", "rtp")
 
     def __init__(self, rtp: DirectRtpSender) -> None:
         self.rtp = rtp
+        self._next_picture_id: int | None = None
 
     @property
     def ready(self) -> bool:
         return self.rtp.ready
 
     def push(self, frame: MediaFrame) -> bool:
-        assert frame.payloads is not None
-        return self.rtp.send_frame(frame.payloads, frame.pts)
+        payloads = frame.payloads
+        assert payloads is not None
+        picture_id = frame.picture_id
+        if picture_id is None:
+            return self.rtp.send_frame(payloads, frame.pts)
+        # Consecutive picture ids whatever was skipped or switched (see `sfu.vp8`).
+        next_id = self._next_picture_id
+        if next_id is None:
+            next_id = picture_id
+        elif next_id != picture_id:
+            payloads = frame.payloads_with_picture_id(next_id)
+        sent = self.rtp.send_frame(payloads, frame.pts)
+        if sent:
+            self._next_picture_id = (next_id + 1) & vp8.PICTURE_ID_MASK
+        return sent
 
     def detach(self) -> None:
         self.rtp.detach()
@@ -201,6 +219,10 @@ class Consumer:
         """The layer whose frames go out now (None: waiting for a keyframe)."""
         self._sent_from: Producer | None = None
         self._last_layer = producer
+        self._temporal_target = ALL_TEMPORAL_LAYERS
+        self._temporal_current = ALL_TEMPORAL_LAYERS
+        """Frames of a higher temporal layer are not forwarded (the target takes over at
+        the next frame of temporal layer 0, which nothing after it looks past)."""
         self._started = False
         """The subscriber accepted its m-section (and the send path is up)."""
         self._paused = paused
@@ -211,6 +233,8 @@ class Consumer:
         self.frames_dropped = 0
         self.keyframe_requests = 0
         self.layer_switches = 0
+        self.frames_thinned = 0
+        """Frames of a temporal layer above `max_temporal_layer`, not forwarded."""
         # The output's counters when it was attached (an m-section carries consumers in
         # turn), and this consumer's own once it closed.
         self._sends_start = NO_SENDS
@@ -253,6 +277,12 @@ class Consumer:
         return None if target is None else target.layer
 
     @property
+    def max_temporal_layer(self) -> int | None:
+        """The highest temporal layer forwarded (None: all of them)."""
+        target = self._temporal_target
+        return None if target == ALL_TEMPORAL_LAYERS else target
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
@@ -272,6 +302,16 @@ class Consumer:
         self._check_open()
         self._preferred = layer
         self._retarget()
+
+    def set_max_temporal_layer(self, layer: int | None) -> None:
+        """Forward temporal layers 0 to `layer` of a publisher that sends temporal layers
+        (VP8 ``L1T3``: 0 is a quarter of the frame rate, 1 half), None: all. Fewer take
+        effect at once, more at the next frame of layer 0. Raises `Closed` once closed."""
+        self._check_open()
+        target = ALL_TEMPORAL_LAYERS if layer is None else min(max(layer, 0), ALL_TEMPORAL_LAYERS)
+        self._temporal_target = target
+        if target < self._temporal_current:
+            self._temporal_current = target
 
     def pause(self) -> None:
         """Stop forwarding to this subscriber; its m-section stays negotiated (no new
@@ -321,6 +361,7 @@ class Consumer:
         into.frames_dropped += self.frames_dropped
         into.keyframe_requests += self.keyframe_requests
         into.layer_switches += self.layer_switches
+        into.frames_thinned += self.frames_thinned
         sends = self._sends_final
         start = NO_SENDS
         if sends is None:
@@ -366,6 +407,8 @@ class Consumer:
             layer=self.current_layer,
             target_layer=None if self._paused else self.target_layer,
             layer_switches=self.layer_switches,
+            max_temporal_layer=self.max_temporal_layer,
+            frames_thinned=self.frames_thinned,
         )
 
     # ----------------------------------------------------------------- layers
@@ -453,6 +496,12 @@ class Consumer:
                     self.frames_dropped += 1
                 return
             self._switch_to(source)
+        temporal = frame.temporal
+        if temporal == 0:
+            self._temporal_current = self._temporal_target
+        elif temporal > self._temporal_current:
+            self.frames_thinned += 1
+            return
         output = self._output
         assert output is not None
         if output.push(frame):

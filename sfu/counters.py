@@ -49,6 +49,7 @@ class ConsumerCounters:
     nacks_received: int = 0
     retransmissions: int = 0
     layer_switches: int = 0
+    frames_thinned: int = 0
 
     def add(self, other: ConsumerCounters) -> None:
         for name in CONSUMER_FIELDS:

@@ -16,7 +16,7 @@ from aiortc.codecs import get_encoder
 from aiortc.codecs.base import Encoder
 from av.stream import Stream
 
-from sfu import aiortc_adapter
+from sfu import aiortc_adapter, vp8
 from sfu.assembler import AudioFramePassthrough, Packet, VideoFrameAssembler
 from sfu.codecs import ForwardCodec
 from sfu.config import MediaConfig
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _RATE_WINDOW = 1.0  # seconds over which `Producer.bitrate` is measured
+_MAX_TEMPORAL_LAYERS = 4  # what the VP8 descriptor's 2-bit TID can name
+_TEMPORAL_MEMORY = 3.0  # seconds a temporal layer counts as sent after its last frame
 
 
 class MediaFrame:
@@ -49,9 +51,20 @@ class MediaFrame:
 
     `payloads` are the frame's RTP payloads, packetized once for every consumer on the
     direct send path (`None` on the aiortc path, where each sender packetizes `packet`).
+    `temporal` is its temporal layer (0 without any); `picture_id` the VP8 picture id in
+    `payloads` (None for other codecs and on the aiortc path).
     """
 
-    __slots__ = ("keyframe", "packet", "payloads", "producer", "pts")
+    __slots__ = (
+        "_renumbered",
+        "keyframe",
+        "packet",
+        "payloads",
+        "picture_id",
+        "producer",
+        "pts",
+        "temporal",
+    )
 
     def __init__(
         self,
@@ -60,6 +73,7 @@ class MediaFrame:
         keyframe: bool,
         payloads: RtpPayloads | None = None,
         producer: Producer | None = None,
+        temporal: int = 0,
     ) -> None:
         self.packet = packet
         self.pts = pts
@@ -67,6 +81,25 @@ class MediaFrame:
         self.payloads = payloads
         self.producer = producer
         """The layer it comes from (a consumer of a layered source forwards one)."""
+        self.temporal = temporal
+        self.picture_id: int | None = None
+        if payloads is not None and producer is not None and producer.codec.name == "VP8":
+            self.picture_id = vp8.picture_id(payloads.items[0])
+        self._renumbered: dict[int, RtpPayloads] | None = None
+
+    def payloads_with_picture_id(self, new_id: int) -> RtpPayloads:
+        """`payloads` carrying picture id `new_id` (made once per id, for every consumer
+        that needs the same one)."""
+        assert self.payloads is not None
+        cache = self._renumbered
+        if cache is None:
+            cache = self._renumbered = {}
+        payloads = cache.get(new_id)
+        if payloads is None:
+            payloads = cache[new_id] = RtpPayloads(
+                [vp8.with_picture_id(item, new_id) for item in self.payloads.items]
+            )
+        return payloads
 
 
 FrameSink: TypeAlias = Callable[[MediaFrame], None]
@@ -133,8 +166,9 @@ class Producer:
             self._send_pli, config.keyframe_request_interval, time.monotonic, loop.call_later
         )
         self._assembler: VideoFrameAssembler | AudioFramePassthrough
+        self._video: VideoFrameAssembler | None = None
         if kind == "video":
-            self._assembler = VideoFrameAssembler(
+            self._assembler = self._video = VideoFrameAssembler(
                 codec.name, self._on_frame, self._on_loss, config.max_frame_wait
             )
         else:
@@ -162,7 +196,15 @@ class Producer:
         """`time.monotonic()` of the last frame; camera-on / mic-on detection."""
         self._rate_since = time.monotonic()
         self._rate_bytes = 0
+        self._rate_frames = 0
         self._bitrate = 0.0
+        self._frame_rate = 0.0
+        # Bytes and frames per temporal layer over the rate window, and what share of
+        # the rate and the frame rate each number of temporal layers made in the last.
+        self._temporal_bytes = [0] * _MAX_TEMPORAL_LAYERS
+        self._temporal_frames = [0] * _MAX_TEMPORAL_LAYERS
+        self._temporal_shares: tuple[tuple[float, float], ...] = ((1.0, 1.0),)
+        self._temporal_seen_at = [float("-inf")] * _MAX_TEMPORAL_LAYERS
 
     def __repr__(self) -> str:
         return (
@@ -211,13 +253,57 @@ class Producer:
             return 0.0
         return self._bitrate
 
+    @property
+    def frame_rate(self) -> float:
+        """Frames per second the publisher sends (over the last second; 0 once frames
+        stopped)."""
+        last = self.last_frame_at
+        if last is None or time.monotonic() - last > 2 * _RATE_WINDOW:
+            return 0.0
+        return self._frame_rate
+
+    @property
+    def temporal_layers(self) -> int:
+        """How many temporal layers the publisher sends (1: none), as last measured."""
+        return len(self._temporal_shares)
+
+    def temporal_share(self, max_layer: int) -> tuple[float, float]:
+        """The share of the bit rate and of the frame rate that temporal layers 0 to
+        `max_layer` make (1.0 each at or above the top layer)."""
+        shares = self._temporal_shares
+        return shares[min(max(max_layer, 0), len(shares) - 1)]
+
     def _measure_rate(self, now: float) -> None:
         sample = 8 * (self.bytes - self._rate_bytes) / (now - self._rate_since)
         # A fresh sample counts fully after a quiet spell, else half (keyframes are bursts).
         fresh = self._bitrate == 0.0 or now - self._rate_since > 2 * _RATE_WINDOW
         self._bitrate = sample if fresh else (self._bitrate + sample) / 2
+        self._frame_rate = (self.frames - self._rate_frames) / (now - self._rate_since)
         self._rate_since = now
         self._rate_bytes = self.bytes
+        self._rate_frames = self.frames
+        self._measure_temporal_shares(now)
+
+    def _measure_temporal_shares(self, now: float) -> None:
+        sizes, counts = self._temporal_bytes, self._temporal_frames
+        total_bytes, total_frames = sum(sizes), sum(counts)
+        if not total_frames:
+            return
+        seen = self._temporal_seen_at
+        for layer, count in enumerate(counts):
+            if count:
+                seen[layer] = now
+        # A slow publisher (a screen share at 5 fps) may leave a layer out of one window.
+        top = max(layer for layer, at in enumerate(seen) if now - at <= _TEMPORAL_MEMORY)
+        shares = []
+        cumulative_bytes = cumulative_frames = 0
+        for layer in range(top + 1):
+            cumulative_bytes += sizes[layer]
+            cumulative_frames += counts[layer]
+            shares.append((cumulative_bytes / total_bytes, cumulative_frames / total_frames))
+        self._temporal_shares = tuple(shares)
+        self._temporal_bytes = [0] * _MAX_TEMPORAL_LAYERS
+        self._temporal_frames = [0] * _MAX_TEMPORAL_LAYERS
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe (coalesced and rate-limited)."""
@@ -313,6 +399,9 @@ class Producer:
         if self._paused:
             self.frames_withheld += 1
             return
+        temporal = 0 if self._video is None else self._video.frame_temporal
+        self._temporal_bytes[temporal] += len(data)
+        self._temporal_frames[temporal] += 1
         packet = av.Packet(data)
         packet.time_base = self._time_base
         packet.pts = pts
@@ -321,7 +410,7 @@ class Producer:
             payloads = RtpPayloads(self._packer.pack(packet)[0])
         elif self._direct:
             payloads = RtpPayloads((data,))  # an Opus frame is one RTP payload
-        frame = MediaFrame(packet, pts, keyframe, payloads, self)
+        frame = MediaFrame(packet, pts, keyframe, payloads, self, temporal)
         for consumer in self._fanout:
             consumer._deliver(frame)
         for sink in self._sinks:

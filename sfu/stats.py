@@ -129,6 +129,10 @@ class ConsumerStats:
     """The layer it switches to at that layer's next keyframe (None: paused)."""
     layer_switches: int = 0
     """Times forwarding moved from one layer to another."""
+    max_temporal_layer: int | None = None
+    """The highest temporal layer forwarded (None: all)."""
+    frames_thinned: int = 0
+    """Frames above `max_temporal_layer`, not forwarded."""
 
 
 @dataclass(frozen=True)

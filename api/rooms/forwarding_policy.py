@@ -29,6 +29,8 @@ DEFAULT_RATES: dict[tuple[str, int], float] = {
     ("microphone", 1): 40_000.0,
 }
 """bit/s assumed for a source before its publisher's rate is measured."""
+FRAME_RATE_SLACK = 1.1
+"""A measured frame rate this much above a cap still meets it (30.4 fps for 30)."""
 VIDEO_OVERHEAD = 1.08  # RTP, SRTP and UDP/IP headers on ~1,100-byte packets
 AUDIO_OVERHEAD = 20_000.0  # the same on 50 small packets a second
 
@@ -54,6 +56,7 @@ class SelectiveForwarding:
         self.router = router
         self._on_layers = on_layers
         self._requests: dict[ParticipantId, dict[str, dict[str, Choice]]] = {}
+        self._frame_rates: dict[ParticipantId, dict[str, dict[str, float]]] = {}
         self._told: dict[ParticipantId, dict[str, dict[str, Any]]] = {}
         self._budgets: dict[ParticipantId, float | None] = {}
         self._speaker: str | None = None
@@ -67,6 +70,7 @@ class SelectiveForwarding:
 
     def participant_left(self, participant: Participant) -> None:
         self._requests.pop(participant.id, None)
+        self._frame_rates.pop(participant.id, None)
         self._told.pop(participant.id, None)
         self._budgets.pop(participant.id, None)
 
@@ -79,11 +83,26 @@ class SelectiveForwarding:
         for participant in self._others(producer.participant_id):
             self.allocate(participant)
 
-    def subscribe(self, subscriber: Participant, update: dict[str, dict[str, Choice]]) -> None:
-        """Merge a ``SUBSCRIPTION`` update into what `subscriber` asked for, and apply."""
+    def subscribe(
+        self,
+        subscriber: Participant,
+        update: dict[str, dict[str, Choice]],
+        frame_rates: dict[str, dict[str, float | None]] | None = None,
+    ) -> None:
+        """Merge a ``SUBSCRIPTION`` update into what `subscriber` asked for, and apply.
+        `frame_rates`: per user, the frames per second wanted at most of a video source
+        (None lifts the cap)."""
         requests = self._requests.setdefault(subscriber.id, {})
         for user_id, choices in update.items():
             requests.setdefault(user_id, {}).update(choices)
+        caps = self._frame_rates.setdefault(subscriber.id, {})
+        for user_id, rates in (frame_rates or {}).items():
+            user_caps = caps.setdefault(user_id, {})
+            for source, fps in rates.items():
+                if fps is None:
+                    user_caps.pop(source, None)
+                else:
+                    user_caps[source] = fps
         self.allocate(subscriber)
 
     def users_named_after(
@@ -119,6 +138,7 @@ class SelectiveForwarding:
             only = None
         self._budgets[subscriber.id] = budget
         requests = self._requests.get(subscriber.id, {})
+        caps = self._frame_rates.get(subscriber.id, {})
         consumers: dict[tuple[str, str], Consumer] = {}
         candidates: list[Candidate] = []
         for consumer in subscriber.consumers.values():
@@ -132,22 +152,32 @@ class SelectiveForwarding:
             requested = requests.get(user_id, {}).get(source, DEFAULT_CHOICE[source])
             key: tuple[str, str] = (user_id, source)
             consumers[key] = consumer
+            fps = caps.get(user_id, {}).get(source)
             candidates.append(
-                self._candidate(consumer, user_id, publisher.app_data.get("role"), requested)
+                self._candidate(consumer, user_id, publisher.app_data.get("role"), requested, fps)
             )
         result = allocate(candidates, budget)
         for key, allocation in result.items():
-            _apply(consumers[key], allocation.choice)
-        self._tell(subscriber, result, complete=only is None)
+            _apply(consumers[key], allocation)
+        self._tell(subscriber, result, consumers, complete=only is None)
 
     def _candidate(
-        self, consumer: Consumer, user_id: str, role: object, requested: Choice
+        self,
+        consumer: Consumer,
+        user_id: str,
+        role: object,
+        requested: Choice,
+        fps: float | None = None,
     ) -> Candidate:
         source = consumer.source
         rates: dict[Choice, float] = {}
+        temporal_rates: dict[Choice, list[float]] = {}
         for layer, producer in consumer.producers.items():
             choice = CHOICE_OF_LAYER.get(layer, "high") if source == "camera" else "on"
-            rates[choice] = _wire_rate(producer)
+            rate = rates[choice] = _wire_rate(producer)
+            below = range(producer.temporal_layers - 1)
+            if below:
+                temporal_rates[choice] = [rate * producer.temporal_share(t)[0] for t in below]
         on_stage = False
         if source == "microphone":
             priority = 0
@@ -159,12 +189,16 @@ class SelectiveForwarding:
             priority = 3
         else:
             priority = 4 if requested == "high" else 5
-        return Candidate(user_id, source, requested, rates, priority, on_stage)
+        max_temporal = None if fps is None else _temporal_for(consumer, fps)
+        return Candidate(
+            user_id, source, requested, rates, priority, on_stage, temporal_rates, max_temporal
+        )
 
     def _tell(
         self,
         subscriber: Participant,
         result: dict[tuple[str, str], Allocation],
+        consumers: dict[tuple[str, str], Consumer],
         *,
         complete: bool = True,
     ) -> None:
@@ -176,6 +210,9 @@ class SelectiveForwarding:
             entry[source] = allocation.choice
             if allocation.limited:
                 entry["reason"] = "bandwidth"
+            share = _frame_rate_share(consumers[(user_id, source)], allocation)
+            if share is not None:
+                entry.setdefault("frameRate", {})[source] = share
         told = self._told.setdefault(subscriber.id, {})
         changed = {user: entry for user, entry in now.items() if told.get(user) != entry}
         for user in list(told) if complete else ():
@@ -191,7 +228,8 @@ class SelectiveForwarding:
         ]
 
 
-def _apply(consumer: Consumer, choice: Choice) -> None:
+def _apply(consumer: Consumer, allocation: Allocation) -> None:
+    choice = allocation.choice
     if choice == "off":
         consumer.pause()
         return
@@ -199,7 +237,33 @@ def _apply(consumer: Consumer, choice: Choice) -> None:
         layer = LAYER_OF.get(choice)
         if consumer.preferred_layer != layer:
             consumer.set_preferred_layer(layer)
+    if consumer.max_temporal_layer != allocation.temporal:
+        consumer.set_max_temporal_layer(allocation.temporal)
     consumer.resume()
+
+
+def _temporal_for(consumer: Consumer, fps: float) -> int:
+    """The most temporal layers of `consumer`'s best layer whose frame rate stays within
+    `fps` (at least the base layer)."""
+    producer = consumer.producers[max(consumer.producers)]
+    rate = producer.frame_rate
+    best = 0
+    for t in range(producer.temporal_layers):
+        if rate * producer.temporal_share(t)[1] <= fps * FRAME_RATE_SLACK:
+            best = t
+    return best
+
+
+def _frame_rate_share(consumer: Consumer, allocation: Allocation) -> float | None:
+    """The share of its publisher's frame rate a consumer forwards when it thins
+    temporal layers (1/2 per layer left out, as in VP8's ``L1T2``/``L1T3``), else None."""
+    if allocation.temporal is None or allocation.choice == "off":
+        return None
+    producer = consumer.producer
+    top = producer.temporal_layers - 1
+    if allocation.temporal >= top:
+        return None
+    return float(2.0 ** (allocation.temporal - top))
 
 
 def _wire_rate(producer: Producer) -> float:

@@ -257,9 +257,14 @@ class ClassRoom(RouterListener):
             self.broadcast("SCREEN_SHARE", {"userId": member.user.id, "active": False})
 
     # -- selective forwarding --------------------------------------------------
-    def subscribe(self, member: RoomMember, update: dict[str, dict[str, Choice]]) -> None:
+    def subscribe(
+        self,
+        member: RoomMember,
+        update: dict[str, dict[str, Choice]],
+        frame_rates: dict[str, dict[str, float | None]] | None = None,
+    ) -> None:
         """``SUBSCRIPTION``: merge what `member` wants to receive, and apply it."""
-        self.forwarding.subscribe(member.participant, update)
+        self.forwarding.subscribe(member.participant, update, frame_rates)
 
     def check_screen_share(self, member: RoomMember, cls: ClassRecord) -> None:
         """Raise unless `member` may start sharing a screen now: the teacher always (their

@@ -4,7 +4,7 @@ offer's ``tracks`` and ``SUBSCRIPTION``. Pure functions: a payload in, typed val
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from sfu import TrackSpec
 
@@ -20,10 +20,16 @@ BAD_TRACKS = "Invalid payload: tracks must map mids to {source, layer?}"
 BAD_SOURCE = "Invalid payload: tracks.{mid}.source must be 'microphone', 'camera' or 'screen'"
 BAD_LAYER = "Invalid payload: tracks.{mid}.layer must be 'high' or 'low'"
 LAYER_NOT_CAMERA = "Invalid payload: tracks.{mid}: only a camera has layers"
-BAD_SUBSCRIPTION = "Invalid payload: SUBSCRIPTION maps user ids to {camera?, screen?, microphone?}"
+BAD_SUBSCRIPTION = (
+    "Invalid payload: SUBSCRIPTION maps user ids to {camera?, screen?, microphone?, fps?}"
+)
 BAD_CAMERA = "Invalid payload: {user}.camera must be 'high', 'low' or 'off'"
 BAD_SWITCH = "Invalid payload: {user}.{source} must be 'on' or 'off'"
 TOO_MANY_USERS = "Invalid payload: SUBSCRIPTION names more than {limit} users"
+BAD_FPS = "Invalid payload: {user}.fps maps camera or screen to frames per second"
+BAD_FPS_VALUE = "Invalid payload: {user}.fps.{source} must be a number above 0, or null"
+FPS_SOURCES = ("camera", "screen")
+MAX_FPS = 240.0
 _MAX_MID = 64
 
 
@@ -55,24 +61,51 @@ def parse_tracks(data: dict[str, Any]) -> dict[str, TrackSpec] | None:
     return specs
 
 
-def parse_subscription(data: dict[str, Any], max_users: int) -> dict[str, dict[str, Choice]]:
-    """A ``SUBSCRIPTION`` payload: ``{userId: {camera?, screen?, microphone?}}``."""
+class Subscription(NamedTuple):
+    """A parsed ``SUBSCRIPTION``: per user, the choice per source and the frame-rate cap
+    per video source (None: the cap is lifted)."""
+
+    choices: dict[str, dict[str, Choice]]
+    frame_rates: dict[str, dict[str, float | None]]
+
+
+def parse_subscription(data: dict[str, Any], max_users: int) -> Subscription:
+    """A ``SUBSCRIPTION`` payload: ``{userId: {camera?, screen?, microphone?, fps?}}``."""
     if not isinstance(data, dict):
         raise InvalidRequest(BAD_SUBSCRIPTION)
     if len(data) > max_users:
         raise InvalidRequest(TOO_MANY_USERS.format(limit=max_users))
-    parsed: dict[str, dict[str, Choice]] = {}
+    parsed = Subscription({}, {})
     for user, wanted in data.items():
-        if not isinstance(wanted, dict) or not user or set(wanted) - set(SOURCES):
+        if not isinstance(wanted, dict) or not user or set(wanted) - {*SOURCES, "fps"}:
             raise InvalidRequest(BAD_SUBSCRIPTION)
         shown = user if user.isprintable() and len(user) <= 64 else repr(user[:64])
         choices: dict[str, Choice] = {}
         for source, value in wanted.items():
-            if source == "camera":
+            if source == "fps":
+                parsed.frame_rates[user] = _frame_rates(value, shown)
+            elif source == "camera":
                 if value not in ("high", "low", "off"):
                     raise InvalidRequest(BAD_CAMERA.format(user=shown))
+                choices[source] = value
             elif value not in ("on", "off"):
                 raise InvalidRequest(BAD_SWITCH.format(user=shown, source=source))
-            choices[source] = value
-        parsed[user] = choices
+            else:
+                choices[source] = value
+        parsed.choices[user] = choices
     return parsed
+
+
+def _frame_rates(value: object, user: str) -> dict[str, float | None]:
+    if not isinstance(value, dict) or set(value) - set(FPS_SOURCES):
+        raise InvalidRequest(BAD_FPS.format(user=user))
+    rates: dict[str, float | None] = {}
+    for source, fps in value.items():
+        if fps is None:
+            rates[source] = None
+            continue
+        number = isinstance(fps, int | float) and not isinstance(fps, bool)
+        if not number or not 0 < fps <= MAX_FPS:
+            raise InvalidRequest(BAD_FPS_VALUE.format(user=user, source=source))
+        rates[source] = float(fps)
+    return rates

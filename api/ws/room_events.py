@@ -127,9 +127,9 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
         room, member = joined(socket)
         limit = 2 * room.max_participants
         update = parse_subscription(data, limit)
-        if room.forwarding.users_named_after(member.participant, update) > limit:
+        if room.forwarding.users_named_after(member.participant, update.choices) > limit:
             raise InvalidRequest(TOO_MANY_USERS.format(limit=limit))
-        room.subscribe(member, update)
+        room.subscribe(member, update.choices, update.frame_rates)
 
     async def roster(socket: ClientSocket, data: dict[str, Any]) -> None:
         access.require_teacher_event(socket.user)

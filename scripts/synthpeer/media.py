@@ -151,7 +151,8 @@ def read_frame_index(frame: av.VideoFrame) -> int | None:
 class EncodedClip:
     """A VP8 clip encoded once; see `vp8_clip`.
 
-    `frames[0]` is the only keyframe; every other frame references its predecessors.
+    `frames[0]` is the only keyframe (unless made `keyframes_only`); every other frame
+    references its predecessors.
     A loop therefore restarts with a keyframe, and a keyframe request is answered by
     restarting the loop (exact: the receiver's references then match the encoder's).
     """
@@ -212,8 +213,12 @@ def vp8_clip(
     fps: int = 30,
     bitrate: int = 770_000,
     picture: Picture = "camera",
+    keyframes_only: bool = False,
 ) -> EncodedClip:
     """Encode the synthetic clip once per process (about 0.3 s for 150 camera frames).
+
+    `keyframes_only`: every frame a keyframe, so any subset of frames decodes (for
+    checking a forwarder that leaves frames out, see `scripts.synthpeer.temporal`).
 
     `picture`: ``"camera"`` (`render_frame`: motion everywhere), ``"thumbnail"`` (the same
     without its noise patch, which no encoder squeezes under ~180 kbit/s at 320x180) or
@@ -222,7 +227,8 @@ def vp8_clip(
         raise ValueError(f"a clip has 2 to {MAX_CLIP_FRAMES} frames")
     encoder = _vp8_encoder(width, height, fps, bitrate, gop=100_000)
     chain = tuple(
-        _encode(encoder, _render(picture, i, width, height), i, key=i == 0) for i in range(frames)
+        _encode(encoder, _render(picture, i, width, height), i, key=keyframes_only or i == 0)
+        for i in range(frames)
     )
     return EncodedClip(width, height, fps, chain)
 

@@ -13,7 +13,13 @@ from typing import Literal
 import av
 
 from scripts.synthpeer.media import LatencyProbe, read_frame_index
-from sfu.assembler import AudioFramePassthrough, Packet, VideoFrameAssembler
+from sfu import vp8
+from sfu.assembler import (
+    AudioFramePassthrough,
+    Packet,
+    VideoFrameAssembler,
+    vp8_is_frame_start,
+)
 
 DecodeMode = Literal["none", "sample", "all"]
 
@@ -67,6 +73,12 @@ class StreamSink:
         self.decoded_log: list[tuple[float, tuple[int, int] | None]] | None = [] if record else None
         """(clock time, video picture size or None for audio) per decoded frame."""
         self._decoder: av.VideoCodecContext | av.AudioCodecContext | None = None
+        self.picture_id_gaps = 0
+        """Frames whose VP8 picture id is not the previous frame's + 1 (a receiver like
+        Chromium's would wait for the frames in between)."""
+        self._vp8 = kind == "video" and codec == "VP8"
+        self._last_start: int | None = None
+        self._last_picture_id: int | None = None
         self._assembler: VideoFrameAssembler | AudioFramePassthrough
         if kind == "video":
             self._assembler = VideoFrameAssembler(codec, self._on_frame, self._on_loss)
@@ -75,7 +87,19 @@ class StreamSink:
 
     def push(self, packet: Packet, data: bytes) -> None:
         self.packets += 1
+        if self._vp8:
+            payload = packet.payload
+            if vp8_is_frame_start(payload) and packet.sequence_number != self._last_start:
+                self._last_start = packet.sequence_number
+                self._check_picture_id(vp8.picture_id(payload))
         self._assembler.push(packet, data)
+
+    def _check_picture_id(self, picture_id: int | None) -> None:
+        last = self._last_picture_id
+        following = last is None or picture_id == (last + 1) & vp8.PICTURE_ID_MASK
+        if picture_id is not None and not following:
+            self.picture_id_gaps += 1
+        self._last_picture_id = picture_id
 
     def fps(self, window_start: float | None = None) -> float:
         """Average frame rate since the first frame (or since `window_start`)."""

@@ -124,6 +124,7 @@ TX_FIELDS = (
 TX_RUN_RTCP = "_run_rtcp"
 TX_SEND_RTCP = "_send_rtcp"
 TX_RTP_HISTORY = "_RTCRtpSender__rtp_history"
+TX_ENCODER = "_RTCRtpSender__encoder"
 DTLS_STATE = "_state"
 DTLS_TX_SRTP = "_tx_srtp"
 DTLS_RX_SRTP = "_rx_srtp"
@@ -212,7 +213,7 @@ def check_internals() -> None:
     require_field(RTCRtpReceiver, RX_PACKET_DATA, "_handle_rtp_packet")
     for name in (TX_SEND_KEYFRAME, TX_RETRANSMIT, TX_RUN_RTCP, TX_SEND_RTCP, "replaceTrack"):
         require(RTCRtpSender, name)
-    for name in (*TX_FIELDS, TX_RTP_HISTORY, TX_STREAM_ID):
+    for name in (*TX_FIELDS, TX_RTP_HISTORY, TX_STREAM_ID, TX_ENCODER):
         require_field(RTCRtpSender, name)
     require_field(RTCRtpSender, TX_TRACK_ID, "replaceTrack")
     require(RTCPeerConnection, PC_CONNECT)

@@ -8,10 +8,12 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 from aiortc import RTCRtpSender
+from aiortc.codecs.base import Encoder
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import RTP_HISTORY_SIZE, RtcpByePacket, RtpPacket
 
 from sfu.aiortc_adapter.internals import (
+    TX_ENCODER,
     TX_FIELDS,
     TX_LSR,
     TX_LSR_TIME,
@@ -30,6 +32,7 @@ from sfu.aiortc_adapter.internals import (
     TX_STREAM_ID,
     TX_TRACK_ID,
     require,
+    require_field,
 )
 from sfu.stats import SendCounts
 
@@ -45,6 +48,13 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     """
     require(sender, TX_SEND_KEYFRAME)
     setattr(sender, TX_SEND_KEYFRAME, callback)
+
+
+def use_packer(sender: RTCRtpSender, packer: Encoder) -> None:
+    """Packetize what `sender`'s track gives with `packer` instead of aiortc's encoder
+    for the codec (set before the first frame: aiortc makes its own on the first one)."""
+    require_field(RTCRtpSender, TX_ENCODER)
+    setattr(sender, TX_ENCODER, packer)
 
 
 def set_msid(sender: RTCRtpSender, stream_id: str, track_id: str) -> None:

@@ -22,7 +22,12 @@ from sfu.aiortc_adapter.internals import (
 )
 from sfu.aiortc_adapter.receive_path import MediaFirst, SrtpShortcut
 from sfu.aiortc_adapter.receivers import intercept_receiver
-from sfu.aiortc_adapter.senders import on_keyframe_request, runs_idle_rtcp, sender_ssrc
+from sfu.aiortc_adapter.senders import (
+    on_keyframe_request,
+    runs_idle_rtcp,
+    sender_ssrc,
+    use_packer,
+)
 from sfu.aiortc_adapter.transports import (
     ice_connection,
     ice_connections,
@@ -42,6 +47,7 @@ __all__ = [
     "runs_idle_rtcp",
     "selected_pair",
     "sender_ssrc",
+    "use_packer",
     "wrap_receive",
 ]
 

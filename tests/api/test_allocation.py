@@ -80,3 +80,55 @@ def test_cheapest_layers_for_all_come_before_upgrades() -> None:
     assert choices(result) == {"a/camera": "high", "b/camera": "low"}
     result = allocate([first, second], 700_000)
     assert choices(result) == {"a/camera": "low", "b/camera": "low"}
+
+
+def screen_in_layers(cap: int | None = None) -> Candidate:
+    """A screen share in three temporal layers: 200, 400 and 800 kbit/s up to each."""
+    return Candidate(
+        "t",
+        "screen",
+        "on",
+        dict(SCREEN),
+        1,
+        on_stage=True,
+        temporal_rates={"on": [200_000.0, 400_000.0]},
+        max_temporal=cap,
+    )
+
+
+def test_a_screen_share_loses_temporal_layers_before_it_is_turned_off() -> None:
+    def screen(budget: float) -> Allocation:
+        return allocate([mic("t"), screen_in_layers()], budget)[("t", "screen")]
+
+    assert screen(1e6) == Allocation("on", False, None)
+    assert screen(500_000.0) == Allocation("on", True, 1)
+    assert screen(300_000.0) == Allocation("on", True, 0)
+    assert screen(200_000.0) == Allocation("off", True, None)
+
+
+def test_a_camera_goes_high_then_low_then_fewer_temporal_layers_of_low() -> None:
+    layered = Candidate(
+        "a", "camera", "high", dict(CAMERA), 3, temporal_rates={"low": [60_000.0, 100_000.0]}
+    )
+    result = {
+        budget: allocate([layered], budget)[("a", "camera")]
+        for budget in (700_000.0, 200_000.0, 120_000.0, 70_000.0, 50_000.0)
+    }
+    assert [(a.choice, a.temporal) for a in result.values()] == [
+        ("high", None),
+        ("low", None),
+        ("low", 1),
+        ("low", 0),
+        ("off", None),
+    ]
+
+
+def test_a_frame_rate_cap_asked_for_is_not_a_limit() -> None:
+    capped = allocate([screen_in_layers(cap=0)], None)[("t", "screen")]
+    assert capped == Allocation("on", False, 0)
+    capped = allocate([screen_in_layers(cap=1)], 10e6)[("t", "screen")]
+    assert capped == Allocation("on", False, 1)
+    # Under the cap it still degrades, and that is a limit.
+    assert allocate([screen_in_layers(cap=1)], 250_000.0)[("t", "screen")] == Allocation(
+        "on", True, 0
+    )

@@ -120,12 +120,12 @@ async def test_bad_subscriptions_and_track_names_get_their_error(
         (
             "SUBSCRIPTION",
             {"someone": "high"},
-            "Invalid payload: SUBSCRIPTION maps user ids to {camera?, screen?, microphone?}",
+            "Invalid payload: SUBSCRIPTION maps user ids to {camera?, screen?, microphone?, fps?}",
         ),
         (
             "SUBSCRIPTION",
             {"someone": {"voice": "on"}},
-            "Invalid payload: SUBSCRIPTION maps user ids to {camera?, screen?, microphone?}",
+            "Invalid payload: SUBSCRIPTION maps user ids to {camera?, screen?, microphone?, fps?}",
         ),
         (
             "SUBSCRIPTION",
@@ -136,6 +136,31 @@ async def test_bad_subscriptions_and_track_names_get_their_error(
             "SUBSCRIPTION",
             {"someone": {"screen": True}},
             "Invalid payload: someone.screen must be 'on' or 'off'",
+        ),
+        (
+            "SUBSCRIPTION",
+            {"someone": {"fps": 15}},
+            "Invalid payload: someone.fps maps camera or screen to frames per second",
+        ),
+        (
+            "SUBSCRIPTION",
+            {"someone": {"fps": {"microphone": 15}}},
+            "Invalid payload: someone.fps maps camera or screen to frames per second",
+        ),
+        (
+            "SUBSCRIPTION",
+            {"someone": {"fps": {"screen": 0}}},
+            "Invalid payload: someone.fps.screen must be a number above 0, or null",
+        ),
+        (
+            "SUBSCRIPTION",
+            {"someone": {"fps": {"camera": True}}},
+            "Invalid payload: someone.fps.camera must be a number above 0, or null",
+        ),
+        (
+            "SUBSCRIPTION",
+            {"someone": {"fps": {"camera": 1000}}},
+            "Invalid payload: someone.fps.camera must be a number above 0, or null",
         ),
         (
             "SUBSCRIPTION",

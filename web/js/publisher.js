@@ -7,6 +7,8 @@ const CAMERA_LAYERS = {
   high: { width: 640, height: 360, maxBitrate: 600_000 },
   low: { width: 320, height: 180, maxBitrate: 150_000 },
 };
+// VP8 in three temporal layers (a quarter, half and all of the frames).
+const SCREEN_SCALABILITY = "L1T3";
 
 /** How much to scale a camera of `settings` down to fit within `layer`. */
 function scaleFor(settings, layer) {
@@ -101,7 +103,16 @@ export class Publisher {
     const accepted = await this.media.negotiatePublish(async (pc) => {
       const slot = this.slots.get("screen");
       if (!slot) {
-        this.add(pc, "screen", track, stream, { source: "screen" });
+        // Three temporal layers: a weak downlink gets the screen at a lower frame rate
+        // rather than blurred (docs/protocol.md, LAYERS frameRate).
+        try {
+          this.add(pc, "screen", track, stream, { source: "screen" }, {
+            sendEncodings: [{ scalabilityMode: SCREEN_SCALABILITY }],
+          });
+        } catch (error) {
+          if (error.name !== "OperationError" && error.name !== "NotSupportedError") throw error;
+          this.add(pc, "screen", track, stream, { source: "screen" });
+        }
         return;
       }
       slot.track = track;

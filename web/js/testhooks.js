@@ -41,6 +41,7 @@ export async function sentRtp(media, publisher) {
       encodings[transceiver.mid] = {
         maxBitrate: encoding.maxBitrate ?? null,
         scaleResolutionDownBy: encoding.scaleResolutionDownBy ?? null,
+        scalabilityMode: encoding.scalabilityMode ?? null,
       };
     }
   }
@@ -51,7 +52,7 @@ export async function sentRtp(media, publisher) {
       kind: report.kind, mid: report.mid, ...(tracks[report.mid] || {}),
       encoding: encodings[report.mid] || null, bytesSent: report.bytesSent || 0,
       framesEncoded: report.framesEncoded || 0, frameWidth: report.frameWidth || 0,
-      frameHeight: report.frameHeight || 0,
+      frameHeight: report.frameHeight || 0, scalabilityMode: report.scalabilityMode || null,
     });
   });
   return streams;
@@ -68,6 +69,8 @@ export async function receivedVideo(media, track) {
       inbound = {
         bytesReceived: report.bytesReceived || 0, framesDecoded: report.framesDecoded || 0,
         frameWidth: report.frameWidth || 0, frameHeight: report.frameHeight || 0,
+        framesPerSecond: report.framesPerSecond || 0, freezeCount: report.freezeCount || 0,
+        totalFreezesDuration: report.totalFreezesDuration || 0,
       };
     }
   });
