@@ -15,7 +15,10 @@ subscriber asked for. Two signals say a link is full, as in Google congestion co
   seconds while the receiver catches up: neither says the link is full. And since a
   busy receiver or server delays packets the way a full link does (on a loaded machine
   Chromium's estimate halved on loopback after a participant reconnected), a cut counts
-  only while the receiver also reports some loss (2 % or more).
+  only while the receiver also loses packets: its last receiver report says 2 % or more,
+  or it NACKed a packet within the last `LOSS_SPAN` (a NACK comes within a round trip of
+  the loss, the receiver report up to 1.5 s later: on a full link the cut and the NACKs
+  come together, on a busy loopback neither loss nor NACKs do).
 - **Loss** (`on_loss`): receiver reports' fraction lost. Over 10 % the limit drops to
   ``sent * (1 - loss / 2)`` (GCC's loss-based controller).
 
@@ -81,19 +84,26 @@ class DownlinkEstimate:
         sent rate it was held against)."""
 
     def on_remb(
-        self, bitrate: float, sent_rate: float, now: float, *, after_stall: bool = False
+        self,
+        bitrate: float,
+        sent_rate: float,
+        now: float,
+        *,
+        after_stall: bool = False,
+        nacked: bool = False,
     ) -> None:
         """The subscriber estimates `bitrate` while `sent_rate` bit/s go out.
 
         `after_stall`: the server's own process stopped sending for a moment just before
         (its event loop was held up): what was queued then left in a burst, which a
         receiver's delay-based detector takes for a full link, and the rate it measured
-        coming in collapsed meanwhile. Such a cut says nothing about the link."""
+        coming in collapsed meanwhile. Such a cut says nothing about the link.
+        `nacked`: the subscriber NACKed packets lately."""
         previous, self.remb = self.remb, float(bitrate)
         dropped = previous is not None and bitrate < REMB_DROP * previous
         if after_stall:
             return
-        lossy = self.last_loss is not None and self.last_loss >= LOW_LOSS
+        lossy = nacked or (self.last_loss is not None and self.last_loss >= LOW_LOSS)
         if sent_rate > 0 and dropped and lossy and bitrate < REMB_MARGIN * sent_rate:
             self.last_congestion = ("remb", float(bitrate), sent_rate)
             self._congested(float(bitrate), sent_rate, now)

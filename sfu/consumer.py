@@ -74,14 +74,14 @@ class DirectOutput:
         assert payloads is not None
         picture_id = frame.picture_id
         if picture_id is None:
-            return self.rtp.send_frame(payloads, frame.pts)
+            return self.rtp.send_frame(payloads, frame.pts, frame.keyframe)
         # Consecutive picture ids whatever was skipped or switched (see `sfu.vp8`).
         next_id = self._next_picture_id
         if next_id is None:
             next_id = picture_id
         elif next_id != picture_id:
             payloads = frame.payloads_with_picture_id(next_id)
-        sent = self.rtp.send_frame(payloads, frame.pts)
+        sent = self.rtp.send_frame(payloads, frame.pts, frame.keyframe)
         if sent:
             self._next_picture_id = (next_id + 1) & vp8.PICTURE_ID_MASK
         return sent

@@ -351,8 +351,9 @@ class DirectRtpSender:
         self._route = Route(dtls, pair, native=self._native)
         return self._route
 
-    def send_frame(self, payloads: RtpPayloads, pts: int) -> bool:
-        """Send one frame's RTP packets; False when the transport is not up.
+    def send_frame(self, payloads: RtpPayloads, pts: int, keyframe: bool = False) -> bool:
+        """Send one frame's RTP packets; False when the transport is not up. Packets
+        sent before a `keyframe` are not resent any more (`RtpRewriter.frame`).
 
         Runs once per frame per subscriber, so per-frame bookkeeping is kept light: the
         route is re-checked every 32 frames, the (wall clock, RTP timestamp) pair sender
@@ -371,7 +372,7 @@ class DirectRtpSender:
         items = payloads.items
         # Numbered (and in the NACK history) even if the send fails below: the receiver
         # sees a gap and NACKs it, and no sequence number is ever protected twice.
-        seq, timestamp = self._rewriter.frame(pts, items)
+        seq, timestamp = self._rewriter.frame(pts, items, keyframe)
         if self._send_time_at is not None:
             self._stamp()
         try:

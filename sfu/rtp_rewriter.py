@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 SEQUENCE_MASK = 0xFFFF
+_HALF_SEQUENCE = 0x8000
 TIMESTAMP_MASK = 0xFFFFFFFF
 HISTORY_SIZE = 128
 """Packets a NACK can still be answered for (aiortc's sender keeps as many)."""
@@ -82,7 +83,13 @@ class RtpRewriter(PtsRebaser):
     (RFC 3550) unless given.
     """
 
-    __slots__ = ("_history", "_origin", "_rtx_sequence_number", "_sequence_number")
+    __slots__ = (
+        "_history",
+        "_keyframe_start",
+        "_origin",
+        "_rtx_sequence_number",
+        "_sequence_number",
+    )
 
     def __init__(
         self,
@@ -110,17 +117,23 @@ class RtpRewriter(PtsRebaser):
         # Per slot: (the frame's first sequence number, its timestamp, its payloads); one
         # tuple per frame, shared by the slots of its packets.
         self._history: list[tuple[int, int, Sequence[bytes]] | None] = [None] * HISTORY_SIZE
+        self._keyframe_start: int | None = None
 
     @property
     def next_sequence_number(self) -> int:
         """The sequence number the next frame's first packet gets."""
         return self._sequence_number
 
-    def frame(self, pts: int, payloads: Sequence[bytes]) -> tuple[int, int]:
+    def frame(self, pts: int, payloads: Sequence[bytes], keyframe: bool = False) -> tuple[int, int]:
         """Number a frame of ``len(payloads)`` packets stamped `pts` by its source and
-        remember it for NACKs; returns (its first sequence number, its RTP timestamp)."""
+        remember it for NACKs; returns (its first sequence number, its RTP timestamp).
+        After a `keyframe`, what was sent before it is no longer resent: the receiver
+        decodes from the keyframe on, and on a congested link (a layer switch for
+        bandwidth) resending the old layer's losses would only delay the keyframe."""
         timestamp = (self._origin + self.rebase(pts)) & TIMESTAMP_MASK
         first = sequence_number = self._sequence_number
+        if keyframe:
+            self._keyframe_start = first
         entry = (first, timestamp, payloads)
         history = self._history
         for _ in payloads:
@@ -135,6 +148,12 @@ class RtpRewriter(PtsRebaser):
         entry = self._history[sequence_number & _HISTORY_MASK]
         if entry is None:
             return None
+        keyframe_start = self._keyframe_start
+        if (
+            keyframe_start is not None
+            and 0 < (keyframe_start - sequence_number) & SEQUENCE_MASK < _HALF_SEQUENCE
+        ):
+            return None  # before the last keyframe: nothing needs it any more
         first, timestamp, payloads = entry
         index = (sequence_number - first) & SEQUENCE_MASK
         if index >= len(payloads):  # the slot belongs to another frame

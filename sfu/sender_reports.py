@@ -17,7 +17,7 @@ import pylibsrtp
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from sfu import aiortc_adapter
-from sfu.bandwidth import DownlinkEstimate, RecentRates
+from sfu.bandwidth import LOSS_SPAN, DownlinkEstimate, RecentRates
 from sfu.rtcp import ReportBlock, SenderReport, compound_packets, read_feedback
 from sfu.stats import SendCounts
 
@@ -91,6 +91,8 @@ class SenderReports:
         self._sent_rate = 0.0
         self._recent = RecentRates()
         self._reported_packets: dict[int, int] = {}
+        self._nacks = 0
+        self._nacked_at: float | None = None
         aiortc_adapter.intercept_rtcp(dtls, self.take_receiver_reports)
 
     @classmethod
@@ -174,7 +176,13 @@ class SenderReports:
             estimate.on_loss(lost / weight, recent_rate, monotonic)
         if feedback.remb is not None:
             stalled = self._clock is not None and self._clock.stalled_within(AFTER_STALL, monotonic)
-            estimate.on_remb(feedback.remb, recent_rate, monotonic, after_stall=stalled)
+            estimate.on_remb(
+                feedback.remb,
+                recent_rate,
+                monotonic,
+                after_stall=stalled,
+                nacked=self._nacked_within(LOSS_SPAN, monotonic),
+            )
         if estimate.last_congestion is not before and estimate.last_congestion is not None:
             signal, value, against = estimate.last_congestion
             logger.info(
@@ -186,6 +194,15 @@ class SenderReports:
             )
         self.receiver_reports += 1
         return True
+
+    def _nacked_within(self, seconds: float, now: float) -> bool:
+        """The subscriber NACKed a packet of these senders in the last `seconds`: loss,
+        seen a report interval before its receiver report says so."""
+        nacks = sum(s.counts().nacks for s in self._senders.values())
+        if nacks > self._nacks:
+            self._nacked_at = now
+        self._nacks = nacks  # a sender gone takes its count along
+        return self._nacked_at is not None and now - self._nacked_at <= seconds
 
     def sent_rate(self, now: float) -> float:
         """bit/s sent on the connection's direct senders over the last half second or

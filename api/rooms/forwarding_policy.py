@@ -116,12 +116,17 @@ class SelectiveForwarding:
         for participant in self._others(None):
             self.allocate(participant)
 
-    def reallocate(self) -> None:
+    def reallocate(self, *, changed_only: bool = False) -> None:
         """Apply again where a downlink limit exists or changed (rates and estimates
-        move); without a limit, only events change anything."""
+        move; `changed_only`: just where it changed); without a limit, only events
+        change anything."""
         for participant in self._others(None):
             budget = participant.downlink_limit
-            if budget is not None or self._budgets.get(participant.id) is not None:
+            before = self._budgets.get(participant.id)
+            if changed_only:
+                if budget != before:
+                    self.allocate(participant)
+            elif budget is not None or before is not None:
                 self.allocate(participant)
 
     # -- allocation -------------------------------------------------------------

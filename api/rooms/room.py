@@ -36,7 +36,10 @@ ROOM_FULL = "Room is full ({limit} participants)"
 SCREEN_SHARE_TEACHER_ONLY = "Forbidden, only the teacher may share a screen in this class"
 SCREEN_SHARE_TAKEN = "Someone else is sharing a screen; wait until they stop"
 REALLOCATE_SECONDS = 1.0
-"""How often what each subscriber gets is reconsidered (downlinks and rates move)."""
+"""How often what each limited subscriber gets is reconsidered (rates move)."""
+LIMIT_CHECKS_PER_REALLOCATION = 4
+"""How often in between a changed downlink limit is acted on: a congested link should
+get its lower layer within a receiver report's time, not a second later."""
 MEDIA_FAILED = "Media connection failed; join the room again to retry"
 
 
@@ -309,9 +312,11 @@ class ClassRoom(RouterListener):
             self._reallocating = asyncio.get_running_loop().create_task(self._reallocate())
 
     async def _reallocate(self) -> None:
+        tick = 0
         while True:
-            await asyncio.sleep(REALLOCATE_SECONDS)
+            await asyncio.sleep(REALLOCATE_SECONDS / LIMIT_CHECKS_PER_REALLOCATION)
+            tick += 1
             try:
-                self.forwarding.reallocate()
+                self.forwarding.reallocate(changed_only=tick % LIMIT_CHECKS_PER_REALLOCATION != 0)
             except Exception:
                 log.exception("reallocating room %s failed", self.session.room_id)

@@ -8,9 +8,11 @@ process can host many of them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 from aiortc import (
     MediaStreamTrack,
     RTCPeerConnection,
+    RTCRtpReceiver,
     RTCRtpSender,
     RTCRtpTransceiver,
     RTCSessionDescription,
@@ -25,7 +28,7 @@ from aiortc import (
 
 from scripts.synthpeer.media import EncodedClip, EncodedVideoTrack, SendLog, ToneAudioTrack
 from scripts.synthpeer.sink import DecodeMode, StreamSink
-from sfu import MediaConfig, create_peer_connection, set_local_description
+from sfu import MediaConfig, aiortc_adapter, create_peer_connection, set_local_description
 from sfu.aiortc_adapter import testing as adapter_testing
 from sfu.assembler import Packet
 from sfu.sdp import media_sections
@@ -123,16 +126,40 @@ class ReceivedStream:
     ended: bool = False
 
 
-class _ReceiverTap:
-    """Routes an intercepted receiver's packets to the sink of its current stream."""
+PLI_INTERVAL = 0.3
+"""Seconds between keyframe requests of one receiver (about what a browser waits)."""
 
-    def __init__(self) -> None:
+
+class _ReceiverTap:
+    """Routes an intercepted receiver's packets to the sink of its current stream, and
+    asks the sender for a keyframe (PLI) when the sink lost a frame for good, as a
+    browser does: what follows a lost frame cannot be decoded until a keyframe."""
+
+    def __init__(self, receiver: RTCRtpReceiver) -> None:
         self.sink: StreamSink | None = None
+        self.plis_sent = 0
+        self._receiver = receiver
+        self._ssrc: int | None = None
+        self._pli_at = -PLI_INTERVAL
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def on_packet(self, packet: Packet, data: bytes) -> None:
+        self._ssrc = packet.ssrc
         sink = self.sink
         if sink is not None:
             sink.push(packet, data)
+
+    def on_loss(self) -> None:
+        now = time.monotonic()
+        if self._ssrc is None or now - self._pli_at < PLI_INTERVAL:
+            return
+        self._pli_at = now
+        self.plis_sent += 1
+        task = asyncio.get_running_loop().create_task(
+            aiortc_adapter.send_pli(self._receiver, self._ssrc)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 class MediaClient:
@@ -319,7 +346,7 @@ class MediaClient:
         assert pc is not None
         transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
         assert transceiver.mid is not None
-        tap = _ReceiverTap()
+        tap = _ReceiverTap(transceiver.receiver)
         adapter_testing.intercept_receiver(transceiver.receiver, tap.on_packet)
         self._taps[transceiver.mid] = tap
 
@@ -355,6 +382,8 @@ class MediaClient:
             self.received[new] = stream
         stream.ended = False
         sink = self._new_sink(kind, codec or ("VP8" if kind == "video" else "opus"))
+        if kind == "video":
+            sink.on_loss = tap.on_loss
         stream.sinks[kind] = sink
         tap.sink = sink
 

@@ -73,6 +73,8 @@ class StreamSink:
         self.decoded_log: list[tuple[float, tuple[int, int] | None]] | None = [] if record else None
         """(clock time, video picture size or None for audio) per decoded frame."""
         self._decoder: av.VideoCodecContext | av.AudioCodecContext | None = None
+        self.on_loss: Callable[[], None] | None = None
+        """Called when a frame was lost for good (the receiver then asks for a keyframe)."""
         self.picture_id_gaps = 0
         """Frames whose VP8 picture id is not the previous frame's + 1 (a receiver like
         Chromium's would wait for the frames in between)."""
@@ -123,6 +125,8 @@ class StreamSink:
 
     def _on_loss(self) -> None:
         self.losses += 1
+        if self.on_loss is not None:
+            self.on_loss()
 
     def _on_frame(self, data: bytes, pts: int, keyframe: bool) -> None:
         now = self._clock()

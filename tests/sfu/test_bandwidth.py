@@ -51,6 +51,14 @@ def test_a_remb_cut_below_the_sent_rate_limits_a_lossy_link() -> None:
     assert estimate.limit == 300_000
 
 
+def test_a_remb_cut_with_nacks_limits_before_any_receiver_report_says_loss() -> None:
+    estimate = DownlinkEstimate()
+    estimate.on_remb(780_000, 1_000_000, 0.0)
+    estimate.on_loss(0.0, 1_000_000, 0.5)  # the report from before the link filled up
+    estimate.on_remb(500_000, 1_000_000, 1.0, nacked=True)  # cut, and packets NACKed
+    assert estimate.limit == 500_000
+
+
 def test_a_remb_not_yet_caught_up_with_a_layer_up_does_not_limit() -> None:
     estimate = DownlinkEstimate()
     estimate.on_loss(0.03, 280_000, 0.0)  # a little loss: cuts would count

@@ -134,3 +134,15 @@ def test_the_pts_rebaser_alone_keeps_a_reused_track_continuous(kind: str) -> Non
     rebaser.switch_source()
     assert rebaser.rebase(77) == 1000 + 2 * step
     assert rebaser.rebase(77 + 5 * step) == 1000 + 7 * step
+
+
+def test_after_a_keyframe_nothing_sent_before_it_is_resent() -> None:
+    rewriter = RtpRewriter(3000, sequence_number=0xFFFE, timestamp_origin=0)
+    rewriter.frame(0, [b"old-a", b"old-b"])  # 0xFFFE, 0xFFFF
+    rewriter.frame(3000, [b"key-a", b"key-b"], keyframe=True)  # 0, 1 (wrapped)
+    rewriter.frame(6000, [b"delta"])  # 2
+    assert rewriter.resend(0xFFFE) is None and rewriter.resend(0xFFFF) is None
+    key = rewriter.resend(0)
+    assert key is not None and key.payload == b"key-a"
+    delta = rewriter.resend(2)
+    assert delta is not None and delta.payload == b"delta"
