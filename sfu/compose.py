@@ -115,11 +115,13 @@ class VideoSource:
 
 def _planes(frame: av.VideoFrame) -> tuple[Plane, Plane, Plane]:
     width, height = frame.width, frame.height
-    packed = np.asarray(frame.to_ndarray(), dtype=np.uint8)
-    quarter = height // 4
-    y = packed[:height]
-    u = packed[height : height + quarter].reshape(height // 2, width // 2)
-    v = packed[height + quarter :].reshape(height // 2, width // 2)
+    # The three planes one after the other: a chroma plane spans whole luma rows only
+    # when the height is a multiple of 4 (not a 480x270 cell), so split by sample count.
+    packed = np.asarray(frame.to_ndarray(), dtype=np.uint8).reshape(-1)
+    luma, chroma = width * height, width * height // 4
+    y = packed[:luma].reshape(height, width)
+    u = packed[luma : luma + chroma].reshape(height // 2, width // 2)
+    v = packed[luma + chroma :].reshape(height // 2, width // 2)
     return y, u, v
 
 

@@ -77,7 +77,8 @@ def missing_frames(indices: list[int | None], loop: int) -> int:
 
 
 def composed_frames(path: Path) -> Iterator[tuple[float, Picture]]:
-    """Each video frame of a composed file: its time and its pixels (RGB)."""
+    """Each video frame of a composed file (or of a recorded track): its time and its
+    pixels (RGB)."""
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
             assert frame.pts is not None and frame.time_base is not None
@@ -108,3 +109,15 @@ def clip_difference(picture: Picture, region: Rect, size: tuple[int, int], index
     seen = part.reformat(width=size[0], height=size[1], format="gray").to_ndarray()
     truth = render_frame(index, *size).reformat(format="gray").to_ndarray()
     return float(np.abs(seen.astype(np.int16) - truth.astype(np.int16)).mean())
+
+
+def differing_pixels(picture: Picture, region: Rect, other: Picture, tolerance: int = 48) -> float:
+    """The share of pixels in `region` of `picture` more than `tolerance` off in any channel
+    from `other` scaled to the region's size. For Chromium's fake capture: about 0.1 % for
+    the same picture after one more encoding (its edges), from 0.2 % (typically 4 %) for the
+    next of its frames, from 3 % for its fake camera's picture at that moment."""
+    crop = picture[region.y : region.y + region.height, region.x : region.x + region.width]
+    whole = av.VideoFrame.from_ndarray(np.ascontiguousarray(other), format="rgb24")
+    truth = whole.reformat(width=region.width, height=region.height).to_ndarray()
+    off = np.abs(crop.astype(np.int16) - truth.astype(np.int16)).max(axis=2) > tolerance
+    return float(off.mean())

@@ -71,3 +71,27 @@ async def test_the_screen_share_is_the_main_cell_while_it_is_active(tmp_path: Pa
             layout = grid_in(2, (1280, 540))
         seen = [barcode_in(picture, cell, CAMERA) for cell in layout.cameras]
         assert seen == [cameras[0][index], cameras[1][index]], index
+
+
+async def test_three_cameras_around_a_share_show_in_cells_of_any_height(tmp_path: Path) -> None:
+    """Three cameras on the share canvas have 480x270 grid cells: chroma planes of 135 rows,
+    which do not span whole rows of the packed picture (the compose job once failed there)."""
+    third = Publisher("third", offset=0.375, video_frames=40, audio_packets=80, tone_hz=880)
+    publishers = [TEACHER, STUDENT, third]
+    tracks = await asyncio.to_thread(write_segments, tmp_path / "rec", publishers)
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest(tracks)))
+    output = tmp_path / "composed.webm"
+    duration = await asyncio.to_thread(compose.compose, compose.load_manifest(path), output)
+
+    frames = round(duration * compose.FPS)
+    screen = _expected_screen(frames)
+    cameras = [_expected_cell(p, frames) for p in publishers]
+    grid = grid_in(3, screen_canvas(3)).cameras
+    assert {(cell.width, cell.height) for cell in grid} == {(480, 270)}
+    decoded = list(composed_frames(output))
+    assert len(decoded) == frames and screen.count(None) >= 10
+    for index, (_, picture) in enumerate(decoded):
+        layout = grid if screen[index] is None else screen_layout(3).cameras
+        seen = [barcode_in(picture, cell, CAMERA) for cell in layout]
+        assert seen == [shown[index] for shown in cameras], index
