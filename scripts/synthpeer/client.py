@@ -28,7 +28,7 @@ from aiortc import (
 
 from scripts.synthpeer.media import EncodedClip, EncodedVideoTrack, SendLog, ToneAudioTrack
 from scripts.synthpeer.sink import DecodeMode, StreamSink
-from sfu import MediaConfig, aiortc_adapter, create_peer_connection, set_local_description
+from sfu import MediaConfig, create_peer_connection, set_local_description
 from sfu.aiortc_adapter import testing as adapter_testing
 from sfu.assembler import Packet
 from sfu.sdp import media_sections
@@ -156,7 +156,7 @@ class _ReceiverTap:
         self._pli_at = now
         self.plis_sent += 1
         task = asyncio.get_running_loop().create_task(
-            aiortc_adapter.send_pli(self._receiver, self._ssrc)
+            adapter_testing.send_pli(self._receiver, self._ssrc)
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

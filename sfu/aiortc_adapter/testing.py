@@ -21,7 +21,7 @@ from sfu.aiortc_adapter.internals import (
     require,
 )
 from sfu.aiortc_adapter.receive_path import MediaFirst, SrtpShortcut
-from sfu.aiortc_adapter.receivers import intercept_receiver
+from sfu.aiortc_adapter.receivers import intercept_receiver, send_pli
 from sfu.aiortc_adapter.senders import (
     on_keyframe_request,
     runs_idle_rtcp,
@@ -46,6 +46,7 @@ __all__ = [
     "relay_settings_in_use",
     "runs_idle_rtcp",
     "selected_pair",
+    "send_pli",
     "sender_ssrc",
     "use_packer",
     "wrap_receive",

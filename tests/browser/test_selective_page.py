@@ -110,8 +110,10 @@ async def test_the_camera_goes_out_in_two_layers_and_nothing_goes_out_while_mute
     layers = by_layer(streams)
     # The camera is 640x360: the high layer sends it as is (up to 600 kbit/s; the encoder
     # scales it down only when the bandwidth estimate is short), the low one at half size.
-    assert layers["high"]["encoding"] == {"maxBitrate": 600_000, "scaleResolutionDownBy": 1}
-    assert layers["low"]["encoding"] == {"maxBitrate": 150_000, "scaleResolutionDownBy": 2}
+    for layer, rate, scale in (("high", 600_000, 1), ("low", 150_000, 2)):
+        encoding = layers[layer]["encoding"]
+        assert (encoding["maxBitrate"], encoding["scaleResolutionDownBy"]) == (rate, scale)
+        assert encoding["scalabilityMode"] in (None, "L1T1"), encoding  # one temporal layer
     assert 0 < layers["high"]["frameWidth"] <= 640, layers
     assert 0 < layers["low"]["frameWidth"] <= 320, layers
     assert 0 < layers["low"]["frameHeight"] <= 180, layers
