@@ -50,15 +50,20 @@ def _main_cell_checked(output: Path, screen: Path, start: float, end: float) -> 
     assert layout.main is not None
     frames = composed_frames(screen)
     latest, upcoming = None, next(frames, None)
+    previous = None
     checked = 0
     for at, picture in composed_frames(output):
         assert picture.shape[1::-1] == screen_canvas(3)
         while upcoming is not None and start + upcoming[0] <= at:
-            latest, upcoming = upcoming[1], next(frames, None)
+            previous, latest, upcoming = latest, upcoming[1], next(frames, None)
         if start + EDGE <= at <= end - EDGE:
             assert latest is not None, at
             main = fit(latest.shape[1], latest.shape[0], layout.main)
-            assert differing_pixels(picture, main, latest) < 0.01, at
+            # The compositor places a frame by its own rounding of the same timestamps: at
+            # a frame's edge it may show the one before or the one after.
+            after = upcoming[1] if upcoming is not None else None
+            candidates = [f for f in (latest, previous, after) if f is not None]
+            assert min(differing_pixels(picture, main, f) for f in candidates) < 0.01, at
             checked += 1
     return checked
 
@@ -124,4 +129,5 @@ async def test_the_teachers_screen_share_lands_in_the_recording(
     output = await _download(api, f"{path}/composed", teacher.token, tmp_path / "composed.webm")
     start, end = shared["offset"], shared["offset"] + shared["duration"] + 0.2
     checked = await asyncio.to_thread(_main_cell_checked, output, screen, start, end)
-    assert checked >= 0.9 * (end - start) * compose.FPS, (checked, start, end)
+    # Frames are checked from `start + EDGE` to `end - EDGE`: at least 90 % of that span.
+    assert checked >= 0.9 * (end - start - 2 * EDGE) * compose.FPS, (checked, start, end)

@@ -103,7 +103,9 @@ async def test_the_camera_goes_out_in_two_layers_and_nothing_goes_out_while_mute
 
     async def two_layers_encoded() -> bool:
         layers = by_layer(await sent(t))
-        return set(layers) == {"high", "low"} and all(s["frameWidth"] > 0 for s in layers.values())
+        return set(layers) == {"high", "low"} and all(
+            (s["frameWidth"] or 0) > 0 for s in layers.values()
+        )
 
     await wait_until(two_layers_encoded, timeout=20)
     streams = await sent(t)
@@ -178,8 +180,8 @@ async def test_small_tiles_get_the_low_layer_large_tiles_the_high_one_and_paged_
     await expect(a.remote_tile(teacher.id)).to_have_attribute("data-placement", "large")
     await expect(a.by("stage").locator('[data-testid="remote-tile"]')).to_have_count(1)
     await expect(a.remote_tile(bob.id)).to_have_attribute("data-placement", "small")
-    await until_received(a, teacher.id, lambda s: s["frameWidth"] > 320)
-    await until_received(a, bob.id, lambda s: 0 < s["frameWidth"] <= 320)
+    await until_received(a, teacher.id, lambda s: (s["frameWidth"] or 0) > 320)
+    await until_received(a, bob.id, lambda s: 0 < (s["frameWidth"] or 0) <= 320)
     assert {teacher.id: {"camera": "high"}, bob.id: {"camera": "low"}}.items() <= (
         merged(a.sent("SUBSCRIPTION")).items()
     )
@@ -190,7 +192,7 @@ async def test_small_tiles_get_the_low_layer_large_tiles_the_high_one_and_paged_
     await expect(t.remote_tile(alice.id)).to_be_visible()
     await expect(t.remote_tile(bob.id)).to_be_hidden()
     await expect(t.remote_tile(bob.id)).to_have_attribute("data-placement", "off")
-    await until_received(t, alice.id, lambda s: 0 < s["frameWidth"] <= 320)
+    await until_received(t, alice.id, lambda s: 0 < (s["frameWidth"] or 0) <= 320)
 
     async def bob_bytes() -> Any:
         stats = await received(t, bob.id)
@@ -205,7 +207,7 @@ async def test_small_tiles_get_the_low_layer_large_tiles_the_high_one_and_paged_
     await expect(t.remote_tile(bob.id)).to_be_visible()
     await expect(t.remote_tile(alice.id)).to_be_hidden()
     await until_received(
-        t, bob.id, lambda s: s["bytesReceived"] > off_at and 0 < s["frameWidth"] <= 320
+        t, bob.id, lambda s: s["bytesReceived"] > off_at and 0 < (s["frameWidth"] or 0) <= 320
     )
 
     async def alice_bytes() -> Any:
@@ -222,7 +224,9 @@ async def test_small_tiles_get_the_low_layer_large_tiles_the_high_one_and_paged_
     await expect(t.remote_tile(alice.id)).to_be_visible()
     await expect(t.remote_tile(bob.id)).to_be_hidden()
     await until_received(
-        t, alice.id, lambda s: s["bytesReceived"] > alice_off_at and 0 < s["frameWidth"] <= 320
+        t,
+        alice.id,
+        lambda s: s["bytesReceived"] > alice_off_at and 0 < (s["frameWidth"] or 0) <= 320,
     )
     assert merged(t.sent("SUBSCRIPTION"))[alice.id] == {"camera": "low"}
     assert merged(t.sent("SUBSCRIPTION"))[bob.id] == {"camera": "off"}

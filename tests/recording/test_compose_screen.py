@@ -13,7 +13,14 @@ from pathlib import Path
 
 from sfu import compose
 from sfu.compose_layout import MAIN, Rect, grid_in, screen_canvas, screen_layout
-from tests.recording.generated import SCREEN_SIZE, VIDEO_FPS, Publisher, manifest, write_segments
+from sfu.track_file import RecordedTrack
+from tests.recording.generated import (
+    SCREEN_SIZE,
+    VIDEO_FPS,
+    Publisher,
+    manifest,
+    write_segments,
+)
 from tests.recording.inspect import barcode_in, brightness, composed_frames
 from tests.sfu.test_compose import _expected_cell
 
@@ -38,6 +45,15 @@ def _expected_screen(frames: int) -> list[int | None]:
     return shown
 
 
+async def _composed(tmp_path: Path, tracks: list[RecordedTrack]) -> tuple[Path, int]:
+    """Compose `tracks` (their manifest written to `tmp_path`): the output and its frames."""
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest(tracks)))
+    output = tmp_path / "composed.webm"
+    duration = await asyncio.to_thread(compose.compose, compose.load_manifest(path), output)
+    return output, round(duration * compose.FPS)
+
+
 async def test_the_screen_share_is_the_main_cell_while_it_is_active(tmp_path: Path) -> None:
     tracks = await asyncio.to_thread(write_segments, tmp_path / "rec", [TEACHER, STUDENT])
     assert sorted((t.path.name, t.source) for t in tracks) == [
@@ -47,12 +63,7 @@ async def test_the_screen_share_is_the_main_cell_while_it_is_active(tmp_path: Pa
         ("teacher-screen-1.mkv", "screen"),
         ("teacher-video-1.mkv", "camera"),
     ]
-    path = tmp_path / "manifest.json"
-    path.write_text(json.dumps(manifest(tracks)))
-    output = tmp_path / "composed.webm"
-    duration = await asyncio.to_thread(compose.compose, compose.load_manifest(path), output)
-
-    frames = round(duration * compose.FPS)
+    output, frames = await _composed(tmp_path, tracks)
     screen = _expected_screen(frames)
     cameras = [_expected_cell(p, frames) for p in (TEACHER, STUDENT)]
     assert [i for i, shown in enumerate(screen) if shown is not None] == list(range(8, 23))
@@ -79,12 +90,7 @@ async def test_three_cameras_around_a_share_show_in_cells_of_any_height(tmp_path
     third = Publisher("third", offset=0.375, video_frames=40, audio_packets=80, tone_hz=880)
     publishers = [TEACHER, STUDENT, third]
     tracks = await asyncio.to_thread(write_segments, tmp_path / "rec", publishers)
-    path = tmp_path / "manifest.json"
-    path.write_text(json.dumps(manifest(tracks)))
-    output = tmp_path / "composed.webm"
-    duration = await asyncio.to_thread(compose.compose, compose.load_manifest(path), output)
-
-    frames = round(duration * compose.FPS)
+    output, frames = await _composed(tmp_path, tracks)
     screen = _expected_screen(frames)
     cameras = [_expected_cell(p, frames) for p in publishers]
     grid = grid_in(3, screen_canvas(3)).cameras
