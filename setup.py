@@ -1,8 +1,8 @@
 """The build steps pyproject.toml cannot declare; everything else is there.
 
-- The optional C extension `sfu/_fanout.c`: optional=True, so without a C compiler (or
-  Python headers) the install still succeeds and the server sends on its Python path
-  (`sfu.native_send.AVAILABLE` is False).
+- The optional C extensions `sfu/_fanout_c/` and `sfu/_receive_c/`: optional=True, so
+  without a C compiler (or Python headers) the install still succeeds and the server
+  sends and receives on its Python paths (`sfu.native_send.AVAILABLE` is False).
 - The browser client: `web/` is copied into the built package as `api/web`, where an
   installed server finds it (`api/routes/meta_routes.py`); a checkout, editable installs
   included, serves `web/` itself.
@@ -26,6 +26,24 @@ class BuildPyWithWebPage(build_py):
 
 
 setup(
-    ext_modules=[Extension("sfu._fanout", ["sfu/_fanout.c"], optional=True)],
+    ext_modules=[
+        Extension(
+            "sfu._fanout",
+            [f"sfu/_fanout_c/{name}.c" for name in ("module", "wire", "stream", "leg")],
+            depends=["sfu/_fanout_c/fanout.h", "sfu/_native_args.h"],
+            extra_compile_args=["-fvisibility=hidden"],  # only PyInit__fanout is public
+            optional=True,
+        ),
+        Extension(
+            "sfu._receive",
+            [
+                f"sfu/_receive_c/{name}.c"
+                for name in ("module", "packets", "streams", "codecs", "control", "direct")
+            ],
+            depends=["sfu/_receive_c/receive.h", "sfu/_native_args.h"],
+            extra_compile_args=["-fvisibility=hidden"],  # only PyInit__receive is public
+            optional=True,
+        ),
+    ],
     cmdclass={"build_py": BuildPyWithWebPage},
 )

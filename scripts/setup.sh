@@ -7,7 +7,7 @@
 #                             packages the tests drive: chromium, coturn, iproute2, nftables,
 #                             libnss3-tools (certutil: a test's Chromium trusts a test CA),
 #                             gcc (the relay floor benchmark builds a tiny C relay; pip
-#                             builds sfu/_fanout.c), python3-dev when Python.h is missing.
+#                             builds sfu/_fanout_c/), python3-dev when Python.h is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +21,7 @@ if (( want_test )); then
               libc6-dev:/usr/include/stdio.h; do
     [[ -e "${pair#*:}" ]] || missing+=("${pair%%:*}")
   done
-  # The optional C extension (sfu/_fanout.c) needs the headers of the Python in .venv.
+  # The optional C extensions (sfu/_fanout_c/, sfu/_receive_c/) need the headers of the Python in .venv.
   py=.venv/bin/python
   [[ -x $py ]] || py=${PYTHON:-python3}
   include=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
@@ -85,7 +85,7 @@ if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c 'import pip' 2>/dev/null
   }
 fi
 # setup.py and the C file too: a changed extension is rebuilt.
-stamp=".venv/.installed-$(cat pyproject.toml setup.py sfu/_fanout.c | sha1sum | cut -c1-12)-$want_test"
+stamp=".venv/.installed-$(cat pyproject.toml setup.py sfu/_native_args.h sfu/_fanout_c/*.[ch] sfu/_receive_c/*.[ch] | sha1sum | cut -c1-12)-$want_test"
 if [[ ! -e "$stamp" ]]; then
   .venv/bin/python -m pip install -q --upgrade pip
   if (( want_test )); then

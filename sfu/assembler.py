@@ -178,6 +178,9 @@ class VideoFrameAssembler:
         self.keyframes = 0
         self.late_packets = 0
         self.skipped = 0
+        self.unaligned_packets = 0
+        """Packets dropped because they came before any frame's first packet (the start
+        of the stream was lost, or it was joined mid-frame)."""
 
     def push(self, packet: Packet, data: bytes) -> None:
         """Add one packet (RTX unwrapped) with its depayloaded payload."""
@@ -191,6 +194,7 @@ class VideoFrameAssembler:
             if self._is_frame_start(packet.payload):
                 head = self._head = seq
             else:
+                self.unaligned_packets += 1
                 if packet.marker:
                     self._head = (seq + 1) & _SEQ_MASK
                 return

@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sfu import native_receive, native_send
+
 SendPath = Literal["direct", "aiortc"]
 IceTransportPolicy = Literal["all", "relay"]
 TurnTransport = Literal["udp", "tcp", "tls"]
@@ -103,15 +105,56 @@ class MediaConfig:
     built by ``pip install`` where a compiler exists; ~1.5 vs ~2.6 us per packet); the
     same datagrams as the Python path, which is used without it, for relayed pairs and
     for retransmissions."""
+    native_fanout: bool = True
+    """With `native_send`: a frame reaches all of a producer's consumers that are in
+    steady state (forwarding that producer with no layer switch pending, not paused, on
+    a native route) in one call of the C extension (`sfu.fanout`), with no Python per
+    consumer; the others, relayed pairs and one frame in 32 of each producer (the
+    members' route checks) take the per-consumer path. The same datagrams, counters and
+    sender reports; `False` sends through `DirectRtpSender.send_frame` per consumer (one C
+    call each)."""
     sync_receive: bool = True
     """Handle the server's received SRTP/SRTCP in the socket callback instead of through
     aioice's queue and the DTLS transport's task (`aiortc_adapter.
     receive_media_synchronously`): two event-loop hand-offs fewer per received packet."""
+    native_receive: bool = True
+    """With `sync_receive`: once a publish connection is keyed, its media datagrams go
+    to the optional C extension (`sfu.native_receive`, built where a compiler exists):
+    read in batches, unprotected, parsed, NACKed and assembled into frames without
+    Python per packet, the publisher's payloads forwarded as they arrived
+    (`aiortc_adapter.receive_natively`). Without it, or with `False`, aiortc's receiver
+    and `sfu.assembler` do the same work in Python (`native_receive_active` says which)."""
+    native_handoff: bool = True
+    """With `native_receive` and `native_fanout`: while all of a producer's consumers are
+    on its C fan-out (and it has no sink, is not paused, waits for no keyframe), the C
+    receiver hands its audio frames and non-key video frames to the fan-out itself, with
+    no Python per frame (`Producer.handed_off`); `False` brings every frame to Python."""
+    publisher_remb_ceiling: int = 5_000_000
+    """On the native receive path, the REMB (bits/s) each publish connection gets once a
+    second when `publisher_remb` is on: a ceiling, not an estimate (the receive-side
+    delay estimator stays on the Python path); the publisher's own loss-based control,
+    fed by the receiver reports, works below it."""
     coalesce_control_reads: bool = True
     """With `sync_receive`: once a subscribe connection is up, read its socket (the
     subscriber's RTCP and ICE consent checks) when a media packet arrives, at most every
     10 ms, instead of waking the event loop per datagram (`aiortc_adapter.ControlReads`);
     without media for 0.1 s they wake it again."""
+
+    @property
+    def native_receive_active(self) -> bool:
+        """True when publish connections are received natively (the option is on and
+        the extension is built)."""
+        return self.native_receive and self.sync_receive and native_receive.AVAILABLE
+
+    @property
+    def media_paths(self) -> dict[str, str]:
+        """Which receive and send paths media takes, ``"native"`` (the C extensions) or
+        ``"python"``: what `/health` and `/metrics` report."""
+        sends_natively = self.send_path == "direct" and self.native_send and native_send.AVAILABLE
+        return {
+            "receive": "native" if self.native_receive_active else "python",
+            "send": "native" if sends_natively else "python",
+        }
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ice_servers", tuple(self.ice_servers))
@@ -125,6 +168,8 @@ class MediaConfig:
                 raise ValueError(
                     f"port_range must satisfy 1024 <= low <= high <= 65535: {low}-{high}"
                 )
+        if self.publisher_remb_ceiling < 10_000:
+            raise ValueError("publisher_remb_ceiling must be at least 10000 bits/s")
         for name in ("keyframe_request_interval", "max_frame_wait", "audio_level_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")

@@ -25,9 +25,11 @@ from sfu.counters import ConsumerCounters
 from sfu.direct_send import DirectRtpSender
 from sfu.errors import Closed
 from sfu.ids import AppData, ConsumerId, MediaKind, ParticipantId, TrackSource
-from sfu.producer import MediaFrame, Producer
+from sfu.media_frame import MediaFrame
+from sfu.producer import Producer
 from sfu.rtp_rewriter import PTS_STEP, PtsRebaser
 from sfu.stats import NO_LINK, NO_SENDS, ConsumerStats, LinkQuality, SendCounts
+from sfu.streams import LegState, new_leg
 
 ALL_TEMPORAL_LAYERS = 3
 """The highest temporal layer a VP8 descriptor can name: forward everything."""
@@ -57,13 +59,14 @@ class Output(Protocol):
 
 
 class DirectOutput:
-    """Sends frames through a `DirectRtpSender` (the ``direct`` send path)."""
+    """Sends frames through a `DirectRtpSender` (the ``direct`` send path). The next
+    picture id is the sender's (`DirectRtpSender.next_picture_id`): the C fan-out
+    (`sfu.fanout`) keeps it too."""
 
-    __slots__ = ("_next_picture_id", "rtp")
+    __slots__ = ("rtp",)
 
     def __init__(self, rtp: DirectRtpSender) -> None:
         self.rtp = rtp
-        self._next_picture_id: int | None = None
 
     @property
     def ready(self) -> bool:
@@ -73,17 +76,18 @@ class DirectOutput:
         payloads = frame.payloads
         assert payloads is not None
         picture_id = frame.picture_id
+        rtp = self.rtp
         if picture_id is None:
-            return self.rtp.send_frame(payloads, frame.pts, frame.keyframe)
+            return rtp.send_frame(payloads, frame.pts, frame.keyframe, frame.route_check)
         # Consecutive picture ids whatever was skipped or switched (see `sfu.vp8`).
-        next_id = self._next_picture_id
+        next_id = rtp.next_picture_id
         if next_id is None:
             next_id = picture_id
         elif next_id != picture_id:
             payloads = frame.payloads_with_picture_id(next_id)
-        sent = self.rtp.send_frame(payloads, frame.pts, frame.keyframe)
+        sent = rtp.send_frame(payloads, frame.pts, frame.keyframe, frame.route_check)
         if sent:
-            self._next_picture_id = (next_id + 1) & vp8.PICTURE_ID_MASK
+            rtp.next_picture_id = (next_id + 1) & vp8.PICTURE_ID_MASK
         return sent
 
     def detach(self) -> None:
@@ -189,6 +193,10 @@ class Consumer:
     at a keyframe of the new layer (requested at once); until it comes the old layer
     goes on, so the subscriber never waits on a picture it cannot decode. Sequence
     numbers, timestamps and the SSRC stay those of one continuous stream.
+
+    In steady state (forwarding its producer, no switch pending, not paused, its sender
+    on a native route) its producer's frames reach it through the C fan-out
+    (`sfu.fanout`); `_sync_fanout` moves it in and out at every change of that.
     """
 
     def __init__(
@@ -219,22 +227,22 @@ class Consumer:
         """The layer whose frames go out now (None: waiting for a keyframe)."""
         self._sent_from: Producer | None = None
         self._last_layer = producer
-        self._temporal_target = ALL_TEMPORAL_LAYERS
-        self._temporal_current = ALL_TEMPORAL_LAYERS
-        """Frames of a higher temporal layer are not forwarded (the target takes over at
-        the next frame of temporal layer 0, which nothing after it looks past)."""
+        self.leg: LegState = new_leg()
+        """Its temporal layers and frame counters, shared with the C fan-out: frames of
+        a temporal layer above `temporal_current` are not forwarded (`temporal_target`
+        takes over at the next frame of temporal layer 0, which nothing after it looks
+        past)."""
+        self._on_fanout: Producer | None = None
+        """The producer whose C fan-out sends to it, if any."""
         self._started = False
         """The subscriber accepted its m-section (and the send path is up)."""
         self._paused = paused
         self._forwarding = False
         """Started and not paused: what the media path checks, once per frame."""
         self._closed = False
-        self.frames_forwarded = 0
         self.frames_dropped = 0
         self.keyframe_requests = 0
         self.layer_switches = 0
-        self.frames_thinned = 0
-        """Frames of a temporal layer above `max_temporal_layer`, not forwarded."""
         # The output's counters when it was attached (an m-section carries consumers in
         # turn), and this consumer's own once it closed.
         self._sends_start = NO_SENDS
@@ -243,6 +251,15 @@ class Consumer:
 
     def __repr__(self) -> str:
         return f"Consumer({self.id}, {self.publisher_id}/{self.source} -> {self.participant_id})"
+
+    @property
+    def frames_forwarded(self) -> int:
+        return self.leg.frames_forwarded
+
+    @property
+    def frames_thinned(self) -> int:
+        """Frames of a temporal layer above `max_temporal_layer`, not forwarded."""
+        return self.leg.frames_thinned
 
     @property
     def producer(self) -> Producer:
@@ -279,7 +296,7 @@ class Consumer:
     @property
     def max_temporal_layer(self) -> int | None:
         """The highest temporal layer forwarded (None: all of them)."""
-        target = self._temporal_target
+        target = self.leg.temporal_target
         return None if target == ALL_TEMPORAL_LAYERS else target
 
     @property
@@ -309,9 +326,10 @@ class Consumer:
         effect at once, more at the next frame of layer 0. Raises `Closed` once closed."""
         self._check_open()
         target = ALL_TEMPORAL_LAYERS if layer is None else min(max(layer, 0), ALL_TEMPORAL_LAYERS)
-        self._temporal_target = target
-        if target < self._temporal_current:
-            self._temporal_current = target
+        leg = self.leg
+        leg.temporal_target = target
+        if target < leg.temporal_current:
+            leg.temporal_current = target
 
     def pause(self) -> None:
         """Stop forwarding to this subscriber; its m-section stays negotiated (no new
@@ -319,6 +337,7 @@ class Consumer:
         self._check_open()
         self._paused = True
         self._forwarding = False
+        self._sync_fanout()
 
     def resume(self) -> None:
         """Forward again, from the next keyframe (one is requested at once). Idempotent;
@@ -341,9 +360,13 @@ class Consumer:
             producer._remove_consumer(self)
         self._layers.clear()
         self._current = self._target = None
+        self._sync_fanout()
         self._sends_final = self.sends()
-        if self._output is not None:
-            self._output.detach()
+        output = self._output
+        if output is not None:
+            if isinstance(output, DirectOutput) and output.rtp.on_path_change == self._sync_fanout:
+                output.rtp.on_path_change = None
+            output.detach()
             self._output = None
         self._on_close(self)
 
@@ -422,6 +445,7 @@ class Consumer:
             existing._remove_consumer(self)
             if self._current is existing:
                 self._current = None
+                self._sync_fanout()
         self._layers[producer.layer] = producer
         self._last_layer = producer
         producer._add_consumer(self)
@@ -437,6 +461,7 @@ class Consumer:
         if self._current is producer:
             self._current = None
         self._retarget()
+        self._sync_fanout()
 
     def _retarget(self) -> None:
         layers = self._layers
@@ -447,6 +472,7 @@ class Consumer:
         target = layers[max(below) if below else min(layers)]
         self._target = target
         self._last_layer = target
+        self._sync_fanout()
         if self._forwarding and target is not self._current:
             target.request_keyframe()
 
@@ -455,6 +481,39 @@ class Consumer:
     def _attach(self, output: Output) -> None:
         self._output = output
         self._sends_start = output.counts()
+        if isinstance(output, DirectOutput):
+            output.rtp.on_path_change = self._sync_fanout
+            self._sync_fanout()
+
+    def _sync_fanout(self) -> None:
+        """Put it on its producer's C fan-out when it is in steady state (see the class
+        docstring), take it off when it is not."""
+        current = self._current
+        output = self._output
+        steady = (
+            current is not None
+            and self._forwarding
+            and current is self._target
+            and isinstance(output, DirectOutput)
+            and output.rtp.fans_out
+        )
+        on = self._on_fanout
+        new = current if steady else None
+        if new is on:
+            return
+        if on is not None:
+            on._fanout_remove(self)
+        self._on_fanout = new
+        if new is not None:
+            assert isinstance(output, DirectOutput)
+            self.leg.stream = output.rtp.fanout_stream
+            new._fanout_add(self)
+
+    def _fanout_failed(self, status: int) -> None:
+        """The C fan-out could not send it a frame (`DirectRtpSender.send_failed`)."""
+        output = self._output
+        if isinstance(output, DirectOutput):
+            output.rtp.send_failed(status)
 
     def _begin_forwarding(self) -> None:
         """The subscriber accepted this consumer's m-section (or its transport came up):
@@ -469,6 +528,7 @@ class Consumer:
         # Every audio frame counts as a keyframe: audio starts at its next frame.
         self._forwarding = True
         self._current = None
+        self._sync_fanout()
         if self._target is not None:
             self._target.request_keyframe()
 
@@ -497,20 +557,22 @@ class Consumer:
                 return
             self._switch_to(source)
         temporal = frame.temporal
+        leg = self.leg
         if temporal == 0:
-            self._temporal_current = self._temporal_target
-        elif temporal > self._temporal_current:
-            self.frames_thinned += 1
+            leg.temporal_current = leg.temporal_target
+        elif temporal > leg.temporal_current:
+            leg.frames_thinned += 1
             return
         output = self._output
         assert output is not None
         if output.push(frame):
-            self.frames_forwarded += 1
+            leg.frames_forwarded += 1
             return
         self.frames_dropped += 1
         if output.ready:
             # The sender fell a second behind: resume from the next keyframe.
             self._current = None
+            self._sync_fanout()
             self.producer.request_keyframe()
 
     def _switch_to(self, producer: Producer) -> None:
@@ -523,3 +585,4 @@ class Consumer:
             output.switch_source(int(elapsed * self.codec.clock_rate))
             self.layer_switches += 1
         self._current = self._sent_from = producer
+        self._sync_fanout()

@@ -27,10 +27,11 @@ from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from sfu import aiortc_adapter, native_send
 from sfu.payloads import RtpPayloads
 from sfu.rtcp import ReportBlock, SenderReport, last_sr, ntp_timestamp
-from sfu.rtp_rewriter import PTS_STEP, SEQUENCE_MASK, RtpRewriter
+from sfu.rtp_rewriter import SEQUENCE_MASK
 from sfu.sdp import ABS_SEND_TIME_URI
 from sfu.sender_reports import SenderReports
 from sfu.stats import NO_LINK, LinkQuality, SendCounts
+from sfu.streams import new_stream
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ _GSO_ANCILLARY: dict[int, list[tuple[int, int, bytes]]] = {}
 # Frames between checks that the transport is still up (a closed one is also caught by
 # the sender's stop() and by send errors), and between updates of the (wall clock, RTP
 # timestamp) pair sender reports extrapolate from.
-_ROUTE_CHECK_MASK = 31
+ROUTE_CHECK_MASK = 31
 _SR_UPDATE_MASK = 15
 _RTT_ALPHA = 0.85  # aiortc's smoothing of round trip times
 
@@ -107,7 +108,7 @@ class Route:
         self.protect = aiortc_adapter.lean_protect(session)
         self.sock: socket.socket | None = None
         self.relay: Callable[[bytes, Any], None] | None = None
-        # (descriptor, packed address, srtp_protect, srtp_t) for `native_send.send_frame`
+        # (descriptor, packed address, srtp_protect, srtp_t) for `native_send.Stream`
         self.native: tuple[int, bytes, int, int] | None = None
         relayed = aiortc_adapter.is_relayed(self.transport)
         raw = None if relayed else self.transport.get_extra_info("socket")
@@ -155,42 +156,6 @@ class Route:
         except BlockingIOError:
             pass
 
-    def send_natively(
-        self,
-        first_byte: int,
-        payload_type: int,
-        sequence_number: int,
-        timestamp: int,
-        ssrc: int,
-        extension: bytes,
-        payloads: RtpPayloads,
-    ) -> None:
-        """`send` for a frame built, protected and sent by `native_send.send_frame`
-        (the route has `native`): the same datagrams, one call."""
-        assert self.native is not None
-        fd, address, protect, session = self.native
-        items = payloads.items
-        gso = payloads.uniform and Route.gso_supported
-        try:
-            native_send.send_frame(
-                fd, address, protect, session, first_byte, payload_type,
-                sequence_number, timestamp, ssrc, extension, items, True, gso,
-            )  # fmt: skip
-        except BlockingIOError:
-            return  # socket buffer full: drop the frame, NACK recovers
-        except OSError as exc:
-            if not gso or exc.errno not in _GSO_UNSUPPORTED:
-                raise
-            logger.info("UDP GSO unavailable (%s): one sendto per packet", exc)
-            Route.gso_supported = False
-            # Nothing was sent (the segmented call comes first); the SRTP policy allows
-            # protecting the same sequence numbers again.
-            with contextlib.suppress(BlockingIOError):
-                native_send.send_frame(
-                    fd, address, protect, session, first_byte, payload_type,
-                    sequence_number, timestamp, ssrc, extension, items, True, False,
-                )  # fmt: skip
-
     def _send_segmented(self, sock: socket.socket, packets: list[bytes]) -> None:
         """Equal-size datagrams (the last may be shorter) in as few syscalls as possible:
         one for a frame of up to 64 packets and 60 kB."""
@@ -233,6 +198,12 @@ class DirectRtpSender:
     aiortc. Payload types, RTX and the MID extension come from the parameters aiortc
     passes to ``send()`` once the transport is up (`ready` turns true, `on_ready` is
     called); ``stop()`` closes the duplicated socket.
+
+    Numbering, history and counters are `state` (`sfu.streams`: the C `Stream` where the
+    extension is built and `native`), which the C fan-out (`sfu.fanout`) shares: with
+    `fanout`, while the route is native (`fans_out`), a producer's frames reach this
+    stream without `send_frame`; `on_path_change` is called whenever `fans_out` may have
+    changed.
     """
 
     def __init__(
@@ -242,11 +213,18 @@ class DirectRtpSender:
         on_ready: Callable[[], None],
         *,
         native: bool = True,
+        fanout: bool = True,
     ) -> None:
         self._sender = sender
         self._native = native
         self._on_ready = on_ready
-        self._rewriter = RtpRewriter(PTS_STEP[kind])
+        state = self.state = new_stream(kind, native)
+        self._stream: native_send.Stream | None = None
+        """`state` when it is the C `Stream` (routes then also go to it)."""
+        if native_send.AVAILABLE and isinstance(state, native_send.Stream):
+            self._stream = state
+        self._fanout = fanout and self._stream is not None
+        self.on_path_change: Callable[[], None] | None = None
         self._pt: int | None = None
         self._rtx_pt: int | None = None
         self._first_byte = 0x80
@@ -256,17 +234,12 @@ class DirectRtpSender:
         """Offset of the abs-send-time value in `_template`, if it is negotiated."""
         self._route: Route | None = None
         self._closed = False
-        self._octets = 0
-        self._frames = 0
         self._clock_rate = 0
         self._cname = ""
-        self._sr_wall: float | None = None
-        self._sr_rtp = 0
         self._last_sr = 0
         self._last_sr_time = 0.0
         self._reports: SenderReports | None = None
         self._link = NO_LINK
-        self.packets_sent = 0
         self.nacks_received = 0
         self.retransmissions = 0
         self._ssrc, self._rtx_ssrc = aiortc_adapter.take_over_sending(
@@ -277,6 +250,31 @@ class DirectRtpSender:
     def native(self) -> bool:
         """Frames currently go out through the C extension (`native_send`)."""
         return self._route is not None and self._route.native is not None
+
+    @property
+    def fans_out(self) -> bool:
+        """A producer's C fan-out may send to this stream now: it is enabled, the
+        parameters are bound and the route is native."""
+        stream = self._stream
+        return self._fanout and stream is not None and stream.routed and self.ready
+
+    @property
+    def fanout_stream(self) -> native_send.Stream | None:
+        """The C `Stream` the fan-out sends on (None when it never can)."""
+        return self._stream if self._fanout else None
+
+    @property
+    def packets_sent(self) -> int:
+        return self.state.packets_sent
+
+    @property
+    def next_picture_id(self) -> int | None:
+        """The VP8 picture id the next frame goes out with (`DirectOutput`)."""
+        return self.state.next_picture_id
+
+    @next_picture_id.setter
+    def next_picture_id(self, value: int | None) -> None:
+        self.state.next_picture_id = value
 
     @property
     def ready(self) -> bool:
@@ -294,8 +292,9 @@ class DirectRtpSender:
 
     def counts(self) -> SendCounts:
         """Packets and payload bytes sent, NACKed sequence numbers, retransmissions."""
+        state = self.state
         return SendCounts(
-            self.packets_sent, self._octets, self.nacks_received, self.retransmissions
+            state.packets_sent, state.octets, self.nacks_received, self.retransmissions
         )
 
     def close(self) -> None:
@@ -304,9 +303,22 @@ class DirectRtpSender:
         if self._reports is not None:
             self._reports.discard(self)
             self._reports = None
+        self._set_route(None)
+
+    def _set_route(self, route: Route | None) -> None:
+        """Send on `route` from now on (None: none), closing the one before."""
         if self._route is not None:
             self._route.close()
-            self._route = None
+        self._route = route
+        stream = self._stream
+        if stream is not None:
+            native = None if route is None else route.native
+            if native is None:
+                stream.clear_route()
+            else:
+                stream.set_route(route, *native)
+        if self.on_path_change is not None:
+            self.on_path_change()
 
     def _bind(self, parameters: RTCRtpSendParameters) -> None:
         if self._pt is not None or self._closed or not parameters.codecs:
@@ -326,20 +338,24 @@ class DirectRtpSender:
         self._clock_rate = parameters.codecs[0].clockRate
         self._cname = parameters.rtcp.cname or ""
         self._pt = pt
+        if self._stream is not None and pt is not None:
+            at = -1 if self._send_time_at is None else self._send_time_at
+            self._stream.bind(self._ssrc, pt, self._first_byte, self._extension, at)
         self._reports = SenderReports.of(self._sender.transport)
         self._reports.add(self)
         self._on_ready()
+        if self.on_path_change is not None:
+            self.on_path_change()
 
     def detach(self, gap: int = 0) -> None:
         """The next frame starts a new source, `gap` clock ticks after the last one: keep
         RTP timestamps continuous (and take the next sender-report reference from it)."""
-        self._rewriter.switch_source(gap)
-        self._frames = 0
+        self.state.switch_source(gap)
+        self.state.frames = 0
 
     def _resolve(self) -> Route | None:
         if self._route is not None:
-            self._route.close()
-            self._route = None
+            self._set_route(None)
         if self._closed:
             return None
         dtls = self._sender.transport
@@ -348,12 +364,16 @@ class DirectRtpSender:
         pair = aiortc_adapter.nominated_pair(dtls)
         if pair is None or aiortc_adapter.is_closing(pair.protocol.transport):
             return None
-        self._route = Route(dtls, pair, native=self._native)
-        return self._route
+        route = Route(dtls, pair, native=self._native)
+        self._set_route(route)
+        return route
 
-    def send_frame(self, payloads: RtpPayloads, pts: int, keyframe: bool = False) -> bool:
+    def send_frame(
+        self, payloads: RtpPayloads, pts: int, keyframe: bool = False, check_route: bool = False
+    ) -> bool:
         """Send one frame's RTP packets; False when the transport is not up. Packets
         sent before a `keyframe` are not resent any more (`RtpRewriter.frame`).
+        `check_route`: check the route on this frame (the C fan-out's route check).
 
         Runs once per frame per subscriber, so per-frame bookkeeping is kept light: the
         route is re-checked every 32 frames, the (wall clock, RTP timestamp) pair sender
@@ -363,52 +383,64 @@ class DirectRtpSender:
         than concatenating: two cffi calls cost more than one 1 kB copy.)
         """
         route = self._route
-        frames = self._frames = self._frames + 1
-        if route is None or (frames & _ROUTE_CHECK_MASK == 0 and not route.usable):
+        state = self.state
+        frames = state.frames = state.frames + 1
+        if route is None or ((check_route or frames & ROUTE_CHECK_MASK == 0) and not route.usable):
             route = self._resolve()
         pt = self._pt
         if route is None or pt is None:
             return False
         items = payloads.items
+        stream = self._stream
+        if stream is not None and route.native is not None:
+            # Numbering, history, stamping and counters in C (what the fan-out does).
+            status = stream.send(items, pts, keyframe, payloads.uniform and Route.gso_supported)
+            if status:
+                self.send_failed(status)
+            return True
         # Numbered (and in the NACK history) even if the send fails below: the receiver
         # sees a gap and NACKs it, and no sequence number is ever protected twice.
-        seq, timestamp = self._rewriter.frame(pts, items, keyframe)
+        seq, timestamp = state.frame(pts, items, keyframe)
         if self._send_time_at is not None:
             self._stamp()
         try:
-            if route.native is not None:
-                route.send_natively(
-                    self._first_byte, pt, seq, timestamp, self._ssrc, self._extension, payloads
-                )
-            else:
-                first_byte = self._first_byte
-                ssrc = self._ssrc
-                extension = self._extension
-                protect = route.protect
-                pack = RTP_HEADER.pack
-                last = len(items) - 1
-                packets: list[bytes] = []
-                append = packets.append
-                for i, payload in enumerate(items):
-                    marker = 0x80 if i == last else 0
-                    header = pack(first_byte, marker | pt, seq, timestamp, ssrc)
-                    append(protect(header + extension + payload))
-                    seq = (seq + 1) & SEQUENCE_MASK
-                route.send(packets, payloads.uniform)
+            first_byte = self._first_byte
+            ssrc = self._ssrc
+            extension = self._extension
+            protect = route.protect
+            pack = RTP_HEADER.pack
+            last = len(items) - 1
+            packets: list[bytes] = []
+            append = packets.append
+            for i, payload in enumerate(items):
+                marker = 0x80 if i == last else 0
+                header = pack(first_byte, marker | pt, seq, timestamp, ssrc)
+                append(protect(header + extension + payload))
+                seq = (seq + 1) & SEQUENCE_MASK
+            route.send(packets, payloads.uniform)
         except (pylibsrtp.Error, OSError, RuntimeError, ValueError) as exc:
             logger.debug("direct send failed: %s", exc)
-            route.close()
-            self._route = None
-        self.packets_sent += len(items)
-        self._octets += payloads.size
-        if frames & _SR_UPDATE_MASK == 1:
-            self._sr_wall = time.time()
-            self._sr_rtp = timestamp
+            self._set_route(None)
+        state.count_sent(len(items), payloads.size, timestamp)
         return True
+
+    def send_failed(self, status: int) -> None:
+        """What a C send of a frame came to, other than sent (`native_send.GSO_RETRIED`
+        or an errno): without GSO from now on, or the route closed."""
+        if status == native_send.GSO_RETRIED:
+            if Route.gso_supported:
+                logger.info("UDP GSO unavailable: one sendto per packet")
+                Route.gso_supported = False
+            return
+        logger.debug("direct send failed: %s", os.strerror(status))
+        self._set_route(None)
 
     def _stamp(self) -> None:
         """Write the current abs-send-time into the header extensions of what goes out
         next (every packet of a frame leaves in the same call)."""
+        if self._stream is not None:
+            self._extension = self._stream.stamp()
+            return
         at = self._send_time_at
         assert at is not None
         template = self._template
@@ -422,18 +454,17 @@ class DirectRtpSender:
         and the report's NTP middle bits and time, so that it still computes the round
         trip time from the subscriber's receiver reports.
         """
-        if self._sr_wall is None or self._closed:
+        state = self.state
+        wall = state.sr_wall
+        if wall is None or self._closed:
             return None
         ntp = ntp_timestamp(now)
-        rtp_timestamp = self._sr_rtp + int((now - self._sr_wall) * self._clock_rate)
+        rtp_timestamp = state.sr_rtp + int((now - wall) * self._clock_rate)
         self._last_sr = last_sr(ntp)
         self._last_sr_time = now
-        aiortc_adapter.record_sender_report(
-            self._sender, self._last_sr, now, self.packets_sent, self._octets
-        )
-        return SenderReport(
-            self._ssrc, self._cname, ntp, rtp_timestamp, self.packets_sent, self._octets
-        )
+        packets, octets = state.packets_sent, state.octets
+        aiortc_adapter.record_sender_report(self._sender, self._last_sr, now, packets, octets)
+        return SenderReport(self._ssrc, self._cname, ntp, rtp_timestamp, packets, octets)
 
     def on_receiver_report(self, block: ReportBlock, now: float) -> None:
         """Take in the subscriber's report about this stream (what aiortc's sender does
@@ -460,7 +491,7 @@ class DirectRtpSender:
         route = self._route
         if route is None or self._pt is None:
             return
-        resend = self._rewriter.resend(sequence_number)
+        resend = self.state.resend(sequence_number)
         if resend is None:
             return
         payload, _index, timestamp, marker = resend
@@ -469,7 +500,7 @@ class DirectRtpSender:
             header = RTP_HEADER.pack(
                 self._first_byte,
                 marker_bit | self._rtx_pt,
-                self._rewriter.next_rtx_sequence_number(),
+                self.state.next_rtx_sequence_number(),
                 timestamp,
                 self._rtx_ssrc,
             )

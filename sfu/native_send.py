@@ -1,4 +1,7 @@
-"""The native send path: one C call per frame per subscriber (`sfu/_fanout.c`).
+"""The native send path (`sfu/_fanout_c/`): one frame to one subscriber per call
+(`send_frame`, below), the C state of an outgoing stream (`Stream`) and of a consumer
+(`Leg`, both in `sfu.streams`), and one frame to all of a producer's steady-state
+consumers in one call (`fanout`, used by `sfu.fanout`).
 
 The extension is optional (built by ``pip install -e .`` where a C compiler and the
 Python headers exist); `AVAILABLE` is False without it and callers keep the Python path.
@@ -20,11 +23,24 @@ so `fd` should be non-blocking.
 
 from __future__ import annotations
 
+from sfu.native_choice import native_allowed
+
 try:
-    from sfu._fanout import send_frame, sockaddr
-except ImportError:  # not built: check AVAILABLE before using either
+    if not native_allowed():
+        raise ImportError("SFU_NATIVE turns the C extensions off")
+    from sfu._fanout import DEFERRED, GSO_RETRIED, Leg, Stream, fanout, send_frame, sockaddr
+except ImportError:  # not built: check AVAILABLE before using any
     AVAILABLE = False
 else:
     AVAILABLE = True
 
-__all__ = ["AVAILABLE", "send_frame", "sockaddr"]
+__all__ = [
+    "AVAILABLE",
+    "DEFERRED",
+    "GSO_RETRIED",
+    "Leg",
+    "Stream",
+    "fanout",
+    "send_frame",
+    "sockaddr",
+]

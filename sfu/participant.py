@@ -10,7 +10,13 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
 from aiortc.exceptions import InvalidStateError
 
 from sfu import aiortc_adapter
@@ -20,6 +26,7 @@ from sfu.connect_deadline import ConnectDeadline
 from sfu.consumer import Consumer
 from sfu.errors import AdapterError, Closed, InvalidSdp, InvalidState
 from sfu.events import SafeListener
+from sfu.fanout import FanoutReport
 from sfu.ice_candidates import add_ice_candidate
 from sfu.ids import (
     AppData,
@@ -31,8 +38,9 @@ from sfu.ids import (
     StreamLabel,
     TrackSource,
 )
+from sfu.native_receive import Tally
 from sfu.peer import create_peer_connection, set_local_description
-from sfu.producer import Producer
+from sfu.producer import Producer, ReceiveCounts
 from sfu.sdp import PublishPlan, TrackSpec, plan_publish
 from sfu.stats import ParticipantStats
 from sfu.subscription import Subscription
@@ -44,18 +52,71 @@ logger = logging.getLogger(__name__)
 
 
 class _PublishSlot:
-    """One m-section of the publish connection; its receiver is intercepted for good."""
+    """One m-section of the publish connection; its receiver is intercepted for good.
+    Packets (the Python receive path) or frames (the native one) go to its producer."""
 
-    __slots__ = ("producer", "transceiver")
+    __slots__ = ("_producer", "native_counts", "transceiver")
 
     def __init__(self, transceiver: RTCRtpTransceiver) -> None:
         self.transceiver = transceiver
-        self.producer: Producer | None = None
+        self._producer: Producer | None = None
+        self.native_counts: ReceiveCounts | None = None
+
+    @property
+    def producer(self) -> Producer | None:
+        return self._producer
+
+    @producer.setter
+    def producer(self, producer: Producer | None) -> None:
+        self._producer = producer
+        if producer is not None and self.native_counts is not None:
+            producer.count_natively(self.native_counts)
 
     def on_packet(self, packet: Packet, data: bytes) -> None:
-        producer = self.producer
+        producer = self._producer
         if producer is not None:
             producer.on_packet(packet, data)
+
+    def on_native_counts(self, counts: ReceiveCounts) -> None:
+        self.native_counts = counts
+        if self._producer is not None:
+            self._producer.count_natively(counts)
+
+    def on_native_frame(
+        self, payloads: tuple[bytes, ...], pts: int, keyframe: bool, temporal: int, sync: bool
+    ) -> None:
+        producer = self._producer
+        if producer is not None:
+            producer.on_native_frame(payloads, pts, keyframe, temporal, sync)
+
+    def on_native_report(
+        self,
+        report: FanoutReport,
+        legs: tuple[object, ...],
+        payloads: tuple[bytes, ...],
+        pts: int,
+        keyframe: bool,
+        temporal: int,
+        sync: bool,
+    ) -> None:
+        if self._producer is not None:
+            self._producer.on_native_report(report, legs, payloads, pts, keyframe, temporal, sync)
+
+    def on_native_tally(self, tally: Tally) -> None:
+        if self._producer is not None:
+            self._producer.on_native_tally(tally)
+
+    def on_native_level(self, level: int, voice: bool) -> None:
+        if self._producer is not None:
+            self._producer.on_native_level(level, voice)
+
+    def on_native_silence(self) -> None:
+        if self._producer is not None:
+            self._producer.on_native_silence()
+
+    def on_native_loss(self) -> None:
+        if self._producer is not None:
+            self._producer.on_native_loss()
 
 
 class Participant:
@@ -195,6 +256,17 @@ class Participant:
             sdp = await set_local_description(pc, answer, self._config)
             if self._config.sync_receive:
                 aiortc_adapter.receive_media_synchronously(pc)
+                if self._config.native_receive_active:
+                    aiortc_adapter.receive_natively(
+                        pc,
+                        self._slot_of,
+                        max_wait=self._config.max_frame_wait,
+                        remb_bitrate=(
+                            self._config.publisher_remb_ceiling
+                            if self._config.publisher_remb
+                            else None
+                        ),
+                    )
             self._deadline.arm(pc)
             return sdp
 
@@ -204,6 +276,12 @@ class Participant:
         pc.on("connectionstatechange", lambda: self._connection_changed(pc))
         self._publish_pc = pc
         return pc
+
+    def _slot_of(self, receiver: RTCRtpReceiver) -> _PublishSlot | None:
+        return next(
+            (s for s in self._publish_slots.values() if s.transceiver.receiver is receiver),
+            None,
+        )
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         # Runs inside setRemoteDescription, before receive() can start the decoder thread.

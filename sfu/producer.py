@@ -8,20 +8,21 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import av
 from aiortc import RTCRtpCodecParameters, RTCRtpReceiver
-from aiortc.codecs import get_encoder
+from aiortc.codecs import depayload, get_encoder
 from aiortc.codecs.base import Encoder
 from av.stream import Stream
 
-from sfu import aiortc_adapter, vp8
+from sfu import aiortc_adapter
 from sfu.assembler import AudioFramePassthrough, Packet, VideoFrameAssembler
 from sfu.codecs import ForwardCodec
 from sfu.config import MediaConfig
 from sfu.counters import ProducerCounters
 from sfu.events import SafeListener
+from sfu.fanout import Fanout, FanoutReport
 from sfu.ids import (
     DEFAULT_SOURCE,
     TOP_LAYER,
@@ -33,7 +34,10 @@ from sfu.ids import (
     TrackSource,
 )
 from sfu.keyframes import KeyframeRequester
+from sfu.media_frame import MediaFrame
+from sfu.native_receive import Tally
 from sfu.payloads import RtpPayloads
+from sfu.publish_rates import PublishRates
 from sfu.stats import ProducerStats
 
 if TYPE_CHECKING:
@@ -41,65 +45,27 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_RATE_WINDOW = 1.0  # seconds over which `Producer.bitrate` is measured
-_MAX_TEMPORAL_LAYERS = 4  # what the VP8 descriptor's 2-bit TID can name
-_TEMPORAL_MEMORY = 3.0  # seconds a temporal layer counts as sent after its last frame
 
+class ReceiveCounts(Protocol):
+    """Packet counters of a track received natively (`sfu.aiortc_adapter`)."""
 
-class MediaFrame:
-    """One encoded frame as handed to consumers: shared by all of them, never copied.
+    def read(self) -> tuple[int, int, int]:
+        """(packets, late packets, skipped frames) so far."""
+        ...
 
-    `payloads` are the frame's RTP payloads, packetized once for every consumer on the
-    direct send path (`None` on the aiortc path, where each sender packetizes `packet`).
-    `temporal` is its temporal layer (0 without any); `picture_id` the VP8 picture id in
-    `payloads` (None for other codecs and on the aiortc path).
-    """
+    def media_ssrc(self) -> int | None:
+        """The SSRC the track's media arrives with (the newest), None before any."""
+        ...
 
-    __slots__ = (
-        "_renumbered",
-        "keyframe",
-        "packet",
-        "payloads",
-        "picture_id",
-        "producer",
-        "pts",
-        "temporal",
-    )
-
-    def __init__(
-        self,
-        packet: av.Packet[Stream],
-        pts: int,
-        keyframe: bool,
-        payloads: RtpPayloads | None = None,
-        producer: Producer | None = None,
-        temporal: int = 0,
+    def forward_directly(
+        self, fanout: Callable[..., object] | None, legs: tuple[object, ...] = (), gso: bool = False
     ) -> None:
-        self.packet = packet
-        self.pts = pts
-        self.keyframe = keyframe
-        self.payloads = payloads
-        self.producer = producer
-        """The layer it comes from (a consumer of a layered source forwards one)."""
-        self.temporal = temporal
-        self.picture_id: int | None = None
-        if payloads is not None and producer is not None and producer.codec.name == "VP8":
-            self.picture_id = vp8.picture_id(payloads.items[0])
-        self._renumbered: dict[int, RtpPayloads] | None = None
+        """Hand frames straight to the C fan-out (`fanout` None: to the producer)."""
+        ...
 
-    def payloads_with_picture_id(self, new_id: int) -> RtpPayloads:
-        """`payloads` carrying picture id `new_id` (made once per id, for every consumer
-        that needs the same one)."""
-        assert self.payloads is not None
-        cache = self._renumbered
-        if cache is None:
-            cache = self._renumbered = {}
-        payloads = cache.get(new_id)
-        if payloads is None:
-            payloads = cache[new_id] = RtpPayloads(
-                [vp8.with_picture_id(item, new_id) for item in self.payloads.items]
-            )
-        return payloads
+    def sync(self) -> None:
+        """Deliver what the direct hand-off did so far (`Producer.on_native_tally`)."""
+        ...
 
 
 FrameSink: TypeAlias = Callable[[MediaFrame], None]
@@ -151,6 +117,8 @@ class Producer:
         self._closed = False
         self._consumers: dict[ConsumerId, Consumer] = {}
         self._fanout: tuple[Consumer, ...] = ()
+        """The consumers its frames go to in Python: those not in `_native`."""
+        self._native = Fanout()
         self._sinks: tuple[FrameSink, ...] = ()
         self._time_base = fractions.Fraction(1, codec.clock_rate)
         self._ssrc: int | None = None
@@ -183,6 +151,15 @@ class Producer:
                 )
             )
         self._direct = config.send_path == "direct"
+        self._codec_parameters = RTCRtpCodecParameters(
+            mimeType=codec.capability.mimeType, clockRate=codec.clock_rate
+        )
+        self._native_counts: ReceiveCounts | None = None
+        self._handed_off = False
+        """Frames go from the native receive path to the C fan-out without Python."""
+        self._may_hand_off = config.native_handoff
+        self._counts_final: tuple[int, int, int] | None = None
+        self._native_base = (0, 0, 0)
         self._level_interval = config.audio_level_interval
         self._level_window_start = 0.0
         self._level_min = 127
@@ -194,17 +171,7 @@ class Producer:
         """Frames received while paused, or digital silence: forwarded to nobody."""
         self.last_frame_at: float | None = None
         """`time.monotonic()` of the last frame; camera-on / mic-on detection."""
-        self._rate_since = time.monotonic()
-        self._rate_bytes = 0
-        self._rate_frames = 0
-        self._bitrate = 0.0
-        self._frame_rate = 0.0
-        # Bytes and frames per temporal layer over the rate window, and what share of
-        # the rate and the frame rate each number of temporal layers made in the last.
-        self._temporal_bytes = [0] * _MAX_TEMPORAL_LAYERS
-        self._temporal_frames = [0] * _MAX_TEMPORAL_LAYERS
-        self._temporal_shares: tuple[tuple[float, float], ...] = ((1.0, 1.0),)
-        self._temporal_seen_at = [float("-inf")] * _MAX_TEMPORAL_LAYERS
+        self._rates = PublishRates(time.monotonic())
 
     def __repr__(self) -> str:
         return (
@@ -220,6 +187,7 @@ class Producer:
         """Forward nothing of this track to anyone (e.g. its microphone is muted), whatever
         the publisher keeps sending. Idempotent."""
         self._paused = True
+        self._update_direct()
 
     def resume(self) -> None:
         """Forward again; video restarts at the next keyframe (one is requested).
@@ -230,6 +198,13 @@ class Producer:
         if self.kind == "video":
             self._needs_keyframe = True
             self.request_keyframe()
+        self._update_direct()
+
+    @property
+    def handed_off(self) -> bool:
+        """True while the native receive path hands this track's frames straight to the
+        C fan-out (all its consumers are on it, no sink; Python sees keyframes only)."""
+        return self._handed_off
 
     @property
     def closed(self) -> bool:
@@ -248,62 +223,23 @@ class Producer:
     def bitrate(self) -> float:
         """What the publisher sends, in bit/s of payload (over the last second or two;
         0 once frames stopped)."""
-        last = self.last_frame_at
-        if last is None or time.monotonic() - last > 2 * _RATE_WINDOW:
-            return 0.0
-        return self._bitrate
+        return self._rates.bitrate(self.last_frame_at, time.monotonic())
 
     @property
     def frame_rate(self) -> float:
         """Frames per second the publisher sends (over the last second; 0 once frames
         stopped)."""
-        last = self.last_frame_at
-        if last is None or time.monotonic() - last > 2 * _RATE_WINDOW:
-            return 0.0
-        return self._frame_rate
+        return self._rates.frame_rate(self.last_frame_at, time.monotonic())
 
     @property
     def temporal_layers(self) -> int:
         """How many temporal layers the publisher sends (1: none), as last measured."""
-        return len(self._temporal_shares)
+        return self._rates.temporal_layers
 
     def temporal_share(self, max_layer: int) -> tuple[float, float]:
         """The share of the bit rate and of the frame rate that temporal layers 0 to
         `max_layer` make (1.0 each at or above the top layer)."""
-        shares = self._temporal_shares
-        return shares[min(max(max_layer, 0), len(shares) - 1)]
-
-    def _measure_rate(self, now: float) -> None:
-        sample = 8 * (self.bytes - self._rate_bytes) / (now - self._rate_since)
-        # A fresh sample counts fully after a quiet spell, else half (keyframes are bursts).
-        fresh = self._bitrate == 0.0 or now - self._rate_since > 2 * _RATE_WINDOW
-        self._bitrate = sample if fresh else (self._bitrate + sample) / 2
-        self._frame_rate = (self.frames - self._rate_frames) / (now - self._rate_since)
-        self._rate_since = now
-        self._rate_bytes = self.bytes
-        self._rate_frames = self.frames
-        self._measure_temporal_shares(now)
-
-    def _measure_temporal_shares(self, now: float) -> None:
-        sizes, counts = self._temporal_bytes, self._temporal_frames
-        total_bytes, total_frames = sum(sizes), sum(counts)
-        if not total_frames:
-            return
-        seen = self._temporal_seen_at
-        for layer, count in enumerate(counts):
-            if count:
-                seen[layer] = now
-        # A slow publisher (a screen share at 5 fps) may leave a layer out of one window.
-        top = max(layer for layer, at in enumerate(seen) if now - at <= _TEMPORAL_MEMORY)
-        shares = []
-        cumulative_bytes = cumulative_frames = 0
-        for layer in range(top + 1):
-            cumulative_bytes += sizes[layer]
-            cumulative_frames += counts[layer]
-            shares.append((cumulative_bytes / total_bytes, cumulative_frames / total_frames))
-        self._temporal_shares = tuple(shares)
-        self._temporal_bytes = [0] * _MAX_TEMPORAL_LAYERS
-        self._temporal_frames = [0] * _MAX_TEMPORAL_LAYERS
+        return self._rates.temporal_share(max_layer)
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe (coalesced and rate-limited)."""
@@ -315,8 +251,12 @@ class Producer:
         layered source lives on while it has another layer). Idempotent."""
         if self._closed:
             return
+        if self._handed_off and self._native_counts is not None:
+            self._native_counts.forward_directly(None)  # what it tallied is counted first
+            self._handed_off = False
         self._closed = True
         self._nacks_final = self.nacks_sent
+        self._counts_final = self._receive_counts()  # the native receiver counts on
         self._keyframes.close()
         for task in self._pli_tasks:
             task.cancel()
@@ -324,6 +264,7 @@ class Producer:
             consumer._layer_closed(self)
         self._consumers.clear()
         self._fanout = ()
+        self._native = Fanout()
         self._on_close(self)
         self._listener.on_producer_removed(self)
 
@@ -335,23 +276,25 @@ class Producer:
         return self._nacks.sequence_numbers - self._nacks_start
 
     def add_counters(self, into: ProducerCounters) -> None:
-        """Add this producer's counters (those of `stats()`) to `into`; allocates nothing."""
-        assembler = self._assembler
+        """Add this producer's counters (those of `stats()`) to `into`."""
+        self._sync_tally()
+        packets, late, skipped = self._receive_counts()
         keyframes = self._keyframes
-        into.packets += assembler.packets
+        into.packets += packets
         into.bytes += self.bytes
         into.frames += self.frames
         into.keyframes += self.keyframes
-        into.late_packets += assembler.late_packets
-        if isinstance(assembler, VideoFrameAssembler):
-            into.skipped_frames += assembler.skipped
+        into.late_packets += late
+        into.skipped_frames += skipped
         into.keyframe_requests += keyframes.requests
         into.plis_sent += keyframes.sent
         into.nacks_sent += self.nacks_sent
         into.frames_withheld += self.frames_withheld
 
     def stats(self) -> ProducerStats:
+        self._sync_tally()
         last = self.last_frame_at
+        packets, late, skipped = self._receive_counts()
         return ProducerStats(
             producer_id=self.id,
             participant_id=self.participant_id,
@@ -362,12 +305,12 @@ class Producer:
             bitrate=round(self.bitrate),
             frames_withheld=self.frames_withheld,
             codec=self.codec.name,
-            packets=self._assembler.packets,
+            packets=packets,
             frames=self.frames,
             keyframes=self.keyframes,
             bytes=self.bytes,
-            late_packets=self._assembler.late_packets,
-            skipped_frames=getattr(self._assembler, "skipped", 0),
+            late_packets=late,
+            skipped_frames=skipped,
             keyframe_requests=self._keyframes.requests,
             plis_sent=self._keyframes.sent,
             consumers=len(self._consumers),
@@ -385,23 +328,9 @@ class Producer:
         self._assembler.push(packet, data)
 
     def _on_frame(self, data: bytes, pts: int, keyframe: bool) -> None:
-        self.frames += 1
-        self.bytes += len(data)
-        now = self.last_frame_at = time.monotonic()
-        if now - self._rate_since >= _RATE_WINDOW:
-            self._measure_rate(now)
-        if keyframe:
-            self.keyframes += 1
-            self._needs_keyframe = False
-            self._keyframes.on_keyframe()
-        elif self._needs_keyframe:
-            return
-        if self._paused:
-            self.frames_withheld += 1
-            return
         temporal = 0 if self._video is None else self._video.frame_temporal
-        self._temporal_bytes[temporal] += len(data)
-        self._temporal_frames[temporal] += 1
+        if not self._admit(len(data), keyframe, temporal):
+            return
         packet = av.Packet(data)
         packet.time_base = self._time_base
         packet.pts = pts
@@ -410,11 +339,160 @@ class Producer:
             payloads = RtpPayloads(self._packer.pack(packet)[0])
         elif self._direct:
             payloads = RtpPayloads((data,))  # an Opus frame is one RTP payload
-        frame = MediaFrame(packet, pts, keyframe, payloads, self, temporal)
+        self._forward(MediaFrame(packet, pts, keyframe, payloads, self, temporal))
+
+    def _admit(self, size: int, keyframe: bool, temporal: int) -> bool:
+        """Count a received frame; True when it is forwarded."""
+        self.frames += 1
+        self.bytes += size
+        now = self.last_frame_at = time.monotonic()
+        self._rates.measure(now, self.frames, self.bytes)
+        if keyframe:
+            self.keyframes += 1
+            if self._needs_keyframe:
+                self._needs_keyframe = False
+                self._update_direct()
+            self._keyframes.on_keyframe()
+        elif self._needs_keyframe:
+            return False
+        if self._paused:
+            self.frames_withheld += 1
+            return False
+        self._rates.count(temporal, size)
+        return True
+
+    def _forward(self, frame: MediaFrame) -> None:
+        native = self._native
+        if native.legs:
+            native.send(frame)
         for consumer in self._fanout:
             consumer._deliver(frame)
         for sink in self._sinks:
             sink(frame)
+
+    # ----------------------------------------------------------------- native receive
+
+    def on_native_frame(
+        self, payloads: tuple[bytes, ...], pts: int, keyframe: bool, temporal: int, sync: bool
+    ) -> None:
+        """A frame from the native receive path: its RTP payloads as the publisher sent
+        them (forwarded as they are; depayloaded only for who needs the frame)."""
+        if self._closed:
+            return
+        if self._video is not None:
+            self._video.frame_temporal, self._video.frame_layer_sync = temporal, sync
+        forwarded = RtpPayloads(payloads)
+        if not self._admit(forwarded.size, keyframe, temporal):
+            return
+        self._forward(MediaFrame(None, pts, keyframe, forwarded, self, temporal))
+
+    def on_native_report(
+        self,
+        report: FanoutReport,
+        legs: tuple[object, ...],
+        payloads: tuple[bytes, ...],
+        pts: int,
+        keyframe: bool,
+        temporal: int,
+        sync: bool,
+    ) -> None:
+        """A frame the native receive path handed straight to the C fan-out, which left
+        `report` (about `legs`) to the Python path."""
+        if self._closed:
+            return
+        if self._video is not None:
+            self._video.frame_temporal, self._video.frame_layer_sync = temporal, sync
+        frame = MediaFrame(None, pts, keyframe, RtpPayloads(payloads), self, temporal)
+        frame.route_check = True  # what most reports are for; a spare check costs little
+        self._native.handle_report(report, legs, frame, self._consumers.values())
+        self._update_direct()  # e.g. GSO turned off
+
+    def on_native_tally(self, tally: Tally) -> None:
+        """What the direct hand-off did since the last tally: counted as `_admit`
+        and the audio-level and silence handlers would have."""
+        if self._closed:
+            return
+        if tally.frames:
+            self.frames += tally.frames
+            self.keyframes += tally.keyframes
+            self.bytes += tally.bytes
+            self.last_frame_at = max(self.last_frame_at or 0.0, tally.last_frame)
+            self._rates.count_many(tally.temporal_frames, tally.temporal_bytes)
+            self._rates.measure(time.monotonic(), self.frames, self.bytes)
+        if tally.level_min >= 0:
+            self._on_level(tally.level_min, tally.voice)
+        if tally.silent:
+            self.frames_withheld += tally.silent
+            self.last_frame_at = max(self.last_frame_at or 0.0, tally.last_silent)
+
+    def on_native_level(self, level: int, voice: bool) -> None:
+        if not self._closed:
+            self._on_level(level, voice)
+
+    def on_native_silence(self) -> None:
+        if not self._closed:
+            self._on_silence()
+
+    def on_native_loss(self) -> None:
+        if not self._closed:
+            self._on_loss()
+
+    def count_natively(self, counts: ReceiveCounts) -> None:
+        """Report packet counters from `counts` (the native receive path) from now on."""
+        self._native_counts = counts
+        self._native_base = counts.read()
+        self._handed_off = False
+        self._update_direct()
+
+    def _update_direct(self) -> None:
+        """Let the native receive path hand frames straight to the C fan-out while
+        nothing but its members wants them: no consumer on the Python path, no sink, not
+        paused, not waiting for a keyframe (keyframes always come through Python)."""
+        counts = self._native_counts
+        if counts is None or not self._may_hand_off:
+            return
+        native = self._native
+        direct = bool(
+            native.legs
+            and not self._fanout
+            and not self._sinks
+            and not self._paused
+            and not self._needs_keyframe
+            and not self._closed
+        )
+        if direct:
+            counts.forward_directly(*native.hand_off())
+        elif self._handed_off:
+            counts.forward_directly(None)
+        self._handed_off = direct
+
+    def _sync_tally(self) -> None:
+        if self._handed_off and self._native_counts is not None:
+            self._native_counts.sync()
+
+    def _receive_counts(self) -> tuple[int, int, int]:
+        """(packets, late packets, skipped frames) received for this producer."""
+        if self._counts_final is not None:
+            return self._counts_final
+        native = self._native_counts
+        if native is not None:
+            packets, late, skipped = native.read()
+            base = self._native_base
+            return packets - base[0], late - base[1], skipped - base[2]
+        assembler = self._assembler
+        return assembler.packets, assembler.late_packets, getattr(assembler, "skipped", 0)
+
+    def _depayloaded(self, payloads: RtpPayloads, pts: int) -> av.Packet[Stream]:
+        parts = []
+        for payload in payloads.items:
+            try:
+                parts.append(depayload(self._codec_parameters, payload))
+            except ValueError:
+                continue  # what aiortc's receiver drops
+        packet = av.Packet(b"".join(parts))
+        packet.time_base = self._time_base
+        packet.pts = pts
+        return packet
 
     def _on_silence(self) -> None:
         self.last_frame_at = time.monotonic()  # the microphone is on, only silent
@@ -423,6 +501,7 @@ class Producer:
     def _on_loss(self) -> None:
         # Frames are missing for good: what follows cannot be decoded until a keyframe.
         self._needs_keyframe = True
+        self._update_direct()
         self._keyframes.request()
 
     def _on_level(self, level: int, voice: bool) -> None:
@@ -437,6 +516,8 @@ class Producer:
             self._level_voice = False
 
     def _send_pli(self) -> bool:
+        if self._native_counts is not None:
+            self._ssrc = self._native_counts.media_ssrc() or self._ssrc
         if self._ssrc is None or self._closed:
             return False
         task = asyncio.get_running_loop().create_task(
@@ -452,17 +533,36 @@ class Producer:
     def add_sink(self, sink: FrameSink) -> None:
         """Also hand every forwarded frame to `sink` (after the consumers)."""
         self._sinks = (*self._sinks, sink)
+        self._update_direct()
 
     def remove_sink(self, sink: FrameSink) -> None:
         """Stop calling `sink`; unknown sinks are ignored."""
         self._sinks = tuple(s for s in self._sinks if s is not sink)
+        self._update_direct()
 
     # ----------------------------------------------------------------- consumers
 
     def _add_consumer(self, consumer: Consumer) -> None:
         self._consumers[consumer.id] = consumer
-        self._fanout = tuple(self._consumers.values())
+        self._update_fanout()
 
     def _remove_consumer(self, consumer: Consumer) -> None:
         if self._consumers.pop(consumer.id, None) is not None:
-            self._fanout = tuple(self._consumers.values())
+            self._native.discard(consumer)
+            self._update_fanout()
+
+    def _fanout_add(self, consumer: Consumer) -> None:
+        """Send to `consumer` (in steady state) through the C fan-out."""
+        if consumer.id in self._consumers:
+            self._native.add(consumer)
+            self._update_fanout()
+
+    def _fanout_remove(self, consumer: Consumer) -> None:
+        """Send to `consumer` in Python again."""
+        if self._native.discard(consumer):
+            self._update_fanout()
+
+    def _update_fanout(self) -> None:
+        native = self._native
+        self._fanout = tuple(c for c in self._consumers.values() if c not in native)
+        self._update_direct()

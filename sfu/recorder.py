@@ -28,7 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sfu.producer import MediaFrame, Producer
+from sfu.media_frame import MediaFrame
+from sfu.producer import Producer
 from sfu.track_file import RecordedTrack, TrackFile
 
 logger = logging.getLogger(__name__)

@@ -275,7 +275,7 @@ class Subscription:
         config = self._config
         connected = pc.connectionState == "connected"
         if connected and config.sync_receive and config.coalesce_control_reads:
-            aiortc_adapter.defer_control_reads(pc)
+            aiortc_adapter.defer_control_reads(pc, native=self._config.native_receive_active)
         self._on_connection_state(pc)
 
     def _place(self, pc: RTCPeerConnection, consumer: Consumer) -> None:
@@ -292,6 +292,7 @@ class Subscription:
                     consumer.kind,
                     slot.output_ready,
                     native=self._config.native_send,
+                    fanout=self._config.native_fanout,
                 )
                 slot.output = DirectOutput(rtp)
             else:

@@ -13,9 +13,11 @@ it relies on still exists (`internals`, which lists each one and why).
   send path (`sfu.direct_send`) takes over from a sender.
 - `transports`: DTLS state, SRTP sessions, the nominated pair, relayed transports.
 - `receive_path`: keyed SRTP/SRTCP handled in the socket callback.
+- `publish_receive`: a publish connection's media through the C receiver
+  (`sfu.native_receive`): batched reads, frames instead of packets.
 - `control_reads`: control-only sockets read when the loop is awake anyway.
 - `gathering`: host candidates on configured addresses and within a port range.
-- `srtp`: allocation-free SRTP protect, and the pointers the C send path uses.
+- `srtp`: allocation-free SRTP protect, and the pointers the C send and receive paths use.
 - `testing`: what tests, benchmarks and synthetic peers may use.
 """
 
@@ -23,6 +25,13 @@ from sfu.aiortc_adapter.control_reads import ControlReads, defer_control_reads
 from sfu.aiortc_adapter.gathering import configure_gathering
 from sfu.aiortc_adapter.internals import AIOICE_VERSION, AIORTC_VERSION, check_internals
 from sfu.aiortc_adapter.peer_connection import PeerConnection
+from sfu.aiortc_adapter.publish_receive import (
+    FrameTarget,
+    NativeCounts,
+    NativePublishReceive,
+    native_receive_of,
+    receive_natively,
+)
 from sfu.aiortc_adapter.receive_path import (
     intercept_rtcp,
     receive_media_synchronously,
@@ -52,7 +61,7 @@ from sfu.aiortc_adapter.senders import (
     set_msid,
     take_over_sending,
 )
-from sfu.aiortc_adapter.srtp import lean_protect, srtp_pointers
+from sfu.aiortc_adapter.srtp import lean_protect, srtp_pointers, srtp_unprotect_pointers
 from sfu.aiortc_adapter.transports import (
     dtls_connected,
     is_closing,
@@ -66,7 +75,10 @@ __all__ = [
     "AIORTC_VERSION",
     "ControlReads",
     "DecoderQueueStub",
+    "FrameTarget",
     "NackCounter",
+    "NativeCounts",
+    "NativePublishReceive",
     "PacketHandler",
     "PeerConnection",
     "RembSum",
@@ -86,9 +98,11 @@ __all__ = [
     "is_relayed",
     "lean_protect",
     "nack_counter",
+    "native_receive_of",
     "nominated_pair",
     "on_keyframe_request",
     "receive_media_synchronously",
+    "receive_natively",
     "receive_state_released",
     "record_sender_report",
     "release_receive_state",
@@ -96,6 +110,7 @@ __all__ = [
     "send_pli",
     "set_msid",
     "srtp_pointers",
+    "srtp_unprotect_pointers",
     "sum_remb",
     "take_over_sending",
     "tx_srtp",

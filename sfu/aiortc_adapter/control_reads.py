@@ -9,16 +9,23 @@ import os
 import select
 import time
 import weakref
+from collections.abc import Callable
+from typing import Any
 
 from aiortc import RTCPeerConnection
+from aiortc.rtcdtlstransport import RTCDtlsTransport
 
+import sfu.native_receive as native_receive
 from sfu.aiortc_adapter.internals import (
+    DTLS_RX_SRTP,
+    ICE_DATA_RECEIVED,
     ICE_PROTOCOLS,
     LOOP_REMOVE_READER,
     TRANSPORT_LOOP,
     TRANSPORT_READ_READY,
     TRANSPORT_SOCK_FD,
 )
+from sfu.aiortc_adapter.srtp import srtp_unprotect_rtcp_pointers
 from sfu.aiortc_adapter.transports import ice_connections
 
 logger = logging.getLogger(__name__)
@@ -29,21 +36,65 @@ _WATCHDOG_PERIOD = 0.5
 _POLL_ROUNDS = 4  # datagrams read per socket and poll, at most
 
 
-def defer_control_reads(pc: RTCPeerConnection) -> int:
+def defer_control_reads(pc: RTCPeerConnection, native: bool = True) -> int:
     """Read the UDP sockets of `pc` when the event loop is awake anyway (see
     `ControlReads`). For a connection that receives no media: a subscribe connection,
-    once connected. Relayed candidates are left alone. Returns the sockets deferred."""
+    once connected. Relayed candidates are left alone. With `native` (and the extension
+    built) the sockets are read by the C control reader (`NativeControl`). Returns the
+    sockets deferred."""
     loop = asyncio.get_running_loop()
     if not hasattr(loop, LOOP_REMOVE_READER):
         return 0  # not a selector event loop
     reads = ControlReads.of(loop)
     deferred = 0
-    for _dtls, connection in ice_connections(pc):
+    for dtls, connection in ice_connections(pc):
+        reader = _native_reader(dtls, connection) if native else None
         for protocol in getattr(connection, ICE_PROTOCOLS):
             transport = getattr(protocol, "transport", None)
-            if reads.defer(transport):
+            if reads.defer(transport, reader):
                 deferred += 1
     return deferred
+
+
+def _native_reader(dtls: RTCDtlsTransport, connection: Any) -> NativeControl | None:
+    """The C reader of a keyed connection's control traffic, where the extension is
+    built: batched reads, SRTCP unprotected in C, REMB floods thinned out."""
+    # The synchronous receive path's `SrtpShortcut` (not imported: it imports us).
+    rtcp_plain = getattr(getattr(connection, ICE_DATA_RECEIVED), "rtcp_plain", None)
+    session = getattr(dtls, DTLS_RX_SRTP)
+    if not native_receive.AVAILABLE or session is None or rtcp_plain is None:
+        return None
+    unprotect, srtp = srtp_unprotect_rtcp_pointers(session)
+    reader = native_receive.ControlReader(unprotect, srtp, session, remb_interval=REMB_INTERVAL)
+    return NativeControl(reader, rtcp_plain)
+
+
+REMB_INTERVAL = 0.1
+"""Seconds within which a subscriber's second standalone REMB is dropped unread (C
+control reads): a stock aiortc receiver sends one per packet or two, ~60 a second."""
+
+
+class NativeControl:
+    """A deferred socket's reads through `native_receive.ControlReader`: what it returns
+    goes to aioice (STUN, DTLS) or, unprotected, to the RTCP handling of the connection."""
+
+    __slots__ = ("on_rtcp", "reader")
+
+    def __init__(self, reader: Any, on_rtcp: Callable[[bytes], None]) -> None:
+        self.reader = reader
+        self.on_rtcp = on_rtcp
+
+    @property
+    def rembs_dropped(self) -> int:
+        counts: dict[str, int] = self.reader.counts()
+        return counts["rembs_dropped"]
+
+    def read(self, fd: int, protocol: Any) -> None:
+        for event in self.reader.drain(fd):
+            if event[0] == native_receive.RTCP:
+                self.on_rtcp(event[1])
+            elif protocol is not None:
+                protocol.datagram_received(event[1], event[2])
 
 
 class ControlReads:
@@ -68,6 +119,7 @@ class ControlReads:
         self._loop_ref = weakref.ref(loop)  # the loop keys `_by_loop` weakly
         self._epoll: select.epoll | None = None
         self._transports: dict[int, asyncio.BaseTransport] = {}
+        self._native: dict[int, tuple[NativeControl, Any]] = {}
         self._next_poll = 0.0
         self._watching = False
         self._watchdog: asyncio.TimerHandle | None = None
@@ -91,13 +143,24 @@ class ControlReads:
         return tuple(self._transports)
 
     @property
+    def rembs_dropped(self) -> int:
+        """Standalone REMBs the C control readers dropped unread (see `NativeControl`)."""
+        return sum(native.rembs_dropped for native, _protocol in self._native.values())
+
+    @property
+    def native_readers(self) -> int:
+        """Deferred sockets read by the C control reader."""
+        return len(self._native)
+
+    @property
     def waking(self) -> bool:
         """True while control datagrams wake the loop (no media lately)."""
         return self._watching
 
-    def defer(self, transport: object) -> bool:
+    def defer(self, transport: object, native: NativeControl | None = None) -> bool:
         """Take `transport`'s socket off the loop's selector; False if it is not a plain
-        UDP socket transport of this loop, or already deferred or closing."""
+        UDP socket transport of this loop, or already deferred or closing. With `native`,
+        its datagrams are read through the C control reader."""
         loop = asyncio.get_running_loop()
         if (
             self._loop_ref() is not loop
@@ -118,6 +181,8 @@ class ControlReads:
         getattr(loop, LOOP_REMOVE_READER)(getattr(transport, TRANSPORT_SOCK_FD))
         self._epoll.register(watched, select.EPOLLIN)
         self._transports[watched] = transport
+        if native is not None:
+            self._native[watched] = (native, transport.get_protocol())
         close = transport.close
 
         def close_and_forget() -> None:
@@ -164,8 +229,12 @@ class ControlReads:
                 if transport.is_closing():
                     self._forget(watched)
                     continue
+                native = self._native.get(watched)
                 try:
-                    getattr(transport, TRANSPORT_READ_READY)()
+                    if native is not None:
+                        native[0].read(watched, native[1])
+                    else:
+                        getattr(transport, TRANSPORT_READ_READY)()
                 except Exception:
                     logger.exception("handling a control datagram failed")
 
@@ -197,6 +266,7 @@ class ControlReads:
         self._watching = False
 
     def _forget(self, watched: int) -> None:
+        self._native.pop(watched, None)
         if self._transports.pop(watched, None) is None:
             return
         assert self._epoll is not None

@@ -48,6 +48,14 @@ What we rely on, and why:
   protocol (`MediaFirst`: media skips aioice's attempt to parse it as STUN); asyncio's
   `Future._asyncio_future_blocking`, which a Task clears before waiting on a future
   (`run_to_completion` steps a coroutine the same way).
+- The native receive path (`publish_receive`): the receiver's `__codecs` and
+  `__rtx_ssrc` (which SSRC and payload type a packet is, as its own routing decides),
+  `__remote_streams` (given our statistics, so its RTCP task sends receiver reports of
+  what the C receiver counted) and `__rtcp_ssrc` (the sender SSRC of our REMB); the DTLS
+  transport's `_rtp_router` and `_rtp_header_extensions_map` (its `__ids`: the
+  negotiated audio-level id) and `_send_rtp`; libsrtp's `srtp_unprotect` through
+  pylibsrtp's binding; a selector loop's `_add_reader` (the nominated socket is read by
+  our drain instead of the transport's `_read_ready`).
 - Control reads (`ControlReads`), asyncio rather than aiortc internals: a selector
   loop's `_remove_reader` (the public `remove_reader` refuses a transport's descriptor)
   and a UDP transport's `_sock_fd`, `_loop` and `_read_ready` (reads one datagram into
@@ -130,6 +138,14 @@ DTLS_TX_SRTP = "_tx_srtp"
 DTLS_RX_SRTP = "_rx_srtp"
 DTLS_HANDLE_RTP = "_handle_rtp_data"
 DTLS_HANDLE_RTCP = "_handle_rtcp_data"
+DTLS_HEADER_EXTENSIONS = "_rtp_header_extensions_map"
+DTLS_RTP_ROUTER = "_rtp_router"
+DTLS_SEND_RTP = "_send_rtp"
+EXTENSION_IDS = "_HeaderExtensionsMap__ids"
+RX_CODECS = "_RTCRtpReceiver__codecs"
+RX_RTX_SSRC = "_RTCRtpReceiver__rtx_ssrc"
+RX_REMOTE_STREAMS = "_RTCRtpReceiver__remote_streams"
+RX_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
 ICE_DATA_RECEIVED = "data_received"
 ICE_QUEUE = "_queue"
 ICE_PROTOCOLS = "_protocols"
@@ -137,6 +153,7 @@ ICE_NOMINATED = "_nominated"
 ICE_TRANSPORT_SEND = "_send"
 ICE_TRANSPORT_RECV = "_recv"
 LOOP_REMOVE_READER = "_remove_reader"
+LOOP_ADD_READER = "_add_reader"
 TRANSPORT_READ_READY = "_read_ready"
 TRANSPORT_SOCK_FD = "_sock_fd"
 TRANSPORT_LOOP = "_loop"
@@ -207,8 +224,12 @@ def check_internals() -> None:
         RX_BITRATE_ESTIMATOR,
         RX_SEND_NACK,
         RX_SEND_RTCP,
+        RX_CODECS,
+        RX_RTX_SSRC,
+        RX_REMOTE_STREAMS,
     ):
         require(receiver, name)
+    require_field(RTCRtpReceiver, RX_RTCP_SSRC, "_set_rtcp_ssrc")
     require(aiortc_rtcrtpreceiver, RX_ESTIMATOR_CLASS)
     require_field(RTCRtpReceiver, RX_PACKET_DATA, "_handle_rtp_packet")
     for name in (TX_SEND_KEYFRAME, TX_RETRANSMIT, TX_RUN_RTCP, TX_SEND_RTCP, "replaceTrack"):
@@ -221,8 +242,20 @@ def check_internals() -> None:
     gatherer = RTCIceGatherer(iceServers=[])
     ice = RTCIceTransport(gatherer)
     dtls = RTCDtlsTransport(ice, [RTCCertificate.generateCertificate()])
-    for name in (DTLS_STATE, DTLS_TX_SRTP, DTLS_RX_SRTP, DTLS_HANDLE_RTP, DTLS_HANDLE_RTCP):
+    for name in (
+        DTLS_STATE,
+        DTLS_TX_SRTP,
+        DTLS_RX_SRTP,
+        DTLS_HANDLE_RTP,
+        DTLS_HANDLE_RTCP,
+        DTLS_HEADER_EXTENSIONS,
+        DTLS_RTP_ROUTER,
+        DTLS_SEND_RTP,
+    ):
         require(dtls, name)
+    require(getattr(dtls, DTLS_HEADER_EXTENSIONS), EXTENSION_IDS)
+    require(getattr(getattr(dtls, DTLS_HEADER_EXTENSIONS), EXTENSION_IDS), "audio_level")
+    require(getattr(dtls, DTLS_RTP_ROUTER), "route_rtp")
     require(gatherer, GATHERER_CONNECTION)
     connection = getattr(gatherer, GATHERER_CONNECTION)
     for name in (
@@ -238,6 +271,8 @@ def check_internals() -> None:
     for name in AIOICE_MODULE_NAMES:
         require(aioice_ice, name)
     require(srtp_binding.lib, "srtp_protect")
+    require(srtp_binding.lib, "srtp_unprotect")
+    require(srtp_binding.lib, "srtp_unprotect_rtcp")
     require(pylibsrtp, "SRTP_MAX_TRAILER_LEN")
     require(pylibsrtp, "ERRORS")
     session = pylibsrtp.Session()
@@ -249,6 +284,7 @@ def check_internals() -> None:
         require(aioice_turn.TurnTransport, name)
     require(asyncio.Future, FUTURE_BLOCKING)
     require(selector_events.BaseSelectorEventLoop, LOOP_REMOVE_READER)
+    require(selector_events.BaseSelectorEventLoop, LOOP_ADD_READER)
     # The classes of a selector loop's UDP transports (`loop.create_datagram_endpoint`).
     for module, name in (
         (selector_events, ASYNCIO_DATAGRAM_TRANSPORT),

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 import pylibsrtp
 from aiortc import RTCPeerConnection
@@ -96,15 +96,23 @@ class MediaFirst:
             self._other(data, addr)
 
 
+class NativeMedia(Protocol):
+    """Takes a connection's keyed SRTP datagrams instead of aiortc (the native receive
+    path, `sfu.aiortc_adapter.publish_receive`)."""
+
+    def media(self, datagram: bytes) -> None: ...
+
+
 class SrtpShortcut:
     """An aioice `Connection.data_received` that handles keyed SRTP/SRTCP itself.
 
     `dtls` needs only ``_rx_srtp`` (None until keyed), ``_handle_rtp_data`` and
     ``_handle_rtcp_data``; `queue` is the connection's own ``data_received`` (which
-    queues for the DTLS task) and `pending` that queue.
+    queues for the DTLS task) and `pending` that queue. With `native` set, keyed SRTP
+    goes there instead of to aiortc.
     """
 
-    __slots__ = ("_dtls", "_pending", "_queue", "_reads")
+    __slots__ = ("_dtls", "_pending", "_queue", "_reads", "native")
 
     def __init__(
         self,
@@ -117,6 +125,7 @@ class SrtpShortcut:
         self._queue = queue
         self._pending = pending
         self._reads = reads
+        self.native: NativeMedia | None = None
 
     def __call__(self, data: bytes, component: int) -> None:
         dtls = self._dtls
@@ -126,23 +135,46 @@ class SrtpShortcut:
         if srtp is None or not data or not 127 < data[0] < 192 or not self._pending.empty():
             self._queue(data, component)
             return
-        rtcp = is_rtcp(data)
-        if not rtcp:
-            self._reads.on_media()
+        if is_rtcp(data):
+            self.rtcp(data)
+            return
+        native = self.native
+        if native is not None:
+            native.media(data)
+            return
+        self._reads.on_media()
         try:
-            if rtcp:
-                plain = srtp.unprotect_rtcp(data)
-                handler = _rtcp_handlers.get(dtls)
-                if handler is not None and handler(plain):
-                    return
-                step = dtls._handle_rtcp_data(plain)
-            else:
-                arrival_time_ms = aiortc_clock.current_ms()
-                step = dtls._handle_rtp_data(srtp.unprotect(data), arrival_time_ms=arrival_time_ms)
+            plain = srtp.unprotect(data)
         except pylibsrtp.Error as exc:
             logger.debug("SRTP unprotect failed: %s", exc)
             return
-        run_to_completion(step)
+        run_to_completion(dtls._handle_rtp_data(plain, arrival_time_ms=aiortc_clock.current_ms()))
+
+    def on_media(self) -> None:
+        """A media packet arrived (what the control reads are polled on)."""
+        self._reads.on_media()
+
+    def rtcp(self, data: bytes) -> None:
+        """One SRTCP compound: unprotected, offered to the `intercept_rtcp` handler,
+        else handed to aiortc."""
+        dtls = self._dtls
+        srtp = getattr(dtls, DTLS_RX_SRTP)
+        if srtp is None:
+            return
+        try:
+            plain = srtp.unprotect_rtcp(data)
+        except pylibsrtp.Error as exc:
+            logger.debug("SRTCP unprotect failed: %s", exc)
+            return
+        self.rtcp_plain(plain)
+
+    def rtcp_plain(self, plain: bytes) -> None:
+        """One unprotected RTCP compound (the C control reader unprotects itself)."""
+        dtls = self._dtls
+        handler = _rtcp_handlers.get(dtls)
+        if handler is not None and handler(plain):
+            return
+        run_to_completion(dtls._handle_rtcp_data(plain))
 
 
 def run_to_completion(coroutine: Coroutine[Any, Any, None]) -> None:

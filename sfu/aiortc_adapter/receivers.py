@@ -146,6 +146,15 @@ async def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
     await getattr(receiver, RX_SEND_PLI)(media_ssrc)
 
 
+async def send_remb(receiver: RTCRtpReceiver, bitrate: int, media_ssrcs: list[int]) -> None:
+    """Send one standalone RTCP REMB of `bitrate` for `media_ssrcs` from this receiver (as
+    aiortc's estimator does, up to once a packet when it sees overuse)."""
+    packet = RtcpPsfbPacket(
+        fmt=RTCP_PSFB_APP, ssrc=0, media_ssrc=0, fci=pack_remb_fci(bitrate, media_ssrcs)
+    )
+    await getattr(receiver, RX_SEND_RTCP)(packet)
+
+
 class NackCounter:
     """Counts the sequence numbers a receiver NACKs to its remote sender.
 

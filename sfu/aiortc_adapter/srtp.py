@@ -1,5 +1,6 @@
-"""SRTP protection without pylibsrtp's per-call allocation, and the pointers the C send
-path (`sfu.native_send`) protects with. Both reach into pylibsrtp's session and binding."""
+"""SRTP protection without pylibsrtp's per-call allocation, the pointers the C send path
+(`sfu.native_send`) protects with and those the C receive path (`sfu.native_receive`)
+unprotects with. All reach into pylibsrtp's session and binding."""
 
 from __future__ import annotations
 
@@ -50,5 +51,27 @@ def srtp_pointers(session: pylibsrtp.Session) -> tuple[int, int]:
     ffi, lib = srtp_binding.ffi, srtp_binding.lib
     return (
         int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect"))),
+        int(ffi.cast("uintptr_t", session._srtp[0])),
+    )
+
+
+def srtp_unprotect_rtcp_pointers(session: pylibsrtp.Session) -> tuple[int, int]:
+    """The addresses of libsrtp's ``srtp_unprotect_rtcp`` and of `session`'s ``srtp_t``,
+    for `native_receive.ControlReader`; valid while `session` lives (pass it as ``keep``)."""
+    require(session, "_srtp")
+    ffi, lib = srtp_binding.ffi, srtp_binding.lib
+    return (
+        int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect_rtcp"))),
+        int(ffi.cast("uintptr_t", session._srtp[0])),
+    )
+
+
+def srtp_unprotect_pointers(session: pylibsrtp.Session) -> tuple[int, int]:
+    """The addresses of libsrtp's ``srtp_unprotect`` and of `session`'s ``srtp_t``, for
+    `native_receive.Receiver`; valid while `session` lives (pass it as ``keep``)."""
+    require(session, "_srtp")
+    ffi, lib = srtp_binding.ffi, srtp_binding.lib
+    return (
+        int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect"))),
         int(ffi.cast("uintptr_t", session._srtp[0])),
     )

@@ -6,11 +6,12 @@ module (`tests/sfu/test_adapter_boundary.py`)."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCRtpReceiver
 
 from sfu.aiortc_adapter.internals import (
     GATHERER_CONNECTION,
@@ -18,16 +19,22 @@ from sfu.aiortc_adapter.internals import (
     ICE_PROTOCOLS,
     ICE_TRANSPORT_RECV,
     ICE_TRANSPORT_SEND,
+    RX_BITRATE_ESTIMATOR,
     require,
 )
-from sfu.aiortc_adapter.receive_path import MediaFirst, SrtpShortcut
-from sfu.aiortc_adapter.receivers import intercept_receiver, send_pli
+from sfu.aiortc_adapter.receive_path import (
+    MediaFirst,
+    SrtpShortcut,
+    receive_media_synchronously,
+)
+from sfu.aiortc_adapter.receivers import intercept_receiver, send_pli, send_remb
 from sfu.aiortc_adapter.senders import (
     on_keyframe_request,
     runs_idle_rtcp,
     sender_ssrc,
     use_packer,
 )
+from sfu.aiortc_adapter.srtp import srtp_unprotect_pointers, srtp_unprotect_rtcp_pointers
 from sfu.aiortc_adapter.transports import (
     ice_connection,
     ice_connections,
@@ -36,18 +43,25 @@ from sfu.aiortc_adapter.transports import (
 )
 
 __all__ = [
+    "Drain",
     "SelectedPair",
     "filter_datagrams",
     "ice_servers_in_use",
+    "intercept_datagrams",
     "intercept_receiver",
     "is_rtp",
+    "no_bandwidth_estimate",
     "on_keyframe_request",
     "receive_paths",
+    "receive_synchronously",
     "relay_settings_in_use",
     "runs_idle_rtcp",
     "selected_pair",
     "send_pli",
+    "send_remb",
     "sender_ssrc",
+    "srtp_unprotect_pointers",
+    "srtp_unprotect_rtcp_pointers",
     "use_packer",
     "wrap_receive",
 ]
@@ -165,6 +179,103 @@ def _filtered_recv(recv: Callable[[], Any], drop: Callable[[bytes], bool]) -> Ca
                 return data
 
     return filtered
+
+
+Drain = Callable[[socket.socket, Callable[[bytes, Any], None]], None]
+"""``drain(sock, pass_on)``: read what `sock` holds now (without blocking) and hand each
+datagram it does not consume to ``pass_on(data, addr)`` (aioice), in order."""
+
+
+def intercept_datagrams(
+    pc: RTCPeerConnection, handler: Callable[[bytes], bool], drain: Drain | None = None
+) -> int:
+    """Offer every datagram whose first byte is 128-191 ((S)RTP or (S)RTCP) that `pc`'s
+    ICE sockets receive to `handler`, in the socket's callback; `handler` returning True
+    consumes it, else it goes on to aioice as usual.
+
+    For receivers that only count packets from the clear RTP header: aioice would first
+    try to parse each datagram as STUN, then queue it for the DTLS transport's task (an
+    event-loop hand-off per packet). Each time the loop reads a datagram, what else the
+    socket holds is read too (by `drain` if given, on a duplicate of the socket closed with
+    its transport; else up to 64 ``recvfrom``), so a busy socket costs one wake-up per
+    batch rather than per datagram. Call it once the transports exist (after the first
+    offer/answer is applied); returns the number of sockets newly intercepted.
+    """
+    wrapped = 0
+    for _dtls, connection in ice_connections(pc):
+        for protocol in getattr(connection, ICE_PROTOCOLS):
+            if not isinstance(protocol.datagram_received, _DatagramTap):
+                tap = _DatagramTap(protocol.datagram_received, handler, drain)
+                tap.drain_from(getattr(protocol, "transport", None))
+                protocol.datagram_received = tap
+                wrapped += 1
+    return wrapped
+
+
+class _DatagramTap:
+    """A `StunProtocol.datagram_received` that offers media datagrams to a handler first,
+    then drains the socket."""
+
+    __slots__ = ("_drain", "_handler", "_other", "_sock")
+
+    BATCH = 64
+
+    def __init__(
+        self,
+        other: Callable[[bytes, Any], None],
+        handler: Callable[[bytes], bool],
+        drain: Drain | None,
+    ) -> None:
+        self._other = other
+        self._handler = handler
+        self._drain = drain or self._recvfrom_drain
+        self._sock: socket.socket | None = None
+
+    def drain_from(self, transport: Any) -> None:
+        raw = transport.get_extra_info("socket") if transport is not None else None
+        if raw is None or transport.is_closing():
+            return  # a relayed candidate: datagrams come from the TURN client
+        sock = self._sock = raw.dup()
+        sock.setblocking(False)
+        close = transport.close
+
+        def close_both() -> None:
+            self._sock = None
+            sock.close()
+            close()
+
+        transport.close = close_both
+
+    def __call__(self, data: bytes, addr: Any) -> None:
+        if not (data and 127 < data[0] < 192 and self._handler(data)):
+            self._other(data, addr)
+        if self._sock is not None:
+            self._drain(self._sock, self._other)
+
+    def _recvfrom_drain(self, sock: socket.socket, pass_on: Callable[[bytes, Any], None]) -> None:
+        handler = self._handler
+        for _ in range(self.BATCH):
+            try:
+                data, addr = sock.recvfrom(4096)
+            except OSError:  # empty (BlockingIOError), or closed meanwhile
+                return
+            if not (data and 127 < data[0] < 192 and handler(data)):
+                pass_on(data, addr)
+
+
+def receive_synchronously(pc: RTCPeerConnection) -> int:
+    """The server's receive path for `pc` (`receive_media_synchronously`): keyed SRTP and
+    SRTCP handled in the socket's callback, not through aioice's queue and the DTLS
+    transport's task. Install it before `intercept_datagrams`, which then sees datagrams
+    first. Returns the ICE connections changed."""
+    return receive_media_synchronously(pc)
+
+
+def no_bandwidth_estimate(receiver: RTCRtpReceiver) -> None:
+    """Drop `receiver`'s bandwidth estimator (aiortc feeds it every packet, for REMBs):
+    for a synthetic subscriber whose REMBs are never sent."""
+    require(receiver, RX_BITRATE_ESTIMATOR)
+    setattr(receiver, RX_BITRATE_ESTIMATOR, None)
 
 
 def wrap_receive(

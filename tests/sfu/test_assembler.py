@@ -94,6 +94,16 @@ def test_frames_are_released_in_order_after_reordering_and_a_retransmission() ->
     assert assembler.late_packets == 1
 
 
+def test_a_stream_whose_first_packet_was_lost_starts_at_the_next_frame_and_says_so() -> None:
+    assembler, out = make()
+    keyframe = vp8_frame(50, 0, [VP8_KEY[:15], VP8_KEY[15:]])
+    assembler.push(*keyframe[1])  # the keyframe's first packet never arrives
+    delta = vp8_frame(52, 3000, [VP8_DELTA])
+    assembler.push(*delta[0])
+    assert [f[2] for f in out.frames] == [False]
+    assert assembler.unaligned_packets == 1 and assembler.skipped == 0
+
+
 def test_a_frame_missing_a_packet_for_too_long_is_skipped_and_reported() -> None:
     clock = Clock()
     assembler, out = make(clock)

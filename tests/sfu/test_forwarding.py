@@ -33,8 +33,13 @@ async def test_teacher_and_two_students_each_decode_the_others_streams_labelled_
             assert not any(isinstance(o, DirectOutput) for o in outputs)
         else:
             # The native path whenever the extension is built (CI builds it).
-            native = send == "native" and native_send.AVAILABLE
+            native = send in ("native", "per-consumer") and native_send.AVAILABLE
             assert all(isinstance(o, DirectOutput) and o.rtp.native == native for o in outputs)
+            # Steady consumers go through their producer's C fan-out, and only there.
+            fanout = send == "native" and native_send.AVAILABLE
+            for consumer in consumers:
+                assert (consumer in consumer.producer._native) == fanout
+                assert (consumer in consumer.producer._fanout) != fanout
     finally:
         await room.close()
 
@@ -65,7 +70,15 @@ async def _three_participants(room: Room) -> None:
             assert video.sizes == {(640, 360)}
             assert video.decode_errors == 0 and audio.decode_errors == 0
             assert video.order_violations(CLIP_FRAMES) == 0, video.indices
-            assert video.frames_before_keyframe == 0
+            # The server forwards from a keyframe; only a keyframe the loaded loopback
+            # lost on its way (seen by the receiver) may leave frames before one.
+            assert video.frames_before_keyframe == 0 or video.frames_lost_in_transit > 0, (
+                receiver,
+                publisher,
+                video.frames_before_keyframe,
+                video.packets,
+                video.keyframes,
+            )
             assert audio.samples_decoded > 0
     assert not room.answer_errors
     assert len(room.router.producers) == 6

@@ -21,6 +21,7 @@ import pytest
 
 from sfu import native_send
 from sfu.aiortc_adapter import lean_protect, srtp_pointers
+from tests.native_extensions import require_extension
 
 MID_EXTENSION = b"\xbe\xde\x00\x01\x10" + b"0" + b"\x00\x00"  # RFC 8285, id 1, MID "0"
 PT = 96
@@ -31,14 +32,7 @@ PROTECT_LIMIT = 2048 - 12 - 144  # longest payload without an extension
 
 @pytest.fixture(autouse=True)
 def _extension_built() -> None:
-    if not native_send.AVAILABLE:
-        reason = (
-            "sfu._fanout is not built: run `.venv/bin/python -m pip install -e .` "
-            "with gcc and the Python headers (python3-dev) installed"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+    require_extension(native_send.AVAILABLE, "sfu._fanout")
 
 
 def outbound(key: bytes) -> pylibsrtp.Session:
