@@ -116,6 +116,7 @@ def create_app(settings: Settings) -> web.Application:
         services = await _build_services(settings, metrics)
         app[SERVICES] = services
         metrics.watch(lambda: [room.router for room in services.rooms.rooms], services.hub.__len__)
+        metrics.report_media_paths(services.rooms.media_paths)
         add_attendance_events(events, services)
         add_room_events(events, services, services.rooms)
         add_recording_events(events, services)

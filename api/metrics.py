@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 
 from .errors import ApiError
@@ -58,11 +58,23 @@ class ServerMetrics:
             registry=self.registry,
         )
         self.media = MediaCollector(self.registry)
+        self.media_path = Gauge(
+            "classroom_media_path",
+            "1 for the path media takes, per direction: native (the C extensions) or python",
+            ["direction", "path"],
+            registry=self.registry,
+        )
         ProcessCollector(registry=self.registry)
 
     def watch(self, rooms: RoomSource, websockets: Callable[[], int]) -> None:
         """Where scrape-time gauges read from (set once the services exist)."""
         self.media.bind(rooms, websockets)
+
+    def report_media_paths(self, paths: dict[str, str]) -> None:
+        """Which receive and send paths the media plane took at start (`MediaConfig.
+        media_paths`)."""
+        for direction, path in paths.items():
+            self.media_path.labels(direction, path).set(1)
 
     def count_error(self, channel: str, error: BaseException) -> None:
         """One error answered on ``channel``: `ApiError` subclasses by name, else internal."""

@@ -118,16 +118,22 @@ class SelectiveForwarding:
 
     def reallocate(self, *, changed_only: bool = False) -> None:
         """Apply again where a downlink limit exists or changed (rates and estimates
-        move; `changed_only`: just where it changed); without a limit, only events
-        change anything."""
+        move; `changed_only`: just where it changed), or where frame-rate caps apply
+        (which temporal layers fit follows the publisher's measured frame rate and
+        layers, which a cap sent before they were measured could not use); otherwise
+        only events change anything."""
         for participant in self._others(None):
             budget = participant.downlink_limit
             before = self._budgets.get(participant.id)
             if changed_only:
                 if budget != before:
                     self.allocate(participant)
-            elif budget is not None or before is not None:
+            elif budget is not None or before is not None or self._capped(participant):
                 self.allocate(participant)
+
+    def _capped(self, subscriber: Participant) -> bool:
+        """`subscriber` caps some publisher's frame rate."""
+        return any(self._frame_rates.get(subscriber.id, {}).values())
 
     # -- allocation -------------------------------------------------------------
     def allocate(self, subscriber: Participant, *, only: ParticipantId | None = None) -> None:

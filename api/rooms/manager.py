@@ -58,6 +58,11 @@ class RoomManager:
         """Called when a room's members, media or mute state change (roster updates)."""
 
     @property
+    def media_paths(self) -> dict[str, str]:
+        """The media plane's receive and send paths (``native`` or ``python``)."""
+        return self._media.media_paths
+
+    @property
     def rooms(self) -> list[ClassRoom]:
         return list(self._rooms.values())
 

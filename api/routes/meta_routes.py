@@ -24,7 +24,14 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     app = services(request)
-    return ok({"status": "ok", "store": app.settings.store_kind, "sockets": len(app.hub)})
+    return ok(
+        {
+            "status": "ok",
+            "store": app.settings.store_kind,
+            "sockets": len(app.hub),
+            "media": app.rooms.media_paths,
+        }
+    )
 
 
 async def index(request: web.Request) -> web.StreamResponse:

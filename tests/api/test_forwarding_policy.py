@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiortc import RTCSessionDescription
 
 from api.rooms.forwarding_policy import SelectiveForwarding
 from scripts.synthpeer.client import MediaClient
-from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
+from scripts.synthpeer.media import EncodedVideoTrack, ToneAudioTrack, vp8_clip
+from scripts.synthpeer.temporal import TemporalLayersPacker
 from sfu import (
     Consumer,
     MediaConfig,
@@ -24,7 +26,11 @@ from sfu import (
     Router,
     RouterId,
     RouterListener,
+    TrackSpec,
+    create_peer_connection,
 )
+from sfu import set_local_description as server_style_description
+from sfu.aiortc_adapter import testing as adapter_testing
 
 LOOPBACK = MediaConfig(host_addresses=("127.0.0.1",), stats_interval=None)
 
@@ -159,3 +165,35 @@ async def test_requests_about_users_not_yet_here_apply_when_they_publish(
     assert room.layers["student"] == told
     room.policy.participant_left(student)
     assert room.policy.users_named_after(student, {}) == 0
+
+
+async def test_a_frame_rate_cap_sent_before_the_layers_are_measured_applies_once_they_are(
+    room: PolicyRoom,
+) -> None:
+    # The cap comes right after the share starts: its temporal layers are not measured
+    # yet, so nothing can be thinned. The room's regular reallocation applies it later.
+    teacher = room.join("teacher", role="teacher")
+    student = room.join("student")
+    pc = create_peer_connection(LOOPBACK)
+    track = EncodedVideoTrack(vp8_clip(40, 320, 180, keyframes_only=True))
+    transceiver = pc.addTransceiver(track, direction="sendonly")
+    adapter_testing.use_packer(transceiver.sender, TemporalLayersPacker())
+    try:
+        offer = await pc.createOffer()
+        sdp = await server_style_description(pc, offer, LOOPBACK)
+        answer = await teacher.publish(sdp, {str(transceiver.mid): TrackSpec("screen")})
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        room.policy.subscribe(student, {}, {"teacher": {"screen": 1.0}})
+        assert "frameRate" not in room.layers["student"]["teacher"]
+        screen = room.consumer(student, "teacher", "screen")
+        producer = screen.producer
+        for _ in range(100):
+            if producer.temporal_layers == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert producer.temporal_layers == 3
+        room.policy.reallocate()  # what the room does every second
+        assert room.layers["student"]["teacher"]["frameRate"] == {"screen": 0.25}
+        assert screen.max_temporal_layer == 0
+    finally:
+        await pc.close()
