@@ -6,8 +6,12 @@ its direct send path; ``sfu-aiortc``: the same Router on aiortc's stock sender p
 ``sfu-record``: ``sfu`` while recording every producer to disk; ``sfu-queued``: ``sfu``
 with received packets going through aioice's queue and the DTLS task, as stock aiortc
 does, instead of `MediaConfig.sync_receive`; ``sfu-python``: ``sfu`` without the C
-extension, `MediaConfig.native_send`; ``sfu-eager-reads``: ``sfu`` with every subscriber
-datagram waking the event loop, `MediaConfig.coalesce_control_reads` off), a fresh
+extensions, `MediaConfig.native_send` and `native_receive` off (the Python fallback);
+``sfu-python-receive``: ``sfu`` receiving through aiortc's receiver and the Python
+assembler, `MediaConfig.native_receive` off; ``sfu-eager-reads``: ``sfu`` with every subscriber
+datagram waking the event loop, `MediaConfig.coalesce_control_reads` off;
+``sfu-per-consumer``: ``sfu`` with one C send call per consumer instead of the C fan-out,
+`MediaConfig.native_fanout` off), a fresh
 `scripts/bench_server.py` process hosts the room, pinned to core 0; this process
 (the load generator, pinned to core 1) publishes a pre-encoded VP8 640x360 30 fps clip
 and runs N subscribers that count frames without decoding (each decodes its first frames

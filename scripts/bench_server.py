@@ -9,12 +9,19 @@ JSON-lines protocol over one TCP connection on 127.0.0.1 (no aiohttp needed):
   ``{"op": "offer", "id", "sdp", "streams"}``, ``{"op": "error", "id", "message"}``
 
 Modes: ``sfu`` forwards with `sfu.Router` (direct send path), ``sfu-aiortc`` with the
-Router on aiortc's stock sender path, ``sfu-python`` is ``sfu`` without the C extension
-(`MediaConfig.native_send`), ``sfu-eager-reads`` is ``sfu`` with every subscriber datagram
-waking the loop (`MediaConfig.coalesce_control_reads` off), ``sfu-record`` is ``sfu``
-while an `sfu.Recorder` writes every producer to a temporary directory, ``relay`` is the
-aiortc MediaRelay baseline (the publisher's track decoded once, re-encoded for every
-subscriber).
+Router on aiortc's stock sender path, ``sfu-python`` is ``sfu`` without the C extensions
+(`MediaConfig.native_send` and `native_receive` off: the Python fallback),
+``sfu-before`` is ``sfu`` with `native_receive` and `native_fanout` off (the paths of the
+code before issue 16: aiortc's receiver and one C send call per consumer),
+``sfu-python-receive`` is ``sfu`` receiving through aiortc's receiver and the Python
+assembler (`MediaConfig.native_receive` off), ``sfu-eager-reads`` is ``sfu`` with every
+subscriber datagram waking the loop (`MediaConfig.coalesce_control_reads` off),
+``sfu-per-consumer`` is ``sfu`` with one C send call per consumer instead of the C
+fan-out (`MediaConfig.native_fanout` off), ``sfu-no-handoff`` is ``sfu`` with every
+received frame going through Python to the C fan-out (`MediaConfig.native_handoff` off),
+``sfu-record`` is ``sfu`` while an `sfu.Recorder` writes every producer to a temporary
+directory, ``relay`` is the aiortc MediaRelay baseline (the publisher's track decoded
+once, re-encoded for every subscriber).
 """
 
 from __future__ import annotations
@@ -200,7 +207,10 @@ async def serve(mode: str) -> None:
                 record=mode == "sfu-record",
                 sync_receive=mode != "sfu-queued",
                 native_send=mode != "sfu-python",
+                native_fanout=mode not in ("sfu-per-consumer", "sfu-before"),
+                native_receive=mode not in ("sfu-python", "sfu-python-receive", "sfu-before"),
                 coalesce_control_reads=mode != "sfu-eager-reads",
+                native_handoff=mode != "sfu-no-handoff",
             )
         tasks: set[asyncio.Task[None]] = set()
 
@@ -249,7 +259,11 @@ def main() -> None:
             "sfu-aiortc",
             "sfu-queued",
             "sfu-python",
+            "sfu-python-receive",
             "sfu-eager-reads",
+            "sfu-per-consumer",
+            "sfu-before",
+            "sfu-no-handoff",
             "sfu-record",
             "relay",
         ),

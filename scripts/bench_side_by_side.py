@@ -7,7 +7,10 @@ and subscribers) to the second. Systems:
 - ``ours``: the real server (``python -m api``) through the class WebSocket protocol,
   accounts and session included: what gets deployed.
 - ``ours-router``: our bare `sfu.Router` behind `scripts/bench_server.py` (no control
-  plane): the media plane alone, to show what the control plane adds.
+  plane): the media plane alone, to show what the control plane adds;
+  ``ours-router-python-receive`` the same receiving through aiortc's receiver and the
+  Python assembler (as before the native receive path), ``ours-router-python`` without
+  either C extension (the fallback).
 - ``mediarelay``: aiortc's MediaRelay behind `scripts/bench_server.py` (decode once,
   encode per subscriber), what Python users do today.
 - ``janus``: Janus 1.1.2 VideoRoom (Debian ``janus``) through its HTTP API, with
@@ -43,11 +46,39 @@ from typing import Any
 from scripts.bench import netns
 from scripts.bench.floor import run_floor
 from scripts.bench.measure import BenchSettings, RunResult, run_classroom, run_fanout
-from scripts.bench.report import comparison, comparison_table, median_runs, runs_table
+from scripts.bench.report import (
+    comparison,
+    comparison_refusal,
+    comparison_table,
+    median_runs,
+    runs_table,
+)
 from scripts.bench.systems import BenchServer, JanusVideoRoom, OurServer, System
 from scripts.synthpeer.media import EncodedClip, vp8_clip
 
-ALL_SYSTEMS = ("ours", "ours-router", "mediarelay", "janus", "janus-default")
+ALL_SYSTEMS = (
+    "ours",
+    "ours-router",
+    "ours-router-python-receive",
+    "ours-router-before",
+    "ours-router-no-handoff",
+    "ours-router-python",
+    "mediarelay",
+    "janus",
+    "janus-default",
+)
+ROUTER_MODES = {
+    "ours-router": "sfu",
+    "ours-router-python-receive": "sfu-python-receive",
+    "ours-router-before": "sfu-before",
+    "ours-router-no-handoff": "sfu-no-handoff",
+    "ours-router-python": "sfu-python",
+}
+"""`scripts/bench_server.py` modes of the bare-Router systems: as configured by default,
+receiving through aiortc and the Python assembler (the code before the native receive
+path), with neither it nor the C fan-out (the code before issue 16), with every frame through
+Python between the two (the code before the direct hand-off), and without either C
+extension (the fallback)."""
 
 
 def _ints(raw: str) -> list[int]:
@@ -135,8 +166,8 @@ class Lab:
                     data_dir=self.workdir / "ours",
                 )
             return self._ours
-        if name == "ours-router":
-            return BenchServer(mode="sfu", cpu=self.server_cpu, name=name)
+        if name in ROUTER_MODES:
+            return BenchServer(mode=ROUTER_MODES[name], cpu=self.server_cpu, name=name)
         if name == "mediarelay":
             return BenchServer(mode="relay", cpu=self.server_cpu, name=name)
         if name in ("janus", "janus-default"):
@@ -224,13 +255,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         floor = sorted(floors, key=lambda f: f["protect_and_send"]["us_per_packet"])[
             len(floors) // 2
         ]
-        rows = comparison(results, floor, max(args.n))
+        refused = comparison_refusal(results, args.n)
+        rows = [] if refused else comparison(results, floor, max(args.n))
         print("all runs:")
         print(runs_table(runs))
         print("\nmedians:")
         print(runs_table(results))
-        print("\ncomparison (us/pkt = server CPU per packet received by subscribers):")
-        print(comparison_table(rows))
+        if refused:
+            print(f"\nno comparison: {refused}")
+        else:
+            print("\ncomparison (us/pkt = server CPU per packet received by subscribers):")
+            print(comparison_table(rows))
         return {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": lab.machine(),
@@ -239,11 +274,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 + " ".join(a for a in sys.argv[1:] if a != netns.INSIDE_FLAG),
                 "clip": _describe(settings.clip),
                 "classroom_clip": _describe(settings.classroom_clip),
+                "sizes": args.n,
                 "seconds": args.seconds,
                 "warmup": args.warmup,
                 "repeat": args.repeat,
             },
             "comparison": rows,
+            "comparison_refused": refused,
             "medians": [asdict(r) for r in results],
             "runs": [asdict(r) for r in runs],
             "floor_runs": floors,
@@ -274,7 +311,11 @@ def report_only(path: Path, reference_n: int | None) -> None:
     print(f"{saved['date']}  {saved['settings']['command']}")
     print(runs_table(results))
     print()
-    print(comparison_table(comparison(results, floor, reference_n)))
+    refused = comparison_refusal(results, saved["settings"].get("sizes") or [reference_n])
+    if refused:
+        print(f"no comparison: {refused}")
+    else:
+        print(comparison_table(comparison(results, floor, reference_n)))
 
 
 def main() -> None:

@@ -22,12 +22,12 @@ from typing import Any
 
 from scripts.bench.medians import median_run
 from scripts.bench.report import _fmt
+from scripts.load.loadgen_guard import refusal
 from scripts.load.options import LoadOptions
 from scripts.load.progress import Progress
 from scripts.load.runner import LoadRun
 
 MODES = ("selective", "all")
-MAX_LOADGEN_CORES = 0.85
 
 
 @dataclass(frozen=True)
@@ -161,17 +161,13 @@ def comparison(results: list[ClassResult]) -> dict[str, Any]:
     """Selective against all, from each mode's median run; ``refused`` says why there is
     none (the load generator above 0.85 cores, a run aborted, connections failed, a mode
     missing)."""
-    busy = [r for r in results if r.loadgen_cores is None or r.loadgen_cores > MAX_LOADGEN_CORES]
+    busy = refusal((f"{r.mode} #{r.repetition + 1}", r.loadgen_cores) for r in results)
     aborted = [r for r in results if r.aborted]
     failed = [r for r in results if r.failed_connections]
     median = medians(results)
     refused = None
     if busy:
-        refused = (
-            f"the load generator was above {MAX_LOADGEN_CORES} cores in "
-            + ", ".join(f"{r.mode} #{r.repetition + 1} ({r.loadgen_cores})" for r in busy)
-            + ": the numbers would measure it, not the server"
-        )
+        refused = busy
     elif aborted:
         refused = "a run was aborted: " + "; ".join(f"{r.mode}: {r.aborted}" for r in aborted)
     elif failed:

@@ -19,6 +19,7 @@ import psutil
 
 from scripts.bench.systems import System
 from scripts.load.counting import CountingClient, StreamCounter
+from scripts.load.loadgen_guard import MAX_LOADGEN_CORES, generator_busy
 from scripts.load.monitor import percentile
 from scripts.synthpeer.client import MediaClient
 from scripts.synthpeer.media import EncodedClip, LatencyProbe, SendLog
@@ -121,6 +122,7 @@ class _Load:
             video=self.clip if send_log is not None else None,
             send_log=send_log,
             sink_factory=lambda kind, codec: StreamSink(kind, codec, decode="sample"),
+            paced=True,
         )
         self.clients.append(client)
         return client
@@ -203,8 +205,10 @@ async def _measure(
     result.loadgen_cores = round((mine1 - mine0) / window, 3)
     result.decoded_frames = sum(s.decoded for s in sinks)
     result.decode_errors = sum(s.decode_errors for s in sinks)
-    if result.loadgen_cores > 0.9:
-        result.notes.append("load generator near one core: numbers may be generator-bound")
+    if generator_busy(result.loadgen_cores):
+        result.notes.append(
+            f"load generator above {MAX_LOADGEN_CORES} cores: it, not the server, was measured"
+        )
     if result.settle_s >= settings.settle_max:
         result.notes.append(f"latency did not settle below {settings.settle_latency_ms:g} ms")
     return result

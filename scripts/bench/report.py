@@ -8,6 +8,7 @@ from typing import Any
 
 from scripts.bench.measure import RunResult
 from scripts.bench.medians import median_run
+from scripts.load.loadgen_guard import generator_busy, refusal
 
 OURS = "ours"
 
@@ -76,14 +77,18 @@ def capacity(results: list[RunResult], system: str) -> dict[str, Any]:
     fanout = sorted(
         (r for r in results if r.system == system and r.scenario == "fanout"), key=lambda r: r.n
     )
-    passing = [r for r in fanout if r.holds_target and r.server_cores < 0.97]
-    failing = [r for r in fanout if not r.holds_target]
+    # A run whose generator was busy says nothing about the server either way.
+    measured = [r for r in fanout if not generator_busy(r.loadgen_cores)]
+    passing = [r for r in measured if r.holds_target and r.server_cores < 0.97]
+    failing = [r for r in measured if not r.holds_target]
     best = passing[-1] if passing else None
     estimate = None
     if best is not None and best.server_cores > 0:
         estimate = int(best.n / best.server_cores)
     limited_by = None
-    if best is not None and not any(r.n > best.n for r in failing):
+    if any(generator_busy(r.loadgen_cores) for r in fanout):
+        limited_by = "load generator"
+    elif best is not None and not any(r.n > best.n for r in failing):
         limited_by = "load generator / sizes tried"
     return {
         "measured": best.n if best else 0,
@@ -91,6 +96,17 @@ def capacity(results: list[RunResult], system: str) -> dict[str, Any]:
         "cpu_estimate": estimate,
         "limited_by": limited_by,
     }
+
+
+def comparison_refusal(results: list[RunResult], sizes: Iterable[int]) -> str | None:
+    """Why the systems cannot be compared (`refusal`): a load generator above its limit in
+    a run the comparison uses, a fan-out at one of the interleaved `sizes` or a class."""
+    wanted = set(sizes)
+    return refusal(
+        (f"{r.system} {r.scenario} N={r.n}", r.loadgen_cores)
+        for r in results
+        if r.scenario == "classroom" or r.n in wanted
+    )
 
 
 def comparison(

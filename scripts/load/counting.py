@@ -11,11 +11,14 @@ counted. The server does the same work either way: it cannot tell.
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from scripts.load import batch_reads
+from scripts.load.batch_reads import BatchReader
 from scripts.synthpeer.client import (
     MediaClient,
     StreamLabel,
@@ -30,6 +33,9 @@ from sfu.aiortc_adapter import testing as adapter_testing
 from sfu.sdp import parse
 
 Clock = Callable[[], float]
+
+_RTP_FIELDS = struct.Struct("!xBH4xI")
+"""Marker bit and payload type, sequence number, SSRC: the RTP header's, in clear."""
 
 
 @dataclass
@@ -134,17 +140,20 @@ class CountingClient(MediaClient):
         self._stream_owner: dict[str, StreamLabel] = {}
         self._full: set[str] = set()
         self._filtering = False
+        self.sends_remb = full_streams is None
 
     async def subscribe_offer(self, offer_sdp: str, streams: StreamsMap) -> str:
         self._stream_owner.update(stream_labels(streams))
         self._map(offer_sdp)
         answer = await super().subscribe_offer(offer_sdp, streams)
         if not self._filtering and self.subscribe_pc is not None:
-            adapter_testing.filter_datagrams(
-                self.subscribe_pc,
-                drop_incoming=self._on_datagram,
-                drop_outgoing=_is_remb if self._full_streams is not None else None,
-            )
+            # Counted in the socket's callback: a count-only packet never reaches aioice,
+            # and a fully received one goes straight to SRTP and its receiver.
+            adapter_testing.receive_synchronously(self.subscribe_pc)
+            drain = BatchReader(self._on_view) if batch_reads.AVAILABLE else None
+            adapter_testing.intercept_datagrams(self.subscribe_pc, self._on_datagram, drain)
+            if self._full_streams is not None:
+                adapter_testing.filter_datagrams(self.subscribe_pc, drop_outgoing=_is_remb)
             self._filtering = True
         return answer
 
@@ -196,15 +205,18 @@ class CountingClient(MediaClient):
         return False
 
     def _on_datagram(self, data: bytes) -> bool:
-        """Count a received datagram; `True` drops it (count-only streams)."""
-        if len(data) < 12 or not adapter_testing.is_rtp(data):
+        """Count a received (S)RTP datagram; `True` consumes it (count-only streams)."""
+        return self._on_view(data, 0, len(data))
+
+    def _on_view(self, buffer: bytes | memoryview, offset: int, length: int) -> bool:
+        """`_on_datagram` for the datagram at `offset` of `buffer` (a batch's)."""
+        if length < 12 or 192 <= buffer[offset + 1] <= 223:  # short, or RTCP
             return False
-        counter = self._by_ssrc.get(int.from_bytes(data[8:12], "big"))
+        marker_type, seq, ssrc = _RTP_FIELDS.unpack_from(buffer, offset)
+        counter = self._by_ssrc.get(ssrc)
         if counter is None:
             return False
-        counter.on_packet(
-            int.from_bytes(data[2:4], "big"), bool(data[1] & 0x80), self._clock(), len(data)
-        )
+        counter.on_packet(seq, marker_type > 127, self._clock(), length)
         return not counter.full
 
     def attach_probes(self, send_logs: Mapping[str, SendLog]) -> list[LatencyProbe]:

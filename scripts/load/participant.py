@@ -149,6 +149,7 @@ class LoadPeer:
                 kind, codec, decode="sample", sample_frames=options.decode_sample
             ),
             send_log=send_log,
+            paced=True,
         )
         self._registry.clients.append(client)
         return client

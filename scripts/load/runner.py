@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 import time
 from collections.abc import Awaitable
@@ -28,6 +29,9 @@ from scripts.load.progress import Progress
 from scripts.load.summary import Window, summarize
 from scripts.synthpeer.api_client import ClassroomApi
 from scripts.synthpeer.media import EncodedClip, opus_tone, screen_clip, vp8_clip
+
+GC_THRESHOLD = 20_000
+"""Allocations between collections of the youngest generation while a run lasts."""
 
 
 def _cpu_seconds(pid: int | None = None) -> float:
@@ -119,6 +123,10 @@ class LoadRun:
             )
             ticker = asyncio.create_task(monitor.run())
             aborted: str | None = None
+            thresholds = gc.get_threshold()
+            # Thousands of short-lived objects per second and few cycles: collecting the
+            # youngest generation every 700 allocations was ~7 % of the generator's CPU.
+            gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
             try:
                 async with asyncio.timeout(options.deadline):
                     await self._setup(api, monitor, clips)
@@ -133,6 +141,8 @@ class LoadRun:
                 monitor.phase = "teardown"
                 await self._teardown(api)
                 ticker.cancel()
+                gc.unfreeze()
+                gc.set_threshold(*thresholds)
                 await asyncio.gather(ticker, return_exceptions=True)
                 self.progress.finish()
             return summarize(
@@ -216,6 +226,8 @@ class LoadRun:
     async def _measure(self, monitor: Monitor) -> None:
         options = self.options
         self.registry.attach_probes()
+        gc.collect()
+        gc.freeze()  # the class's long-lived objects: not traversed again by full collections
         for counter in self.registry.counters:
             if not counter.closed:
                 counter.mark("start")

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from scripts.load.counting import StreamCounter
+from scripts.load.loadgen_guard import refusal
 from scripts.load.monitor import Monitor, ServerSample, percentile
 from scripts.load.options import LoadOptions
 from scripts.load.participant import JoinRecord, LoadRegistry
@@ -150,6 +151,7 @@ def summarize(
     ]
     sinks = registry.video_sinks()
     span = window.end - window.start
+    loadgen_cores = round(window.loadgen_cpu / span, 3) if span > 0 else None
     server: dict[str, Any] = {"metrics_error": monitor.scraper.error, "cpu_source": "metrics"}
     if window.server_start is not None and window.server_end is not None and span > 0:
         start, end = window.server_start, window.server_end
@@ -257,7 +259,8 @@ def summarize(
             "sizes": sorted({f"{w}x{h}" for s in sinks for (w, h) in s.sizes}),
         },
         "server": server,
-        "loadgen_cores_mean": round(window.loadgen_cpu / span, 3) if span > 0 else None,
+        "loadgen_cores_mean": loadgen_cores,
+        "loadgen_refusal": refusal([("the window", loadgen_cores)]),
         "peer_errors": registry.peer_errors,
         "per_stream": rows,
         "timeline": [asdict(p) for p in monitor.timeline],
@@ -347,6 +350,8 @@ def format_table(summary: dict[str, Any]) -> str:
         f"{_fmt(server.get('video_streams'))} video streams",
         f"load generator: {_fmt(summary['loadgen_cores_mean'])} cores mean",
     ]
+    if summary.get("loadgen_refusal"):
+        lines.append(f"NOT A SERVER MEASUREMENT: {summary['loadgen_refusal']}")
     down = summary["downstream"]["student_kbps"]
     lines.append(
         f"downstream per student ({down['count']}): p50 {_fmt(down['p50'], ' kbps')}, "

@@ -33,9 +33,11 @@ from sfu.ids import AppData, DisconnectReason, StreamLabel
 
 CLIP_FRAMES = 150
 LOOPBACK = MediaConfig(host_addresses=("127.0.0.1",), stats_interval=None)
-# The three ways a consumer sends, for tests that run on each.
+# The ways a consumer sends, for tests that run on each: the C fan-out, one C call per
+# consumer, Python, aiortc's sender.
 SEND_CONFIGS = {
     "native": replace(LOOPBACK, send_path="direct"),
+    "per-consumer": replace(LOOPBACK, send_path="direct", native_fanout=False),
     "python": replace(LOOPBACK, send_path="direct", native_send=False),
     "aiortc": replace(LOOPBACK, send_path="aiortc"),
 }

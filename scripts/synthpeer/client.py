@@ -27,6 +27,7 @@ from aiortc import (
 )
 
 from scripts.synthpeer.media import EncodedClip, EncodedVideoTrack, SendLog, ToneAudioTrack
+from scripts.synthpeer.pacing import PacedStream, Pacer, packetize_audio, packetize_video
 from scripts.synthpeer.sink import DecodeMode, StreamSink
 from sfu import MediaConfig, create_peer_connection, set_local_description
 from sfu.aiortc_adapter import testing as adapter_testing
@@ -190,10 +191,12 @@ class MediaClient:
         low_video: EncodedClip | None = None,
         screen: EncodedClip | None = None,
         dtx: bool = False,
+        paced: bool = False,
     ) -> None:
         """`relay_only` forces ``ice_transport_policy="relay"`` on both connections (all
         media through the TURN server of `config`). `dtx` asks for Opus DTX in the publish
-        offer, like the page."""
+        offer, like the page. `paced`: clips (and Opus packet loops) are sent by the
+        process's `Pacer` instead of aiortc's sender (`scripts.synthpeer.pacing`)."""
         self.config = replace(config, ice_transport_policy="relay") if relay_only else config
         # Both layers loop the same pts pattern (one seed), so the high layer's send log
         # dates the frames of either: the probe measures whichever the server forwards.
@@ -209,6 +212,8 @@ class MediaClient:
         self.screen_track = EncodedVideoTrack(screen) if screen is not None else None
         self.audio_track = audio
         self._dtx = dtx
+        self._paced = paced
+        self.paced_streams: list[PacedStream] = []
         self.published: list[PublishedTrack] = []
         self._video_codec = video_codec
         self._loss_every = loss_every
@@ -224,6 +229,8 @@ class MediaClient:
         self._mid_stream: dict[str, str | None] = {}
         self._labels: dict[str, StreamLabel] = {}
         self.subscribe_offers = 0
+        self.sends_remb = True
+        """False: REMBs of the subscribe connection are never sent (so none is estimated)."""
 
     # ----------------------------------------------------------------- publish
 
@@ -251,6 +258,8 @@ class MediaClient:
         transceiver = self.publish_pc.addTransceiver(track, direction="sendonly")
         if isinstance(track, EncodedVideoTrack):
             adapter_testing.on_keyframe_request(transceiver.sender, track.request_keyframe)
+        if self._paced:
+            self._pace(transceiver.sender, track)
         if track.kind == "video" and self._video_codec is not None:
             wanted = self._video_codec.lower()
             capabilities = RTCRtpSender.getCapabilities("video").codecs
@@ -258,6 +267,17 @@ class MediaClient:
                 [c for c in capabilities if c.name.lower() in (wanted, "rtx")]
             )
         self.published.append(PublishedTrack(transceiver, source, layer))
+
+    def _pace(self, sender: RTCRtpSender, track: MediaStreamTrack) -> None:
+        if isinstance(track, EncodedVideoTrack) and self._video_codec in (None, "vp8", "VP8"):
+            clip = packetize_video(track.clip)
+        elif isinstance(track, ToneAudioTrack) and track.mode == "packets":
+            clip = packetize_audio(track)
+        else:
+            return
+        stream = PacedStream(sender, track, clip)
+        self.paced_streams.append(stream)
+        Pacer.of(asyncio.get_running_loop()).add(stream)
 
     def publish_tracks(self) -> dict[str, dict[str, str]]:
         """The ``tracks`` map of the last publish offer: mid -> ``{source, layer?}``."""
@@ -348,6 +368,8 @@ class MediaClient:
         assert transceiver.mid is not None
         tap = _ReceiverTap(transceiver.receiver)
         adapter_testing.intercept_receiver(transceiver.receiver, tap.on_packet)
+        if not self.sends_remb:
+            adapter_testing.no_bandwidth_estimate(transceiver.receiver)
         self._taps[transceiver.mid] = tap
 
     def _update_section(
@@ -418,6 +440,10 @@ class MediaClient:
         return {s.participant_id for s in self.received.values() if not s.ended}
 
     async def close(self) -> None:
+        pacer = Pacer.of(asyncio.get_running_loop())
+        for stream in self.paced_streams:
+            pacer.remove(stream)
+            stream.close()
         for track in (self.video_track, self.low_video_track, self.screen_track, self.audio_track):
             if track is not None:
                 track.stop()

@@ -375,35 +375,51 @@ class EncodedVideoTrack(MediaStreamTrack):
         self.keyframes_sent = 0
         self.keyframe_requests = 0
 
+    paced = False
+    """Sent by a `scripts.synthpeer.pacing.Pacer` (which calls `next_due` and `take_frame`);
+    `recv()` then never returns, so aiortc's sender sends nothing."""
+
     def request_keyframe(self) -> None:
         """Send a keyframe next (restart the loop)."""
         self.keyframe_requests += 1
         self._want_keyframe = True
 
-    async def recv(self) -> av.Packet[Stream]:
-        if self.readyState != "live":
-            raise MediaStreamError
-        now = time.monotonic()
+    def next_due(self, now: float) -> float:
+        """When the next frame is due; the first call starts the clock at `now`."""
         if self._start is None:
             self._start = now
-        else:
+            return now
+        return self._start + (self._count + int(self.frames_sent > 0)) / self.clip.fps
+
+    def take_frame(self, now: float) -> tuple[int, int]:
+        """The next frame's clip index and pts, counted and logged as sent at `now`."""
+        if self.frames_sent:
             self._count += 1
             self._index = (self._index + 1) % len(self.clip.frames)
             self._pts += VIDEO_CLOCK_RATE // self.clip.fps + self._rnd.randint(-20, 20)
-            wait = self._start + self._count / self.clip.fps - now
-            if wait > 0:
-                await asyncio.sleep(wait)
         if self._want_keyframe:
             self._want_keyframe = False
             self._index = 0
         if self._index == 0:
             self.keyframes_sent += 1
-        packet = av.Packet(self.clip.frames[self._index])
-        packet.pts = self._pts
-        packet.time_base = VIDEO_TIME_BASE
         self.frames_sent += 1
         if self.send_log is not None:
-            self.send_log.record(self._pts, time.monotonic())
+            self.send_log.record(self._pts, now)
+        return self._index, self._pts
+
+    async def recv(self) -> av.Packet[Stream]:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self.paced:
+            await asyncio.get_running_loop().create_future()  # until the sender stops
+        now = time.monotonic()
+        wait = self.next_due(now) - now
+        if wait > 0:
+            await asyncio.sleep(wait)
+        index, pts = self.take_frame(time.monotonic())
+        packet = av.Packet(self.clip.frames[index])
+        packet.pts = pts
+        packet.time_base = VIDEO_TIME_BASE
         return packet
 
 
@@ -512,6 +528,7 @@ class ToneAudioTrack(MediaStreamTrack):
         self._cache: dict[tuple[float, int], bytes] = {}
         self._playing = asyncio.Event()
         self._playing.set()
+        self._held = False
         self.frames_sent = 0
 
     @property
@@ -524,9 +541,38 @@ class ToneAudioTrack(MediaStreamTrack):
     def resume(self) -> None:
         self._playing.set()
 
+    paced = False
+    """Sent by a `scripts.synthpeer.pacing.Pacer` (``mode="packets"`` only): see
+    `EncodedVideoTrack.paced`."""
+
+    def next_due(self, now: float) -> float | None:
+        """When the next packet is due (`None` while paused); the first call starts the
+        clock at `now`, and so does the first after a pause (no burst to make up for it)."""
+        if self.paused:
+            self._held = True
+            return None
+        frame = AUDIO_FRAME_SAMPLES / AUDIO_RATE
+        if self._start is None or self._held:
+            self._held = False
+            self._start = now - self._count * frame
+            if self.frames_sent == 0:
+                return now
+        return self._start + (self._count + int(self.frames_sent > 0)) * frame
+
+    def take_frame(self, now: float) -> tuple[int, int]:
+        """The next packet's index in `opus_tone`'s loop and its pts."""
+        if self.frames_sent:
+            self._count += 1
+        self.frames_sent += 1
+        return self._count % len(opus_tone(self.frequency, self.level_dbov)), (
+            self._count * AUDIO_FRAME_SAMPLES
+        )
+
     async def recv(self) -> av.AudioFrame | av.Packet[Stream]:
         if self.readyState != "live":
             raise MediaStreamError
+        if self.paced:
+            await asyncio.get_running_loop().create_future()  # until the sender stops
         if self.paused:
             await self._playing.wait()
             # Restart the real-time schedule: a pause must not be made up for in a burst.

@@ -96,6 +96,16 @@ class StreamSink:
                 self._check_picture_id(vp8.picture_id(payload))
         self._assembler.push(packet, data)
 
+    @property
+    def frames_lost_in_transit(self) -> int:
+        """Video frames the link lost for good (holes never filled by retransmission),
+        plus one if the stream's first packets never came: what a sender cannot be
+        blamed for. Always 0 for audio."""
+        assembler = self._assembler
+        if not isinstance(assembler, VideoFrameAssembler):
+            return 0
+        return assembler.skipped + (1 if assembler.unaligned_packets else 0)
+
     def _check_picture_id(self, picture_id: int | None) -> None:
         last = self._last_picture_id
         following = last is None or picture_id == (last + 1) & vp8.PICTURE_ID_MASK
@@ -145,7 +155,11 @@ class StreamSink:
             if self.first_keyframe_at is None:
                 self.first_keyframe_at = now
         elif self.first_keyframe_at is None:
+            # The stream's first keyframe never arrived whole: ask again, as a browser
+            # does when it has nothing it can decode.
             self.frames_before_keyframe += 1
+            if self.on_loss is not None:
+                self.on_loss()
             return
         if self.decode_mode == "all" or (
             self.decode_mode == "sample" and self.decoded < self.sample_frames

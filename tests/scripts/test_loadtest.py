@@ -56,6 +56,9 @@ async def test_one_class_of_two_students_for_five_seconds_reports_sane_numbers(
     assert summary["decode"]["sizes"] == ["640x360"]
     assert summary["server"]["cpu_cores_mean"] > 0 and summary["server"]["rss_mb_end"] > 10
     assert summary["server"]["video_streams"] == 6
+    # Three participants are far from the generator's limit: the numbers are the server's.
+    assert summary["loadgen_cores_mean"] < 0.85 and summary["loadgen_refusal"] is None
+    assert "NOT A SERVER MEASUREMENT" not in done.stdout
     assert (tmp_path / "load.png").read_bytes()[:4] == b"\x89PNG"
     # Without TURN servers in ROOM_JOINED, relay-only cannot work: each join fails, saying why.
     assert relay.returncode == 1, relay.stdout + relay.stderr
