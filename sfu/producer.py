@@ -164,13 +164,12 @@ class Producer:
         self._level_window_start = 0.0
         self._level_min = 127
         self._level_voice = False
-        self.frames = 0
-        self.keyframes = 0
-        self.bytes = 0
+        self._frames = 0
+        self._keyframe_count = 0
+        self._bytes = 0
         self.frames_withheld = 0
         """Frames received while paused, or digital silence: forwarded to nobody."""
-        self.last_frame_at: float | None = None
-        """`time.monotonic()` of the last frame; camera-on / mic-on detection."""
+        self._last_frame_at: float | None = None
         self._rates = PublishRates(time.monotonic())
 
     def __repr__(self) -> str:
@@ -199,6 +198,23 @@ class Producer:
             self._needs_keyframe = True
             self.request_keyframe()
         self._update_direct()
+
+    # The direct hand-off counts in C: these read its tally first, so they are never stale.
+    @property
+    def frames(self) -> int:
+        self._sync_tally()
+        return self._frames
+
+    @property
+    def keyframes(self) -> int:
+        self._sync_tally()
+        return self._keyframe_count
+
+    @property
+    def last_frame_at(self) -> float | None:
+        """`time.monotonic()` of the last frame; camera-on / mic-on detection."""
+        self._sync_tally()
+        return self._last_frame_at
 
     @property
     def handed_off(self) -> bool:
@@ -281,9 +297,9 @@ class Producer:
         packets, late, skipped = self._receive_counts()
         keyframes = self._keyframes
         into.packets += packets
-        into.bytes += self.bytes
-        into.frames += self.frames
-        into.keyframes += self.keyframes
+        into.bytes += self._bytes
+        into.frames += self._frames
+        into.keyframes += self._keyframe_count
         into.late_packets += late
         into.skipped_frames += skipped
         into.keyframe_requests += keyframes.requests
@@ -293,7 +309,7 @@ class Producer:
 
     def stats(self) -> ProducerStats:
         self._sync_tally()
-        last = self.last_frame_at
+        last = self._last_frame_at
         packets, late, skipped = self._receive_counts()
         return ProducerStats(
             producer_id=self.id,
@@ -306,9 +322,9 @@ class Producer:
             frames_withheld=self.frames_withheld,
             codec=self.codec.name,
             packets=packets,
-            frames=self.frames,
-            keyframes=self.keyframes,
-            bytes=self.bytes,
+            frames=self._frames,
+            keyframes=self._keyframe_count,
+            bytes=self._bytes,
             late_packets=late,
             skipped_frames=skipped,
             keyframe_requests=self._keyframes.requests,
@@ -343,12 +359,12 @@ class Producer:
 
     def _admit(self, size: int, keyframe: bool, temporal: int) -> bool:
         """Count a received frame; True when it is forwarded."""
-        self.frames += 1
-        self.bytes += size
-        now = self.last_frame_at = time.monotonic()
-        self._rates.measure(now, self.frames, self.bytes)
+        self._frames += 1
+        self._bytes += size
+        now = self._last_frame_at = time.monotonic()
+        self._rates.measure(now, self._frames, self._bytes)
         if keyframe:
-            self.keyframes += 1
+            self._keyframe_count += 1
             if self._needs_keyframe:
                 self._needs_keyframe = False
                 self._update_direct()
@@ -413,17 +429,17 @@ class Producer:
         if self._closed:
             return
         if tally.frames:
-            self.frames += tally.frames
-            self.keyframes += tally.keyframes
-            self.bytes += tally.bytes
-            self.last_frame_at = max(self.last_frame_at or 0.0, tally.last_frame)
+            self._frames += tally.frames
+            self._keyframe_count += tally.keyframes
+            self._bytes += tally.bytes
+            self._last_frame_at = max(self._last_frame_at or 0.0, tally.last_frame)
             self._rates.count_many(tally.temporal_frames, tally.temporal_bytes)
-            self._rates.measure(time.monotonic(), self.frames, self.bytes)
+            self._rates.measure(time.monotonic(), self._frames, self._bytes)
         if tally.level_min >= 0:
             self._on_level(tally.level_min, tally.voice)
         if tally.silent:
             self.frames_withheld += tally.silent
-            self.last_frame_at = max(self.last_frame_at or 0.0, tally.last_silent)
+            self._last_frame_at = max(self._last_frame_at or 0.0, tally.last_silent)
 
     def on_native_level(self, level: int, voice: bool) -> None:
         if not self._closed:
@@ -495,7 +511,7 @@ class Producer:
         return packet
 
     def _on_silence(self) -> None:
-        self.last_frame_at = time.monotonic()  # the microphone is on, only silent
+        self._last_frame_at = time.monotonic()  # the microphone is on, only silent
         self.frames_withheld += 1
 
     def _on_loss(self) -> None:
