@@ -499,15 +499,24 @@ class Consumer:
         )
         on = self._on_fanout
         new = current if steady else None
-        if new is on:
-            return
-        if on is not None:
-            on._fanout_remove(self)
-        self._on_fanout = new
-        if new is not None:
-            assert isinstance(output, DirectOutput)
-            self.leg.stream = output.rtp.fanout_stream
-            new._fanout_add(self)
+        if new is not on:
+            if on is not None:
+                on._fanout_remove(self)
+            self._on_fanout = new
+            if new is not None:
+                assert isinstance(output, DirectOutput)
+                self.leg.stream = output.rtp.fanout_stream
+                new._fanout_add(self)
+        for producer in tuple(self._layers.values()):
+            producer._consumer_changed()
+
+    def takes_frames_from(self, producer: Producer) -> bool:
+        """True when `_deliver` would use a non-key frame of `producer`: it forwards that
+        layer, or waits for its first keyframe (and counts what it drops meanwhile)."""
+        if not self._forwarding:
+            return False
+        current = self._current
+        return current is producer or (current is None and self._target is producer)
 
     def _fanout_failed(self, status: int) -> None:
         """The C fan-out could not send it a frame (`DirectRtpSender.send_failed`)."""

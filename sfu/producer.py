@@ -462,19 +462,19 @@ class Producer:
 
     def _update_direct(self) -> None:
         """Let the native receive path hand frames straight to the C fan-out while
-        nothing but its members wants them: no consumer on the Python path, no sink, not
-        paused, not waiting for a keyframe (keyframes always come through Python)."""
+        nothing but its members wants them (none at all: it only counts them): no consumer
+        on the Python path that forwards this layer, no sink, not paused, not waiting for
+        a keyframe (keyframes always come through Python)."""
         counts = self._native_counts
         if counts is None or not self._may_hand_off:
             return
         native = self._native
-        direct = bool(
-            native.legs
-            and not self._fanout
-            and not self._sinks
+        direct = (
+            not self._sinks
             and not self._paused
             and not self._needs_keyframe
             and not self._closed
+            and not any(consumer.takes_frames_from(self) for consumer in self._fanout)
         )
         if direct:
             counts.forward_directly(*native.hand_off())
@@ -577,6 +577,10 @@ class Producer:
         """Send to `consumer` in Python again."""
         if self._native.discard(consumer):
             self._update_fanout()
+
+    def _consumer_changed(self) -> None:
+        """One of its consumers changed what it forwards (`Consumer.takes_frames_from`)."""
+        self._update_direct()
 
     def _update_fanout(self) -> None:
         native = self._native

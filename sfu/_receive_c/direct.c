@@ -10,6 +10,23 @@ reset_tally(Stream *s)
     s->tally.level_min = DIGITAL_SILENCE;
 }
 
+static void
+tally_frame(Stream *s, PyObject *payloads, int keyframe, int tid)
+{
+    Tally *t = &s->tally;
+    Py_ssize_t i, size = 0;
+
+    for (i = 0; i < PyTuple_GET_SIZE(payloads); i++)
+        size += PyBytes_GET_SIZE(PyTuple_GET_ITEM(payloads, i));
+    t->frames += 1;
+    t->bytes += (uint64_t)size;
+    if (keyframe)
+        t->keyframes += 1;
+    t->temporal_frames[tid & (TEMPORAL_LAYERS - 1)] += 1;
+    t->temporal_bytes[tid & (TEMPORAL_LAYERS - 1)] += (uint64_t)size;
+    t->last_frame = monotonic();
+}
+
 /* Hands a frame to the C fan-out when the stream has a direct hand-off and the frame
  * may take it (audio, or video that is not a keyframe: Python sees every keyframe).
  * 1: handed off (an EV_REPORT queued when the fan-out reported something); 0: not
@@ -19,19 +36,24 @@ hand_off(Receiver *self, Stream *s, PyObject *payloads, int64_t pts, int keyfram
          int sync)
 {
     PyObject *args[8], *report, *pts_obj, *tid_obj, *picture_id = Py_None;
-    Py_ssize_t i, size = 0;
-    Tally *t = &s->tally;
 
     if (s->direct_fn == NULL)
         return 0;
     if (keyframe && s->kind != KIND_AUDIO) {
         s->awaiting_keyframe = 0;
+        s->keyframe_call = self->calls;
         return 0;
     }
     /* After a loss the frames up to the next keyframe cannot be decoded: they go to
-     * Python, which withholds them (its LOSS event may still be in this batch). */
-    if (s->awaiting_keyframe)
+     * Python, which withholds them (its LOSS event may still be in this batch). And a
+     * keyframe may make a subscriber switch to this stream when Python handles it: the
+     * frames after it in the same call go to Python too. */
+    if (s->awaiting_keyframe || (s->keyframe_call != 0 && s->keyframe_call == self->calls))
         return 0;
+    if (PyTuple_GET_SIZE(s->direct_legs) == 0) {
+        tally_frame(s, payloads, keyframe, tid);
+        return 1;
+    }
     if (s->kind == KIND_VP8) {
         long id = vp8_picture_id(PyTuple_GET_ITEM(payloads, 0));
         if (id >= 0 && (picture_id = PyLong_FromLong(id)) == NULL)
@@ -66,15 +88,7 @@ hand_off(Receiver *self, Stream *s, PyObject *payloads, int64_t pts, int keyfram
         Py_DECREF(tid_obj);
         return -1;
     }
-    for (i = 0; i < PyTuple_GET_SIZE(payloads); i++)
-        size += PyBytes_GET_SIZE(PyTuple_GET_ITEM(payloads, i));
-    t->frames += 1;
-    t->bytes += (uint64_t)size;
-    if (keyframe)
-        t->keyframes += 1;
-    t->temporal_frames[tid & (TEMPORAL_LAYERS - 1)] += 1;
-    t->temporal_bytes[tid & (TEMPORAL_LAYERS - 1)] += (uint64_t)size;
-    t->last_frame = monotonic();
+    tally_frame(s, payloads, keyframe, tid);
     if (report != Py_None) {
         PyObject *event = Py_BuildValue("(iOOOOOOOO)", EV_REPORT, s->token, report, args[0],
                                         payloads, pts_obj, keyframe ? Py_True : Py_False,

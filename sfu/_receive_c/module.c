@@ -234,6 +234,7 @@ begin(Receiver *self)
         return NULL;
     }
     self->events = PyList_New(0);
+    self->calls++;
     return self->events;
 }
 

@@ -98,10 +98,12 @@ typedef struct Stream {
     uint64_t packets, frames, keyframes, late_packets, skipped, silent_frames, dropped;
     /* The direct hand-off (NULL: off): audio frames and video frames that are not
      * keyframes go to direct_fn(direct_legs, payloads, pts, keyframe, picture_id,
-     * temporal, direct_gso, route_check), the C fan-out, instead of an EV_FRAME; levels and
-     * silence are tallied instead of emitted. */
+     * temporal, direct_gso, route_check), the C fan-out, instead of an EV_FRAME (no legs:
+     * only tallied, nobody wants them); levels and silence are tallied instead of
+     * emitted. */
     PyObject *direct_fn, *direct_legs, *direct_gso;
     int awaiting_keyframe; /* frames were lost: none handed off until a keyframe */
+    uint64_t keyframe_call; /* the call (Receiver.calls) that gave Python a keyframe */
     Tally tally;
 } Stream;
 
@@ -116,6 +118,7 @@ typedef struct {
     Py_ssize_t count, capacity;
     Stream *last; /* the stream of the previous packet */
     PyObject *events; /* the list being filled by the current call */
+    uint64_t calls; /* drain/feed calls so far */
     unsigned long long datagrams, unprotect_errors, malformed;
 } Receiver;
 

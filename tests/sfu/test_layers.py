@@ -13,9 +13,18 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from scripts.support.loopback import Room, wait_for
 from scripts.synthpeer.media import EncodedVideoTrack, vp8_clip
 from scripts.synthpeer.sink import StreamSink
-from sfu import Consumer, InvalidSdp, Participant, Producer, TrackSpec, create_peer_connection
+from sfu import (
+    Consumer,
+    InvalidSdp,
+    Participant,
+    Producer,
+    TrackSpec,
+    create_peer_connection,
+    native_receive,
+)
 from sfu import set_local_description as server_style_description
 from sfu.aiortc_adapter import testing as adapter_testing
+from tests.native_extensions import require_extension
 
 HIGH = (640, 360)
 LOW = (320, 180)
@@ -254,3 +263,29 @@ async def test_a_paused_camera_restarts_at_a_keyframe(
     high.resume()
     await decodes_size(sink, HIGH)
     assert sink.keyframes > keyframes and sink.decode_errors == 0
+
+
+async def test_a_layer_nobody_forwards_is_counted_in_c_not_brought_to_python(
+    room: Room, publisher: LayeredPublisher
+) -> None:
+    require_extension(native_receive.AVAILABLE, "sfu._receive")
+    await publisher.publish()
+    producers = {p.layer: p for p in room.router.producers.values() if p.kind == "video"}
+    high, low = producers[1], producers[0]
+    # Alone in the room: nobody takes either layer, and both are only counted.
+    await wait_for(lambda: high.handed_off and low.handed_off, timeout=5, what="hand-offs")
+    sink = await watch(room, "student")
+    consumer = camera_consumer(room, "student")
+    assert consumer.current_layer == 1
+    # The student forwards high (on its C fan-out); low has a consumer that does not
+    # forward it, so it stays in C too.
+    await wait_for(lambda: high.handed_off and low.handed_off, timeout=5, what="hand-offs")
+    unused = low.stats().frames
+    await decodes_size(sink, HIGH, frames=30)
+    assert low.stats().frames >= unused + 20  # counted while nobody took it
+    for layer, size in ((0, LOW), (1, HIGH), (0, LOW)):
+        consumer.set_preferred_layer(layer)
+        await decodes_size(sink, size, frames=10)
+        await wait_for(lambda: high.handed_off and low.handed_off, timeout=5, what="hand-offs")
+    assert consumer.layer_switches == 3
+    assert sink.decode_errors == 0 and sink.losses == 0

@@ -4,8 +4,10 @@ what comes to Python instead (keyframes, reports), and what is tallied."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
+import pylibsrtp
 import pytest
 
 from sfu import native_receive
@@ -21,6 +23,7 @@ from tests.sfu.receive_reference import (
 
 KEY_HEADER = b"\x00\x00\x00\x9d\x01\x2a\x40\x01\xf0\x00"
 LEGS = ("leg-a", "leg-b")
+KEY = bytes(range(30))
 
 
 @pytest.fixture(autouse=True)
@@ -191,3 +194,59 @@ def test_a_fanout_cannot_change_the_receiver_under_its_own_frame() -> None:
     assert receiver.ssrcs == [OPUS_SPEC.ssrc]  # still there, and still usable
     receiver.direct(OPUS_SPEC.ssrc, None)
     assert receiver.feed_plain(opus(2, 30))[-1][0] == native_receive.FRAME
+
+
+def test_with_no_legs_frames_are_only_tallied() -> None:
+    """Nobody takes the stream (a layer no subscriber is on): frames are counted, not
+    handed to anyone, and only keyframes come to Python."""
+    fanout = RecordingFanout()
+    receiver = new_receiver()
+    configure(receiver, [VP8_SPEC, OPUS_SPEC])
+    receiver.direct(VP8_SPEC.ssrc, fanout, (), False)
+    receiver.direct(OPUS_SPEC.ssrc, fanout, (), False)
+    [key] = receiver.feed_plain(vp8(1, KEY_HEADER, 0, tid=0))
+    assert key[0] == native_receive.FRAME and key[4] is True
+    deltas = [vp8(seq, b"\x01delta%d" % seq, 3000 * seq) for seq in range(2, 6)]
+    for packet in deltas:
+        assert receiver.feed_plain(packet) == []
+    assert receiver.feed_plain(opus(1, 30)) == []
+    assert fanout.calls == []
+    video = native_receive.Tally._make(receiver.take(VP8_SPEC.ssrc))
+    assert (video.frames, video.keyframes) == (4, 0)
+    assert video.bytes == sum(len(packet) - 12 for packet in deltas)
+    audio = native_receive.Tally._make(receiver.take(OPUS_SPEC.ssrc))
+    assert (audio.frames, audio.bytes, audio.level_min) == (1, 3, 30)
+
+
+def test_the_frames_after_a_keyframe_in_the_same_read_come_to_python() -> None:
+    """Python may switch a subscriber to this stream when it handles the keyframe: the
+    frames read with it must reach Python after it, not the fan-out before it."""
+    tx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+    rx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
+    fanout = RecordingFanout()
+    receiver = new_receiver(session=rx)
+    configure(receiver, [VP8_SPEC])
+    receiver.direct(VP8_SPEC.ssrc, fanout, LEGS, False)
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender,
+    ):
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        sender.connect(sock.getsockname())
+        for packet in (
+            vp8(1, KEY_HEADER, 0, tid=0),
+            vp8(2, b"\x01a", 3000),
+            vp8(3, b"\x01b", 6000),
+        ):
+            sender.send(tx.protect(packet))
+        events = receiver.drain(sock.fileno())
+        assert [(event[0], event[4]) for event in events] == [
+            (native_receive.FRAME, True),
+            (native_receive.FRAME, False),
+            (native_receive.FRAME, False),
+        ]
+        assert fanout.calls == []
+        sender.send(tx.protect(vp8(4, b"\x01c", 9000)))
+        assert receiver.drain(sock.fileno()) == []  # the next read hands off again
+        assert len(fanout.calls) == 1
