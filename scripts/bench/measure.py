@@ -2,9 +2,10 @@
 
 Publishers send the same pre-encoded VP8 clip (encoded once per process). Subscribers
 are `CountingClient`s: every stream is counted from its RTP headers (packets, frames,
-loss); a sample of them (`full_sample` subscribers, one stream each) goes through aiortc
-for hop latency and a decoded sample. Server CPU is read with psutil on the server's
-pid (all threads, user + system) over a window after a warm-up; memory is its RSS.
+loss); a sample of them (`full_sample` subscribers, one stream each) is received whole
+(the C receive path where it is built) for hop latency and a decoded sample. Server CPU
+is read with psutil on the server's pid (all threads, user + system) over a window after
+a warm-up; memory is its RSS.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class BenchSettings:
     seconds: float = 10.0
     warmup: float = 3.0
     full_sample: int = 5
-    """Subscribers (fan-out) whose stream goes through aiortc for latency and decoding."""
+    """Subscribers (fan-out) whose stream is received whole for latency and decoding."""
     connect_concurrency: int = 8
     settle_latency_ms: float = 100.0
     """After the warm-up, wait (up to `settle_max`) until the sampled hop latency p95 of

@@ -4,7 +4,8 @@ An SRTP packet's RTP header is in clear: SSRC, sequence number and marker bit gi
 packets, frames (video frames end on a marker) and losses per stream without decrypting
 anything. `CountingClient` maps SSRCs to publishers from the server's subscribe offers,
 counts every media datagram of its subscribe connection, and lets only the streams of
-`full_streams` publishers reach aiortc (SRTP, NACK, the intercepted receiver, the
+`full_streams` publishers are received whole (SRTP, NACK, receiver reports, frames: by
+the server's C receive path where it is built, else by aiortc's receiver; then the
 `StreamSink` that decodes a sample and the `LatencyProbe`); the others are dropped once
 counted. The server does the same work either way: it cannot tell.
 """
@@ -17,10 +18,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiortc import RTCRtpReceiver
+
 from scripts.load import batch_reads
 from scripts.load.batch_reads import BatchReader
 from scripts.synthpeer.client import (
     MediaClient,
+    ReceiverTap,
     StreamLabel,
     StreamsMap,
     source_of,
@@ -109,8 +113,9 @@ def _is_remb(data: bytes) -> bool:
 class CountingClient(MediaClient):
     """A `MediaClient` whose subscribe connection counts every stream from RTP headers.
 
-    `full_streams`: how many publishers' streams go through aiortc (`None`: all), one of
-    them kept for `full_first` (the teacher: the camera every page shows) if given.
+    `full_streams`: how many publishers' streams are received whole (by the C receive
+    path where it is built, else by aiortc; `None`: all), one of them kept for
+    `full_first` (the teacher: the camera every page shows) if given.
     Its REMBs are not sent then: aiortc estimates from the streams it receives, the
     fully received ones only, and the server would take that for the downlink's size.
     `on_counter` is told of every new `StreamCounter`. Streams the offer does not label
@@ -140,6 +145,7 @@ class CountingClient(MediaClient):
         self._stream_owner: dict[str, StreamLabel] = {}
         self._full: set[str] = set()
         self._filtering = False
+        self._native: list[adapter_testing.NativeFrames] = []
         self.sends_remb = full_streams is None
 
     async def subscribe_offer(self, offer_sdp: str, streams: StreamsMap) -> str:
@@ -154,8 +160,27 @@ class CountingClient(MediaClient):
             adapter_testing.intercept_datagrams(self.subscribe_pc, self._on_datagram, drain)
             if self._full_streams is not None:
                 adapter_testing.filter_datagrams(self.subscribe_pc, drop_outgoing=_is_remb)
+            # The fully received streams go through the server's C receive path too
+            # (SRTP, NACKs, receiver reports, frames), not aiortc's receiver per packet.
+            self._native += adapter_testing.receive_frames_natively(
+                self.subscribe_pc, self._tap_of, self.config.max_frame_wait
+            )
             self._filtering = True
         return answer
+
+    @property
+    def frames_received_natively(self) -> int:
+        """Frames of the fully received streams that the C receive path assembled (0
+        where the extension is not built: aiortc's receivers get them)."""
+        return sum(native.frames for native in self._native)
+
+    def _tap_of(self, receiver: RTCRtpReceiver) -> ReceiverTap | None:
+        return next((tap for tap in self._taps.values() if tap.receiver is receiver), None)
+
+    async def close(self) -> None:
+        for native in self._native:
+            native.close()
+        await super().close()
 
     def _map(self, offer_sdp: str) -> None:
         for media in parse(offer_sdp).media:

@@ -71,7 +71,7 @@ class LoadOptions:
     churn_pause: float = 2.0
     seed: int = 1
     full_streams: int | None = 1
-    """Streams per subscriber received through aiortc (latency, decode sample);
+    """Streams per subscriber received whole (latency, decode sample);
     the others are counted from RTP headers only. `None`: all of them."""
     decode_sample: int = 10
     """Frames decoded at the start of each fully received video stream."""
@@ -331,8 +331,9 @@ def parser() -> argparse.ArgumentParser:
         type=_count_or_all,
         default=1,
         metavar="N|all",
-        help="streams per subscriber received through aiortc for latency and a decode "
-        "sample (default 1); the rest are counted from RTP headers",
+        help="streams per subscriber received whole (the C receive path where it is "
+        "built) for latency and a decode sample (default 1); the rest are counted from "
+        "RTP headers",
     )
     p.add_argument(
         "--decode-sample",

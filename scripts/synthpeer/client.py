@@ -131,7 +131,7 @@ PLI_INTERVAL = 0.3
 """Seconds between keyframe requests of one receiver (about what a browser waits)."""
 
 
-class _ReceiverTap:
+class ReceiverTap:
     """Routes an intercepted receiver's packets to the sink of its current stream, and
     asks the sender for a keyframe (PLI) when the sink lost a frame for good, as a
     browser does: what follows a lost frame cannot be decoded until a keyframe."""
@@ -139,6 +139,7 @@ class _ReceiverTap:
     def __init__(self, receiver: RTCRtpReceiver) -> None:
         self.sink: StreamSink | None = None
         self.plis_sent = 0
+        self.receiver = receiver
         self._receiver = receiver
         self._ssrc: int | None = None
         self._pli_at = -PLI_INTERVAL
@@ -149,6 +150,35 @@ class _ReceiverTap:
         sink = self.sink
         if sink is not None:
             sink.push(packet, data)
+
+    # The native receive path's frames (`adapter_testing.receive_frames_natively`): the
+    # tap is the `FrameTarget` of its receiver.
+    def on_native_frame(
+        self, payloads: tuple[bytes, ...], pts: int, keyframe: bool, temporal: int, sync: bool
+    ) -> None:
+        sink = self.sink
+        if sink is not None:
+            sink.push_frame(payloads, pts, keyframe)
+
+    def on_native_loss(self) -> None:
+        sink = self.sink
+        if sink is not None:
+            sink.lost_frame()
+
+    def on_native_counts(self, counts: object) -> None:
+        pass  # the sink counts what it gets
+
+    def on_native_level(self, level: int, voice: bool) -> None:
+        pass  # the server's audio levels; a subscriber does not use them
+
+    def on_native_silence(self) -> None:
+        pass
+
+    def on_native_report(self, report: object, legs: object, *frame: object) -> None:
+        pass  # only for frames handed to a C fan-out, which a subscriber has none of
+
+    def on_native_tally(self, tally: object) -> None:
+        pass  # likewise
 
     def on_loss(self) -> None:
         now = time.monotonic()
@@ -225,7 +255,7 @@ class MediaClient:
         self.subscribe_pc: RTCPeerConnection | None = None
         self.received: dict[str, ReceivedStream] = {}
         """stream id -> what was received from that participant."""
-        self._taps: dict[str, _ReceiverTap] = {}
+        self._taps: dict[str, ReceiverTap] = {}
         self._mid_stream: dict[str, str | None] = {}
         self._labels: dict[str, StreamLabel] = {}
         self.subscribe_offers = 0
@@ -366,7 +396,7 @@ class MediaClient:
         assert pc is not None
         transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
         assert transceiver.mid is not None
-        tap = _ReceiverTap(transceiver.receiver)
+        tap = ReceiverTap(transceiver.receiver)
         adapter_testing.intercept_receiver(transceiver.receiver, tap.on_packet)
         if not self.sends_remb:
             adapter_testing.no_bandwidth_estimate(transceiver.receiver)

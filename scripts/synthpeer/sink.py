@@ -1,7 +1,8 @@
 """A cheap receiving end: counts frames without decoding, decodes a sample (or all).
 
 Fed by `sfu.aiortc_adapter.testing.intercept_receiver`, like the server, so the client's
-aiortc receiver decodes nothing by itself.
+aiortc receiver decodes nothing by itself; or whole frames at a time by the native
+receive path (`push_frame`, `lost_frame`), which assembled them in C.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Callable
 from typing import Literal
 
 import av
+from aiortc import RTCRtpCodecParameters
+from aiortc.codecs import depayload
 
 from scripts.synthpeer.media import LatencyProbe, read_frame_index
 from sfu import vp8
@@ -22,6 +25,12 @@ from sfu.assembler import (
 )
 
 DecodeMode = Literal["none", "sample", "all"]
+
+_CODECS = {
+    "VP8": RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96),
+    "H264": RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=102),
+    "opus": RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, payloadType=111),
+}
 
 
 class StreamSink:
@@ -81,6 +90,7 @@ class StreamSink:
         self._vp8 = kind == "video" and codec == "VP8"
         self._last_start: int | None = None
         self._last_picture_id: int | None = None
+        self._native_skipped = 0
         self._assembler: VideoFrameAssembler | AudioFramePassthrough
         if kind == "video":
             self._assembler = VideoFrameAssembler(codec, self._on_frame, self._on_loss)
@@ -96,6 +106,25 @@ class StreamSink:
                 self._check_picture_id(vp8.picture_id(payload))
         self._assembler.push(packet, data)
 
+    def push_frame(self, payloads: tuple[bytes, ...], pts: int, keyframe: bool) -> None:
+        """A whole frame, assembled by the native receive path: its RTP payloads."""
+        self.packets += len(payloads)
+        if self._vp8:
+            self._check_picture_id(vp8.picture_id(payloads[0]))
+        codec = _CODECS.get(self.codec) or _CODECS["VP8" if self.kind == "video" else "opus"]
+        parts = []
+        for payload in payloads:
+            try:
+                parts.append(depayload(codec, payload))
+            except ValueError:
+                continue  # what aiortc's receiver drops
+        self._on_frame(b"".join(parts), pts, keyframe)
+
+    def lost_frame(self) -> None:
+        """The native receive path skipped a frame for good."""
+        self._native_skipped += 1
+        self._on_loss()
+
     @property
     def frames_lost_in_transit(self) -> int:
         """Video frames the link lost for good (holes never filled by retransmission),
@@ -104,7 +133,7 @@ class StreamSink:
         assembler = self._assembler
         if not isinstance(assembler, VideoFrameAssembler):
             return 0
-        return assembler.skipped + (1 if assembler.unaligned_packets else 0)
+        return self._native_skipped + assembler.skipped + (1 if assembler.unaligned_packets else 0)
 
     def _check_picture_id(self, picture_id: int | None) -> None:
         last = self._last_picture_id

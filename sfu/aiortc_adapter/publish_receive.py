@@ -255,6 +255,7 @@ class NativePublishReceive:
         remb_bitrate: int | None,
         on_media: Callable[[], None],
         on_rtcp: Callable[[bytes], None],
+        take_socket: bool = True,
     ) -> None:
         self._dtls = dtls
         self._target_of = target_of
@@ -265,7 +266,8 @@ class NativePublishReceive:
         self._receiver: native_receive.Receiver | None = None
         self._tracks: dict[int, _Track] = {}  # id(RTCRtpReceiver) -> token
         self._video_ssrcs: set[int] = set()
-        self._drained_fd: int | None = None
+        # -1: never take the socket over (someone else reads it and calls `media`)
+        self._drained_fd: int | None = None if take_socket else -1
         self._other: Callable[[bytes, Any], None] | None = None
         self._remb: asyncio.TimerHandle | None = None
         self._tally: asyncio.TimerHandle | None = None
@@ -539,11 +541,14 @@ def receive_natively(
     *,
     max_wait: float,
     remb_bitrate: int | None,
+    take_socket: bool = True,
 ) -> list[NativePublishReceive]:
     """Route `pc`'s keyed SRTP media to the C receiver (see `NativePublishReceive`).
     Call after `receive_media_synchronously(pc)`; without the extension (`native_receive.
-    AVAILABLE` False) nothing changes. Returns the receive paths added (none when
-    already done)."""
+    AVAILABLE` False) nothing changes. Without `take_socket` the nominated socket is
+    never read in batches by the receive path: whoever reads it hands media on through
+    the synchronous receive path. Returns the receive paths added (none when already
+    done)."""
     added: list[NativePublishReceive] = []
     if not native_receive.AVAILABLE:
         return added
@@ -552,7 +557,13 @@ def receive_natively(
         if not isinstance(shortcut, SrtpShortcut) or shortcut.native is not None:
             continue
         native = NativePublishReceive(
-            dtls, target_of, max_wait, remb_bitrate, shortcut.on_media, shortcut.rtcp
+            dtls,
+            target_of,
+            max_wait,
+            remb_bitrate,
+            shortcut.on_media,
+            shortcut.rtcp,
+            take_socket=take_socket,
         )
         shortcut.native = native
         # What waited in aioice's queue (while SRTP was being keyed) reaches the DTLS

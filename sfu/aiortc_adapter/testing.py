@@ -22,6 +22,12 @@ from sfu.aiortc_adapter.internals import (
     RX_BITRATE_ESTIMATOR,
     require,
 )
+from sfu.aiortc_adapter.publish_receive import (
+    FrameTarget,
+    NativePublishReceive,
+    TargetOf,
+    receive_natively,
+)
 from sfu.aiortc_adapter.receive_path import (
     MediaFirst,
     SrtpShortcut,
@@ -44,6 +50,8 @@ from sfu.aiortc_adapter.transports import (
 
 __all__ = [
     "Drain",
+    "FrameTarget",
+    "NativeFrames",
     "SelectedPair",
     "filter_datagrams",
     "ice_servers_in_use",
@@ -52,6 +60,7 @@ __all__ = [
     "is_rtp",
     "no_bandwidth_estimate",
     "on_keyframe_request",
+    "receive_frames_natively",
     "receive_paths",
     "receive_synchronously",
     "relay_settings_in_use",
@@ -269,6 +278,24 @@ def receive_synchronously(pc: RTCPeerConnection) -> int:
     transport's task. Install it before `intercept_datagrams`, which then sees datagrams
     first. Returns the ICE connections changed."""
     return receive_media_synchronously(pc)
+
+
+NativeFrames = NativePublishReceive
+"""What `receive_frames_natively` installs (``close()`` it with the connection)."""
+
+
+def receive_frames_natively(
+    pc: RTCPeerConnection, target_of: TargetOf, max_wait: float
+) -> list[NativeFrames]:
+    """The server's native receive path (`sfu.native_receive`: SRTP, RTP parsing, NACKs
+    and receiver reports, frame assembly in C) for the media `pc` receives, frames
+    handed to ``target_of(receiver)`` (a `FrameTarget`; None: dropped), without REMB.
+    For a synthetic subscriber that reads its sockets itself: call it after
+    `receive_synchronously` and `intercept_datagrams`; the datagrams the handler does
+    not consume go to the C receiver, which never takes the socket over. Without the
+    extension nothing changes (aiortc's receivers get the media). Returns what it
+    installed."""
+    return receive_natively(pc, target_of, max_wait=max_wait, remb_bitrate=None, take_socket=False)
 
 
 def no_bandwidth_estimate(receiver: RTCRtpReceiver) -> None:

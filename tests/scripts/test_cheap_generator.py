@@ -28,7 +28,7 @@ from scripts.synthpeer.media import (
 from scripts.synthpeer.pacing import Pacer, packetize_video
 from scripts.synthpeer.peer import SyntheticPeer
 from scripts.synthpeer.sink import StreamSink
-from sfu import MediaConfig
+from sfu import MediaConfig, native_receive
 from tests.server_process import ServerProcess
 from tests.waiting import wait_until
 
@@ -41,6 +41,21 @@ def test_a_packetized_clip_depayloads_to_its_frames() -> None:
     for frame, payloads in zip(clip.frames, packetized.frames, strict=True):
         assert b"".join(vp8_depayload(p) for p in payloads) == frame
         assert {VpxPayloadDescriptor.parse(p)[0].picture_id for p in payloads} == {0}
+
+
+def test_a_sink_takes_whole_frames_as_the_native_receive_path_gives_them() -> None:
+    clip = vp8_clip(frames=6, width=320, height=180, bitrate=300_000)
+    packetized = packetize_video(clip)
+    sink = StreamSink("video", "VP8", decode="all")
+    for index, payloads in enumerate(packetized.frames):
+        sink.push_frame(payloads, 3000 * index, packetized.keyframes[index])
+    assert (sink.frames, sink.keyframes, sink.decoded, sink.decode_errors) == (6, 1, 6, 0)
+    assert sink.packets == sum(len(payloads) for payloads in packetized.frames)
+    assert sink.bytes == sum(len(frame) for frame in clip.frames)  # depayloaded
+    assert sink.keyframe_sizes == [(320, 180)] and sink.last_size == (320, 180)
+    assert sink.order_violations(len(clip.frames)) == 0
+    sink.lost_frame()
+    assert sink.losses == 1 and sink.frames_lost_in_transit == 1
 
 
 def test_a_paced_video_track_keeps_the_clock_and_counters_of_recv() -> None:
@@ -165,8 +180,9 @@ async def test_paced_publishers_and_counting_subscribers_measure_what_was_sent(
         await wait_until(flowing, timeout=20)
         assert len(Pacer.of(asyncio.get_running_loop())) == 3 * 2  # camera + microphone each
 
-        # The teacher's camera went through aiortc to a decoding sink; the other
-        # student's was only counted (dropped in the socket's callback).
+        # The teacher's camera was received whole (by the C receive path where it is
+        # built) into a decoding sink; the other student's was only counted (dropped in
+        # the socket's callback).
         student_media = student.media
         assert isinstance(student_media, CountingClient)
         only_counted_sinks = [
@@ -177,6 +193,8 @@ async def test_paced_publishers_and_counting_subscribers_measure_what_was_sent(
         assert only_counted_sinks and all(sink.packets == 0 for sink in only_counted_sinks)
         sink = student_media.sink_of(teacher.user_id, "camera")
         assert sink is not None and sink.decoded >= 30 and sink.decode_errors == 0
+        if native_receive.AVAILABLE:
+            assert student_media.frames_received_natively >= sink.frames > 0
         assert sink.picture_id_gaps == 0  # picture ids run on across the clip's loop
         assert sink.order_violations(len(clip.frames)) == 0
         by_pair = {(c.subscriber, c.publisher, c.kind): c for c in counters if not c.closed}
