@@ -38,7 +38,15 @@ setup(
             "sfu._receive",
             [
                 f"sfu/_receive_c/{name}.c"
-                for name in ("module", "packets", "streams", "codecs", "control", "direct")
+                for name in (
+                    "module",
+                    "packets",
+                    "streams",
+                    "codecs",
+                    "control",
+                    "direct",
+                    "counting",
+                )
             ],
             depends=["sfu/_receive_c/receive.h", "sfu/_native_args.h"],
             extra_compile_args=["-fvisibility=hidden"],  # only PyInit__receive is public

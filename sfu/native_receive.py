@@ -32,6 +32,13 @@ for the rest; a standalone REMB within `remb_interval` seconds of the last one p
 dropped unread (a stock aiortc receiver sends one per packet or two), counted in
 ``counts()``.
 
+``HeaderCounter()`` counts streams from their clear RTP headers, for a load generator's
+subscribers: ``watch(ssrc, audio, consume)`` returns the stream's `HeaderCount`
+(packets, bytes, frames, expected, first/last frame time); ``drain(fd)`` reads the
+socket (recvmmsg) and returns ``(datagram, address)`` for each datagram it did not
+consume (not RTP of a watched SSRC, or one watched with `consume` false), in order;
+``feed(datagram)`` counts one, True when consumed.
+
 ``direct(ssrc, fanout, legs, gso)`` hands the stream's frames straight to the C fan-out
 (``fanout(legs, payloads, pts, keyframe, picture_id, temporal, gso, route_check)``,
 route_check on every 32nd frame of the stream, that is
@@ -80,7 +87,7 @@ try:
     if not native_allowed():
         raise ImportError("SFU_NATIVE turns the C extensions off")
     from sfu import _receive
-    from sfu._receive import ControlReader, Receiver
+    from sfu._receive import ControlReader, HeaderCount, HeaderCounter, Receiver
 except ImportError:  # not built: check AVAILABLE before using Receiver
     AVAILABLE = False
 else:
@@ -105,6 +112,8 @@ __all__ = [
     "UNKNOWN",
     "VP8",
     "ControlReader",
+    "HeaderCount",
+    "HeaderCounter",
     "Receiver",
     "Tally",
 ]

@@ -2,21 +2,23 @@
 
 An SRTP packet's RTP header is in clear: SSRC, sequence number and marker bit give
 packets, frames (video frames end on a marker) and losses per stream without decrypting
-anything. `CountingClient` maps SSRCs to publishers from the server's subscribe offers,
-counts every media datagram of its subscribe connection, and lets only the streams of
-`full_streams` publishers are received whole (SRTP, NACK, receiver reports, frames: by
-the server's C receive path where it is built, else by aiortc's receiver; then the
-`StreamSink` that decodes a sample and the `LatencyProbe`); the others are dropped once
-counted. The server does the same work either way: it cannot tell.
+anything. `CountingClient` maps SSRCs to publishers from the server's subscribe offers and
+counts every media datagram of its subscribe connection (in C, by the server's
+extension's `HeaderCounter`, where it is built); only the streams of `full_streams`
+publishers are received whole (SRTP, NACK, receiver reports, frames: by the server's C
+receive path where it is built, else by aiortc's receiver; then the `StreamSink` that
+decodes a sample and the `LatencyProbe`); the others are dropped once counted. The
+server does the same work either way: it cannot tell.
 """
 
 from __future__ import annotations
 
+import socket
 import struct
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiortc import RTCRtpReceiver
 
@@ -32,7 +34,7 @@ from scripts.synthpeer.client import (
 )
 from scripts.synthpeer.media import LatencyProbe, SendLog
 from scripts.synthpeer.sink import StreamSink
-from sfu import MediaConfig
+from sfu import MediaConfig, native_receive
 from sfu.aiortc_adapter import testing as adapter_testing
 from sfu.sdp import parse
 
@@ -40,6 +42,70 @@ Clock = Callable[[], float]
 
 _RTP_FIELDS = struct.Struct("!xBH4xI")
 """Marker bit and payload type, sequence number, SSRC: the RTP header's, in clear."""
+
+
+class StreamCount(Protocol):
+    """A stream's counts from its RTP headers: `sfu.native_receive.HeaderCount` (counted
+    in C) or `PacketCount`."""
+
+    @property
+    def packets(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def frames(self) -> int: ...
+    @property
+    def expected(self) -> int: ...
+    @property
+    def first_frame_at(self) -> float | None: ...
+    @property
+    def last_frame_at(self) -> float | None: ...
+
+
+class PacketCount:
+    """A stream's counts from its RTP headers, counted in Python: what runs where the C
+    `HeaderCounter` is not built (its rules are the same)."""
+
+    __slots__ = (
+        "audio",
+        "base_seq",
+        "bytes",
+        "first_frame_at",
+        "frames",
+        "highest_seq",
+        "last_frame_at",
+        "packets",
+    )
+
+    def __init__(self, audio: bool) -> None:
+        self.audio = audio
+        self.packets = 0
+        self.bytes = 0
+        self.frames = 0
+        self.first_frame_at: float | None = None
+        self.last_frame_at: float | None = None
+        self.base_seq: int | None = None
+        self.highest_seq = 0
+        """Extended (unwrapped) highest sequence number seen."""
+
+    def on_packet(self, seq: int, marker: bool, now: float, size: int = 0) -> None:
+        self.packets += 1
+        self.bytes += size
+        if self.base_seq is None:
+            self.base_seq = self.highest_seq = seq
+        else:
+            delta = (seq - self.highest_seq) & 0xFFFF
+            if delta < 0x8000:
+                self.highest_seq += delta
+        if marker or self.audio:
+            self.frames += 1
+            self.last_frame_at = now
+            if self.first_frame_at is None:
+                self.first_frame_at = now
+
+    @property
+    def expected(self) -> int:
+        return 0 if self.base_seq is None else self.highest_seq - self.base_seq + 1
 
 
 @dataclass
@@ -54,38 +120,43 @@ class StreamCounter:
     opened_at: float
     source: str = "camera"
     """``microphone``, ``camera`` or ``screen`` (labelled by the offer, else by kind)."""
-    packets: int = 0
-    bytes: int = 0
-    """RTP datagram bytes (SRTP, as on the wire, without IP/UDP headers)."""
-    frames: int = 0
-    """Video: packets with the marker bit (frame ends); audio: packets (one frame each)."""
-    first_frame_at: float | None = None
-    last_frame_at: float | None = None
-    base_seq: int | None = None
-    highest_seq: int = 0
-    """Extended (unwrapped) highest sequence number seen."""
+    count: StreamCount | None = None
+    """Where its packets are counted (a `PacketCount` of its own if not given)."""
     closed: bool = False
     marks: dict[str, dict[str, int]] = field(default_factory=dict)
     """Counter values at the edges of the measurement window ("start", "end")."""
 
-    def on_packet(self, seq: int, marker: bool, now: float, size: int = 0) -> None:
-        self.packets += 1
-        self.bytes += size
-        if self.base_seq is None:
-            self.base_seq = self.highest_seq = seq
-        else:
-            delta = (seq - self.highest_seq) & 0xFFFF
-            if delta < 0x8000:
-                self.highest_seq += delta
-        if marker or self.kind == "audio":
-            self.frames += 1
-            self.last_frame_at = now
-            if self.first_frame_at is None:
-                self.first_frame_at = now
+    def __post_init__(self) -> None:
+        if self.count is None:
+            self.count = PacketCount(self.kind == "audio")
+        self._count: StreamCount = self.count
+
+    @property
+    def packets(self) -> int:
+        return self._count.packets
+
+    @property
+    def bytes(self) -> int:
+        """RTP datagram bytes (SRTP, as on the wire, without IP/UDP headers)."""
+        return self._count.bytes
+
+    @property
+    def frames(self) -> int:
+        """Video: packets with the marker bit (frame ends); audio: packets (one frame each)."""
+        return self._count.frames
 
     @property
     def expected(self) -> int:
-        return 0 if self.base_seq is None else self.highest_seq - self.base_seq + 1
+        """Packets from the first to the highest sequence number seen."""
+        return self._count.expected
+
+    @property
+    def first_frame_at(self) -> float | None:
+        return self._count.first_frame_at
+
+    @property
+    def last_frame_at(self) -> float | None:
+        return self._count.last_frame_at
 
     def mark(self, edge: str) -> None:
         """Remember the counters now (at an edge of the measurement window)."""
@@ -95,6 +166,20 @@ class StreamCounter:
             "frames": self.frames,
             "expected": self.expected,
         }
+
+
+class HeaderDrain:
+    """A `sfu.aiortc_adapter.testing.Drain` that counts in C: what `counter` does not
+    consume goes on, in order."""
+
+    def __init__(self, counter: native_receive.HeaderCounter) -> None:
+        self._counter = counter
+
+    def __call__(self, sock: socket.socket, pass_on: Callable[[bytes, Any], None]) -> None:
+        fd = sock.fileno()
+        if fd >= 0:
+            for datagram, address in self._counter.drain(fd):
+                pass_on(datagram, address)
 
 
 def _primary_ssrc(media: Any) -> int | None:
@@ -147,6 +232,16 @@ class CountingClient(MediaClient):
         self._filtering = False
         self._native: list[adapter_testing.NativeFrames] = []
         self.sends_remb = full_streams is None
+        self._header_counter = (
+            native_receive.HeaderCounter()
+            if native_receive.AVAILABLE and clock is time.monotonic  # C reads that clock
+            else None
+        )
+
+    @property
+    def counts_in_c(self) -> bool:
+        """Whether its streams are counted by the C `HeaderCounter` (else in Python)."""
+        return self._header_counter is not None
 
     async def subscribe_offer(self, offer_sdp: str, streams: StreamsMap) -> str:
         self._stream_owner.update(stream_labels(streams))
@@ -156,7 +251,11 @@ class CountingClient(MediaClient):
             # Counted in the socket's callback: a count-only packet never reaches aioice,
             # and a fully received one goes straight to SRTP and its receiver.
             adapter_testing.receive_synchronously(self.subscribe_pc)
-            drain = BatchReader(self._on_view) if batch_reads.AVAILABLE else None
+            drain: adapter_testing.Drain | None = None
+            if self._header_counter is not None:
+                drain = HeaderDrain(self._header_counter)
+            elif batch_reads.AVAILABLE:
+                drain = BatchReader(self._on_view)
             adapter_testing.intercept_datagrams(self.subscribe_pc, self._on_datagram, drain)
             if self._full_streams is not None:
                 adapter_testing.filter_datagrams(self.subscribe_pc, drop_outgoing=_is_remb)
@@ -201,16 +300,16 @@ class CountingClient(MediaClient):
             if current is not None:
                 current.closed = True
                 del self._by_ssrc[ssrc]
+                if self._header_counter is not None:
+                    self._header_counter.forget(ssrc)
             if publisher is None:
                 continue
+            full = self._is_full(publisher)
+            count = None
+            if self._header_counter is not None:
+                count = self._header_counter.watch(ssrc, media.kind == "audio", not full)
             counter = StreamCounter(
-                self.subscriber,
-                publisher,
-                media.kind,
-                ssrc,
-                self._is_full(publisher),
-                self._clock(),
-                source,
+                self.subscriber, publisher, media.kind, ssrc, full, self._clock(), source, count
             )
             self._by_ssrc[ssrc] = counter
             self._on_counter(counter)
@@ -231,17 +330,19 @@ class CountingClient(MediaClient):
 
     def _on_datagram(self, data: bytes) -> bool:
         """Count a received (S)RTP datagram; `True` consumes it (count-only streams)."""
+        if self._header_counter is not None:
+            return self._header_counter.feed(data)
         return self._on_view(data, 0, len(data))
 
     def _on_view(self, buffer: bytes | memoryview, offset: int, length: int) -> bool:
-        """`_on_datagram` for the datagram at `offset` of `buffer` (a batch's)."""
+        """`_on_datagram` in Python, for the datagram at `offset` of `buffer` (a batch's)."""
         if length < 12 or 192 <= buffer[offset + 1] <= 223:  # short, or RTCP
             return False
         marker_type, seq, ssrc = _RTP_FIELDS.unpack_from(buffer, offset)
         counter = self._by_ssrc.get(ssrc)
-        if counter is None:
+        if counter is None or not isinstance(counter.count, PacketCount):
             return False
-        counter.on_packet(seq, marker_type > 127, self._clock(), length)
+        counter.count.on_packet(seq, marker_type > 127, self._clock(), length)
         return not counter.full
 
     def attach_probes(self, send_logs: Mapping[str, SendLog]) -> list[LatencyProbe]:
@@ -270,6 +371,8 @@ class CountingClient(MediaClient):
         return sinks
 
     def close_counters(self) -> None:
-        for counter in self._by_ssrc.values():
+        for ssrc, counter in self._by_ssrc.items():
             counter.closed = True
+            if self._header_counter is not None:
+                self._header_counter.forget(ssrc)
         self._by_ssrc.clear()

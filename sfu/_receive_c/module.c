@@ -485,7 +485,8 @@ PyInit__receive(void)
 {
     PyObject *m;
 
-    if (PyType_Ready(&ReceiverType) < 0 || PyType_Ready(&ControlReaderType) < 0)
+    if (PyType_Ready(&ReceiverType) < 0 || PyType_Ready(&ControlReaderType) < 0 ||
+        PyType_Ready(&HeaderCountType) < 0 || PyType_Ready(&HeaderCounterType) < 0)
         return NULL;
     m = PyModule_Create(&module);
     if (m == NULL)
@@ -499,6 +500,18 @@ PyInit__receive(void)
     }
     if (PyModule_AddObject(m, "Receiver", (PyObject *)&ReceiverType) < 0) {
         Py_DECREF(&ReceiverType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&HeaderCounterType);
+    if (PyModule_AddObject(m, "HeaderCounter", (PyObject *)&HeaderCounterType) < 0) {
+        Py_DECREF(&HeaderCounterType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&HeaderCountType);
+    if (PyModule_AddObject(m, "HeaderCount", (PyObject *)&HeaderCountType) < 0) {
+        Py_DECREF(&HeaderCountType);
         Py_DECREF(m);
         return NULL;
     }

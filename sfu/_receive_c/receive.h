@@ -221,6 +221,9 @@ PyObject *Receiver_take(Receiver *self, PyObject *arg);
 /* control.c */
 extern PyTypeObject ControlReaderType;
 
+/* counting.c */
+extern PyTypeObject HeaderCountType, HeaderCounterType;
+
 /* packets.c */
 int handle_rtp(Receiver *self, const unsigned char *p, Py_ssize_t n, double now);
 int is_rtcp(const unsigned char *p, Py_ssize_t n);

@@ -195,6 +195,7 @@ async def test_paced_publishers_and_counting_subscribers_measure_what_was_sent(
         assert sink is not None and sink.decoded >= 30 and sink.decode_errors == 0
         if native_receive.AVAILABLE:
             assert student_media.frames_received_natively >= sink.frames > 0
+        assert student_media.counts_in_c == native_receive.AVAILABLE
         assert sink.picture_id_gaps == 0  # picture ids run on across the clip's loop
         assert sink.order_violations(len(clip.frames)) == 0
         by_pair = {(c.subscriber, c.publisher, c.kind): c for c in counters if not c.closed}
