@@ -33,8 +33,10 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
         return _failure(mapped.status, mapped.message)
     except web.HTTPRequestEntityTooLarge:
         return _failure(413, "Request body too large")
-    except web.HTTPMethodNotAllowed:
-        return _failure(405, "Method not allowed")
+    except web.HTTPMethodNotAllowed as error:
+        response = _failure(405, "Method not allowed")
+        response.headers["Allow"] = ",".join(sorted(error.allowed_methods))
+        return response
     except web.HTTPNotFound:
         return _failure(404, "Not found")
     except web.HTTPException:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import errors
+from .. import errors, validation
 from .schema import (
     AUTH,
     CLASS_ID,
@@ -22,9 +22,10 @@ from .schema import (
     failures,
     op,
     success,
+    text_field,
 )
 
-_CLASS_ID_BODY = body(["classId"], {"classId": {"type": "string"}})
+_CLASS_ID_BODY = body(["classId"], {"classId": text_field(validation.MAX_ID)})
 _STARTED = {
     "type": "object",
     "properties": {"classId": ID, "roomId": ID, "sessionId": ID, "startedAt": TIME},

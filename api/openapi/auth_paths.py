@@ -5,7 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from .. import errors
-from .schema import AUTH, SCHEMA, USER, body, failures, op, success
+from .schema import (
+    AUTH,
+    EMAIL,
+    SCHEMA,
+    USER,
+    body,
+    failures,
+    op,
+    password_field,
+    success,
+    text_field,
+)
 
 
 def auth_paths() -> dict[str, Any]:
@@ -20,9 +31,9 @@ def auth_paths() -> dict[str, Any]:
                 body=body(
                     ["name", "email", "password", "role"],
                     {
-                        "name": {"type": "string"},
-                        "email": {"type": "string", "format": "email"},
-                        "password": {"type": "string", "minLength": 6},
+                        "name": text_field(),
+                        "email": EMAIL,
+                        "password": password_field(),
                         "role": {"enum": ["teacher", "student"]},
                     },
                 ),
@@ -42,7 +53,7 @@ def auth_paths() -> dict[str, Any]:
                 },
                 body=body(
                     ["email", "password"],
-                    {"email": {"type": "string"}, "password": {"type": "string"}},
+                    {"email": EMAIL, "password": password_field(min_length=1)},
                 ),
                 secured=False,
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import errors
+from .. import errors, validation
 from .schema import (
     AUTH,
     CLASS,
@@ -19,6 +19,7 @@ from .schema import (
     failures,
     op,
     success,
+    text_field,
 )
 
 # ClassRecord.detail(): the class with its settings, as GET /class/{id} and the settings
@@ -64,7 +65,7 @@ def class_paths() -> dict[str, Any]:
             "post": op(
                 "Create a class (teacher)",
                 {**success("201", CLASS, "The class"), **failures(SCHEMA, AUTH, TEACHER)},
-                body=body(["className"], {"className": {"type": "string"}}),
+                body=body(["className"], {"className": text_field()}),
             )
         },
         "/class/{id}/add-student": {
@@ -76,7 +77,7 @@ def class_paths() -> dict[str, Any]:
                         SCHEMA, AUTH, TEACHER, OWNER, NO_CLASS, (404, errors.STUDENT_NOT_FOUND)
                     ),
                 },
-                body=body(["studentId"], {"studentId": {"type": "string"}}),
+                body=body(["studentId"], {"studentId": text_field(validation.MAX_ID)}),
                 params=CLASS_ID,
             )
         },

@@ -75,7 +75,10 @@ def meta_paths() -> dict[str, Any]:
         "/ws": {
             "get": op(
                 "The class WebSocket (token in ?token=, optional ?classId=)",
-                {"101": {"description": "Switching protocols"}},
+                {
+                    "101": {"description": "Switching protocols"},
+                    **failures((400, errors.WS_UPGRADE_REQUIRED)),
+                },
                 params=[
                     {
                         "name": "token",

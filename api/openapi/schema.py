@@ -5,9 +5,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import errors
+from .. import errors, validation
 
 ID = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
+_NOT_BLANK = "\\S"
+"""Fields read by `validation.text`: surrounding spaces are removed, and what is left must
+not be empty."""
+
+
+def text_field(max_length: int = validation.MAX_TEXT) -> dict[str, Any]:
+    """A string request field that must not be blank, of at most `max_length` characters."""
+    return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": _NOT_BLANK}
+
+
+EMAIL = {
+    "type": "string",
+    "format": "email",
+    "maxLength": validation.MAX_EMAIL,
+    "pattern": "^\\s*[^@\\s]+@[^@\\s]+\\.[^@\\s]+\\s*$",
+}
+"""An email request field as `validation.email` reads it (case and surrounding spaces are
+not kept)."""
+
+
+def password_field(min_length: int = validation.MIN_PASSWORD) -> dict[str, Any]:
+    return {"type": "string", "minLength": min_length, "maxLength": validation.MAX_PASSWORD}
+
+
 TIME = {"type": "string", "format": "date-time", "example": "2026-11-26T23:01:04.123Z"}
 USER = {
     "type": "object",

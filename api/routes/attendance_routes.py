@@ -14,7 +14,9 @@ async def start(request: web.Request) -> web.Response:
     access.require_teacher(user)
     body = await validation.json_object(request)
     app = services(request)
-    cls = await app.classes.get_for_owner(user, validation.text(body, "classId", max_length=64))
+    cls = await app.classes.get_for_owner(
+        user, validation.text(body, "classId", max_length=validation.MAX_ID)
+    )
     session = await app.attendance.start(user, cls)
     return ok(
         {
@@ -31,7 +33,9 @@ async def end(request: web.Request) -> web.Response:
     access.require_teacher(user)
     body = await validation.json_object(request)
     app = services(request)
-    cls = await app.classes.get_for_owner(user, validation.text(body, "classId", max_length=64))
+    cls = await app.classes.get_for_owner(
+        user, validation.text(body, "classId", max_length=validation.MAX_ID)
+    )
     summary = await app.attendance.end(user, cls)
     return ok({"message": "Attendance persisted", **summary.as_dict()})
 

@@ -21,7 +21,7 @@ async def add_student(request: web.Request) -> web.Response:
     user = await current_user(request)
     access.require_teacher(user)
     body = await validation.json_object(request)
-    student_id = validation.text(body, "studentId", max_length=64)
+    student_id = validation.text(body, "studentId", max_length=validation.MAX_ID)
     app = services(request)
     cls = await app.classes.enrol(user, request.match_info["id"], student_id)
     await app.pushes.student_enrolled(cls, student_id)

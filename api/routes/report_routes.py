@@ -151,6 +151,8 @@ async def update_settings(request: web.Request) -> web.Response:
     body = await validation.json_object(request)
     ratio = body.get("presentRatio", cls.policy.present_ratio)
     late = body.get("lateAfterSeconds", cls.policy.late_after_seconds)
+    if isinstance(late, float) and late.is_integer():  # 18.0 is the integer 18 in JSON
+        late = int(late)
     recordings = body.get("allowStudentRecordings", cls.allow_student_recordings)
     screen_share = body.get("allowStudentScreenShare", cls.allow_student_screen_share)
     if (

@@ -8,7 +8,14 @@ from collections.abc import Awaitable, Callable
 from aiohttp import WSMsgType, web
 
 from ..auth.tokens import token_from_header
-from ..errors import WS_INVALID_FORMAT, WS_UNAUTHORIZED, Unauthorized, error_event
+from ..errors import (
+    WS_INVALID_FORMAT,
+    WS_UNAUTHORIZED,
+    WS_UPGRADE_REQUIRED,
+    InvalidRequest,
+    Unauthorized,
+    error_event,
+)
 from ..hub import SHUTDOWN_MESSAGE
 from ..services import SERVICES
 from .connection import ClientSocket
@@ -29,6 +36,8 @@ def websocket_handler(
         services = request.app[SERVICES]
         settings = services.settings
         ws = web.WebSocketResponse(max_msg_size=settings.ws_max_frame_bytes, heartbeat=30)
+        if not ws.can_prepare(request).ok:  # a plain GET: the error envelope, not aiohttp's text
+            raise InvalidRequest(WS_UPGRADE_REQUIRED)
         await ws.prepare(request)
         token = request.query.get("token") or token_from_header(
             request.headers.get("Authorization")

@@ -7,7 +7,6 @@ client event it answers (``None`` if the frame was not even a JSON object with a
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,6 +25,7 @@ from ..errors import (
     error_event,
 )
 from ..media_errors import MediaOperation, media_error
+from ..validation import loads_text
 from .connection import ClientSocket
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,8 @@ def decode_event(raw: str) -> tuple[str, Any]:
     """``{"event": NAME, "data": ...}`` → ``(NAME, data)``; ``InvalidRequest`` unless the
     frame is a JSON object with a string ``event``."""
     try:
-        frame = json.loads(raw)
-    except ValueError:
+        frame = loads_text(raw)
+    except ValueError:  # not JSON, too deep, or a string that is not Unicode text
         raise InvalidRequest(WS_INVALID_FORMAT) from None
     if not isinstance(frame, dict) or not isinstance(frame.get("event"), str):
         raise InvalidRequest(WS_INVALID_FORMAT)
