@@ -17,7 +17,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from api.errors import SESSION_ALREADY_ACTIVE, Conflict
 from api.ids import new_id
 from api.models import ClassRecord, SessionSummary
-from api.store import Store
+from api.store import MongoStore, Store
 from api.store.mongo import STALE_POINTER_AFTER
 from api.timeutil import utcnow
 from tests.store.conftest import Backend, mongo_client
@@ -103,3 +103,21 @@ async def test_a_young_pointer_without_its_session_may_be_a_start_in_progress(
     with pytest.raises(Conflict) as caught:
         await store.start_session(class_id=cls.id, teacher_id=cls.teacher_id, started_at=T0)
     assert caught.value.message == SESSION_ALREADY_ACTIVE
+
+
+async def test_every_write_waits_for_a_majority_and_the_journal(
+    mongo_backend: Backend, store: Store
+) -> None:
+    # The concern the driver sends with each write, read from the collections the store
+    # writes through, for every collection it has made (the emulator accepts the concern;
+    # a real MongoDB applies it).
+    assert isinstance(store, MongoStore)
+    client = mongo_client(mongo_backend.mongo_uri or "")
+    try:
+        names = await client[mongo_backend.mongo_db or ""].list_collection_names()
+    finally:
+        await client.close()
+    assert {"users", "sessions", "marks", "presence_events"} <= set(names)
+    for name in names:
+        concern = store._col(name).write_concern
+        assert (concern.document, concern.acknowledged) == ({"w": "majority", "j": True}, True)

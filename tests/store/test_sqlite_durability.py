@@ -26,7 +26,7 @@ from api.models import (
     SessionSummary,
 )
 from api.store import SqliteStore
-from api.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew
+from api.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew, connect
 
 REPO = Path(__file__).resolve().parents[2]
 ACKNOWLEDGED_BEFORE_KILL = 300
@@ -187,6 +187,17 @@ async def test_the_file_is_in_wal_mode_at_the_current_schema_version(tmp_path: P
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     conn.close()
+
+
+def test_every_commit_is_synced_before_it_is_acknowledged(tmp_path: Path) -> None:
+    # synchronous is a setting of each connection, not of the file: read that of a
+    # connection opened as the store opens its own.
+    conn = connect(tmp_path / "classroom.sqlite3")
+    try:
+        level = conn.execute("PRAGMA synchronous").fetchone()
+    finally:
+        conn.close()
+    assert tuple(level) == (2,)  # FULL: the WAL is synced at each commit, not only at checkpoints
 
 
 async def test_a_database_written_by_a_newer_build_is_refused(tmp_path: Path) -> None:

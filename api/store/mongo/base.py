@@ -8,11 +8,18 @@ from datetime import UTC
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.write_concern import WriteConcern
 
 from ..base import Store
 from .documents import Doc
 
 OLDEST_FIRST = [("createdAt", ASCENDING), ("_id", ASCENDING)]
+
+DURABLE = WriteConcern(w="majority", j=True)
+"""Acknowledged only once on a majority of the replica set and in its journal: what the
+attendance record is made of survives a power loss (and a failover), not only a crash of
+this process. Every collection: accounts and classes are as much part of the record as the
+sessions, marks and presence that refer to them."""
 
 _INDEXES: dict[str, list[IndexModel]] = {
     "users": [
@@ -86,7 +93,7 @@ class MongoBase(Store):
     def _col(self, name: str) -> AsyncCollection[Doc]:
         if self._client is None:
             raise RuntimeError("MongoStore is not open")
-        return self._client[self._db_name][name]
+        return self._client.get_database(self._db_name, write_concern=DURABLE)[name]
 
     @property
     def _users(self) -> AsyncCollection[Doc]:

@@ -142,12 +142,16 @@ def immediate(conn: sqlite3.Connection) -> Iterator[None]:
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open ``path`` in autocommit mode (each write commits, so it survives kill -9),
-    with WAL, ``synchronous=NORMAL`` and foreign keys on, migrated to the current schema."""
+    with WAL, ``synchronous=FULL`` and foreign keys on, migrated to the current schema.
+
+    FULL: each commit syncs the WAL before it returns, so an acknowledged write survives a
+    power loss too (NORMAL syncs only at checkpoints: a power loss could undo the last
+    commits). Its cost is measured by ``scripts/bench_store.py`` (docs/benchmarks.md)."""
     conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
     try:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
         migrate(conn, path)
     except BaseException:
