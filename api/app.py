@@ -9,8 +9,10 @@ from datetime import timedelta
 from aiohttp import web
 
 from .attendance import AttendanceService
+from .auth import passwords
 from .auth.jwks import JwksCache
 from .auth.keys import load_or_create_signing_key
+from .auth.throttle import AuthThrottle
 from .auth.tokens import Authenticator, TokenIssuer
 from .classes import ClassService
 from .config import Settings
@@ -100,6 +102,10 @@ async def _build_services(settings: Settings, metrics: ServerMetrics) -> Service
         metrics=metrics,
         recordings=RecordingService(settings, store, rooms),
         pushes=pushes,
+        passwords=passwords.PasswordWork(
+            passwords.PasswordHasher(settings.password_hash_cost or passwords.DEFAULT_COST)
+        ),
+        throttle=AuthThrottle(settings.auth_throttle),
     )
 
 

@@ -111,17 +111,24 @@ class AttendanceService:
         *,
         until: datetime | None = None,
         final: bool = False,
+        student: UserId | None = None,
     ) -> list[StudentAttendance]:
-        """Every enrolled student's attendance in ``session`` (live unless ``final``)."""
+        """Every enrolled student's attendance in ``session`` (live unless ``final``), or
+        only `student`'s: then only that student's presence is read."""
         if until is None:
             until = session.ended_at or utcnow()
-        events = await self._store.list_presence_events(session.id)
-        counters = await self._store.list_presence_counters(session.id)
-        marks = await self._store.list_marks(session.id)
+        store = self._store
+        events = await store.list_presence_events(session.id, student)
+        counters = await store.list_presence_counters(session.id, student)
+        if student is None:
+            marks = await store.list_marks(session.id)
+        else:
+            mark = await store.get_mark(session.id, student)
+            marks = [] if mark is None else [mark]
         return session_report(
             session,
             cls.policy,
-            cls.student_ids,
+            cls.student_ids if student is None else [student],
             events,
             counters,
             marks,
@@ -140,8 +147,9 @@ class AttendanceService:
     async def live_status(self, student: User, cls: ClassRecord) -> str | None:
         """The student's status in the active session so far, ``None`` if not yet set."""
         access.require_enrolled(student, cls)
-        rows = await self.report(await self.active_session(cls), cls)
-        return next((row.status for row in rows if row.student_id == student.id), None)
+        session = await self.active_session(cls)
+        rows = await self.report(session, cls, student=UserId(student.id))
+        return rows[0].status if rows else None
 
     async def last_status(self, student: User, cls: ClassRecord) -> str | None:
         """The student's status in the class's latest finished session, ``None`` if none."""

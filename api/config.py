@@ -16,6 +16,20 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class ThrottleSettings:
+    """Sign-up and login throttling (`api.auth.throttle`); `enabled` False turns all of
+    it off (load tests on loopback)."""
+
+    enabled: bool = True
+    signup_burst: int = 50
+    signups_per_minute: float = 10.0
+    login_burst: int = 100
+    logins_per_minute: float = 60.0
+    free_failures: int = 5
+    max_failure_delay: float = 300.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the server reads from its environment; see docs/configuration.md for each name."""
 
@@ -32,8 +46,18 @@ class Settings:
     jwt_issuer: str = "classroom-sfu"
     jwt_audience: str = "classroom-sfu"
     token_ttl_seconds: int = 24 * 3600
+    password_hash_cost: int | None = None
+    """log2 of scrypt's N for new password hashes (None: `api.auth.passwords.DEFAULT_COST`)."""
+    auth_throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
+    trusted_proxies: frozenset[str] = frozenset()
+    """Reverse proxies whose ``X-Forwarded-For`` names the client (for throttling)."""
     ws_max_frame_bytes: int = 64 * 1024
     ws_send_queue: int = 256
+    # What one client may ask over WebSockets: events per second and burst per socket,
+    # sockets open at once per account.
+    ws_events_per_second: float = 20.0
+    ws_event_burst: int = 100
+    ws_max_sockets_per_user: int = 8
     log_level: str = "INFO"
     # ICE: addresses the server gathers candidates on, and the one it announces.
     ice_addresses: tuple[str, ...] = field(default_factory=tuple)
@@ -159,6 +183,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if part.strip()
     )
     announced = _str(env, "ICE_ANNOUNCED_ADDRESS")
+    proxies = frozenset(
+        _address("TRUSTED_PROXIES", part.strip())
+        for part in (_str(env, "TRUSTED_PROXIES") or "").split(",")
+        if part.strip()
+    )
     try:
         ice = load_ice_settings(env)
     except ValueError as error:
@@ -177,8 +206,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jwt_issuer=_str(env, "JWT_ISSUER") or "classroom-sfu",
         jwt_audience=_str(env, "JWT_AUDIENCE") or "classroom-sfu",
         token_ttl_seconds=_int(env, "TOKEN_TTL_SECONDS", 24 * 3600, 60, 30 * 24 * 3600),
+        password_hash_cost=_int(env, "PASSWORD_HASH_COST", 0, 10, 20) or None,
+        trusted_proxies=proxies,
+        auth_throttle=ThrottleSettings(
+            enabled=_bool(env, "AUTH_THROTTLE", True),
+            signup_burst=_int(env, "AUTH_SIGNUP_BURST", 50, 1, 1_000_000),
+            signups_per_minute=_float(env, "AUTH_SIGNUPS_PER_MINUTE", 10.0, 0.01, 1e6),
+            login_burst=_int(env, "AUTH_LOGIN_BURST", 100, 1, 1_000_000),
+            logins_per_minute=_float(env, "AUTH_LOGINS_PER_MINUTE", 60.0, 0.01, 1e6),
+            free_failures=_int(env, "AUTH_FREE_FAILURES", 5, 1, 1000),
+            max_failure_delay=_float(env, "AUTH_MAX_FAILURE_DELAY_SECONDS", 300.0, 1.0, 86400.0),
+        ),
         ws_max_frame_bytes=_int(env, "WS_MAX_FRAME_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
         ws_send_queue=_int(env, "WS_SEND_QUEUE", 256, 8, 65536),
+        ws_events_per_second=_float(env, "WS_EVENTS_PER_SECOND", 20.0, 0.1, 100000.0),
+        ws_event_burst=_int(env, "WS_EVENT_BURST", 100, 1, 1000000),
+        ws_max_sockets_per_user=_int(env, "WS_MAX_SOCKETS_PER_USER", 8, 1, 10000),
         log_level=log_level,
         ice_addresses=ice_addresses,
         ice_announced_address=_address("ICE_ANNOUNCED_ADDRESS", announced) if announced else None,

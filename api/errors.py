@@ -62,6 +62,12 @@ class PayloadTooLarge(ApiError):
     status = 413
 
 
+class TooManyRequests(ApiError):
+    """The client sends faster than it may (a rate or a count limit)."""
+
+    status = 429
+
+
 class InternalError(ApiError):
     """The server failed; the message says nothing more (the log has the detail)."""
 

@@ -59,6 +59,10 @@ class SocketHub:
             if not sockets:
                 del self._by_user[socket.user.id]
 
+    def count_of(self, user_id: str) -> int:
+        """The sockets `user_id` has open."""
+        return len(self._by_user.get(user_id, ()))
+
     def __len__(self) -> int:
         return sum(len(sockets) for sockets in self._by_user.values())
 

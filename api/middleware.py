@@ -9,6 +9,7 @@ from aiohttp.typedefs import Handler
 
 from sfu import SfuError
 
+from .auth.throttle import RateLimited
 from .errors import INTERNAL_ERROR, ApiError
 from .media_errors import media_error
 from .metrics import METRICS
@@ -26,7 +27,10 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     except ApiError as error:
         request.app[METRICS].count_error("http", error)
-        return _failure(error.status, error.message)
+        response = _failure(error.status, error.message)
+        if isinstance(error, RateLimited):
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
     except SfuError as error:
         mapped = media_error(error)
         request.app[METRICS].count_error("http", mapped)

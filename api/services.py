@@ -8,6 +8,8 @@ from aiohttp import web
 
 from .attendance import AttendanceService
 from .auth.keys import SigningKey
+from .auth.passwords import PasswordWork
+from .auth.throttle import AuthThrottle
 from .auth.tokens import Authenticator, TokenIssuer
 from .classes import ClassService
 from .config import Settings
@@ -37,6 +39,8 @@ class Services:
     metrics: ServerMetrics
     recordings: RecordingService
     pushes: UserPushes
+    passwords: PasswordWork
+    throttle: AuthThrottle
 
 
 SERVICES = web.AppKey("services", Services)

@@ -208,6 +208,11 @@ class PublishPlan:
     media: dict[str, PublishedMedia]
 
 
+MAX_PUBLISH_SECTIONS = 8
+"""m-sections a publish offer may have: a microphone, two camera layers and a screen (and
+its sound) fit several times over; each one costs the server a transceiver."""
+
+
 def plan_publish(
     offer_sdp: str,
     video_codecs: Sequence[str],
@@ -224,6 +229,11 @@ def plan_publish(
     message naming the offending section.
     """
     tracks = tracks or {}
+    sections = offer_sdp.count("\nm=") + offer_sdp.startswith("m=")
+    if sections > MAX_PUBLISH_SECTIONS:  # counted before parsing: bounded work per offer
+        raise InvalidSdp.about_input(
+            f"the offer has {sections} m-sections, more than {MAX_PUBLISH_SECTIONS}"
+        )
     description = parse(offer_sdp)
     if not any(section.kind in ("audio", "video") for section in description.media):
         # It would be "applied", then fail at the connect deadline with nothing to say why.

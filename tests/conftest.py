@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
+from api.auth import passwords
 from scripts.support.nx27017 import Nx27017Server, running_nx27017
+
+TEST_PASSWORD_COST = 14
+"""scrypt's log2 N for the accounts tests make (~60 ms a hash instead of ~0.5 s at the
+default 17: the suite makes thousands); tests/api/test_passwords.py checks the default."""
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashes() -> Iterator[None]:
+    """Servers made in this process (Settings without a cost) and child servers (their
+    environment) hash new passwords at `TEST_PASSWORD_COST`."""
+    default, passwords.DEFAULT_COST = passwords.DEFAULT_COST, TEST_PASSWORD_COST
+    environment = os.environ.get("PASSWORD_HASH_COST")
+    os.environ["PASSWORD_HASH_COST"] = str(TEST_PASSWORD_COST)
+    try:
+        yield
+    finally:
+        passwords.DEFAULT_COST = default
+        if environment is None:
+            del os.environ["PASSWORD_HASH_COST"]
+        else:
+            os.environ["PASSWORD_HASH_COST"] = environment
 
 
 @pytest.fixture(scope="session")

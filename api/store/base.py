@@ -57,6 +57,10 @@ class Store(ABC):
     async def get_user_by_external_id(self, external_id: str) -> User | None: ...
 
     @abstractmethod
+    async def set_password_hash(self, user_id: str, password_hash: str) -> bool:
+        """Replace a user's password hash (a re-hash at a new cost); False if no such user."""
+
+    @abstractmethod
     async def list_users(self, role: Role) -> list[User]:
         """Users of one role, oldest first."""
 
@@ -141,15 +145,20 @@ class Store(ABC):
         """Insert-only: presence events are never updated or deleted."""
 
     @abstractmethod
-    async def list_presence_events(self, session_id: str) -> list[PresenceEvent]:
-        """A session's events in the order they were appended."""
+    async def list_presence_events(
+        self, session_id: str, user_id: str | None = None
+    ) -> list[PresenceEvent]:
+        """A session's events (only `user_id`'s, if given) in the order they were appended."""
 
     @abstractmethod
     async def put_presence_counters(self, counters: PresenceCounters) -> None:
         """Insert or replace the (session, user) counters."""
 
     @abstractmethod
-    async def list_presence_counters(self, session_id: str) -> list[PresenceCounters]: ...
+    async def list_presence_counters(
+        self, session_id: str, user_id: str | None = None
+    ) -> list[PresenceCounters]:
+        """A session's counters, by user id (only `user_id`'s, if given)."""
 
     # -- recordings ---------------------------------------------------------
     @abstractmethod

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from ..models import User
+from .limits import EventBucket
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)
@@ -25,11 +26,18 @@ class ClientSocket:
     """
 
     def __init__(
-        self, ws: web.WebSocketResponse, user: User, class_id: str | None, queue_size: int
+        self,
+        ws: web.WebSocketResponse,
+        user: User,
+        class_id: str | None,
+        queue_size: int,
+        events: EventBucket | None = None,
     ) -> None:
         self.id = next(_ids)
         self.ws = ws
         self.user = user
+        self.events = events
+        """The events this client may still send now (None: no limit)."""
         self.fixed_class_id = class_id
         self.joined_session_id: str | None = None
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue(maxsize=queue_size)

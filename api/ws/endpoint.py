@@ -20,6 +20,7 @@ from ..hub import SHUTDOWN_MESSAGE
 from ..services import SERVICES
 from .connection import ClientSocket
 from .events import EventRouter
+from .limits import POLICY_VIOLATION, TOO_MANY_SOCKETS, EventBucket
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,16 @@ def websocket_handler(
             await ws.send_json({"event": "ERROR", "data": error_event(WS_UNAUTHORIZED)})
             await ws.close()
             return ws
+        if services.hub.count_of(user.id) >= settings.ws_max_sockets_per_user:
+            await ws.send_json({"event": "ERROR", "data": error_event(TOO_MANY_SOCKETS)})
+            await ws.close(code=POLICY_VIOLATION, message=b"too many connections")
+            return ws
         socket = ClientSocket(
-            ws, user, request.query.get("classId") or None, settings.ws_send_queue
+            ws,
+            user,
+            request.query.get("classId") or None,
+            settings.ws_send_queue,
+            EventBucket(settings.ws_events_per_second, settings.ws_event_burst),
         )
         services.hub.add(socket)
         if services.hub.shutting_down:  # connected while the server was stopping

@@ -22,11 +22,13 @@ from ..errors import (
     ApiError,
     InternalError,
     InvalidRequest,
+    TooManyRequests,
     error_event,
 )
 from ..media_errors import MediaOperation, media_error
 from ..validation import loads_text
 from .connection import ClientSocket
+from .limits import POLICY_VIOLATION, TOO_MANY_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,10 @@ class EventRouter:
         event: str | None = None
         try:
             event, raw_data = decode_event(raw)
+            bucket = socket.events
+            if bucket is not None and not bucket.take():
+                await self._refuse(socket, event, bucket.exhausted)
+                return
             data = event_data(raw_data)
             handler = self._handlers.get(event)
             if handler is None:
@@ -95,6 +101,14 @@ class EventRouter:
         except Exception:
             log.exception("event handler failed for socket %s", socket.id)
             self._answer(socket, event, InternalError(INTERNAL_ERROR))
+
+    async def _refuse(self, socket: ClientSocket, event: str, exhausted: bool) -> None:
+        """An event over the socket's rate: answered, not run; a client that keeps on
+        after a whole burst of refusals is closed."""
+        self._answer(socket, event, TooManyRequests(TOO_MANY_EVENTS))
+        if exhausted:
+            log.info("closing socket %s of user %s: too many events", socket.id, socket.user.id)
+            await socket.flush_and_close(code=POLICY_VIOLATION, message=b"too many events")
 
     def _answer(self, socket: ClientSocket, event: str | None, error: ApiError) -> None:
         self._on_error(error)

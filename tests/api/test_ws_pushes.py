@@ -32,15 +32,24 @@ async def pushes_so_far(ws: ClassSocket) -> list[dict[str, Any]]:
     return found
 
 
+async def opened(server: RunningServer, token: str, class_id: str | None = None) -> ClassSocket:
+    """A class socket the server has taken in: a socket is registered for pushes once its
+    token is checked, after the handshake, so a push right after the handshake could miss
+    it; an event answered on it means it is registered."""
+    ws = await server.api.open_socket(token, class_id)
+    assert await pushes_so_far(ws) == []
+    return ws
+
+
 async def test_a_new_student_is_announced_to_every_teacher_socket_only(
     server: RunningServer,
 ) -> None:
     room = await server.classroom(students=1)
     other_teacher = await server.account("teacher")
-    teacher_unbound = await server.api.open_socket(room.teacher.token)
-    teacher_in_class = await server.api.open_socket(room.teacher.token, room.class_id)
-    other_unbound = await server.api.open_socket(other_teacher.token)
-    student = await server.api.open_socket(room.students[0].token)
+    teacher_unbound = await opened(server, room.teacher.token)
+    teacher_in_class = await opened(server, room.teacher.token, room.class_id)
+    other_unbound = await opened(server, other_teacher.token)
+    student = await opened(server, room.students[0].token)
 
     newcomer = await server.account("student", "Carol Newcomer")
     expected = {"student": {"_id": newcomer.id, "name": "Carol Newcomer", "email": newcomer.email}}
@@ -65,12 +74,12 @@ async def test_an_enrolment_reaches_every_socket_of_that_student_only(
     bystander = await server.account("student")
     # Opened without a class while another class of theirs is live: by the hub's binding
     # rule it belongs to that class, and it must still hear the new one.
-    unbound = await server.api.open_socket(newcomer.token)
-    bound_elsewhere = await server.api.open_socket(newcomer.token, live.class_id)
+    unbound = await opened(server, newcomer.token)
+    bound_elsewhere = await opened(server, newcomer.token, live.class_id)
     others = [
-        await server.api.open_socket(bystander.token),
-        await server.api.open_socket(live.teacher.token),
-        await server.api.open_socket(live.teacher.token, live.class_id),
+        await opened(server, bystander.token),
+        await opened(server, live.teacher.token),
+        await opened(server, live.teacher.token, live.class_id),
     ]
 
     answer = await server.api.enrol(live.teacher, target["_id"], newcomer.id)
@@ -106,10 +115,10 @@ async def test_a_teachers_mark_reaches_the_marked_students_sockets(
 ) -> None:
     room = await server.classroom(students=2)
     session = await server.api.start_session(room.teacher, room.class_id)
-    teacher = await server.api.open_socket(room.teacher.token)
-    marked = await server.api.open_socket(room.students[0].token)
-    marked_unbound = await server.api.open_socket(room.students[0].token, room.class_id)
-    other = await server.api.open_socket(room.students[1].token)
+    teacher = await opened(server, room.teacher.token)
+    marked = await opened(server, room.students[0].token)
+    marked_unbound = await opened(server, room.students[0].token, room.class_id)
+    other = await opened(server, room.students[1].token)
 
     await teacher.send("ATTENDANCE_MARKED", {"studentId": room.students[0].id, "status": "absent"})
     expected = {
@@ -179,8 +188,8 @@ async def test_being_in_the_room_pushes_present_and_done_pushes_the_stored_statu
         body={"presentRatio": 1},
     )
     session = await server.api.start_session(room.teacher, room.class_id)
-    teacher = await server.api.open_socket(room.teacher.token)
-    outside = await server.api.open_socket(staying_out.token)
+    teacher = await opened(server, room.teacher.token)
+    outside = await opened(server, staying_out.token)
     student = await peers(joining)
     assert student.socket is not None
     live = {

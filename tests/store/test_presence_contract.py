@@ -270,6 +270,14 @@ async def test_presence_events_are_listed_in_append_order_even_within_one_millis
             await store.append_presence_event(event(other, lee, "connected", same_ms))
     assert await store.list_presence_events(session.id) == appended
     assert await store.list_presence_events(other.id) == [event(other, lee, "connected", same_ms)]
+    # One participant's, in the same order (what a student's own live status reads).
+    for user in (kim, sam):
+        own = [each for each in appended if each.user_id == user.id]
+        assert await store.list_presence_events(session.id, user.id) == own
+    assert await store.list_presence_events(session.id, lee.id) == []
+    assert await store.list_presence_events(other.id, lee.id) == [
+        event(other, lee, "connected", same_ms)
+    ]
 
 
 async def test_concurrent_appends_keep_their_call_order(store: Store) -> None:
@@ -322,6 +330,11 @@ async def test_presence_counters_are_replaced_per_session_and_user(store: Store)
     expected = [counters(session, s, 2000, latest) for s in sorted(students, key=lambda u: u.id)]
     assert await store.list_presence_counters(session.id) == expected
     assert await store.list_presence_counters(other.id) == [counters(other, lee, 42)]
+    for student in students:
+        assert await store.list_presence_counters(session.id, student.id) == [
+            counters(session, student, 2000, latest)
+        ]
+    assert await store.list_presence_counters(session.id, lee.id) == []
 
 
 async def test_presence_counters_hold_totals_beyond_32_bits(store: Store) -> None:

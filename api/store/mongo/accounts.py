@@ -13,7 +13,7 @@ from ...models import AttendancePolicy, ClassRecord, Role, User
 from ..records import class_fields, class_from, new_class, new_user, user_fields, user_from
 from ..rules import TEACHER_NOT_FOUND, normalize_email
 from .base import OLDEST_FIRST, MongoBase
-from .documents import by_id, from_doc, to_doc
+from .documents import by_id, camel, from_doc, to_doc
 
 
 class MongoAccounts(MongoBase):
@@ -54,6 +54,16 @@ class MongoAccounts(MongoBase):
     async def get_user_by_external_id(self, external_id: str) -> User | None:
         doc = await self._users.find_one({"externalId": external_id}, sort=OLDEST_FIRST)
         return user_from(from_doc(doc)) if doc else None
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> bool:
+        # A whole-document replace, not $set (nx-27017 turns dates written by $set into
+        # strings: tests/store/test_nx27017_gaps.py); the user's other fields are kept.
+        doc = await by_id(self._users, user_id)
+        if doc is None:
+            return False
+        doc[camel("password_hash")] = password_hash
+        result = await self._users.replace_one({"_id": doc["_id"]}, doc)
+        return result.matched_count == 1
 
     async def list_users(self, role: Role) -> list[User]:
         docs = await self._users.find({"role": role}).sort(OLDEST_FIRST).to_list()

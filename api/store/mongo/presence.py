@@ -44,12 +44,11 @@ class MongoPresence(MongoBase):
                 raise RuntimeError("presence sequence upsert returned nothing")
             await self._presence_events.insert_one({**doc, "seq": counter["last"]})
 
-    async def list_presence_events(self, session_id: str) -> list[PresenceEvent]:
-        docs = await (
-            self._presence_events.find({"sessionId": session_id})
-            .sort([("seq", ASCENDING)])
-            .to_list()
-        )
+    async def list_presence_events(
+        self, session_id: str, user_id: str | None = None
+    ) -> list[PresenceEvent]:
+        query = {"sessionId": session_id} | ({} if user_id is None else {"userId": user_id})
+        docs = await self._presence_events.find(query).sort([("seq", ASCENDING)]).to_list()
         return [presence_event_from(from_doc(doc)) for doc in docs]
 
     async def put_presence_counters(self, counters: PresenceCounters) -> None:
@@ -66,10 +65,9 @@ class MongoPresence(MongoBase):
             # Two upserts of the same new document raced; it exists now, so replace it.
             await self._presence_counters.replace_one(key, doc, upsert=True)
 
-    async def list_presence_counters(self, session_id: str) -> list[PresenceCounters]:
-        docs = await (
-            self._presence_counters.find({"sessionId": session_id})
-            .sort([("userId", ASCENDING)])
-            .to_list()
-        )
+    async def list_presence_counters(
+        self, session_id: str, user_id: str | None = None
+    ) -> list[PresenceCounters]:
+        query = {"sessionId": session_id} | ({} if user_id is None else {"userId": user_id})
+        docs = await self._presence_counters.find(query).sort([("userId", ASCENDING)]).to_list()
         return [presence_counters_from(from_doc(doc)) for doc in docs]

@@ -62,6 +62,15 @@ class SqliteAccounts(SqliteBase):
         )
         return user_from(fields) if fields else None
 
+    async def set_password_hash(self, user_id: str, password_hash: str) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(write)
+
     async def list_users(self, role: Role) -> list[User]:
         rows = await self._all(
             "SELECT * FROM users WHERE role = ? ORDER BY created_at, id", (role,)

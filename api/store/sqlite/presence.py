@@ -27,10 +27,18 @@ class SqlitePresence(SqliteBase):
 
         await self._run(write)
 
-    async def list_presence_events(self, session_id: str) -> list[PresenceEvent]:
-        rows = await self._all(
-            "SELECT * FROM presence_events WHERE session_id = ? ORDER BY seq", (session_id,)
-        )
+    async def list_presence_events(
+        self, session_id: str, user_id: str | None = None
+    ) -> list[PresenceEvent]:
+        if user_id is None:
+            rows = await self._all(
+                "SELECT * FROM presence_events WHERE session_id = ? ORDER BY seq", (session_id,)
+            )
+        else:  # the session's index, the user's rows filtered in SQLite (none decoded here)
+            rows = await self._all(
+                "SELECT * FROM presence_events WHERE session_id = ? AND user_id = ? ORDER BY seq",
+                (session_id, user_id),
+            )
         return [presence_event_from(fields) for fields in rows]
 
     async def put_presence_counters(self, counters: PresenceCounters) -> None:
@@ -44,9 +52,17 @@ class SqlitePresence(SqliteBase):
 
         await self._run(upsert)
 
-    async def list_presence_counters(self, session_id: str) -> list[PresenceCounters]:
-        rows = await self._all(
-            "SELECT * FROM presence_counters WHERE session_id = ? ORDER BY user_id",
-            (session_id,),
-        )
+    async def list_presence_counters(
+        self, session_id: str, user_id: str | None = None
+    ) -> list[PresenceCounters]:
+        if user_id is None:
+            rows = await self._all(
+                "SELECT * FROM presence_counters WHERE session_id = ? ORDER BY user_id",
+                (session_id,),
+            )
+        else:
+            rows = await self._all(
+                "SELECT * FROM presence_counters WHERE session_id = ? AND user_id = ?",
+                (session_id, user_id),
+            )
         return [presence_counters_from(fields) for fields in rows]
