@@ -17,17 +17,12 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import psutil
-
-from scripts.bench.systems import REPO, free_port, pinned
+from scripts.bench.api_process import api_process
 from scripts.synthpeer.api_client import ClassroomApi
 
 LOGIN = {"email": "ada@bench.test", "password": "correct horse battery"}
@@ -47,45 +42,18 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 async def measure(cost: int, logins: int, burst: int) -> dict[str, Any]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "DATA_DIR": tempfile.mkdtemp(prefix="bench-login-"),
-        "LOG_LEVEL": "WARNING",
-        "PASSWORD_HASH_COST": str(cost),
-        "AUTH_THROTTLE": "false",  # the limits are not what is measured
-    }
-    env.pop("MONGODB_URI", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "api"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=pinned(0),
-    )
-    try:
-        async with aiohttp.ClientSession() as http:
-            api = ClassroomApi(f"http://127.0.0.1:{port}", http)
-            for _ in range(300):
-                with contextlib.suppress(aiohttp.ClientError):
-                    if (await api.request("GET", "/health"))[0] == 200:
-                        break
-                await asyncio.sleep(0.1)
-            body = {**LOGIN, "name": "Ada", "role": "student"}
-            status, _ = await api.request("POST", "/auth/signup", body=body)
-            if status != 201:
-                raise RuntimeError(f"signup answered {status}")
-            server = psutil.Process(process.pid)
-            before = server.cpu_times()
-            sequential = [await _login(api) for _ in range(logins)]
-            after = server.cpu_times()
-            at_once = await asyncio.gather(*(_login(api) for _ in range(burst)))
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    # Throttling is not what is measured.
+    env = {"PASSWORD_HASH_COST": str(cost), "AUTH_THROTTLE": "false"}
+    async with api_process(env) as server:
+        api = server.api
+        body = {**LOGIN, "name": "Ada", "role": "student"}
+        status, _ = await api.request("POST", "/auth/signup", body=body)
+        if status != 201:
+            raise RuntimeError(f"signup answered {status}")
+        before = server.process.cpu_times()
+        sequential = [await _login(api) for _ in range(logins)]
+        after = server.process.cpu_times()
+        at_once = await asyncio.gather(*(_login(api) for _ in range(burst)))
     cpu = (after.user - before.user) + (after.system - before.system)
     return {
         "cost": cost,

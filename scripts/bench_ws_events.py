@@ -17,21 +17,18 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
 import sys
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import psutil
 
 from api.ids import UserId
 from api.models import PresenceEvent, PresenceKind
 from api.store import SQLITE_FILE_NAME, SqliteStore
-from scripts.bench.systems import REPO, free_port, pinned
-from scripts.synthpeer.api_client import Account, ClassroomApi, ClassSocket
+from scripts.bench.api_process import api_process
+from scripts.synthpeer.api_client import Account, ClassSocket
 
 
 async def _cpu_per_event(
@@ -72,64 +69,38 @@ async def _presence(data_dir: Path, session_id: str, students: list[Account], ev
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    data = Path(tempfile.mkdtemp(prefix="bench-ws-events-"))
-    port = free_port()
     env = {
-        **os.environ,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "DATA_DIR": str(data),
-        "LOG_LEVEL": "WARNING",
         "AUTH_THROTTLE": "false",
         "PASSWORD_HASH_COST": "12",
         "WS_EVENTS_PER_SECOND": "100000",  # the limit is not what is measured
         "WS_EVENT_BURST": "1000000",
         "ROOM_MAX_PARTICIPANTS": str(args.students + 1),
     }
-    env.pop("MONGODB_URI", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "api"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=pinned(0),
-    )
     with contextlib.suppress(OSError):
         os.sched_setaffinity(0, {1})
-    try:
-        async with aiohttp.ClientSession() as http:
-            api = ClassroomApi(f"http://127.0.0.1:{port}", http)
-            for _ in range(300):
-                with contextlib.suppress(aiohttp.ClientError):
-                    if (await api.request("GET", "/health"))[0] == 200:
-                        break
-                await asyncio.sleep(0.1)
-            teacher = await api.register("Teacher", "teacher@bench.test", "teacher")
-            class_id = str((await api.create_class(teacher, "Bench"))["_id"])
-            students = []
-            for index in range(args.students):
-                student = await api.register(f"S{index}", f"s{index}@bench.test", "student")
-                await api.enrol(teacher, class_id, student.id)
-                students.append(student)
-            session = await api.start_session(teacher, class_id)
-            await _presence(data, str(session["sessionId"]), students, args.presence_events)
-            server = psutil.Process(process.pid)
-            student_socket = await api.open_socket(students[0].token, class_id)
-            teacher_socket = await api.open_socket(teacher.token, class_id)
-            results = {
-                "MY_ATTENDANCE": await _cpu_per_event(
-                    server, student_socket, "MY_ATTENDANCE", "MY_ATTENDANCE", args.events
-                ),
-                "TODAY_SUMMARY": await _cpu_per_event(
-                    server, teacher_socket, "TODAY_SUMMARY", "TODAY_SUMMARY", args.events
-                ),
-            }
-            await student_socket.close()
-            await teacher_socket.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    async with api_process(env) as server:
+        api = server.api
+        teacher = await api.register("Teacher", "teacher@bench.test", "teacher")
+        class_id = str((await api.create_class(teacher, "Bench"))["_id"])
+        students = []
+        for index in range(args.students):
+            student = await api.register(f"S{index}", f"s{index}@bench.test", "student")
+            await api.enrol(teacher, class_id, student.id)
+            students.append(student)
+        session = await api.start_session(teacher, class_id)
+        await _presence(server.data_dir, str(session["sessionId"]), students, args.presence_events)
+        student_socket = await api.open_socket(students[0].token, class_id)
+        teacher_socket = await api.open_socket(teacher.token, class_id)
+        results = {
+            "MY_ATTENDANCE": await _cpu_per_event(
+                server.process, student_socket, "MY_ATTENDANCE", "MY_ATTENDANCE", args.events
+            ),
+            "TODAY_SUMMARY": await _cpu_per_event(
+                server.process, teacher_socket, "TODAY_SUMMARY", "TODAY_SUMMARY", args.events
+            ),
+        }
+        await student_socket.close()
+        await teacher_socket.close()
     for event, ms in results.items():
         print(f"{event:15s} {ms:.3f} ms of server CPU per event")
     return {
