@@ -20,6 +20,7 @@ from .hub import SocketHub
 from .metrics import METRICS, ServerMetrics, TimedStore
 from .middleware import error_envelope
 from .models import ClassRecord
+from .overload import LoadWatch, lag_limit_ms
 from .presence.recovery import close_open_presence
 from .pushes import UserPushes
 from .recordings.service import RecordingService
@@ -106,6 +107,7 @@ async def _build_services(settings: Settings, metrics: ServerMetrics) -> Service
             passwords.PasswordHasher(settings.password_hash_cost or passwords.DEFAULT_COST)
         ),
         throttle=AuthThrottle(settings.auth_throttle),
+        load=LoadWatch(limit=lag_limit_ms(settings.overload_lag_ms) / 1000),
     )
 
 
@@ -127,12 +129,15 @@ def create_app(settings: Settings) -> web.Application:
         add_room_events(events, services, services.rooms)
         add_recording_events(events, services)
         await services.recordings.recover()
+        if lag_limit_ms(settings.overload_lag_ms) > 0:
+            services.load.start()
 
         async def leave_room(socket: ClientSocket) -> None:
             await services.rooms.leave(socket, reason="socket closed")
 
         disconnect_hooks.append(leave_room)
         yield
+        await services.load.stop()
         await services.roster.close()
         await services.pushes.close()
         await services.rooms.close_all()

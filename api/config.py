@@ -65,6 +65,9 @@ class Settings:
     # STUN/TURN for clients, the server's UDP port range, ICE timeout: api/ice_settings.py.
     ice: IceSettings = field(default_factory=IceSettings)
     room_max_participants: int = 50
+    # Overload: new joins are refused while the event loop's median lag over 3 s is above
+    # this many milliseconds (0: never; None: `api.overload.DEFAULT_LAG_LIMIT_MS`).
+    overload_lag_ms: int | None = None
     # Presence: a reconnect within the grace window continues the same interval.
     presence_grace_seconds: float = 15.0
     presence_flush_seconds: float = 1.0
@@ -109,6 +112,11 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _optional_int(env: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    """An integer in [low, high], or None when the variable is unset or empty."""
+    return _int(env, name, 0, low, high) if env.get(name) else None
 
 
 def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
@@ -206,7 +214,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jwt_issuer=_str(env, "JWT_ISSUER") or "classroom-sfu",
         jwt_audience=_str(env, "JWT_AUDIENCE") or "classroom-sfu",
         token_ttl_seconds=_int(env, "TOKEN_TTL_SECONDS", 24 * 3600, 60, 30 * 24 * 3600),
-        password_hash_cost=_int(env, "PASSWORD_HASH_COST", 0, 10, 20) or None,
+        password_hash_cost=_optional_int(env, "PASSWORD_HASH_COST", 10, 20),
         trusted_proxies=proxies,
         auth_throttle=ThrottleSettings(
             enabled=_bool(env, "AUTH_THROTTLE", True),
@@ -227,6 +235,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ice_announced_address=_address("ICE_ANNOUNCED_ADDRESS", announced) if announced else None,
         ice=ice,
         room_max_participants=_int(env, "ROOM_MAX_PARTICIPANTS", 50, 2, 1000),
+        overload_lag_ms=_optional_int(env, "OVERLOAD_LAG_MS", 0, 60_000),
         presence_grace_seconds=_float(env, "PRESENCE_GRACE_SECONDS", 15.0, 0.0, 3600.0),
         presence_flush_seconds=_float(env, "PRESENCE_FLUSH_SECONDS", 1.0, 0.05, 60.0),
         talk_threshold_dbov=_int(env, "TALK_THRESHOLD_DBOV", -50, -127, 0),

@@ -68,6 +68,12 @@ class TooManyRequests(ApiError):
     status = 429
 
 
+class ServiceUnavailable(ApiError):
+    """The server cannot take this now (it is saturated); the client may retry later."""
+
+    status = 503
+
+
 class InternalError(ApiError):
     """The server failed; the message says nothing more (the log has the detail)."""
 

@@ -15,6 +15,7 @@ from .classes import ClassService
 from .config import Settings
 from .hub import SocketHub
 from .metrics import ServerMetrics
+from .overload import LoadWatch
 from .pushes import UserPushes
 from .recordings.service import RecordingService
 from .rooms.manager import RoomManager
@@ -41,6 +42,7 @@ class Services:
     pushes: UserPushes
     passwords: PasswordWork
     throttle: AuthThrottle
+    load: LoadWatch
 
 
 SERVICES = web.AppKey("services", Services)

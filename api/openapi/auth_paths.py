@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import errors
+from ..auth.throttle import TOO_MANY_ATTEMPTS
 from .schema import (
     AUTH,
     EMAIL,
@@ -18,6 +19,10 @@ from .schema import (
     text_field,
 )
 
+THROTTLED = (429, TOO_MANY_ATTEMPTS)
+"""Too many sign-ups or logins from one address, or failed logins for one account from it;
+the ``Retry-After`` header says in how many seconds to try again."""
+
 
 def auth_paths() -> dict[str, Any]:
     return {
@@ -26,7 +31,7 @@ def auth_paths() -> dict[str, Any]:
                 "Create an account",
                 {
                     **success("201", USER, "The new account (no password field)"),
-                    **failures(SCHEMA, (400, errors.EMAIL_EXISTS)),
+                    **failures(SCHEMA, (400, errors.EMAIL_EXISTS), THROTTLED),
                 },
                 body=body(
                     ["name", "email", "password", "role"],
@@ -49,7 +54,7 @@ def auth_paths() -> dict[str, Any]:
                         {"type": "object", "properties": {"token": {"type": "string"}}},
                         "A bearer token",
                     ),
-                    **failures(SCHEMA, (400, errors.BAD_LOGIN)),
+                    **failures(SCHEMA, (400, errors.BAD_LOGIN), THROTTLED),
                 },
                 body=body(
                     ["email", "password"],

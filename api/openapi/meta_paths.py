@@ -29,7 +29,27 @@ def meta_paths() -> dict[str, Any]:
         "/openapi.json": {
             "get": op("This document", {"200": {"description": "OpenAPI"}}, secured=False)
         },
-        "/health": {"get": op("Liveness", {"200": {"description": "ok"}}, secured=False)},
+        "/health": {
+            "get": op(
+                "Liveness and load: status overloaded while new room joins are refused",
+                success(
+                    "200",
+                    {
+                        "type": "object",
+                        "required": ["status", "eventLoopLagMs", "store", "sockets", "media"],
+                        "properties": {
+                            "status": {"enum": ["ok", "overloaded"]},
+                            "eventLoopLagMs": {"type": "number"},
+                            "store": {"enum": ["sqlite", "mongodb"]},
+                            "sockets": {"type": "integer"},
+                            "media": {"type": "object"},
+                        },
+                    },
+                    "eventLoopLagMs: the event loop's median lag over the last 3 s",
+                ),
+                secured=False,
+            )
+        },
         "/ice-servers": {
             "get": op(
                 "STUN/TURN servers for RTCPeerConnection, with a fresh TURN credential of mine",

@@ -26,7 +26,8 @@ async def health(request: web.Request) -> web.Response:
     app = services(request)
     return ok(
         {
-            "status": "ok",
+            "status": "overloaded" if app.load.overloaded else "ok",
+            "eventLoopLagMs": round(1000 * app.load.lag, 1),
             "store": app.settings.store_kind,
             "sockets": len(app.hub),
             "media": app.rooms.media_paths,

@@ -9,8 +9,9 @@ from sfu import InvalidSdp, TrackSpec
 from sfu.sdp import media_sections
 
 from .. import access
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, ServiceUnavailable
 from ..media_errors import ICE_CANDIDATE, PUBLISH_OFFER, SUBSCRIBE_ANSWER
+from ..overload import OVERLOADED
 from ..rooms.manager import RoomManager
 from ..rooms.member import RoomMember
 from ..rooms.room import ClassRoom
@@ -68,6 +69,8 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
 
     async def join_room(socket: ClientSocket, data: dict[str, Any]) -> None:
         started = time.perf_counter()
+        if services.load.overloaded:  # refused before anything of the join happens
+            raise ServiceUnavailable(OVERLOADED)
         cls = await resolve_class(services, socket)
         await rooms.join(socket, cls)
         services.metrics.observe_join(started)
