@@ -23,6 +23,7 @@ from .models import ClassRecord
 from .overload import LoadWatch, lag_limit_ms
 from .presence.recovery import close_open_presence
 from .pushes import UserPushes
+from .rate_limits import HeavyRoutes
 from .recordings.service import RecordingService
 from .rooms.manager import RoomManager
 from .rooms.room import ClassRoom
@@ -108,6 +109,7 @@ async def _build_services(settings: Settings, metrics: ServerMetrics) -> Service
         ),
         throttle=AuthThrottle(settings.auth_throttle),
         load=LoadWatch(limit=lag_limit_ms(settings.overload_lag_ms) / 1000),
+        heavy_routes=HeavyRoutes(settings.heavy_routes_burst, settings.heavy_routes_per_minute),
     )
 
 

@@ -50,6 +50,9 @@ class Settings:
     """log2 of scrypt's N for new password hashes (None: `api.auth.passwords.DEFAULT_COST`)."""
     auth_throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
     trusted_proxies: frozenset[str] = frozenset()
+    # Per account: a session's report or CSV, starting or stopping a recording.
+    heavy_routes_burst: int = 20
+    heavy_routes_per_minute: float = 30.0
     """Reverse proxies whose ``X-Forwarded-For`` names the client (for throttling)."""
     ws_max_frame_bytes: int = 64 * 1024
     ws_send_queue: int = 256
@@ -216,6 +219,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         token_ttl_seconds=_int(env, "TOKEN_TTL_SECONDS", 24 * 3600, 60, 30 * 24 * 3600),
         password_hash_cost=_optional_int(env, "PASSWORD_HASH_COST", 10, 20),
         trusted_proxies=proxies,
+        heavy_routes_burst=_int(env, "HEAVY_ROUTES_BURST", 20, 1, 1_000_000),
+        heavy_routes_per_minute=_float(env, "HEAVY_ROUTES_PER_MINUTE", 30.0, 0.01, 1e6),
         auth_throttle=ThrottleSettings(
             enabled=_bool(env, "AUTH_THROTTLE", True),
             signup_burst=_int(env, "AUTH_SIGNUP_BURST", 50, 1, 1_000_000),

@@ -9,10 +9,10 @@ from aiohttp.typedefs import Handler
 
 from sfu import SfuError
 
-from .auth.throttle import RateLimited
 from .errors import INTERNAL_ERROR, ApiError
 from .media_errors import media_error
 from .metrics import METRICS
+from .rate_limits import RateLimited
 
 log = logging.getLogger(__name__)
 

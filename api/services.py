@@ -17,6 +17,7 @@ from .hub import SocketHub
 from .metrics import ServerMetrics
 from .overload import LoadWatch
 from .pushes import UserPushes
+from .rate_limits import HeavyRoutes
 from .recordings.service import RecordingService
 from .rooms.manager import RoomManager
 from .rooms.roster import RosterPublisher
@@ -43,6 +44,7 @@ class Services:
     passwords: PasswordWork
     throttle: AuthThrottle
     load: LoadWatch
+    heavy_routes: HeavyRoutes
 
 
 SERVICES = web.AppKey("services", Services)

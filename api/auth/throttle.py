@@ -11,37 +11,21 @@ real user out.
 
 Refusals are `RateLimited` (429 with ``Retry-After``). State is in memory, per server
 process, bounded: entries idle longer than they matter are dropped, and at most
-`MAX_TRACKED` keys are kept per table (the oldest go first).
+`api.rate_limits.MAX_TRACKED` keys are kept per table (the oldest go first).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
+from .. import rate_limits
 from ..config import ThrottleSettings
-from ..errors import TooManyRequests
+from ..rate_limits import Buckets, RateLimited
 
 TOO_MANY_ATTEMPTS = "Too many attempts, try again later"
-MAX_TRACKED = 100_000
-
-
-class RateLimited(TooManyRequests):
-    """429: try again in `retry_after` seconds (the ``Retry-After`` header, rounded up)."""
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(TOO_MANY_ATTEMPTS)
-        self.retry_after = max(1, math.ceil(retry_after))
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    at: float
 
 
 @dataclass
@@ -49,10 +33,6 @@ class _Failures:
     count: int
     not_before: float
     at: float
-
-
-K = TypeVar("K")
-V = TypeVar("V", _Bucket, _Failures)
 
 
 class AuthThrottle:
@@ -63,15 +43,19 @@ class AuthThrottle:
     ) -> None:
         self._settings = settings
         self._clock = clock
-        self._signups: OrderedDict[str, _Bucket] = OrderedDict()
-        self._logins: OrderedDict[str, _Bucket] = OrderedDict()
+        forget = settings.max_failure_delay + 3600.0
+        self._signups: Buckets[str] = Buckets(
+            settings.signup_burst, settings.signups_per_minute, forget_after=forget, clock=clock
+        )
+        self._logins: Buckets[str] = Buckets(
+            settings.login_burst, settings.logins_per_minute, forget_after=forget, clock=clock
+        )
         self._failures: OrderedDict[tuple[str, str], _Failures] = OrderedDict()
 
     def check_signup(self, address: str) -> None:
         """Raise `RateLimited` if `address` has signed up too much lately; else count it."""
         if self._settings.enabled:
-            s = self._settings
-            self._spend(self._signups, address, s.signup_burst, s.signups_per_minute / 60)
+            self._signups.spend(address, TOO_MANY_ATTEMPTS)
 
     def check_login(self, address: str, email: str) -> None:
         """Raise `RateLimited` if `address` may not try a login (for `email`) yet."""
@@ -80,9 +64,8 @@ class AuthThrottle:
         now = self._clock()
         failures = self._failures.get((email, address))
         if failures is not None and now < failures.not_before:
-            raise RateLimited(failures.not_before - now)
-        s = self._settings
-        self._spend(self._logins, address, s.login_burst, s.logins_per_minute / 60)
+            raise RateLimited(failures.not_before - now, TOO_MANY_ATTEMPTS)
+        self._logins.spend(address, TOO_MANY_ATTEMPTS)
 
     def login_failed(self, address: str, email: str) -> None:
         if not self._settings.enabled:
@@ -95,30 +78,18 @@ class AuthThrottle:
         if beyond > 0:
             delay = min(self._settings.max_failure_delay, 2.0 ** (beyond - 1))
             failures.not_before = now + delay
-        self._keep(self._failures, key, failures)
+        self._keep(key, failures)
 
     def login_succeeded(self, address: str, email: str) -> None:
         self._failures.pop((email, address), None)
 
-    def _spend(
-        self, table: OrderedDict[str, _Bucket], key: str, burst: int, per_second: float
-    ) -> None:
-        now = self._clock()
-        bucket = table.pop(key, None) or _Bucket(float(burst), now)
-        bucket.tokens = min(float(burst), bucket.tokens + (now - bucket.at) * per_second)
-        bucket.at = now
-        if bucket.tokens < 1.0:
-            self._keep(table, key, bucket)
-            raise RateLimited((1.0 - bucket.tokens) / per_second)
-        bucket.tokens -= 1.0
-        self._keep(table, key, bucket)
-
-    def _keep(self, table: OrderedDict[K, V], key: K, entry: V) -> None:
-        table[key] = entry  # most recently used last
-        # Idle that long, a bucket is full again and failures are forgiven.
+    def _keep(self, key: tuple[str, str], failures: _Failures) -> None:
+        table = self._failures
+        table[key] = failures  # most recently used last
+        # Idle that long, failures are forgiven.
         forget_before = self._clock() - self._settings.max_failure_delay - 3600.0
         while table:
             oldest_key, oldest = next(iter(table.items()))
-            if oldest.at >= forget_before and len(table) <= MAX_TRACKED:
+            if oldest.at >= forget_before and len(table) <= rate_limits.MAX_TRACKED:
                 break
             del table[oldest_key]

@@ -9,6 +9,7 @@ from .. import errors, validation
 from .schema import (
     AUTH,
     CLASS_ID,
+    HEAVY,
     ID,
     NO_CLASS,
     NO_SESSION,
@@ -147,7 +148,7 @@ def attendance_paths() -> dict[str, Any]:
                 "The same detail as CSV",
                 {
                     "200": {"description": "CSV", "content": {"text/csv": {}}},
-                    **failures(AUTH, TEACHER, OWNER, NO_CLASS, NO_SESSION),
+                    **failures(AUTH, TEACHER, OWNER, NO_CLASS, NO_SESSION, HEAVY),
                 },
                 params=SESSION_PARAMS,
             )

@@ -16,7 +16,7 @@ from ..recordings.service import (
     STILL_RECORDING,
     STORAGE_FULL,
 )
-from .schema import AUTH, CLASS_ID, NO_CLASS, OWNER, TEACHER, failures, op, success
+from .schema import AUTH, CLASS_ID, HEAVY, NO_CLASS, OWNER, TEACHER, failures, op, success
 
 _NO_RECORDING = (404, RECORDING_NOT_FOUND)
 _READERS = (AUTH, OWNER, (403, errors.NOT_ENROLLED), (403, NOT_SHARED), NO_CLASS)
@@ -94,6 +94,7 @@ def recording_paths() -> dict[str, Any]:
                         (409, ROOM_NOT_OPEN),
                         (409, RECORDING_ACTIVE),
                         (507, STORAGE_FULL),
+                        HEAVY,
                     ),
                 },
                 params=CLASS_ID,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import errors, validation
+from ..rate_limits import TOO_MANY_REQUESTS
 
 ID = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
 _NOT_BLANK = "\\S"
@@ -107,6 +108,8 @@ def failures(*pairs: tuple[int, str]) -> dict[str, Any]:
 
 
 AUTH = (401, errors.UNAUTHORIZED)
+HEAVY = (429, TOO_MANY_REQUESTS)
+"""A route rate-limited per account (`HEAVY_ROUTES_*`); ``Retry-After`` says when to retry."""
 SCHEMA = (400, errors.INVALID_SCHEMA)
 TEACHER = (403, errors.TEACHER_ONLY)
 OWNER = (403, errors.NOT_CLASS_TEACHER)

@@ -38,6 +38,7 @@ def _file(path: Path) -> web.FileResponse:
 
 async def start(request: web.Request) -> web.Response:
     user = await current_user(request)
+    services(request).heavy_routes.check(user.id)  # a recording's files, then its compose job
     recording = await services(request).recordings.start(user, await _class(request))
     return ok(recording.public(), status=201)
 

@@ -53,6 +53,14 @@ async def _owned_class(request: web.Request) -> tuple[User, ClassRecord]:
     return user, cls
 
 
+async def _owned_class_report(request: web.Request) -> tuple[User, ClassRecord]:
+    """`_owned_class` for a route that builds a session's whole report: rate-limited per
+    account (`api.rate_limits.HeavyRoutes`)."""
+    user, cls = await _owned_class(request)
+    services(request).heavy_routes.check(user.id)
+    return user, cls
+
+
 async def _session_of(request: web.Request, cls: ClassRecord) -> AttendanceSession:
     session_id = request.match_info["session_id"]
     store = services(request).store
@@ -105,7 +113,7 @@ async def session_detail(request: web.Request) -> web.Response:
 
 
 async def session_csv(request: web.Request) -> web.Response:
-    _, cls = await _owned_class(request)
+    _, cls = await _owned_class_report(request)
     session = await _session_of(request, cls)
     buffer = io.StringIO()
     writer = csv.writer(buffer)

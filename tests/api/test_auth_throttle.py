@@ -14,9 +14,10 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict
 
-from api.auth import throttle
-from api.auth.throttle import TOO_MANY_ATTEMPTS, AuthThrottle, RateLimited
+from api import rate_limits
+from api.auth.throttle import TOO_MANY_ATTEMPTS, AuthThrottle
 from api.config import ConfigError, Settings, ThrottleSettings, load_settings
+from api.rate_limits import TOO_MANY_REQUESTS, Buckets, RateLimited
 from api.routes.auth_routes import client_address
 
 from .conftest import RunningServer, ServerFactory
@@ -88,7 +89,7 @@ def test_disabled_limits_refuse_nothing_and_idle_entries_are_forgotten(
         off.check_login(A, "x@y.z")
         off.login_failed(A, "x@y.z")
     clock = Clock()
-    monkeypatch.setattr(throttle, "MAX_TRACKED", 3)
+    monkeypatch.setattr(rate_limits, "MAX_TRACKED", 3)
     limits = AuthThrottle(ThrottleSettings(signup_burst=1, signups_per_minute=1), clock)
     for i in range(5):  # at most MAX_TRACKED addresses are remembered, the oldest go
         limits.check_signup(f"203.0.113.{i}")
@@ -190,3 +191,48 @@ def test_trusted_proxies_are_a_setting_of_addresses() -> None:
     assert settings.trusted_proxies == frozenset({"127.0.0.1", "::1"})
     with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
         load_settings({"TRUSTED_PROXIES": "proxy.local"})
+
+
+async def test_a_session_csv_is_rate_limited_per_account(
+    start_server: ServerFactory, settings: Settings
+) -> None:
+    server = await start_server(replace(settings, heavy_routes_burst=2, heavy_routes_per_minute=6))
+    room = await server.classroom(students=1)
+    session = await server.api.start_session(room.teacher, room.class_id)
+    await server.api.call(
+        "POST", "/attendance/end", token=room.teacher.token, body={"classId": room.class_id}
+    )
+    path = f"/class/{room.class_id}/sessions/{session['sessionId']}/attendance.csv"
+    headers = {"Authorization": f"Bearer {room.teacher.token}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        for _ in range(2):
+            async with http.get(server.api.base_url + path) as response:
+                assert response.status == 200 and response.content_type == "text/csv"
+        async with http.get(server.api.base_url + path) as response:
+            assert response.status == 429 and response.headers["Retry-After"] == "10"
+            assert await response.json() == {"success": False, "error": TOO_MANY_REQUESTS}
+    # Another teacher's budget is their own.
+    other = await server.classroom(students=1)
+    theirs = await server.api.start_session(other.teacher, other.class_id)
+    body = {"classId": other.class_id}
+    await server.api.call("POST", "/attendance/end", token=other.teacher.token, body=body)
+    their_path = f"/class/{other.class_id}/sessions/{theirs['sessionId']}/attendance.csv"
+    their_headers = {"Authorization": f"Bearer {other.teacher.token}"}
+    async with (
+        aiohttp.ClientSession(headers=their_headers) as http,
+        http.get(server.api.base_url + their_path) as response,
+    ):
+        assert response.status == 200
+
+
+def test_buckets_forget_idle_keys_and_say_when_to_retry() -> None:
+    clock = Clock()
+    buckets: Buckets[str] = Buckets(2, 30, forget_after=60, clock=clock)
+    buckets.spend("a")
+    buckets.spend("a")
+    with pytest.raises(RateLimited) as refused:
+        buckets.spend("a", "custom")
+    assert (refused.value.retry_after, refused.value.message) == (2, "custom")
+    clock.now += 3600
+    buckets.spend("b")
+    assert len(buckets) == 1  # "a", idle for an hour, was forgotten
