@@ -133,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         host=settings.host,
         port=settings.port,
         print=lambda line: logging.getLogger("api").info("%s", line),
+        keepalive_timeout=settings.http_keepalive_seconds,
     )
 
 

@@ -40,6 +40,7 @@ from .routes import (
 )
 from .services import SERVICES, Services
 from .store import open_store
+from .validation import BODY_SECONDS
 from .ws.attendance_events import add_attendance_events
 from .ws.connection import ClientSocket
 from .ws.endpoint import DisconnectHook, websocket_handler
@@ -116,6 +117,7 @@ async def _build_services(settings: Settings, metrics: ServerMetrics) -> Service
 def create_app(settings: Settings) -> web.Application:
     """A ready-to-run application; the store opens on startup and closes on cleanup."""
     app = web.Application(middlewares=[error_envelope], client_max_size=MAX_BODY_BYTES)
+    app[BODY_SECONDS] = settings.http_body_seconds
     metrics = ServerMetrics(enabled=settings.metrics_enabled, token=settings.metrics_token)
     app[METRICS] = metrics
     events = EventRouter(on_error=lambda error: metrics.count_error("ws", error))

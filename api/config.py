@@ -55,6 +55,10 @@ class Settings:
     heavy_routes_per_minute: float = 30.0
     """Reverse proxies whose ``X-Forwarded-For`` names the client (for throttling)."""
     ws_max_frame_bytes: int = 64 * 1024
+    # HTTP: an idle keep-alive connection is closed after this; a request body must have
+    # arrived whole this long after the handler starts reading it (else 408).
+    http_keepalive_seconds: float = 75.0
+    http_body_seconds: float = 10.0
     ws_send_queue: int = 256
     # What one client may ask over WebSockets: events per second and burst per socket,
     # sockets open at once per account.
@@ -231,6 +235,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             max_failure_delay=_float(env, "AUTH_MAX_FAILURE_DELAY_SECONDS", 300.0, 1.0, 86400.0),
         ),
         ws_max_frame_bytes=_int(env, "WS_MAX_FRAME_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
+        http_keepalive_seconds=_float(env, "HTTP_KEEPALIVE_SECONDS", 75.0, 0.1, 86400.0),
+        http_body_seconds=_float(env, "HTTP_BODY_TIMEOUT_SECONDS", 10.0, 0.1, 3600.0),
         ws_send_queue=_int(env, "WS_SEND_QUEUE", 256, 8, 65536),
         ws_events_per_second=_float(env, "WS_EVENTS_PER_SECOND", 20.0, 0.1, 100000.0),
         ws_event_burst=_int(env, "WS_EVENT_BURST", 100, 1, 1000000),

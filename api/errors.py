@@ -56,6 +56,12 @@ class InsufficientStorage(ApiError):
     status = 507
 
 
+class RequestTimeout(ApiError):
+    """The client did not send the whole request in time."""
+
+    status = 408
+
+
 class PayloadTooLarge(ApiError):
     """The body or frame exceeds the configured limit."""
 

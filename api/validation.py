@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
 
 from aiohttp import web
 
-from .errors import INVALID_SCHEMA, InvalidRequest, PayloadTooLarge
+from .errors import INVALID_SCHEMA, InvalidRequest, PayloadTooLarge, RequestTimeout
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_TEXT = 200
@@ -16,6 +17,9 @@ MAX_ID = 64
 MAX_EMAIL = 254
 MAX_PASSWORD = 1024
 MIN_PASSWORD = 6
+BODY_TOO_SLOW = "Request body not received in time"
+BODY_SECONDS = web.AppKey("body_seconds", float)
+"""How long a handler waits for a whole request body (`Settings.http_body_seconds`)."""
 MAX_JSON_DEPTH = 32
 """Nesting levels a request body or WebSocket frame may have (the deepest the API reads
 is 4: a frame's data, a map of tracks, a track, its fields)."""
@@ -55,9 +59,12 @@ def _check_text(value: str) -> None:
 async def json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object, or ``InvalidRequest``."""
     try:
-        raw = await request.read()
+        async with asyncio.timeout(request.app.get(BODY_SECONDS, 10.0)):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge("Request body too large") from None
+    except TimeoutError:  # a body trickled in (slowloris): the connection is let go
+        raise RequestTimeout(BODY_TOO_SLOW) from None
     try:
         body = loads_text(raw)
     except ValueError:  # UnicodeDecodeError and UnicodeEncodeError included
