@@ -38,6 +38,7 @@ class Settings:
     data_dir: Path = Path("./data")
     mongodb_uri: str | None = None
     mongodb_db: str = "attendance"
+    mongodb_timeout_seconds: float = 5.0
     auth0_domain: str | None = None
     auth0_audience: str | None = None
     auth0_namespace: str = "https://liveclassroom.app"
@@ -213,6 +214,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=Path(_str(env, "DATA_DIR") or "./data"),
         mongodb_uri=mongodb_uri,
         mongodb_db=_str(env, "MONGODB_DB") or "attendance",
+        mongodb_timeout_seconds=_float(env, "MONGODB_TIMEOUT_SECONDS", 5.0, 0.1, 300.0),
         auth0_domain=auth0_domain,
         auth0_audience=auth0_audience,
         auth0_namespace=(_str(env, "AUTH0_NAMESPACE") or "https://liveclassroom.app").rstrip("/"),

@@ -13,6 +13,7 @@ from .errors import INTERNAL_ERROR, ApiError
 from .media_errors import media_error
 from .metrics import METRICS
 from .rate_limits import RateLimited
+from .store.outage import outage_error
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,11 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
     except web.HTTPException:
         raise
     except Exception as error:
+        outage = outage_error(error)
+        if outage is not None:
+            log.warning("%s %s: store unreachable: %s", request.method, request.path, error)
+            request.app[METRICS].count_error("http", outage)
+            return _failure(outage.status, outage.message)
         log.exception("unhandled error in %s %s", request.method, request.path)
         request.app[METRICS].count_error("http", error)
         return _failure(500, INTERNAL_ERROR)

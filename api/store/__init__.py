@@ -17,7 +17,11 @@ async def open_store(settings: Settings) -> Store:
     ``settings.data_dir`` (created if missing)."""
     store: Store
     if settings.mongodb_uri:
-        store = MongoStore(settings.mongodb_uri, settings.mongodb_db)
+        store = MongoStore(
+            settings.mongodb_uri,
+            settings.mongodb_db,
+            timeout_seconds=settings.mongodb_timeout_seconds,
+        )
     else:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = SqliteStore(settings.data_dir / SQLITE_FILE_NAME)

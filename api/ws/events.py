@@ -26,6 +26,7 @@ from ..errors import (
     error_event,
 )
 from ..media_errors import MediaOperation, media_error
+from ..store.outage import outage_error
 from ..validation import loads_text
 from .connection import ClientSocket
 from .limits import POLICY_VIOLATION, TOO_MANY_EVENTS
@@ -98,7 +99,12 @@ class EventRouter:
         except SfuError as error:
             media = self._media.get(event) if event is not None else None
             self._answer(socket, event, media_error(error, media))
-        except Exception:
+        except Exception as error:
+            outage = outage_error(error)
+            if outage is not None:
+                log.warning("event %s on socket %s: store unreachable: %s", event, socket.id, error)
+                self._answer(socket, event, outage)
+                return
             log.exception("event handler failed for socket %s", socket.id)
             self._answer(socket, event, InternalError(INTERNAL_ERROR))
 

@@ -98,6 +98,17 @@ def stop_nx27017(server: Nx27017Server, *, timeout: float = 5.0) -> None:
             server.process.wait()
 
 
+def restart_nx27017(server: Nx27017Server, *, timeout: float = 20.0) -> Nx27017Server:
+    """The same server again after `stop_nx27017`: its port, its data (a store outage that
+    ends, for clients that reconnect on their own)."""
+    again = _spawn(server.workdir, server.port)
+    failure = _wait_until_ready(again, timeout)
+    if failure:
+        stop_nx27017(again)
+        raise RuntimeError(f"nx-27017 did not restart on port {server.port}: {failure}")
+    return again
+
+
 @contextlib.contextmanager
 def running_nx27017(workdir: Path) -> Iterator[Nx27017Server]:
     """A started server for the duration of the ``with`` block."""

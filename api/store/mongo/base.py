@@ -63,9 +63,12 @@ _INDEXES: dict[str, list[IndexModel]] = {
 class MongoBase(Store):
     """Owns the client; every resource's methods reach their collections through it."""
 
-    def __init__(self, uri: str, db_name: str) -> None:
+    def __init__(self, uri: str, db_name: str, *, timeout_seconds: float = 5.0) -> None:
         self._uri = uri
         self._db_name = db_name
+        self._timeout_ms = round(1000 * timeout_seconds)
+        """How long a call waits for a reachable server before it fails (the driver's
+        default, 30 s, would hold every request of an outage that long)."""
         self._client: AsyncMongoClient[Doc] | None = None
         # One lock per session with appends in flight, so that concurrent appends draw their
         # sequence numbers in call order; a lock goes away with its last user.
@@ -76,7 +79,9 @@ class MongoBase(Store):
     async def open(self) -> None:
         if self._client is not None:
             return
-        client: AsyncMongoClient[Doc] = AsyncMongoClient(self._uri, tz_aware=True, tzinfo=UTC)
+        client: AsyncMongoClient[Doc] = AsyncMongoClient(
+            self._uri, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=self._timeout_ms
+        )
         try:
             for name, indexes in _INDEXES.items():
                 await client[self._db_name][name].create_indexes(indexes)
