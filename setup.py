@@ -46,6 +46,7 @@ setup(
                     "control",
                     "direct",
                     "counting",
+                    "guard",
                 )
             ],
             depends=["sfu/_receive_c/receive.h", "sfu/_native_args.h"],

@@ -39,6 +39,8 @@ class Settings:
     mongodb_uri: str | None = None
     mongodb_db: str = "attendance"
     mongodb_timeout_seconds: float = 5.0
+    # How long an SQLite write waits for a lock another connection holds (then 503).
+    sqlite_busy_timeout_seconds: float = 10.0
     auth0_domain: str | None = None
     auth0_audience: str | None = None
     auth0_namespace: str = "https://liveclassroom.app"
@@ -60,6 +62,9 @@ class Settings:
     # arrived whole this long after the handler starts reading it (else 408).
     http_keepalive_seconds: float = 75.0
     http_body_seconds: float = 10.0
+    # Open HTTP connections (WebSockets included), in all and per client address.
+    http_max_connections: int = 2000
+    http_max_connections_per_address: int = 500
     ws_send_queue: int = 256
     # What one client may ask over WebSockets: events per second and burst per socket,
     # sockets open at once per account.
@@ -73,12 +78,19 @@ class Settings:
     # STUN/TURN for clients, the server's UDP port range, ICE timeout: api/ice_settings.py.
     ice: IceSettings = field(default_factory=IceSettings)
     room_max_participants: int = 50
+    # What each published track may send, per second (0: no cap): packets beyond are dropped.
+    media_audio_max_kbps: int = 256
+    media_audio_max_packets: int = 120
+    media_video_max_kbps: int = 5000
+    media_video_max_packets: int = 1000
     # Overload: new joins are refused while the event loop's median lag over 3 s is above
     # this many milliseconds (0: never; None: `api.overload.DEFAULT_LAG_LIMIT_MS`).
     overload_lag_ms: int | None = None
     # Presence: a reconnect within the grace window continues the same interval.
     presence_grace_seconds: float = 15.0
     presence_flush_seconds: float = 1.0
+    # Presence writes (events, counters) a room keeps while the store is unreachable.
+    presence_buffer_max: int = 10_000
     talk_threshold_dbov: int = -50
     # /metrics: off entirely, or guarded by a bearer token (else loopback clients only).
     metrics_enabled: bool = True
@@ -107,6 +119,13 @@ class Settings:
     @property
     def store_kind(self) -> str:
         return "mongodb" if self.mongodb_uri else "sqlite"
+
+    @property
+    def store_timeout_seconds(self) -> float:
+        """How long one store call may wait before it fails as an outage."""
+        return (
+            self.mongodb_timeout_seconds if self.mongodb_uri else self.sqlite_busy_timeout_seconds
+        )
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -215,6 +234,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         mongodb_uri=mongodb_uri,
         mongodb_db=_str(env, "MONGODB_DB") or "attendance",
         mongodb_timeout_seconds=_float(env, "MONGODB_TIMEOUT_SECONDS", 5.0, 0.1, 300.0),
+        sqlite_busy_timeout_seconds=_float(env, "SQLITE_BUSY_TIMEOUT_SECONDS", 10.0, 0.0, 300.0),
         auth0_domain=auth0_domain,
         auth0_audience=auth0_audience,
         auth0_namespace=(_str(env, "AUTH0_NAMESPACE") or "https://liveclassroom.app").rstrip("/"),
@@ -239,6 +259,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ws_max_frame_bytes=_int(env, "WS_MAX_FRAME_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
         http_keepalive_seconds=_float(env, "HTTP_KEEPALIVE_SECONDS", 75.0, 0.1, 86400.0),
         http_body_seconds=_float(env, "HTTP_BODY_TIMEOUT_SECONDS", 10.0, 0.1, 3600.0),
+        http_max_connections=_int(env, "HTTP_MAX_CONNECTIONS", 2000, 1, 1_000_000),
+        http_max_connections_per_address=_int(
+            env, "HTTP_MAX_CONNECTIONS_PER_ADDRESS", 500, 1, 1_000_000
+        ),
         ws_send_queue=_int(env, "WS_SEND_QUEUE", 256, 8, 65536),
         ws_events_per_second=_float(env, "WS_EVENTS_PER_SECOND", 20.0, 0.1, 100000.0),
         ws_event_burst=_int(env, "WS_EVENT_BURST", 100, 1, 1000000),
@@ -248,9 +272,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ice_announced_address=_address("ICE_ANNOUNCED_ADDRESS", announced) if announced else None,
         ice=ice,
         room_max_participants=_int(env, "ROOM_MAX_PARTICIPANTS", 50, 2, 1000),
+        media_audio_max_kbps=_int(env, "MEDIA_AUDIO_MAX_KBPS", 256, 0, 10_000_000),
+        media_audio_max_packets=_int(env, "MEDIA_AUDIO_MAX_PACKETS", 120, 0, 1_000_000),
+        media_video_max_kbps=_int(env, "MEDIA_VIDEO_MAX_KBPS", 5000, 0, 10_000_000),
+        media_video_max_packets=_int(env, "MEDIA_VIDEO_MAX_PACKETS", 1000, 0, 1_000_000),
         overload_lag_ms=_optional_int(env, "OVERLOAD_LAG_MS", 0, 60_000),
         presence_grace_seconds=_float(env, "PRESENCE_GRACE_SECONDS", 15.0, 0.0, 3600.0),
         presence_flush_seconds=_float(env, "PRESENCE_FLUSH_SECONDS", 1.0, 0.05, 60.0),
+        presence_buffer_max=_int(env, "PRESENCE_BUFFER_MAX", 10_000, 100, 1_000_000),
         talk_threshold_dbov=_int(env, "TALK_THRESHOLD_DBOV", -50, -127, 0),
         metrics_enabled=_bool(env, "METRICS_ENABLED", True),
         metrics_token=_str(env, "METRICS_TOKEN"),

@@ -25,7 +25,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from sfu import CounterTotals, MediaKind, Router
+from sfu import CounterTotals, MediaKind, Router, refused_packet_totals
 from sfu.counters import KINDS, add_totals, new_totals
 
 RoomSource = Callable[[], Iterable[Router]]
@@ -181,6 +181,15 @@ class MediaCollector(Collector):
             for kind in KINDS:
                 family.add_metric([kind], getattr(totals[kind].consumers, field))
             yield family
+        family = CounterMetricFamily(
+            "classroom_refused_packets",
+            "Packets from participants dropped unread: over a track's cap, not negotiated, "
+            "or a flood beyond a connection's budget",
+            labels=["reason"],
+        )
+        for reason, count in refused_packet_totals().items():
+            family.add_metric([reason], count)
+        yield family
 
 
 RTT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0)

@@ -38,8 +38,10 @@ from sfu.producer import Producer
 from sfu.router import Router
 from sfu.sdp import TrackSpec
 from sfu.stats import ConsumerStats, ParticipantStats, ProducerStats, RouterStats
+from sfu.track_caps import REFUSAL_REASONS, TrackCaps, refused_packet_totals
 
 __all__ = [
+    "REFUSAL_REASONS",
     "AdapterError",
     "AppData",
     "Closed",
@@ -70,8 +72,10 @@ __all__ = [
     "RouterStats",
     "SfuError",
     "StreamLabel",
+    "TrackCaps",
     "TrackSource",
     "TrackSpec",
     "create_peer_connection",
+    "refused_packet_totals",
     "set_local_description",
 ]

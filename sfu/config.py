@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sfu import native_receive, native_send
+from sfu.track_caps import TrackCaps
 
 SendPath = Literal["direct", "aiortc"]
 IceTransportPolicy = Literal["all", "relay"]
@@ -134,6 +135,10 @@ class MediaConfig:
     second when `publisher_remb` is on: a ceiling, not an estimate (the receive-side
     delay estimator stays on the Python path); the publisher's own loss-based control,
     fed by the receiver reports, works below it."""
+    track_caps: TrackCaps = field(default_factory=TrackCaps)
+    """What each published track may send (bits and packets per second, by kind):
+    packets beyond are dropped before anything reads them, and counted
+    (`sfu.refused_packet_totals`)."""
     coalesce_control_reads: bool = True
     """With `sync_receive`: once a subscribe connection is up, read its socket (the
     subscriber's RTCP and ICE consent checks) when a media packet arrives, at most every

@@ -52,6 +52,18 @@ hand-off.
 
 ``statistics(ssrc)`` is ``(received, base_seq, max_seq, cycles, jitter)`` (aiortc's
 `StreamStatistics` fields), ``counts(ssrc)`` the stream's counters.
+
+What a connection may send (`guard.c`): ``cap(audio_bitrate, audio_packet_rate,
+video_bitrate, video_packet_rate)`` caps every stream, per second (0: none; token
+buckets one second deep, an RTX stream charged to its media stream); a packet over its
+track's caps is dropped before the receive statistics (``counts(ssrc)["over_cap"]``).
+``refuse(ssrc, reason)`` counts a packet Python found no negotiated track for
+(``"unknown_ssrc"``, ``"unnegotiated_mid"``, ``"unknown_codec"``) and drops that SSRC's
+packets unread for a second. RTP of SSRCs not added (32 a second after a burst of 64),
+RTCP (200 after 400) and STUN/DTLS (50 after 100) reach Python within per-connection
+budgets; beyond them they are dropped (``"unknown_flood"``, ``"rtcp_flood"``,
+``"control_flood"``). ``refused`` is the connection's count per reason,
+``refused_totals()`` the process's.
 """
 
 from __future__ import annotations
@@ -87,7 +99,7 @@ try:
     if not native_allowed():
         raise ImportError("SFU_NATIVE turns the C extensions off")
     from sfu import _receive
-    from sfu._receive import ControlReader, HeaderCount, HeaderCounter, Receiver
+    from sfu._receive import ControlReader, HeaderCount, HeaderCounter, Receiver, refused_totals
 except ImportError:  # not built: check AVAILABLE before using Receiver
     AVAILABLE = False
 else:
@@ -116,4 +128,5 @@ __all__ = [
     "HeaderCounter",
     "Receiver",
     "Tally",
+    "refused_totals",
 ]

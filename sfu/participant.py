@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -44,23 +45,27 @@ from sfu.producer import Producer, ReceiveCounts
 from sfu.sdp import PublishPlan, TrackSpec, plan_publish
 from sfu.stats import ParticipantStats
 from sfu.subscription import Subscription
+from sfu.track_caps import TrackCap, TrackCaps
 
 if TYPE_CHECKING:
     from sfu.router import Router
 
 logger = logging.getLogger(__name__)
 
+_RTP_HEADER = 12  # bytes a capped packet is charged on top of its payload (Python path)
+
 
 class _PublishSlot:
     """One m-section of the publish connection; its receiver is intercepted for good.
     Packets (the Python receive path) or frames (the native one) go to its producer."""
 
-    __slots__ = ("_producer", "native_counts", "transceiver")
+    __slots__ = ("_cap", "_producer", "native_counts", "transceiver")
 
-    def __init__(self, transceiver: RTCRtpTransceiver) -> None:
+    def __init__(self, transceiver: RTCRtpTransceiver, caps: TrackCaps) -> None:
         self.transceiver = transceiver
         self._producer: Producer | None = None
         self.native_counts: ReceiveCounts | None = None
+        self._cap = TrackCap(*caps.for_kind(transceiver.kind), time.monotonic())
 
     @property
     def producer(self) -> Producer | None:
@@ -74,7 +79,7 @@ class _PublishSlot:
 
     def on_packet(self, packet: Packet, data: bytes) -> None:
         producer = self._producer
-        if producer is not None:
+        if producer is not None and self._cap.admit(len(data) + _RTP_HEADER, time.monotonic()):
             producer.on_packet(packet, data)
 
     def on_native_counts(self, counts: ReceiveCounts) -> None:
@@ -266,6 +271,7 @@ class Participant:
                             if self._config.publisher_remb
                             else None
                         ),
+                        caps=self._config.track_caps,
                     )
             self._deadline.arm(pc)
             return sdp
@@ -290,7 +296,7 @@ class Participant:
         try:
             transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
             assert transceiver.mid is not None
-            slot = _PublishSlot(transceiver)
+            slot = _PublishSlot(transceiver, self._config.track_caps)
             aiortc_adapter.intercept_receiver(transceiver.receiver, slot.on_packet)
             if track.kind == "video":
                 aiortc_adapter.sum_remb(transceiver.receiver, self._publish_remb)

@@ -174,7 +174,8 @@ def test_the_aiortc_adapter_is_the_bottom_of_sfu() -> None:
     # path it feeds; the engine above it (direct_send, sender_reports, producer...)
     # reaches it, never the other way round.
     edges = import_graph("sfu", by_part=True).edges.get("sfu.aiortc_adapter", {})
-    assert set(edges) <= {"sfu.errors", "sfu.stats", "sfu.ids", "sfu.native_receive"}, edges
+    allowed = {"sfu.errors", "sfu.stats", "sfu.ids", "sfu.native_receive", "sfu.track_caps"}
+    assert set(edges) <= allowed, edges
     assert "sfu.aiortc_adapter" in import_graph("sfu", by_part=True).edges["sfu.direct_send"]
 
 

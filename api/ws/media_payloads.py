@@ -55,7 +55,7 @@ def parse_tracks(data: dict[str, Any]) -> dict[str, TrackSpec] | None:
             continue
         if source != "camera":
             raise InvalidRequest(LAYER_NOT_CAMERA.format(mid=shown))
-        if layer not in LAYERS:
+        if not isinstance(layer, str) or layer not in LAYERS:  # a list or object is unhashable
             raise InvalidRequest(BAD_LAYER.format(mid=shown))
         specs[mid] = TrackSpec(source, LAYERS[layer])
     return specs

@@ -13,6 +13,12 @@
 #define PT_PSFB 206
 #define FMT_REMB 15
 #define SRTCP_TRAILER_MIN 14 /* E+index (4) and the shortest auth tag (10) */
+/* What one subscriber may make Python handle: its receiver reports, NACKs and PLIs
+ * (a few a second per forwarded stream), and ICE consent checks. */
+#define RTCP_PER_SECOND 400
+#define RTCP_BURST 800
+#define OTHER_PER_SECOND 50
+#define OTHER_BURST 100
 
 typedef struct {
     PyObject_HEAD
@@ -21,7 +27,8 @@ typedef struct {
     PyObject *keep;
     double remb_interval;
     double last_remb; /* monotonic time of the last REMB passed; < 0: none yet */
-    unsigned long long datagrams, rembs_dropped, unprotect_errors;
+    Bucket rtcp, other;
+    unsigned long long datagrams, rembs_dropped, unprotect_errors, rtcp_dropped, other_dropped;
 } ControlReader;
 
 /* A datagram holding one standalone REMB (aiortc sends them so), judged on its clear
@@ -59,6 +66,8 @@ ControlReader_init(ControlReader *self, PyObject *args, PyObject *kwargs)
     Py_XSETREF(self->keep, keep);
     self->remb_interval = remb_interval;
     self->last_remb = -1;
+    bucket_set(&self->rtcp, RTCP_PER_SECOND, RTCP_BURST, monotonic());
+    bucket_set(&self->other, OTHER_PER_SECOND, OTHER_BURST, monotonic());
     return 0;
 }
 
@@ -101,6 +110,11 @@ take(ControlReader *self, PyObject *events, unsigned char *p, int n,
                 return 0;
             }
         }
+        if (!bucket_take(&self->rtcp, 1, now)) {
+            self->rtcp_dropped++;
+            guard_count(REFUSED_SUBSCRIBER_RTCP_FLOOD);
+            return 0;
+        }
         if (self->unprotect_rtcp(self->session, p, &length) != 0) {
             self->unprotect_errors++;
             return 0;
@@ -109,6 +123,11 @@ take(ControlReader *self, PyObject *events, unsigned char *p, int n,
             self->last_remb = now;
         event = Py_BuildValue("(iy#)", EV_RTCP, (const char *)p, (Py_ssize_t)length);
     } else {
+        if (!bucket_take(&self->other, 1, now)) {
+            self->other_dropped++;
+            guard_count(REFUSED_SUBSCRIBER_CONTROL_FLOOD);
+            return 0;
+        }
         address = from != NULL ? address_of(from) : Py_NewRef(Py_None);
         if (address == NULL)
             return -1;
@@ -191,8 +210,10 @@ ControlReader_feed(ControlReader *self, PyObject *args)
 static PyObject *
 ControlReader_counts(ControlReader *self, PyObject *Py_UNUSED(ignored))
 {
-    return Py_BuildValue("{sKsKsK}", "datagrams", self->datagrams, "rembs_dropped",
-                         self->rembs_dropped, "unprotect_errors", self->unprotect_errors);
+    return Py_BuildValue("{sKsKsKsKsK}", "datagrams", self->datagrams, "rembs_dropped",
+                         self->rembs_dropped, "unprotect_errors", self->unprotect_errors,
+                         "rtcp_dropped", self->rtcp_dropped, "other_dropped",
+                         self->other_dropped);
 }
 
 static PyMethodDef ControlReader_methods[] = {

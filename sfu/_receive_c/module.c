@@ -63,6 +63,7 @@ Receiver_init(Receiver *self, PyObject *args, PyObject *kwargs)
     Py_XSETREF(self->keep, keep);
     self->audio_level_id = audio_level_id;
     self->max_wait = max_wait;
+    guard_init(&self->guard);
     return 0;
 }
 
@@ -167,6 +168,7 @@ Receiver_add_stream(Receiver *self, PyObject *args, PyObject *kwargs)
     s->kind = kind;
     s->payload_type = (uint8_t)payload_type;
     s->clock_rate = (uint32_t)clock_rate;
+    guard_cap_stream(self, s);
     Py_INCREF(token);
     s->token = token;
     if (kind != KIND_AUDIO) {
@@ -357,14 +359,15 @@ Receiver_counts(Receiver *self, PyObject *arg)
     s = find_stream(self, ssrc);
     if (s == NULL)
         Py_RETURN_NONE;
-    return Py_BuildValue("{sKsKsKsKsKsKsKsK}", "packets", (unsigned long long)s->packets,
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsK}", "packets", (unsigned long long)s->packets,
                          "frames", (unsigned long long)s->frames, "keyframes",
                          (unsigned long long)s->keyframes, "late_packets",
                          (unsigned long long)s->late_packets, "skipped",
                          (unsigned long long)s->skipped, "silent_frames",
                          (unsigned long long)s->silent_frames, "nacked",
                          (unsigned long long)s->nacked, "dropped",
-                         (unsigned long long)s->dropped);
+                         (unsigned long long)s->dropped, "over_cap",
+                         (unsigned long long)s->over_cap);
 }
 
 static PyObject *
@@ -450,6 +453,8 @@ static PyMethodDef Receiver_methods[] = {
     {"direct", (PyCFunction)(void (*)(void))Receiver_direct, METH_VARARGS | METH_KEYWORDS,
      NULL},
     {"take", (PyCFunction)Receiver_take, METH_O, NULL},
+    {"cap", (PyCFunction)(void (*)(void))Receiver_cap, METH_VARARGS | METH_KEYWORDS, NULL},
+    {"refuse", (PyCFunction)Receiver_refuse, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -458,6 +463,7 @@ static PyGetSetDef Receiver_getset[] = {
     {"unprotect_errors", (getter)Receiver_get_unprotect_errors, NULL, NULL, NULL},
     {"malformed", (getter)Receiver_get_malformed, NULL, NULL, NULL},
     {"ssrcs", (getter)Receiver_get_ssrcs, NULL, NULL, NULL},
+    {"refused", (getter)Receiver_get_refused, NULL, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -474,10 +480,16 @@ static PyTypeObject ReceiverType = {
     .tp_getset = Receiver_getset,
 };
 
+static PyMethodDef module_functions[] = {
+    {"refused_totals", guard_refused_totals, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "sfu._receive",
     .m_size = -1,
+    .m_methods = module_functions,
 };
 
 PyMODINIT_FUNC

@@ -87,12 +87,23 @@ handle_rtp(Receiver *self, const unsigned char *p, Py_ssize_t n, double now)
     }
     s = find_stream(self, ssrc);
     if (s == NULL) {
+        if (!guard_admit_unknown(self, ssrc))
+            return 0;
         return emit(self, Py_BuildValue("(iy#)", EV_UNKNOWN, (const char *)p, n));
     }
     if (payload_type != s->payload_type) {
         /* A renegotiated codec, or RTX on a media SSRC: Python routes it again. */
         s->dropped++;
+        if (!guard_admit_unknown(self, ssrc))
+            return 0;
         return emit(self, Py_BuildValue("(iy#)", EV_UNKNOWN, (const char *)p, n));
+    }
+    if (!guard_admit_rtp(self, s, n)) {
+        /* Refused, not lost: a NACK for it would only bring it back over the cap (and
+         * the publisher's repairs with it), so its number counts as seen. */
+        if (s->kind != KIND_AUDIO && s->kind != KIND_RTX && nack_add(s, seq))
+            s->nack_owed = 1;
+        return 0;
     }
     add_statistics(s, seq, timestamp, now);
     if (s->kind == KIND_RTX) {
@@ -105,8 +116,9 @@ handle_rtp(Receiver *self, const unsigned char *p, Py_ssize_t n, double now)
             return 0;
     }
     s->packets++;
-    if (s->kind != KIND_AUDIO && nack_add(s, seq)) {
+    if (s->kind != KIND_AUDIO && (nack_add(s, seq) | s->nack_owed)) {
         PyObject *lost = missing_list(s);
+        s->nack_owed = 0;
         if (lost == NULL)
             return -1;
         s->nacked += (uint64_t)PyList_GET_SIZE(lost);
@@ -162,11 +174,16 @@ handle_datagram(Receiver *self, unsigned char *p, int n, PyObject *address, doub
         if (address == NULL) {
             address = Py_None;
         }
+        if (!guard_admit_control(self, 0))
+            return 0;
         return emit(self, Py_BuildValue("(iy#O)", EV_OTHER, (const char *)p, (Py_ssize_t)n,
                                         address));
     }
-    if (is_rtcp(p, n))
+    if (is_rtcp(p, n)) {
+        if (!guard_admit_control(self, 1))
+            return 0;
         return emit(self, Py_BuildValue("(iy#)", EV_RTCP, (const char *)p, (Py_ssize_t)n));
+    }
     status = self->unprotect(self->session, p, &length);
     if (status != 0) {
         self->unprotect_errors++;

@@ -53,6 +53,43 @@ typedef struct {
 
 typedef int (*unprotect_fn)(void *session, void *packet, int *len);
 
+/* A token bucket: `rate` per second up to `burst` (rate <= 0: unlimited). */
+typedef struct {
+    double rate, burst, tokens, last;
+} Bucket;
+
+/* Why a packet was refused (guard.c): the names `Receiver.refused` reports. */
+enum {
+    REFUSED_TRACK_CAP = 0,        /* a track above its bit rate or packet rate cap */
+    REFUSED_UNKNOWN_SSRC = 1,     /* RTP of an SSRC no negotiated track has */
+    REFUSED_UNNEGOTIATED_MID = 2, /* RTP naming a mid the answer did not accept */
+    REFUSED_UNKNOWN_CODEC = 3,    /* RTP of a payload type that was not negotiated */
+    REFUSED_UNKNOWN_FLOOD = 4,    /* unknown RTP beyond the connection's budget */
+    REFUSED_RTCP_FLOOD = 5,       /* RTCP beyond the connection's budget */
+    REFUSED_CONTROL_FLOOD = 6,    /* STUN/DTLS beyond the connection's budget */
+    REFUSED_SUBSCRIBER_RTCP_FLOOD = 7,    /* a subscribe connection's, beyond its budget */
+    REFUSED_SUBSCRIBER_CONTROL_FLOOD = 8, /* STUN/DTLS/media on a subscribe connection */
+    REFUSED_REASONS = 9,
+};
+#define REFUSED_SSRCS 16 /* SSRCs remembered as refused, each for REFUSED_SECONDS */
+
+typedef struct {
+    uint32_t ssrc;
+    int reason;
+    double until; /* monotonic; 0: free */
+} RefusedSsrc;
+
+/* What one publish connection may send, and what it sent that was refused. */
+typedef struct {
+    Bucket unknown, rtcp, control;
+    RefusedSsrc ssrcs[REFUSED_SSRCS];
+    int next_ssrc;
+    /* caps of each new stream: audio bits/s, audio packets/s, video bits/s, video
+     * packets/s (0: none) */
+    double caps[4];
+    unsigned long long refused[REFUSED_REASONS];
+} Guard;
+
 typedef struct {
     PyObject *payload; /* NULL: empty slot */
     uint16_t seq;
@@ -81,6 +118,7 @@ typedef struct Stream {
     uint16_t nack_max;
     uint32_t missing[MISSING_RING];
     uint64_t nacked;
+    int nack_owed; /* a loss seen on a packet over the cap: NACKed with the next one */
     /* RTP timestamps unwrapped to a count from the first frame */
     int ts_started;
     uint32_t ts_last;
@@ -96,6 +134,9 @@ typedef struct Stream {
     uint16_t audio_last;
     /* counters */
     uint64_t packets, frames, keyframes, late_packets, skipped, silent_frames, dropped;
+    /* the track's caps (guard.c; an RTX stream is charged to its media stream's) */
+    Bucket cap_bits, cap_packets;
+    uint64_t over_cap;
     /* The direct hand-off (NULL: off): audio frames and video frames that are not
      * keyframes go to direct_fn(direct_legs, payloads, pts, keyframe, picture_id,
      * temporal, direct_gso, route_check), the C fan-out, instead of an EV_FRAME (no legs:
@@ -120,6 +161,7 @@ typedef struct {
     PyObject *events; /* the list being filled by the current call */
     uint64_t calls; /* drain/feed calls so far */
     unsigned long long datagrams, unprotect_errors, malformed;
+    Guard guard;
 } Receiver;
 
 static inline double
@@ -223,6 +265,20 @@ extern PyTypeObject ControlReaderType;
 
 /* counting.c */
 extern PyTypeObject HeaderCountType, HeaderCounterType;
+
+/* guard.c */
+PyObject *Receiver_cap(Receiver *self, PyObject *args, PyObject *kwargs);
+PyObject *Receiver_refuse(Receiver *self, PyObject *args);
+PyObject *Receiver_get_refused(Receiver *self, void *closure);
+void guard_init(Guard *g);
+void bucket_set(Bucket *b, double rate, double burst, double now);
+int bucket_take(Bucket *b, double amount, double now);
+void guard_count(int reason); /* one refused packet in the process totals */
+void guard_cap_stream(Receiver *self, Stream *s);
+int guard_admit_rtp(Receiver *self, Stream *s, Py_ssize_t length);
+int guard_admit_unknown(Receiver *self, uint32_t ssrc);
+int guard_admit_control(Receiver *self, int rtcp);
+PyObject *guard_refused_totals(PyObject *module, PyObject *unused);
 
 /* packets.c */
 int handle_rtp(Receiver *self, const unsigned char *p, Py_ssize_t n, double now);

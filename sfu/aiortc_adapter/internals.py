@@ -140,6 +140,9 @@ DTLS_HANDLE_RTP = "_handle_rtp_data"
 DTLS_HANDLE_RTCP = "_handle_rtcp_data"
 DTLS_HEADER_EXTENSIONS = "_rtp_header_extensions_map"
 DTLS_RTP_ROUTER = "_rtp_router"
+ROUTER_MID_TABLE = "mid_table"
+ROUTER_SSRC_TABLE = "ssrc_table"
+ROUTER_RECEIVERS = "receivers"
 DTLS_SEND_RTP = "_send_rtp"
 EXTENSION_IDS = "_HeaderExtensionsMap__ids"
 RX_CODECS = "_RTCRtpReceiver__codecs"
@@ -256,6 +259,9 @@ def check_internals() -> None:
     require(getattr(dtls, DTLS_HEADER_EXTENSIONS), EXTENSION_IDS)
     require(getattr(getattr(dtls, DTLS_HEADER_EXTENSIONS), EXTENSION_IDS), "audio_level")
     require(getattr(dtls, DTLS_RTP_ROUTER), "route_rtp")
+    require(getattr(dtls, DTLS_RTP_ROUTER), ROUTER_MID_TABLE)
+    require(getattr(dtls, DTLS_RTP_ROUTER), ROUTER_SSRC_TABLE)
+    require(getattr(dtls, DTLS_RTP_ROUTER), ROUTER_RECEIVERS)
     require(gatherer, GATHERER_CONNECTION)
     connection = getattr(gatherer, GATHERER_CONNECTION)
     for name in (

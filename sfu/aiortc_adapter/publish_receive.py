@@ -51,7 +51,9 @@ from sfu.aiortc_adapter.internals import (
 )
 from sfu.aiortc_adapter.receive_path import SrtpShortcut, run_to_completion
 from sfu.aiortc_adapter.srtp import srtp_unprotect_pointers
+from sfu.aiortc_adapter.ssrc_routing import SsrcRouting
 from sfu.aiortc_adapter.transports import ice_connections, is_relayed, nominated_pair
+from sfu.track_caps import NO_CAPS, TrackCaps
 
 logger = logging.getLogger(__name__)
 
@@ -256,8 +258,10 @@ class NativePublishReceive:
         on_media: Callable[[], None],
         on_rtcp: Callable[[bytes], None],
         take_socket: bool = True,
+        caps: TrackCaps = NO_CAPS,
     ) -> None:
         self._dtls = dtls
+        self._caps = caps
         self._target_of = target_of
         self._max_wait = max_wait
         self._remb_bitrate = remb_bitrate
@@ -266,6 +270,7 @@ class NativePublishReceive:
         self._receiver: native_receive.Receiver | None = None
         self._tracks: dict[int, _Track] = {}  # id(RTCRtpReceiver) -> token
         self._video_ssrcs: set[int] = set()
+        self._routing = SsrcRouting()
         # -1: never take the socket over (someone else reads it and calls `media`)
         self._drained_fd: int | None = None if take_socket else -1
         self._other: Callable[[bytes, Any], None] | None = None
@@ -349,6 +354,10 @@ class NativePublishReceive:
         self._receiver = native_receive.Receiver(
             unprotect, srtp, session, audio_level_id=level_id, max_wait=self._max_wait
         )
+        caps = self._caps
+        self._receiver.cap(
+            caps.audio_bitrate, caps.audio_packet_rate, caps.video_bitrate, caps.video_packet_rate
+        )
         loop = asyncio.get_running_loop()
         if self._remb_bitrate:
             self._remb = loop.call_later(REMB_INTERVAL, self._send_remb)
@@ -411,21 +420,22 @@ class NativePublishReceive:
             self._on_media()
 
     def _route(self, plain: bytes) -> None:
-        """An SSRC the C receiver does not know yet: find its receiver as aiortc would
-        (by SSRC, then payload type), add it, and hand the packet over again."""
+        """An SSRC the C receiver does not know yet: find the receiver whose m-section
+        negotiated it (`SsrcRouting`), add it, and hand the packet over again;
+        RTP that names a mid the answer did not accept, or that no m-section negotiated,
+        is refused (dropped unread in C for a second, and counted)."""
         receiver = self._receiver
         assert receiver is not None
         try:
             packet = RtpPacket.parse(plain, getattr(self._dtls, DTLS_HEADER_EXTENSIONS))
         except ValueError:
             return
-        rtp_receiver = getattr(self._dtls, DTLS_RTP_ROUTER).route_rtp(packet)
-        if not isinstance(rtp_receiver, RTCRtpReceiver):
+        routed = self._routing.receiver_of(getattr(self._dtls, DTLS_RTP_ROUTER), packet)
+        if isinstance(routed, str):
+            receiver.refuse(packet.ssrc, routed)
             return
+        rtp_receiver, codec = routed
         codecs = getattr(rtp_receiver, RX_CODECS)
-        codec = codecs.get(packet.payload_type)
-        if codec is None:
-            return
         track = self._track(rtp_receiver)
         if track is None:
             return
@@ -542,13 +552,15 @@ def receive_natively(
     max_wait: float,
     remb_bitrate: int | None,
     take_socket: bool = True,
+    caps: TrackCaps = NO_CAPS,
 ) -> list[NativePublishReceive]:
     """Route `pc`'s keyed SRTP media to the C receiver (see `NativePublishReceive`).
     Call after `receive_media_synchronously(pc)`; without the extension (`native_receive.
     AVAILABLE` False) nothing changes. Without `take_socket` the nominated socket is
     never read in batches by the receive path: whoever reads it hands media on through
-    the synchronous receive path. Returns the receive paths added (none when already
-    done)."""
+    the synchronous receive path. `caps` limits what each track may send (packets
+    beyond are dropped and counted in `native_receive.refused_totals`). Returns the
+    receive paths added (none when already done)."""
     added: list[NativePublishReceive] = []
     if not native_receive.AVAILABLE:
         return added
@@ -564,6 +576,7 @@ def receive_natively(
             shortcut.on_media,
             shortcut.rtcp,
             take_socket=take_socket,
+            caps=caps,
         )
         shortcut.native = native
         # What waited in aioice's queue (while SRTP was being keyed) reaches the DTLS

@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver
+from aiortc.rtp import RtpPacket
 
 from sfu.aiortc_adapter.internals import (
+    DTLS_HEADER_EXTENSIONS,
+    DTLS_SEND_RTP,
     GATHERER_CONNECTION,
     ICE_DATA_RECEIVED,
     ICE_PROTOCOLS,
@@ -67,6 +70,7 @@ __all__ = [
     "runs_idle_rtcp",
     "selected_pair",
     "send_pli",
+    "send_raw_rtp",
     "send_remb",
     "sender_ssrc",
     "srtp_unprotect_pointers",
@@ -141,6 +145,33 @@ def relay_settings_in_use(pc: RTCPeerConnection) -> list[tuple[str, str, bool]]:
 def is_rtp(datagram: bytes) -> bool:
     """True for an (S)RTP media packet, as opposed to RTCP, DTLS or STUN."""
     return len(datagram) >= 2 and 128 <= datagram[0] < 192 and not 192 <= datagram[1] <= 223
+
+
+async def send_raw_rtp(
+    pc: RTCPeerConnection,
+    ssrc: int,
+    payload_type: int,
+    sequence_number: int,
+    payload: bytes,
+    mid: str | None = None,
+) -> None:
+    """Send one RTP packet of the caller's making on `pc`'s (bundled) transport, SRTP
+    protected like its own media, with the `mid` header extension when given: what a
+    misbehaving publisher sends (an SSRC or a mid nobody negotiated)."""
+    dtls = pc.getTransceivers()[0].sender.transport
+    packet = RtpPacket(
+        payload_type=payload_type, sequence_number=sequence_number, ssrc=ssrc, marker=1
+    )
+    packet.payload = payload
+    packet.extensions.mid = mid
+    await getattr(dtls, DTLS_SEND_RTP)(packet.serialize(getattr(dtls, DTLS_HEADER_EXTENSIONS)))
+
+
+async def send_raw_rtcp(pc: RTCPeerConnection, packet: bytes) -> None:
+    """Send one RTCP compound packet of the caller's making on `pc`'s (bundled)
+    transport, SRTCP protected: what a participant flooding the server's RTCP sends."""
+    dtls = pc.getTransceivers()[0].sender.transport
+    await getattr(dtls, DTLS_SEND_RTP)(packet)
 
 
 def filter_datagrams(

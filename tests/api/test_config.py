@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from api.config import ConfigError, load_settings, publishers_per_frame
+from api.rooms.manager import media_config
+from sfu import TrackCaps
 
 
 def test_defaults_need_no_environment_at_all() -> None:
@@ -48,6 +50,34 @@ def test_metrics_settings_are_read_and_the_token_is_not_shown() -> None:
     assert "s3cret" not in repr(settings)
 
 
+def test_track_caps_are_read_into_the_media_plane() -> None:
+    defaults = media_config(load_settings({})).track_caps
+    assert defaults == TrackCaps()  # 256 kbit/s and 120 packets audio, 5 Mbit/s and 1000 video
+    caps = media_config(
+        load_settings(
+            {
+                "MEDIA_AUDIO_MAX_KBPS": "64",
+                "MEDIA_AUDIO_MAX_PACKETS": "60",
+                "MEDIA_VIDEO_MAX_KBPS": "0",
+                "MEDIA_VIDEO_MAX_PACKETS": "300",
+            }
+        )
+    ).track_caps
+    assert caps == TrackCaps(64_000, 60, 0, 300)
+
+
+def test_connection_caps_are_read() -> None:
+    defaults = load_settings({})
+    assert (defaults.http_max_connections, defaults.http_max_connections_per_address) == (
+        2000,
+        500,
+    )
+    settings = load_settings(
+        {"HTTP_MAX_CONNECTIONS": "10", "HTTP_MAX_CONNECTIONS_PER_ADDRESS": "3"}
+    )
+    assert (settings.http_max_connections, settings.http_max_connections_per_address) == (10, 3)
+
+
 @pytest.mark.parametrize(
     ("env", "reason"),
     [
@@ -59,6 +89,13 @@ def test_metrics_settings_are_read_and_the_token_is_not_shown() -> None:
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be"),
         ({"ICE_ADDRESSES": "localhost"}, "ICE_ADDRESSES must hold IP addresses"),
         ({"METRICS_ENABLED": "maybe"}, "METRICS_ENABLED must be true or false"),
+        ({"MEDIA_VIDEO_MAX_KBPS": "-1"}, "MEDIA_VIDEO_MAX_KBPS must be between 0"),
+        ({"MEDIA_AUDIO_MAX_PACKETS": "lots"}, "MEDIA_AUDIO_MAX_PACKETS must be an integer"),
+        ({"HTTP_MAX_CONNECTIONS": "0"}, "HTTP_MAX_CONNECTIONS must be between 1 and 1000000"),
+        (
+            {"HTTP_MAX_CONNECTIONS_PER_ADDRESS": "lots"},
+            "HTTP_MAX_CONNECTIONS_PER_ADDRESS must be an integer",
+        ),
     ],
 )
 def test_invalid_values_are_refused_with_a_reason(env: dict[str, str], reason: str) -> None:

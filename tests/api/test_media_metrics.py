@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from api.media_metrics import CONSUMER_COUNTERS, PRODUCER_COUNTERS, CounterLedger, MediaCollector
 from scripts.support.loopback import Room, wait_for
-from sfu import CounterTotals, Router
+from sfu import CounterTotals, Router, refused_packet_totals
 from sfu.counters import KINDS, add_totals, new_totals
 
 Values = dict[tuple[str, tuple[str, ...]], float]
@@ -29,8 +29,20 @@ def scrape(collector: MediaCollector) -> Values:
     }
 
 
+REFUSED = "classroom_refused_packets_total"
+
+
 def counters(values: Values) -> Values:
-    return {key: value for key, value in values.items() if key[0].endswith("_total")}
+    """The per-room counters (refusals are counted for the whole process, see `refusals`)."""
+    return {
+        key: value
+        for key, value in values.items()
+        if key[0].endswith("_total") and key[0] != REFUSED
+    }
+
+
+def refusals(values: Values) -> Values:
+    return {key: value for key, value in values.items() if key[0] == REFUSED}
 
 
 def expected(*totals: CounterTotals) -> Values:
@@ -99,6 +111,9 @@ async def test_a_closed_room_keeps_what_it_counted_up_to_its_close() -> None:
         before = counters(values)
         assert before == expected(first.router.counter_totals())
         assert before["classroom_forwarded_packets_total", ("video",)] > 0
+        # Nothing here is refused, so the process-wide totals hold still between the reads.
+        by_reason = {(REFUSED, (reason,)): n for reason, n in refused_packet_totals().items()}
+        assert refusals(values) == by_reason and len(by_reason) == 9
 
         # The room leaves the room list (as `RoomManager.close_session` pops it) while
         # its router still forwards: it is still read, though no longer a room.

@@ -245,7 +245,7 @@ class PythonReceiver:
                 ("packets", "frames", "keyframes", "late_packets", "skipped", "silent_frames"),
                 0,
             )
-            return {**zero, "nacked": 0, "dropped": self._rtx_dropped[ssrc]}
+            return {**zero, "nacked": 0, "dropped": self._rtx_dropped[ssrc], "over_cap": 0}
         stream = self._media.get(ssrc)
         if stream is None:
             return None
@@ -259,6 +259,7 @@ class PythonReceiver:
             "silent_frames": getattr(a, "silent_frames", 0),
             "nacked": stream.nacked,
             "dropped": stream.dropped,
+            "over_cap": 0,  # the reference caps nothing (new_receiver sets no caps)
         }
 
 

@@ -4,6 +4,7 @@ the standalone REMBs it drops unread when they come faster than `remb_interval`.
 
 from __future__ import annotations
 
+import math
 import socket
 import struct
 import time
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 import pylibsrtp
 import pytest
 
-from sfu import native_receive
+from sfu import native_receive, refused_packet_totals
 from sfu.aiortc_adapter.testing import srtp_unprotect_rtcp_pointers
 from tests.native_extensions import require_extension
 
@@ -89,9 +90,35 @@ def test_no_interval_drops_nothing_and_tampering_is_counted() -> None:
     tampered = bytearray(tx.protect_rtcp(receiver_report()))
     tampered[12] ^= 0xFF
     assert control.feed(bytes(tampered)) == []
-    assert control.counts() == {"datagrams": 4, "rembs_dropped": 0, "unprotect_errors": 1}
+    assert control.counts() == {
+        "datagrams": 4,
+        "rembs_dropped": 0,
+        "unprotect_errors": 1,
+        "rtcp_dropped": 0,
+        "other_dropped": 0,
+    }
     with pytest.raises(ValueError, match="remb_interval"):
         reader(rx, remb_interval=-1)
+
+
+def test_a_subscriber_flooding_rtcp_or_stun_is_cut_to_its_budget() -> None:
+    # 400 RTCP and 50 other datagrams a second after bursts of 800 and 100 (control.c).
+    tx, rx = sessions()
+    control = reader(rx, remb_interval=0.0)
+    before = refused_packet_totals()
+    start = time.monotonic()
+    passed = sum(len(control.feed(tx.protect_rtcp(receiver_report()))) for _ in range(1200))
+    refill = math.ceil((time.monotonic() - start) * 400)
+    assert 800 <= passed <= 800 + refill
+    stun = b"\x00\x01\x00\x00" + bytes(16)
+    start = time.monotonic()
+    others = sum(len(control.feed(stun)) for _ in range(300))
+    assert 100 <= others <= 100 + math.ceil((time.monotonic() - start) * 50)
+    counts = control.counts()
+    assert counts["rtcp_dropped"] == 1200 - passed and counts["other_dropped"] == 300 - others
+    after = refused_packet_totals()
+    assert after["subscriber_rtcp_flood"] - before["subscriber_rtcp_flood"] == 1200 - passed
+    assert after["subscriber_control_flood"] - before["subscriber_control_flood"] == 300 - others
 
 
 @pytest.fixture
