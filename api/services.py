@@ -16,6 +16,7 @@ from .config import Settings
 from .hub import SocketHub
 from .metrics import ServerMetrics
 from .overload import LoadWatch
+from .presence.writer import PresenceBacklog
 from .pushes import UserPushes
 from .rate_limits import HeavyRoutes
 from .recordings.service import RecordingService
@@ -45,6 +46,12 @@ class Services:
     throttle: AuthThrottle
     load: LoadWatch
     heavy_routes: HeavyRoutes
+
+    @property
+    def presence_backlog(self) -> PresenceBacklog:
+        """Presence writes waiting for the store, over every room (the rooms own it: they
+        create the writers, and drain it when the server stops)."""
+        return self.rooms.presence_backlog
 
 
 SERVICES = web.AppKey("services", Services)

@@ -18,6 +18,21 @@ _ICE_SERVER = {
     },
 }
 
+_PRESENCE_BUFFER = {
+    "type": "object",
+    "required": ["pending", "oldestSeconds", "merged", "dropped", "failed"],
+    "properties": {
+        "pending": {"type": "integer", "description": "writes not stored yet, every room"},
+        "oldestSeconds": {
+            "type": ["number", "null"],
+            "description": "how long the oldest of them has waited",
+        },
+        "merged": {"type": "integer", "description": "reconnects merged by a full buffer"},
+        "dropped": {"type": "integer", "description": "writes a full buffer gave up"},
+        "failed": {"type": "integer", "description": "writes the store refused (logged)"},
+    },
+}
+
 
 def meta_paths() -> dict[str, Any]:
     return {
@@ -36,16 +51,25 @@ def meta_paths() -> dict[str, Any]:
                     "200",
                     {
                         "type": "object",
-                        "required": ["status", "eventLoopLagMs", "store", "sockets", "media"],
+                        "required": [
+                            "status",
+                            "eventLoopLagMs",
+                            "store",
+                            "sockets",
+                            "media",
+                            "presenceBuffer",
+                        ],
                         "properties": {
                             "status": {"enum": ["ok", "overloaded"]},
                             "eventLoopLagMs": {"type": "number"},
                             "store": {"enum": ["sqlite", "mongodb"]},
                             "sockets": {"type": "integer"},
                             "media": {"type": "object"},
+                            "presenceBuffer": _PRESENCE_BUFFER,
                         },
                     },
-                    "eventLoopLagMs: the event loop's median lag over the last 3 s",
+                    "eventLoopLagMs: the event loop's median lag over the last 3 s; "
+                    "presenceBuffer: presence writes waiting for the store (docs/attendance.md)",
                 ),
                 secured=False,
             )

@@ -9,11 +9,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
+from ..errors import ApiError, ServiceUnavailable
 from ..ids import UserId
 from ..models import AttendanceSession, PresenceCounters, PresenceEvent, PresenceKind
 from ..store import Store
+from ..store.outage import STORE_UNAVAILABLE
 from ..timeutil import utcnow
+from .buffer import PresenceBuffer
+from .writer import PresenceBacklog, PresenceWriter
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +40,30 @@ class _Totals:
 
 @dataclass(frozen=True)
 class PresenceTiming:
-    """How often the tracker samples and writes, and what counts as talking."""
+    """How often the tracker samples and writes, what counts as talking, and how much it
+    keeps (and how long it waits for the store) while the store is unavailable."""
 
     flush_interval: float = 1.0
     speaker_interval: float = 0.5
     talk_threshold_dbov: int = -50
     audio_level_interval: float = 0.2
+    buffer_max: int = 10_000
+    grace_seconds: float = 15.0
+    """The presence grace window: reconnects within it may be merged in a full buffer."""
+    drain_seconds: float = 10.0
+    """How long the session's end waits for buffered presence before it is refused (the
+    server's is the store's timeout plus the longest retry backoff)."""
 
 
 class PresenceTracker:
     """Writes a session's presence to the store as it happens.
 
-    Connect/disconnect events are appended in order by one writer task, so listener
-    callbacks (which must not block) only enqueue. Every ``flush_interval`` the counters
-    of connected users are written with ``last_seen_at`` = now: that is the heartbeat a
-    restart closes open intervals at, so a crash loses at most about one interval.
+    Connect/disconnect events are appended in order by one writer task
+    (`api.presence.writer`), so listener callbacks (which must not block) only enqueue;
+    while the store is unavailable the writes wait in a bounded buffer and are written
+    in order once it is back. Every ``flush_interval`` the counters of connected users
+    are written with ``last_seen_at`` = now: that is the heartbeat a restart closes open
+    intervals at, so a crash loses at most about one interval (and what was buffered).
     """
 
     def __init__(
@@ -59,6 +73,7 @@ class PresenceTracker:
         probe: MediaProbe,
         announce_speaker: SpeakerAnnouncer,
         timing: PresenceTiming | None = None,
+        backlog: PresenceBacklog | None = None,
     ) -> None:
         self._store = store
         self._session = session
@@ -66,11 +81,19 @@ class PresenceTracker:
         self._announce = announce_speaker
         self.timing = timing or PresenceTiming()
         self._totals: dict[UserId, _Totals] = {}
-        self._writes: asyncio.Queue[PresenceEvent | PresenceCounters | None] = asyncio.Queue()
-        self._writer = asyncio.create_task(self._write_loop(), name=f"presence-{session.id}")
+        backlog = backlog or PresenceBacklog()
+        buffer = PresenceBuffer(
+            limit=self.timing.buffer_max,
+            grace=timedelta(seconds=self.timing.grace_seconds),
+            stats=backlog.stats,
+        )
+        self._writer = PresenceWriter(store, buffer, session.id)
+        backlog.add(self._writer)
         self._ticker = asyncio.create_task(self._tick_loop(), name=f"presence-tick-{session.id}")
         self._speaker: UserId | None = None
         self._closed = False
+        self._accepting = True
+        """False once `close` has queued the last events: later input is not recorded."""
 
     async def restore(self) -> None:
         """Continue the totals already stored for this session (after a restart)."""
@@ -82,6 +105,8 @@ class PresenceTracker:
 
     # -- inputs from the room (synchronous, never block) ---------------------
     def connected(self, user_id: UserId) -> None:
+        if not self._accepting:
+            return
         totals = self._totals.setdefault(user_id, _Totals())
         if not totals.connected:
             totals.connected = True
@@ -89,7 +114,7 @@ class PresenceTracker:
 
     def disconnected(self, user_id: UserId, reason: str) -> None:
         totals = self._totals.get(user_id)
-        if totals is not None and totals.connected:
+        if self._accepting and totals is not None and totals.connected:
             totals.connected = False
             totals.dirty = True
             self._queue_counters(user_id, totals)
@@ -113,7 +138,7 @@ class PresenceTracker:
 
     # -- loops ----------------------------------------------------------------
     def _event(self, user_id: UserId, kind: PresenceKind, reason: str | None) -> None:
-        self._writes.put_nowait(
+        self._writer.push(
             PresenceEvent(
                 session_id=self._session.id,
                 class_id=self._session.class_id,
@@ -126,7 +151,7 @@ class PresenceTracker:
 
     def _queue_counters(self, user_id: UserId, totals: _Totals) -> None:
         totals.dirty = False
-        self._writes.put_nowait(
+        self._writer.push(
             PresenceCounters(
                 session_id=self._session.id,
                 class_id=self._session.class_id,
@@ -173,21 +198,13 @@ class PresenceTracker:
                 self._speaker = loudest
                 self._announce(loudest)
 
-    async def _write_loop(self) -> None:
-        while True:
-            item = await self._writes.get()
-            if item is None:
-                return
-            try:
-                if isinstance(item, PresenceEvent):
-                    await self._store.append_presence_event(item)
-                else:
-                    await self._store.put_presence_counters(item)
-            except Exception:
-                log.exception("could not persist presence for session %s", self._session.id)
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     async def close(self, reason: str = "room closed") -> None:
-        """Close every open presence at now, write the last counters, stop; idempotent."""
+        """Close every open presence at now and queue the last counters, then stop taking
+        input; idempotent. What is queued keeps being written (`drain` waits for it)."""
         if self._closed:
             return
         self._closed = True
@@ -196,5 +213,21 @@ class PresenceTracker:
             await self._ticker
         for user_id in list(self._totals):
             self.disconnected(user_id, reason)
-        self._writes.put_nowait(None)
-        await self._writer
+        self._accepting = False
+        self._writer.close()
+
+    async def drain(self) -> None:
+        """Wait until every presence write so far is stored; raise the store's condition
+        (503, 507) if it is still unavailable after ``timing.drain_seconds``. Nothing is
+        lost either way: what waits stays buffered and keeps being retried."""
+        if not await self._writer.drain(self.timing.drain_seconds):
+            outage = self._writer.outage
+            error: ApiError = (
+                type(outage)(outage.message) if outage else ServiceUnavailable(STORE_UNAVAILABLE)
+            )
+            raise error
+
+    @property
+    def pending_writes(self) -> int:
+        """Presence writes not stored yet."""
+        return len(self._writer.buffer)

@@ -6,14 +6,16 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sfu import MediaConfig
+from sfu import MediaConfig, TrackCaps
 
 from .. import access
 from ..config import Settings
 from ..errors import NO_ACTIVE_SESSION, Conflict
 from ..models import AttendanceSession, ClassRecord, User
 from ..presence.tracker import PresenceTiming
+from ..presence.writer import RETRY_MAX_SECONDS, PresenceBacklog
 from ..store import Store
+from ..store.outage import outage_error
 from ..turn import ice_servers_for, sfu_ice_servers
 from .interfaces import RoomSocket
 from .member import RoomMember
@@ -37,6 +39,12 @@ def media_config(settings: Settings) -> MediaConfig:
         announced_address=settings.ice_announced_address,
         port_range=ice.port_range,
         ice_connect_timeout=ice.connect_timeout_seconds,
+        track_caps=TrackCaps(
+            audio_bitrate=settings.media_audio_max_kbps * 1000,
+            audio_packet_rate=settings.media_audio_max_packets,
+            video_bitrate=settings.media_video_max_kbps * 1000,
+            video_packet_rate=settings.media_video_max_packets,
+        ),
     )
 
 
@@ -52,7 +60,13 @@ class RoomManager:
             flush_interval=settings.presence_flush_seconds,
             talk_threshold_dbov=settings.talk_threshold_dbov,
             audio_level_interval=self._media.audio_level_interval,
+            buffer_max=settings.presence_buffer_max,
+            grace_seconds=settings.presence_grace_seconds,
+            # One attempt that waits the store's whole timeout, and the backoff before it.
+            drain_seconds=settings.store_timeout_seconds + RETRY_MAX_SECONDS,
         )
+        self.presence_backlog = PresenceBacklog()
+        """Every room's presence writes not stored yet (``GET /health``)."""
         self._rooms: dict[str, ClassRoom] = {}
         self.on_change: Callable[[ClassRoom], None] = lambda room: None
         """Called when a room's members, media or mute state change (roster updates)."""
@@ -77,9 +91,7 @@ class RoomManager:
             access.require_enrolled(socket.user, cls)
         else:
             access.require_owner(socket.user, cls)
-        session = await self._store.get_active_session(cls.id)
-        if session is None:
-            raise Conflict(NO_ACTIVE_SESSION)
+        session = await self._active_session(cls)
         current = self.room_of(socket)
         if current is not None and current.session.id != session.id:
             await self.leave(socket, reason="joined another room")
@@ -94,11 +106,38 @@ class RoomManager:
                 self._store,
                 self._timing,
                 lambda changed: self.on_change(changed),
+                self.presence_backlog,
             )
             self._rooms[session.id] = room
             await room.presence.restore()
         async with room.lock:
             return await room.join(socket.user, socket)
+
+    async def _active_session(self, cls: ClassRecord) -> AttendanceSession:
+        """The class's active session; while the store is unavailable, the session of its
+        open room (a room closes only after its session has ended, which needs the store)."""
+        try:
+            session = await self._store.get_active_session(cls.id)
+        except Exception as error:
+            room = self.live_room(cls.id)
+            if room is None or outage_error(error) is None:
+                raise
+            log.warning("store unavailable: joining room %s as it is open", room.session.room_id)
+            return room.session
+        if session is None:
+            raise Conflict(NO_ACTIVE_SESSION)
+        return session
+
+    def live_room(self, class_id: str) -> ClassRoom | None:
+        """The class's open room, if any."""
+        return next(
+            (r for r in self._rooms.values() if r.cls.id == class_id and not r.closed), None
+        )
+
+    def live_classes(self, user: User) -> list[ClassRecord]:
+        """The classes of `user` (enrolled or owned, as their rooms opened) with an open
+        room: what an event can be about while the store cannot say."""
+        return [r.cls for r in self._rooms.values() if not r.closed and r.cls.has_member(user.id)]
 
     def room_of(self, socket: RoomSocket) -> ClassRoom | None:
         if socket.joined_session_id is None:
@@ -135,6 +174,9 @@ class RoomManager:
             await room.close()
 
     async def close_all(self) -> None:
+        """The server stops: close every room, then wait (at most the drain time) for
+        presence still buffered; what the store does not take by then is logged as lost."""
         for session_id in list(self._rooms):
             room = self._rooms.pop(session_id)
             await room.close()
+        await self.presence_backlog.close(self._timing.drain_seconds)

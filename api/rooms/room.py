@@ -23,6 +23,7 @@ from ..errors import Conflict, Forbidden, error_event
 from ..ids import UserId, new_id
 from ..models import AttendanceSession, ClassRecord, User
 from ..presence.tracker import PresenceTiming, PresenceTracker
+from ..presence.writer import PresenceBacklog
 from ..store import Store
 from ..timeutil import utcnow
 from .allocation import Choice
@@ -60,6 +61,7 @@ class ClassRoom(RouterListener):
         store: Store,
         timing: PresenceTiming,
         on_change: Callable[[ClassRoom], None],
+        backlog: PresenceBacklog | None = None,
     ) -> None:
         self.cls = cls
         self.session = session
@@ -74,7 +76,7 @@ class ClassRoom(RouterListener):
         self.members: dict[str, RoomMember] = {}
         self._by_participant: dict[ParticipantId, RoomMember] = {}
         self.presence = PresenceTracker(
-            store, session, self._media_probe, self._announce_speaker, timing
+            store, session, self._media_probe, self._announce_speaker, timing, backlog
         )
         self._on_change = on_change
         self.lock = asyncio.Lock()
@@ -82,6 +84,9 @@ class ClassRoom(RouterListener):
         self.recording: RoomRecording | None = None
         """Set by ``api.recordings.service`` while the room is being recorded."""
         self._leaving: set[asyncio.Task[None]] = set()
+        self.last_roster: dict[str, Any] | None = None
+        """The last ``ROSTER`` built from the store (``api.rooms.roster``): what one built
+        while the store is unavailable takes statuses from."""
 
     # -- membership ---------------------------------------------------------
     def member_of(self, socket: RoomSocket) -> RoomMember | None:
@@ -149,8 +154,15 @@ class ClassRoom(RouterListener):
         self._on_change(self)
 
     async def close_presence(self) -> None:
-        """Write the last presence of everyone still here (the session is ending)."""
+        """Write the last presence of everyone still here (the session is ending).
+
+        What is buffered is written first, with the tracker still open: if the store is
+        still unavailable this raises its 503/507 and the room goes on as it was, so the
+        teacher can end the session again later with nothing lost."""
+        if not self.presence.closed:
+            await self.presence.drain()
         await self.presence.close("session ended")
+        await self.presence.drain()
 
     async def close(self) -> None:
         """Close presence, every member's media and the router; idempotent."""

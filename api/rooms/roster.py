@@ -9,6 +9,7 @@ from typing import Any
 from ..attendance import AttendanceService
 from ..models import AttendanceSession, ClassRecord
 from ..store import Store
+from ..store.outage import outage_error
 from ..timeutil import iso_ms
 from .room import ClassRoom
 
@@ -48,15 +49,48 @@ class RosterPublisher:
                     "firstJoin": iso_ms(row.first_join) if row.first_join else None,
                 }
             )
-        return {
+        roster = {
             "classId": cls.id,
             "sessionId": session.id,
             "startedAt": iso_ms(session.started_at),
             "students": students,
-            "participants": [
-                {**member.public(), "connected": member.media_connected}
-                for member in members.values()
-            ],
+            "participants": _participants(room),
+        }
+        if room is not None:
+            room.last_roster = roster
+        return roster
+
+    def without_store(self, room: ClassRoom) -> dict[str, Any]:
+        """The roster while the store is unavailable: who is in the room and their media
+        as now, statuses and presence as the last roster built had them."""
+        last = room.last_roster
+        before = {row["userId"]: row for row in last["students"]} if last else {}
+        students = []
+        for student_id in room.cls.student_ids:
+            member = room.members.get(student_id)
+            row = before.get(student_id) or {
+                "name": member.user.name if member else "",
+                "status": None,
+                "source": None,
+                "presenceSeconds": 0.0,
+                "firstJoin": None,
+            }
+            students.append(
+                {
+                    **row,
+                    "userId": student_id,
+                    "inRoom": member is not None,
+                    "connected": bool(member and member.media_connected),
+                    "audio": member.audio if member else False,
+                    "video": member.video if member else False,
+                }
+            )
+        return {
+            "classId": room.cls.id,
+            "sessionId": room.session.id,
+            "startedAt": iso_ms(room.session.started_at),
+            "students": students,
+            "participants": _participants(room),
         }
 
     def schedule(self, room: ClassRoom) -> None:
@@ -73,8 +107,13 @@ class RosterPublisher:
             teachers = [m for m in room.members.values() if m.user.role == "teacher"]
             if room.closed or not teachers:
                 return
-            cls = await self._store.get_class(room.cls.id) or room.cls
-            roster = await self.build(cls, room.session, room)
+            try:
+                cls = await self._store.get_class(room.cls.id) or room.cls
+                roster = await self.build(cls, room.session, room)
+            except Exception as error:
+                if outage_error(error) is None:
+                    raise
+                roster = self.without_store(room)
             for member in teachers:
                 member.socket.send("ROSTER", roster)
         except Exception:
@@ -86,3 +125,8 @@ class RosterPublisher:
         for task in list(self._pending.values()):
             task.cancel()
         self._pending.clear()
+
+
+def _participants(room: ClassRoom | None) -> list[dict[str, Any]]:
+    members = room.members.values() if room is not None else ()
+    return [{**member.public(), "connected": member.media_connected} for member in members]

@@ -31,6 +31,7 @@ async def health(request: web.Request) -> web.Response:
             "store": app.settings.store_kind,
             "sockets": len(app.hub),
             "media": app.rooms.media_paths,
+            "presenceBuffer": app.presence_backlog.snapshot(),
         }
     )
 

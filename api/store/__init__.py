@@ -24,6 +24,9 @@ async def open_store(settings: Settings) -> Store:
         )
     else:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = SqliteStore(settings.data_dir / SQLITE_FILE_NAME)
+        store = SqliteStore(
+            settings.data_dir / SQLITE_FILE_NAME,
+            busy_timeout=settings.sqlite_busy_timeout_seconds,
+        )
     await store.open()
     return store

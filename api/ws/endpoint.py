@@ -18,6 +18,7 @@ from ..errors import (
 )
 from ..hub import SHUTDOWN_MESSAGE
 from ..services import SERVICES
+from ..store.outage import outage_error
 from .connection import ClientSocket
 from .events import EventRouter
 from .limits import POLICY_VIOLATION, TOO_MANY_SOCKETS, EventBucket
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 DisconnectHook = Callable[[ClientSocket], Awaitable[None]]
 FRAME_TOO_LARGE = "Message too large"
+TRY_AGAIN_LATER = 1013
+"""WebSocket close code: the server cannot take the socket now (RFC 6455 registry)."""
 
 
 def websocket_handler(
@@ -48,6 +51,14 @@ def websocket_handler(
         except Unauthorized:
             await ws.send_json({"event": "ERROR", "data": error_event(WS_UNAUTHORIZED)})
             await ws.close()
+            return ws
+        except Exception as error:  # the upgrade is answered: an outage is told on the socket
+            outage = outage_error(error)
+            if outage is None:
+                raise
+            log.warning("socket authentication: store unreachable: %s", error)
+            await ws.send_json({"event": "ERROR", "data": error_event(outage.message)})
+            await ws.close(code=TRY_AGAIN_LATER, message=b"storage unavailable")
             return ws
         if services.hub.count_of(user.id) >= settings.ws_max_sockets_per_user:
             await ws.send_json({"event": "ERROR", "data": error_event(TOO_MANY_SOCKETS)})

@@ -11,11 +11,13 @@ from sfu.sdp import media_sections
 from .. import access
 from ..errors import InvalidRequest, ServiceUnavailable
 from ..media_errors import ICE_CANDIDATE, PUBLISH_OFFER, SUBSCRIBE_ANSWER
+from ..models import ClassRecord
 from ..overload import OVERLOADED
 from ..rooms.manager import RoomManager
 from ..rooms.member import RoomMember
 from ..rooms.room import ClassRoom
 from ..services import Services
+from ..store.outage import outage_error
 from .class_context import resolve_class
 from .connection import ClientSocket
 from .events import EventRouter
@@ -71,9 +73,26 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
         started = time.perf_counter()
         if services.load.overloaded:  # refused before anything of the join happens
             raise ServiceUnavailable(OVERLOADED)
-        cls = await resolve_class(services, socket)
+        try:
+            cls = await resolve_class(services, socket)
+        except Exception as error:
+            cls = _open_class(socket, error)
         await rooms.join(socket, cls)
         services.metrics.observe_join(started)
+
+    def _open_class(socket: ClientSocket, error: Exception) -> ClassRecord:
+        """While the store is unavailable, the class a join is about is the open room's
+        (its members as the room opened): the room goes on through a store outage."""
+        if outage_error(error) is None:
+            raise error
+        live = [
+            cls
+            for cls in rooms.live_classes(socket.user)
+            if socket.fixed_class_id in (None, cls.id)
+        ]
+        if len(live) != 1:
+            raise error
+        return live[0]
 
     async def leave_room(socket: ClientSocket, data: dict[str, Any]) -> None:
         joined(socket)

@@ -5,6 +5,7 @@ answers again without a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,8 @@ async def test_rest_and_events_answer_503_while_the_store_is_down_and_recover_af
     server = await start_server(settings)
     room = await server.classroom(students=1)
     socket = await server.api.open_socket(room.students[0].token, room.class_id)
+    await socket.send("MY_ATTENDANCE", {})  # a round trip: the socket is authenticated
+    assert (await socket.next("ERROR"))["message"] == "No active attendance session"
 
     stop_nx27017(own_mongo[0])
     started = time.monotonic()
@@ -55,6 +58,12 @@ async def test_rest_and_events_answer_503_while_the_store_is_down_and_recover_af
     assert time.monotonic() - started < 5  # the store's timeout, not the driver's 30 s
     await socket.send("MY_ATTENDANCE", {})
     assert await socket.next("ERROR") == {"message": STORE_UNAVAILABLE, "event": "MY_ATTENDANCE"}
+    late = await server.api.open_socket(room.teacher.token, room.class_id)
+    assert await late.next("ERROR") == {"message": STORE_UNAVAILABLE, "event": None}
+    async with asyncio.timeout(5):
+        while not late.closed:  # the server closes it
+            await asyncio.sleep(0.01)
+    assert late.close_code == 1013  # try again later
 
     own_mongo.append(restart_nx27017(own_mongo[0]))
     classes = await server.api.call("GET", "/classes", token=room.teacher.token)

@@ -226,6 +226,13 @@ def test_the_server_runs_serves_the_page_and_a_load_test_joins_it(
         "store": "sqlite",
         "sockets": 0,
         "media": {"receive": "native", "send": "native"},
+        "presenceBuffer": {
+            "pending": 0,
+            "oldestSeconds": None,
+            "merged": 0,
+            "dropped": 0,
+            "failed": 0,
+        },
     }
     status, page = get(f"{server}/")  # redirected to the page in the installed package
     assert status == 200 and "<html" in page.lower()

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from ...timeutil import iso_ms, parse_iso
 from ..base import Store
 from ..records import Fields
-from .schema import connect
+from .schema import DEFAULT_BUSY_TIMEOUT, connect
 
 T = TypeVar("T")
 Row = sqlite3.Row
@@ -29,8 +29,9 @@ JSON_COLUMNS = frozenset({"extra"})
 class SqliteBase(Store):
     """Owns the connection and the single-thread executor every query runs on."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         self._path = path
+        self._busy_timeout = busy_timeout
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
 
@@ -40,7 +41,9 @@ class SqliteBase(Store):
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         try:
             loop = asyncio.get_running_loop()
-            self._conn = await loop.run_in_executor(executor, connect, self._path)
+            self._conn = await loop.run_in_executor(
+                executor, connect, self._path, self._busy_timeout
+            )
         except BaseException:
             executor.shutdown(wait=False)
             raise

@@ -130,24 +130,36 @@ class SchemaTooNew(RuntimeError):
 @contextmanager
 def immediate(conn: sqlite3.Connection) -> Iterator[None]:
     """One write transaction that takes the write lock up front, so reads inside it see
-    the state the writes apply to; rolled back on any error."""
+    the state the writes apply to; rolled back on any error, a failed ``COMMIT`` included.
+
+    SQLite may have rolled back already (``database or disk is full``); a ``COMMIT`` that
+    fails (locked, full) leaves the transaction open, and every later ``BEGIN`` would fail.
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
 
 
-def connect(path: Path) -> sqlite3.Connection:
+DEFAULT_BUSY_TIMEOUT = 10.0
+"""Seconds a statement waits for a lock another connection holds
+(``SQLITE_BUSY_TIMEOUT_SECONDS``)."""
+
+
+def connect(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> sqlite3.Connection:
     """Open ``path`` in autocommit mode (each write commits, so it survives kill -9),
     with WAL, ``synchronous=FULL`` and foreign keys on, migrated to the current schema.
 
     FULL: each commit syncs the WAL before it returns, so an acknowledged write survives a
     power loss too (NORMAL syncs only at checkpoints: a power loss could undo the last
-    commits). Its cost is measured by ``scripts/bench_store.py`` (docs/benchmarks.md)."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+    commits). Its cost is measured by ``scripts/bench_store.py`` (docs/benchmarks.md).
+    A lock held elsewhere for longer than `busy_timeout` fails the statement with
+    ``database is locked`` (``api.store.outage``: 503)."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
     try:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode = WAL")
