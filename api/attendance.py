@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ from .models import (
     AttendanceSession,
     AttendanceStatus,
     ClassRecord,
+    PresenceEvent,
     SessionSummary,
     User,
 )
@@ -32,6 +33,41 @@ log = logging.getLogger(__name__)
 
 SessionHook = Callable[[AttendanceSession], Awaitable[None]]
 ATTENDED: frozenset[str] = frozenset({"present", "late"})
+
+
+def _was_in_room(events: Sequence[PresenceEvent], start: datetime, until: datetime) -> bool:
+    """True if one connection of `events` (as `presence_intervals` pairs them) overlaps
+    ``[start, until)``: then the merged intervals do too and a live status is ``present``.
+    Usually the first connection answers, where the intervals would take every event."""
+    opened: datetime | None = None
+    for event in events:
+        if event.kind == "connected":
+            if opened is None:
+                opened = event.at
+        elif opened is not None:
+            if max(opened, start) < min(event.at, until):
+                return True
+            opened = None
+    return opened is not None and max(opened, start) < until
+
+
+def live_status_of(
+    session: AttendanceSession,
+    cls: ClassRecord,
+    student: UserId,
+    events: Sequence[PresenceEvent],
+    *,
+    until: datetime,
+    grace: timedelta,
+) -> AttendanceStatus | None:
+    """`session_report`'s live status of a student no teacher has marked, from the
+    student's presence `events`; usually without building the intervals."""
+    if _was_in_room(events, session.started_at, until):
+        return "present"
+    rows = session_report(
+        session, cls.policy, [student], events, (), (), until=until, grace=grace, final=False
+    )
+    return rows[0].status
 
 
 class ClassBroadcaster(Protocol):
@@ -148,8 +184,13 @@ class AttendanceService:
         """The student's status in the active session so far, ``None`` if not yet set."""
         access.require_enrolled(student, cls)
         session = await self.active_session(cls)
-        rows = await self.report(session, cls, student=UserId(student.id))
-        return rows[0].status if rows else None
+        mark = await self._store.get_mark(session.id, student.id)
+        if mark is not None and mark.source == "teacher":
+            return mark.status  # a teacher's mark wins: the presence is not read
+        events = await self._store.list_presence_events(session.id, student.id)
+        return live_status_of(
+            session, cls, UserId(student.id), events, until=utcnow(), grace=self._grace
+        )
 
     async def last_status(self, student: User, cls: ClassRecord) -> str | None:
         """The student's status in the class's latest finished session, ``None`` if none."""

@@ -201,3 +201,39 @@ async def test_an_oversized_frame_closes_only_that_socket(server: RunningServer)
         "total": 0,
     }
     await teacher.close()
+
+
+async def test_what_changes_while_a_socket_is_open_is_seen_by_its_next_event(
+    server: RunningServer,
+) -> None:
+    # The store's answers are cached (api.store_cache): each change must reach the socket.
+    room = await server.classroom(students=1)
+    late = await server.account("student")
+    mine = await server.api.open_socket(late.token, room.class_id)
+    teacher = await server.api.open_socket(room.teacher.token, room.class_id)
+    with pytest.raises(ApiFailure, match="Forbidden, not enrolled in class"):
+        await mine.request("MY_ATTENDANCE", {}, "MY_ATTENDANCE")
+    await server.api.enrol(room.teacher, room.class_id, late.id)
+    with pytest.raises(ApiFailure, match="No active attendance session"):
+        await mine.request("MY_ATTENDANCE", {}, "MY_ATTENDANCE")
+
+    await server.api.start_session(room.teacher, room.class_id)
+    assert await mine.request("MY_ATTENDANCE", {}, "MY_ATTENDANCE") == {"status": "not yet updated"}
+    await teacher.send("ATTENDANCE_MARKED", {"studentId": late.id, "status": "absent"})
+    await mine.next("ATTENDANCE_MARKED")
+    assert await mine.request("MY_ATTENDANCE", {}, "MY_ATTENDANCE") == {"status": "absent"}
+    await teacher.send("ATTENDANCE_MARKED", {"studentId": late.id, "status": "present"})
+    await mine.next("ATTENDANCE_MARKED")
+    assert await mine.request("MY_ATTENDANCE", {}, "MY_ATTENDANCE") == {"status": "present"}
+    summary = {"present": 1, "absent": 0, "total": 1}
+    assert await teacher.request("TODAY_SUMMARY", {}, "TODAY_SUMMARY") == summary
+
+    await server.api.call(
+        "POST", "/attendance/end", token=room.teacher.token, body={"classId": room.class_id}
+    )
+    with pytest.raises(ApiFailure, match="No active attendance session"):
+        await mine.request("MY_ATTENDANCE", {}, "MY_ATTENDANCE")
+    await server.api.start_session(room.teacher, room.class_id)  # a new session: no mark yet
+    assert await mine.request("MY_ATTENDANCE", {}, "MY_ATTENDANCE") == {"status": "not yet updated"}
+    for ws in (mine, teacher):
+        await ws.close()
