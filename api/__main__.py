@@ -104,10 +104,9 @@ def _flag_names(message: str, given: set[str]) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     env, given = environment(argv, os.environ)
     # Imported after the flags: --help and --version answer without loading the server.
-    from aiohttp import web
-
     from .app import create_app
     from .config import ConfigError, load_settings, publishers_per_frame
+    from .connections import ConnectionCap, serve
 
     try:
         settings = load_settings(env)
@@ -128,11 +127,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             settings.ws_max_frame_bytes,
             fits,
         )
-    web.run_app(
+    serve(
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        print=lambda line: logging.getLogger("api").info("%s", line),
+        cap=ConnectionCap(
+            settings.http_max_connections,
+            settings.http_max_connections_per_address,
+            settings.trusted_proxies,
+        ),
+        announce=lambda line: logging.getLogger("api").info("%s", line),
         keepalive_timeout=settings.http_keepalive_seconds,
     )
 
