@@ -11,7 +11,22 @@ from aiohttp import web
 
 from .errors import INVALID_SCHEMA, InvalidRequest, PayloadTooLarge, RequestTimeout
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+SPACES = "\t\n\v\f\r \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+SPACES += "\u2028\u2029\u202f\u205f\u3000\ufeff"
+"""What JSON Schema's patterns (ECMA-262) call a space: surrounding ones are dropped from
+text fields. Python's ``str.strip()`` and ``\\s`` disagree with it (they take U+001C to
+U+001F and U+0085, not U+FEFF), and the OpenAPI document's patterns must mean exactly
+what the server checks, so both use this set."""
+SPACE_CLASS = "".join(f"\\u{ord(c):04x}" for c in SPACES)
+"""`SPACES` as the body of a regex character class that ECMA-262 and Python read alike."""
+_CONTROL_CLASS = r"\x00-\x1f\x7f-\x9f"
+_EMAIL_PART = f"[^@{SPACE_CLASS}{_CONTROL_CLASS}]+"
+EMAIL_PATTERN = f"^[{SPACE_CLASS}]*{_EMAIL_PART}@{_EMAIL_PART}\\.{_EMAIL_PART}[{SPACE_CLASS}]*$"
+"""An email field: ``local@domain.tld`` without spaces, ``@`` or control characters in its
+parts, surrounding spaces allowed (and dropped). The OpenAPI document states it as is."""
+NOT_BLANK_PATTERN = f"[^{SPACE_CLASS}]"
+"""A text field holds something besides spaces."""
+_EMAIL = re.compile(EMAIL_PATTERN)
 MAX_TEXT = 200
 MAX_ID = 64
 MAX_EMAIL = 254
@@ -77,16 +92,17 @@ async def json_object(request: web.Request) -> dict[str, Any]:
 def text(body: dict[str, Any], name: str, *, max_length: int = MAX_TEXT) -> str:
     """A required, non-blank string field (surrounding spaces removed)."""
     value = body.get(name)
-    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+    if not isinstance(value, str) or not value.strip(SPACES) or len(value) > max_length:
         raise InvalidRequest(INVALID_SCHEMA)
-    return value.strip()
+    return value.strip(SPACES)
 
 
 def email(body: dict[str, Any], name: str = "email") -> str:
-    value = text(body, name, max_length=MAX_EMAIL).lower()
-    if not _EMAIL.match(value):
+    """An address as `EMAIL_PATTERN` reads it, lowercased, without surrounding spaces."""
+    value = body.get(name)
+    if not isinstance(value, str) or len(value) > MAX_EMAIL or not _EMAIL.fullmatch(value):
         raise InvalidRequest(INVALID_SCHEMA)
-    return value
+    return value.strip(SPACES).lower()
 
 
 def password(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import errors, validation
+from ..store.outage import STORE_FULL, STORE_UNAVAILABLE
 from .schema import (
     AUTH,
     CLASS_ID,
@@ -107,7 +108,15 @@ def attendance_paths() -> dict[str, Any]:
                 {
                     **success("200", SUMMARY, "Counts over enrolled students"),
                     **failures(
-                        SCHEMA, AUTH, TEACHER, OWNER, NO_CLASS, (409, errors.NO_ACTIVE_SESSION)
+                        SCHEMA,
+                        AUTH,
+                        TEACHER,
+                        OWNER,
+                        NO_CLASS,
+                        (409, errors.NO_ACTIVE_SESSION),
+                        # The session stays active (presence stays buffered): end it again.
+                        (503, STORE_UNAVAILABLE),
+                        (507, STORE_FULL),
                     ),
                 },
                 body=_CLASS_ID_BODY,

@@ -16,11 +16,21 @@ from ..recordings.service import (
     STILL_RECORDING,
     STORAGE_FULL,
 )
-from .schema import AUTH, CLASS_ID, HEAVY, NO_CLASS, OWNER, TEACHER, failures, op, success
+from .schema import AUTH, CLASS_ID, HEAVY, ID, NO_CLASS, OWNER, TEACHER, failures, op, success
 
 _NO_RECORDING = (404, RECORDING_NOT_FOUND)
 _READERS = (AUTH, OWNER, (403, errors.NOT_ENROLLED), (403, NOT_SHARED), NO_CLASS)
-_RID = [*CLASS_ID, {"name": "rid", "in": "path", "required": True, "schema": {"type": "string"}}]
+_RID = [
+    *CLASS_ID,
+    {
+        "name": "rid",
+        "in": "path",
+        "required": True,
+        "schema": ID,
+        "description": "a recording id; any other (but start and stop, the routes above) "
+        "answers 404 Recording not found",
+    },
+]
 _TOKEN = {
     "name": "token",
     "in": "query",

@@ -9,24 +9,29 @@ from .. import errors, validation
 from ..rate_limits import TOO_MANY_REQUESTS
 
 ID = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
-_NOT_BLANK = "\\S"
-"""Fields read by `validation.text`: surrounding spaces are removed, and what is left must
-not be empty."""
 
 
 def text_field(max_length: int = validation.MAX_TEXT) -> dict[str, Any]:
-    """A string request field that must not be blank, of at most `max_length` characters."""
-    return {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": _NOT_BLANK}
+    """A string request field that must not be blank, of at most `max_length` characters
+    (`validation.text`: surrounding spaces are removed, and what is left must not be
+    empty)."""
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": max_length,
+        "pattern": validation.NOT_BLANK_PATTERN,
+    }
 
 
 EMAIL = {
     "type": "string",
-    "format": "email",
     "maxLength": validation.MAX_EMAIL,
-    "pattern": "^\\s*[^@\\s]+@[^@\\s]+\\.[^@\\s]+\\s*$",
+    "pattern": validation.EMAIL_PATTERN,
+    "description": "local@domain.tld: no spaces, @ or control characters in its parts; "
+    "surrounding spaces and case are not kept",
 }
-"""An email request field as `validation.email` reads it (case and surrounding spaces are
-not kept)."""
+"""An email request field exactly as `validation.email` reads it (not JSON Schema's
+``format: email``, which refuses the internationalized addresses the server takes)."""
 
 
 def password_field(min_length: int = validation.MIN_PASSWORD) -> dict[str, Any]:

@@ -86,11 +86,17 @@ async def delete(request: web.Request) -> web.Response:
     return ok({"recordingId": rid, "deleted": True})
 
 
+RID = "{rid:(?!(?:start|stop)$)[^/]+}"
+"""Any segment but ``start`` and ``stop``: a plain ``{rid}`` also took those, so a GET there
+answered ``Recording not found`` and their ``Allow`` named GET and DELETE. Other ids that
+are no recording's still answer ``Recording not found`` after the token and class checks."""
+
+
 def setup(app: web.Application) -> None:
     app.router.add_post("/class/{id}/recordings/start", start)
     app.router.add_post("/class/{id}/recordings/stop", stop)
     app.router.add_get("/class/{id}/recordings", list_recordings)
-    app.router.add_get("/class/{id}/recordings/{rid}", detail)
-    app.router.add_get("/class/{id}/recordings/{rid}/files/{name}", download_file)
-    app.router.add_get("/class/{id}/recordings/{rid}/composed", download_composed)
-    app.router.add_delete("/class/{id}/recordings/{rid}", delete)
+    app.router.add_get(f"/class/{{id}}/recordings/{RID}", detail)
+    app.router.add_get(f"/class/{{id}}/recordings/{RID}/files/{{name}}", download_file)
+    app.router.add_get(f"/class/{{id}}/recordings/{RID}/composed", download_composed)
+    app.router.add_delete(f"/class/{{id}}/recordings/{RID}", delete)

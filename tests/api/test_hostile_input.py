@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import unicodedata
 
 import aiohttp
 import pytest
 
 from api.errors import INTERNAL_ERROR, WS_INVALID_FORMAT, WS_UPGRADE_REQUIRED
-from api.validation import MAX_JSON_DEPTH
+from api.validation import MAX_JSON_DEPTH, NOT_BLANK_PATTERN, SPACE_CLASS, SPACES
 
 from .conftest import RunningServer
 
@@ -154,3 +156,100 @@ async def test_hostile_websocket_frames_are_invalid_format_not_internal_errors(
         assert (await socket.next("ERROR"))["message"] == "No active attendance session"
     await socket.close()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+EMAILS = {
+    # Found by schemathesis: a backspace and a C1 control in the address were stored.
+    "\f\u00a2@v\u0087.\b\u00b0o\f": False,
+    "ada\x1c@school.test": False,
+    "ada\ufeff@school.test": False,
+    "ada smith@school.test": False,
+    "ada@school": False,
+    " Ada@School.Test\u2028": True,
+    "\ufeffada@school.test": True,
+    "jos\u00e9@\u00e9cole.fr": True,
+}
+
+
+@pytest.mark.parametrize("address", list(EMAILS), ids=[ascii(a) for a in EMAILS])
+async def test_the_email_pattern_served_is_what_sign_up_accepts(
+    server: RunningServer, address: str
+) -> None:
+    _, document = await server.api.request("GET", "/openapi.json")
+    signup = document["paths"]["/auth/signup"]["post"]["requestBody"]
+    field = signup["content"]["application/json"]["schema"]["properties"]["email"]
+    assert "format" not in field  # JSON Schema's email format refuses josé@école.fr
+    assert bool(re.fullmatch(field["pattern"], address)) is EMAILS[address]
+    body = {"name": "Ada", "email": address, "password": "secret1", "role": "student"}
+    status, answer = await server.api.request("POST", "/auth/signup", body=body)
+    if not EMAILS[address]:
+        assert (status, answer["error"]) == INVALID
+        return
+    assert status == 201
+    assert answer["data"]["email"] == address.strip(SPACES).lower()
+    assert answer["data"]["email"] == answer["data"]["email"].strip()
+
+
+def test_spaces_are_exactly_what_json_schema_patterns_call_white_space() -> None:
+    # ECMA-262's \s: WhiteSpace (TAB, VT, FF, ZWNBSP and every Zs) and LineTerminator.
+    ecma = {"\t", "\v", "\f", "\ufeff", "\n", "\r", "\u2028", "\u2029"}
+    ecma |= {c for c in map(chr, range(0x110000)) if unicodedata.category(c) == "Zs"}
+    assert set(SPACES) == ecma and len(SPACES) == len(ecma)
+    assert re.fullmatch(f"[{SPACE_CLASS}]+", SPACES)
+    assert re.search(NOT_BLANK_PATTERN, SPACES) is None
+    assert re.search(NOT_BLANK_PATTERN, SPACES + "\x1c")
+
+
+async def test_a_name_is_stripped_of_the_spaces_the_schema_names_and_no_others(
+    server: RunningServer,
+) -> None:
+    teacher = await server.account("teacher")
+    pattern = await _class_name_pattern(server)
+    assert re.search(pattern, "\ufeff \u2028") is None and re.search(pattern, "\x1c")
+    # A byte-order mark is a space to the schema: a name of nothing else is blank.
+    assert await _error(server, "POST", "/class", {"className": "\ufeff\u3000"}, teacher.token) == (
+        INVALID
+    )
+    # U+001C is no space to the schema (Python's strip() took it): it is kept.
+    created = await server.api.call(
+        "POST", "/class", token=teacher.token, body={"className": "\u2028Maths\x1c\ufeff"}
+    )
+    assert created["className"] == "Maths\x1c"
+
+
+async def _class_name_pattern(server: RunningServer) -> str:
+    _, document = await server.api.request("GET", "/openapi.json")
+    request = document["paths"]["/class"]["post"]["requestBody"]
+    pattern: str = request["content"]["application/json"]["schema"]["properties"]["className"][
+        "pattern"
+    ]
+    return pattern
+
+
+async def test_start_and_stop_are_no_recording_ids_so_their_allow_is_exact(
+    server: RunningServer,
+) -> None:
+    # Found by schemathesis: /recordings/{rid} also took /recordings/start, so GET there
+    # answered Recording not found and OPTIONS 405 with Allow: DELETE,GET,HEAD,POST.
+    room = await server.classroom(students=1)
+    headers = {"Authorization": f"Bearer {room.teacher.token}"}
+    base = f"{server.api.base_url}/class/{room.class_id}/recordings"
+    not_found = {"success": False, "error": "Recording not found"}
+    async with aiohttp.ClientSession() as session:
+        for method, path in (("OPTIONS", "/start"), ("GET", "/start"), ("DELETE", "/stop")):
+            async with session.request(method, base + path, headers=headers) as response:
+                assert response.status == 405
+                assert response.headers["Allow"] == "POST"
+        # Every other segment is still a recording id, checked after the token and class.
+        for rid in ("0" * 24, "not-a-recording", "START"):
+            for method, suffix in (("GET", ""), ("GET", "/composed"), ("DELETE", "")):
+                url = f"{base}/{rid}{suffix}"
+                async with session.request(method, url, headers=headers) as response:
+                    assert (response.status, await response.json()) == (404, not_found), url
+                async with session.request(method, url) as response:
+                    assert response.status == 401, url
+            url = f"{base}/{rid}/files/t-video-1.mkv"
+            async with session.get(url, headers=headers) as response:
+                assert (response.status, await response.json()) == (404, not_found), url
+        async with session.post(f"{base}/{'0' * 24}", headers=headers) as response:
+            assert (response.status, response.headers["Allow"]) == (405, "DELETE,GET,HEAD")
