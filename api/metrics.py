@@ -7,13 +7,15 @@ can build several apps in one process) holding:
   ``ROOM_JOINED`` is queued), store call latency (through `TimedStore`), errors by type;
 - what is read at scrape time: rooms, participants, producers, consumers and the media
   counters of ``room.router.counter_totals()`` (`api.media_metrics`), open WebSockets;
-- the process's CPU seconds and resident memory (prometheus-client's process collector).
+- the process's CPU seconds, resident memory and open file descriptors (prometheus-client's
+  process collector), and the asyncio tasks of its event loop (a leak shows there first).
 
 `/metrics` serves it (`api.routes.metrics_routes`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -65,6 +67,11 @@ class ServerMetrics:
             registry=self.registry,
         )
         ProcessCollector(registry=self.registry)
+        Gauge(
+            "classroom_event_loop_tasks",
+            "asyncio tasks not done on the server's event loop",
+            registry=self.registry,
+        ).set_function(_event_loop_tasks)
 
     def watch(self, rooms: RoomSource, websockets: Callable[[], int]) -> None:
         """Where scrape-time gauges read from (set once the services exist)."""
@@ -89,6 +96,14 @@ class ServerMetrics:
         """The exposition (text format, or OpenMetrics if asked for) and its content type."""
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
+
+
+def _event_loop_tasks() -> float:
+    """Tasks of the running loop (scrapes run on it); 0 when read outside one."""
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:
+        return 0.0
 
 
 METRICS = web.AppKey("metrics", ServerMetrics)
