@@ -23,9 +23,6 @@ generator was above 0.85 cores.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import logging
 import sys
 import tempfile
 from dataclasses import asdict
@@ -42,6 +39,7 @@ from scripts.bench.classroom import (
     run_mode,
     table,
 )
+from scripts.bench.cli import run_report
 from scripts.bench.systems import OurServer
 from scripts.bench_side_by_side import Lab
 
@@ -138,14 +136,7 @@ def _run_json(result: ClassResult) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("aioice", "aiortc", "scripts.synthpeer"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    args = parse_args(argv)
-    report = asyncio.run(main_async(args))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    run_report(main_async, parse_args(argv))
 
 
 if __name__ == "__main__":

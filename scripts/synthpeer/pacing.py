@@ -93,6 +93,9 @@ class PacedStream:
         self._running = False
         self._picture_id = 0
         self.frames_sent = 0
+        self.repeat = 1
+        """Times each frame is sent, each time under new sequence numbers: more than 1 is a
+        publisher flooding at that many times its rate (`scripts.bench.flood`)."""
         source.paced = True
 
     def _ready(self) -> None:
@@ -109,7 +112,9 @@ class PacedStream:
         due = source.next_due(now)
         while due is not None and due <= now:
             index, pts = source.take_frame(now)
-            self.rtp.send_frame(self._payloads(index), pts, self.clip.keyframes[index])
+            payloads = self._payloads(index)
+            for _ in range(self.repeat):
+                self.rtp.send_frame(payloads, pts, self.clip.keyframes[index])
             self.frames_sent += 1
             due = source.next_due(now)
 
@@ -156,6 +161,11 @@ class Pacer:
 
     def __len__(self) -> int:
         return len(self._streams)
+
+    @property
+    def streams(self) -> tuple[PacedStream, ...]:
+        """The streams being sent."""
+        return tuple(self._streams)
 
     async def _run(self) -> None:
         streams = self._streams
