@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sfu.heap import return_freed_memory
 from sfu.media_frame import MediaFrame
 from sfu.producer import Producer
 from sfu.track_file import RecordedTrack, TrackFile
@@ -178,6 +179,7 @@ class Recorder:
                     self._write(item, open_files)
         for file in open_files:
             self._finish(file)
+        return_freed_memory()  # the muxers' buffers, once every file is closed
 
     def _write(self, item: _Frame, open_files: set[TrackFile]) -> None:
         try:
