@@ -109,8 +109,15 @@ async def test_a_subscriber_gets_fewer_temporal_layers_and_everything_still_deco
     full = await watch(room, "strong")
     producer = screen_producer(room)
     await wait_for(lambda: producer.temporal_layers == 3, timeout=5, what="three layers seen")
-    bits, frames = producer.temporal_share(0)
-    assert frames == pytest.approx(0.25, abs=0.1) and 0 < bits < 1
+    # The window in which the third layer first shows may have started before it (a loaded
+    # machine sends fewer frames per window): the next ones measure the steady pattern.
+    await wait_for(
+        lambda: producer.temporal_share(0)[1] == pytest.approx(0.25, abs=0.1),
+        timeout=5,
+        what="the base layer's share of the frames at a quarter",
+    )
+    bits, _ = producer.temporal_share(0)
+    assert 0 < bits < 1
     consumer = screen_consumer(room, "weak")
 
     for max_layer in (0, 1, None, 0):
