@@ -225,8 +225,11 @@ class Subscription:
                     self._on_offer(*offer)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            logger.exception("building a subscribe offer failed")
+        except Exception as exc:
+            if self._pc_closed():  # failed or timed out meanwhile: the participant is leaving
+                logger.debug("subscribe offer not built, the connection closed: %s", exc)
+            else:
+                logger.exception("building a subscribe offer failed")
             self._offer.nothing_to_offer()
         finally:
             self._task = None
@@ -246,7 +249,7 @@ class Subscription:
                 self._place(pc, consumer)
             self._unplaced.clear()
             changed = True
-        if not changed or self._pc is None:
+        if not changed or self._pc is None or self._pc_closed():
             return None
         streams = {
             slot.consumer.stream_id: StreamLabel(slot.consumer.publisher_id, slot.consumer.source)
@@ -263,6 +266,9 @@ class Subscription:
         if self._config.sync_receive:
             aiortc_adapter.receive_media_synchronously(self._pc)
         return sdp, streams
+
+    def _pc_closed(self) -> bool:
+        return self._pc is not None and self._pc.connectionState == "closed"
 
     def _ensure_pc(self) -> RTCPeerConnection:
         if self._pc is None:
