@@ -43,6 +43,7 @@ from .store import open_store
 from .store_cache import CachedStore
 from .validation import BODY_SECONDS
 from .ws.attendance_events import add_attendance_events
+from .ws.classroom_events import add_classroom_events
 from .ws.connection import ClientSocket
 from .ws.endpoint import DisconnectHook, websocket_handler
 from .ws.events import EVENTS, EventRouter
@@ -133,6 +134,7 @@ def create_app(settings: Settings) -> web.Application:
         metrics.report_media_paths(services.rooms.media_paths)
         add_attendance_events(events, services)
         add_room_events(events, services, services.rooms)
+        add_classroom_events(events, services.rooms)
         add_recording_events(events, services)
         await services.recordings.recover()
         if lag_limit_ms(settings.overload_lag_ms) > 0:

@@ -173,6 +173,27 @@ class PresenceCounters:
     last_seen_at: datetime
 
 
+ActivityKind = Literal["chat", "chat_deleted", "hand"]
+ACTIVITY_KINDS: tuple[str, ...] = get_args(ActivityKind)
+
+
+@dataclass(frozen=True)
+class ActivityEvent:
+    """Something a member did in the room besides their media (a chat message, its
+    deletion, a hand raised or lowered): append-only, the participation record.
+
+    ``user_id`` is who did it; ``data`` is the event's own JSON object (a message's
+    ``messageId`` and ``text``, a hand's ``raised`` and ``by``)."""
+
+    id: str
+    session_id: SessionId
+    class_id: ClassId
+    user_id: UserId
+    kind: ActivityKind
+    at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+
+
 RecordingStatus = Literal["recording", "stopped"]
 JobStatus = Literal["pending", "running", "done", "failed"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from sfu import (
@@ -21,13 +21,15 @@ from sfu.ids import TOP_LAYER
 
 from ..errors import Conflict, Forbidden, error_event
 from ..ids import UserId, new_id
-from ..models import AttendanceSession, ClassRecord, User
+from ..models import ActivityEvent, AttendanceSession, ClassRecord, User
 from ..presence.tracker import PresenceTiming, PresenceTracker
 from ..presence.writer import PresenceBacklog
 from ..store import Store
 from ..timeutil import utcnow
 from .allocation import Choice
+from .chat import RoomChat
 from .forwarding_policy import SelectiveForwarding
+from .hands import HandQueue, hand_payload
 from .interfaces import RoomRecording, RoomSocket
 from .member import RoomMember
 
@@ -42,6 +44,7 @@ LIMIT_CHECKS_PER_REALLOCATION = 4
 """How often in between a changed downlink limit is acted on: a congested link should
 get its lower layer within a receiver report's time, not a second later."""
 MEDIA_FAILED = "Media connection failed; join the room again to retry"
+ACTIVITY_DRAIN_SECONDS = 5.0
 
 
 class ClassRoom(RouterListener):
@@ -78,12 +81,17 @@ class ClassRoom(RouterListener):
         self.presence = PresenceTracker(
             store, session, self._media_probe, self._announce_speaker, timing, backlog
         )
+        self._store = store
+        self.chat = RoomChat(store, session)
+        self.hands = HandQueue(session)
         self._on_change = on_change
         self.lock = asyncio.Lock()
         self.closed = False
         self.recording: RoomRecording | None = None
         """Set by ``api.recordings.service`` while the room is being recorded."""
-        self._leaving: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._activity_writes: set[asyncio.Task[None]] = set()
+        """Activity written after the fact (a hand lowered by a leave): awaited by `close`."""
         self.last_roster: dict[str, Any] | None = None
         """The last ``ROSTER`` built from the store (``api.rooms.roster``): what one built
         while the store is unavailable takes statuses from."""
@@ -95,6 +103,7 @@ class ClassRoom(RouterListener):
 
     async def join(self, user: User, socket: RoomSocket) -> RoomMember:
         """Add ``user`` (replacing an earlier membership of theirs) and announce them."""
+        await self.chat.restore()
         previous = self.members.get(user.id)
         if previous is not None:
             await self.leave(previous, reason="rejoined")
@@ -118,6 +127,8 @@ class ClassRoom(RouterListener):
                 "iceServers": self.ice_servers(user),
                 "recording": self.recording_state(),
                 "screenShare": self.screen_share,
+                "chat": self.chat.history(),
+                "hands": self.hands.queue(),
             },
         )
         # After ROOM_JOINED: what it consumes is told with LAYERS, a room event.
@@ -139,10 +150,60 @@ class ClassRoom(RouterListener):
             member.socket.joined_session_id = None
         log.info("user %s left room %s (%s)", member.user.id, self.session.room_id, reason)
         self.presence.disconnected(member.user.id, reason)
+        self._lower_on_leave(member.user.id)
         self.forwarding.participant_left(member.participant)
         await member.participant.close()
         self.broadcast("PEER_LEFT", {"userId": member.user.id})
         self._on_change(self)
+
+    # -- chat and hands ---------------------------------------------------------
+    async def post_chat(self, member: RoomMember, text: str) -> None:
+        """``CHAT``: stored, then heard by everyone in the room (the sender too)."""
+        self.broadcast("CHAT", await self.chat.post(member.user, text))
+
+    async def delete_chat(self, member: RoomMember, message_id: str) -> None:
+        """``CHAT_DELETE`` (the caller checked that `member` is the class's teacher)."""
+        self.broadcast("CHAT_DELETED", await self.chat.delete(member.user, message_id))
+
+    async def set_hand(self, user_id: UserId, raised: bool, by: RoomMember) -> None:
+        """Raise or lower `user_id`'s hand, stored, then told to the room if it changed."""
+        event = self.hands.plan(user_id, raised, by.user.id)
+        if event is None:
+            return
+        await self._store.append_activity(event)
+        if self.hands.apply(event):
+            self.broadcast("HAND", hand_payload(event))
+            self._on_change(self)
+
+    def _lower_on_leave(self, user_id: UserId) -> None:
+        """A member who leaves lowers their hand; clients drop it on ``PEER_LEFT``, the
+        record gets it soon (a leave never waits for the store)."""
+        event = self.hands.plan(user_id, False, user_id)
+        if event is None:
+            return
+        self.hands.apply(event)
+        self._run_soon(self._record_quietly(event), self._activity_writes)
+
+    async def _record_quietly(self, event: ActivityEvent) -> None:
+        try:
+            await self._store.append_activity(event)
+        except Exception:
+            log.warning(
+                "room %s: %s of %s not recorded",
+                self.session.room_id,
+                event.kind,
+                event.user_id,
+                exc_info=True,
+            )
+
+    def _run_soon(
+        self, work: Coroutine[Any, Any, None], tasks: set[asyncio.Task[None]] | None = None
+    ) -> None:
+        # Held until done: the loop keeps only a weak reference to a task.
+        held = self._background if tasks is None else tasks
+        task = asyncio.get_running_loop().create_task(work)
+        held.add(task)
+        task.add_done_callback(held.discard)
 
     def set_media_state(self, member: RoomMember, audio: bool, video: bool) -> None:
         member.audio, member.video = audio, video
@@ -180,6 +241,8 @@ class ClassRoom(RouterListener):
         self._by_participant.clear()
         if self.recording is not None:
             await self.recording.room_closed()
+        if self._activity_writes:  # before the store may close
+            await asyncio.wait(self._activity_writes, timeout=ACTIVITY_DRAIN_SECONDS)
         await self.router.close()
 
     def recording_state(self) -> dict[str, Any]:
@@ -209,10 +272,7 @@ class ClassRoom(RouterListener):
             return
         member.media_connected = False
         member.socket.send("ERROR", error_event(MEDIA_FAILED))
-        # Held until done: the loop keeps only a weak reference to a task.
-        task = asyncio.get_running_loop().create_task(self.leave(member, reason="media failed"))
-        self._leaving.add(task)
-        task.add_done_callback(self._leaving.discard)
+        self._run_soon(self.leave(member, reason="media failed"))
 
     def on_subscribe_offer(
         self, participant: Participant, offer_sdp: str, streams: dict[str, StreamLabel]

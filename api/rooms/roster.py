@@ -55,6 +55,7 @@ class RosterPublisher:
             "startedAt": iso_ms(session.started_at),
             "students": students,
             "participants": _participants(room),
+            "hands": room.hands.queue() if room is not None else [],
         }
         if room is not None:
             room.last_roster = roster
@@ -91,6 +92,7 @@ class RosterPublisher:
             "startedAt": iso_ms(room.session.started_at),
             "students": students,
             "participants": _participants(room),
+            "hands": room.hands.queue(),
         }
 
     def schedule(self, room: ClassRoom) -> None:

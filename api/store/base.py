@@ -7,9 +7,11 @@ return ``None`` for unknown or malformed ids; they never raise for "not found".
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from datetime import datetime
 
 from ..models import (
+    ActivityEvent,
     AttendanceMark,
     AttendancePolicy,
     AttendanceSession,
@@ -24,7 +26,8 @@ from ..models import (
 
 
 class Store(ABC):
-    """Accounts, classes, attendance sessions and marks, presence and recordings, durably."""
+    """Accounts, classes, attendance sessions and marks, presence, room activity and
+    recordings, durably."""
 
     @abstractmethod
     async def open(self) -> None:
@@ -159,6 +162,17 @@ class Store(ABC):
         self, session_id: str, user_id: str | None = None
     ) -> list[PresenceCounters]:
         """A session's counters, by user id (only `user_id`'s, if given)."""
+
+    # -- room activity --------------------------------------------------------
+    @abstractmethod
+    async def append_activity(self, event: ActivityEvent) -> None:
+        """Insert-only, like presence events: the record keeps what was said and done."""
+
+    @abstractmethod
+    async def list_activity(
+        self, session_id: str, kinds: Collection[str] | None = None
+    ) -> list[ActivityEvent]:
+        """A session's activity (only of `kinds`, if given) in the order it was appended."""
 
     # -- recordings ---------------------------------------------------------
     @abstractmethod

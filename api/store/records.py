@@ -20,6 +20,7 @@ from typing import Any
 
 from ..ids import ClassId, RoomId, SessionId, UserId, new_id
 from ..models import (
+    ActivityEvent,
     AttendanceMark,
     AttendancePolicy,
     AttendanceSession,
@@ -256,6 +257,30 @@ def presence_counters_from(fields: Mapping[str, Any]) -> PresenceCounters:
 
 
 # -- recordings -------------------------------------------------------------------------
+def activity_fields(event: ActivityEvent) -> Fields:
+    return {
+        "id": event.id,
+        "session_id": event.session_id,
+        "class_id": event.class_id,
+        "user_id": event.user_id,
+        "kind": event.kind,
+        "at": event.at,
+        "data": dict(event.data),
+    }
+
+
+def activity_from(fields: Mapping[str, Any]) -> ActivityEvent:
+    return ActivityEvent(
+        id=fields["id"],
+        session_id=SessionId(fields["session_id"]),
+        class_id=ClassId(fields["class_id"]),
+        user_id=UserId(fields["user_id"]),
+        kind=fields["kind"],
+        at=fields["at"],
+        data=dict(fields.get("data") or {}),
+    )
+
+
 def recording_doc(recording: Recording) -> dict[str, Any]:
     """A JSON-ready document (dates as ISO strings) both stores keep whole."""
     doc = recording.public()

@@ -26,7 +26,8 @@ document per (session, student), unique compound index, replaced with ``upsert``
 ``presence_events`` (insert-only, ordered by a per-session ``seq`` drawn from
 ``presence_seq``, not from the session document, which ``end_session`` replaces whole) and
 ``presence_counters`` (one document per (session, user), unique compound index, replaced
-with ``upsert``).
+with ``upsert``) and ``activity`` (chat and hands, insert-only, ordered by a per-session
+``seq`` drawn from ``activity_seq``; ``data`` is the event's own subdocument).
 
 Each resource's methods live in their own module (accounts, sessions, presence, recordings);
 every entity is built by ``api.store.records`` through :mod:`.documents`.
@@ -35,6 +36,7 @@ every entity is built by ``api.store.records`` through :mod:`.documents`.
 from __future__ import annotations
 
 from .accounts import MongoAccounts
+from .activity import MongoActivity
 from .presence import MongoPresence
 from .recordings import MongoRecordings
 from .sessions import STALE_POINTER_AFTER, MongoSessions
@@ -42,6 +44,6 @@ from .sessions import STALE_POINTER_AFTER, MongoSessions
 __all__ = ["STALE_POINTER_AFTER", "MongoStore"]
 
 
-class MongoStore(MongoAccounts, MongoSessions, MongoPresence, MongoRecordings):
+class MongoStore(MongoAccounts, MongoSessions, MongoPresence, MongoActivity, MongoRecordings):
     """A :class:`~api.store.Store` in one MongoDB database; chosen when ``MONGODB_URI`` is
     set."""

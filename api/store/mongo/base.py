@@ -47,6 +47,11 @@ _INDEXES: dict[str, list[IndexModel]] = {
             [("sessionId", ASCENDING), ("seq", ASCENDING)], unique=True, name="session_seq_unique"
         ),
     ],
+    "activity": [
+        IndexModel(
+            [("sessionId", ASCENDING), ("seq", ASCENDING)], unique=True, name="session_seq_unique"
+        ),
+    ],
     "recordings": [
         IndexModel([("classId", ASCENDING), ("startedAt", DESCENDING)], name="by_class"),
     ],
@@ -135,3 +140,18 @@ class MongoBase(Store):
     @property
     def _recordings(self) -> AsyncCollection[Doc]:
         return self._col("recordings")
+
+    @property
+    def _activity(self) -> AsyncCollection[Doc]:
+        return self._col("activity")
+
+    @property
+    def _activity_seq(self) -> AsyncCollection[Doc]:
+        return self._col("activity_seq")
+
+    def _append_lock(self, key: str) -> asyncio.Lock:
+        """The lock appends under `key` draw their sequence numbers in (call order)."""
+        lock = self._append_locks.get(key)
+        if lock is None:
+            lock = self._append_locks[key] = asyncio.Lock()
+        return lock

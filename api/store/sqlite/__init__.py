@@ -12,6 +12,7 @@ which sorts in time order and reads back as aware UTC. Column names are the fiel
 from __future__ import annotations
 
 from .accounts import SqliteAccounts
+from .activity import SqliteActivity
 from .attendance import SqliteAttendance
 from .presence import SqlitePresence
 from .recordings import SqliteRecordings
@@ -19,6 +20,8 @@ from .recordings import SqliteRecordings
 __all__ = ["SqliteStore"]
 
 
-class SqliteStore(SqliteAccounts, SqliteAttendance, SqlitePresence, SqliteRecordings):
+class SqliteStore(
+    SqliteAccounts, SqliteAttendance, SqlitePresence, SqliteActivity, SqliteRecordings
+):
     """A :class:`~api.store.Store` in one SQLite file (WAL); the default when no MongoDB
     is configured."""

@@ -23,7 +23,7 @@ DATE_COLUMNS = frozenset(
     {"created_at", "started_at", "ended_at", "marked_at", "at", "last_seen_at"}
 )
 """Columns holding a moment as ISO-8601 text with milliseconds (``api.timeutil.iso_ms``)."""
-JSON_COLUMNS = frozenset({"extra"})
+JSON_COLUMNS = frozenset({"extra", "data"})
 
 
 class SqliteBase(Store):

@@ -119,7 +119,23 @@ _V3 = (
 # Whether students may share a screen in the class's room.
 _V4 = ("ALTER TABLE classes ADD COLUMN allow_student_screen_share INTEGER NOT NULL DEFAULT 0",)
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+# Room activity (chat, hands): append-only like presence_events, ordered by seq; data is
+# the event's own JSON object.
+_V5 = (
+    """CREATE TABLE activity (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        session_id TEXT NOT NULL,
+        class_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        at TEXT NOT NULL,
+        data TEXT NOT NULL
+    )""",
+    "CREATE INDEX activity_by_session ON activity (session_id, seq)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

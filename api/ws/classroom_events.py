@@ -1,0 +1,55 @@
+"""The room's classroom events: chat and raised hands (``docs/protocol.md``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import access
+from ..errors import InvalidRequest
+from ..rooms.chat import chat_text, message_id_of
+from ..rooms.hands import lower_target, raised_of
+from ..rooms.manager import RoomManager
+from ..rooms.member import RoomMember
+from ..rooms.room import ClassRoom
+from .connection import ClientSocket
+from .events import EventRouter
+from .room_events import NOT_JOINED
+
+
+def add_classroom_events(router: EventRouter, rooms: RoomManager) -> None:
+    """Register ``CHAT``, ``CHAT_DELETE``, ``HAND`` and ``HAND_LOWER``."""
+
+    def joined(socket: ClientSocket) -> tuple[ClassRoom, RoomMember]:
+        found = rooms.member_of(socket)
+        if found is None:
+            raise InvalidRequest(NOT_JOINED)
+        return found
+
+    def teacher_of(socket: ClientSocket) -> tuple[ClassRoom, RoomMember]:
+        room, member = joined(socket)
+        access.require_teacher_event(socket.user)
+        access.require_owner(socket.user, room.cls)
+        return room, member
+
+    async def chat(socket: ClientSocket, data: dict[str, Any]) -> None:
+        room, member = joined(socket)
+        await room.post_chat(member, chat_text(data))
+
+    async def chat_delete(socket: ClientSocket, data: dict[str, Any]) -> None:
+        room, member = teacher_of(socket)
+        await room.delete_chat(member, message_id_of(data))
+
+    async def hand(socket: ClientSocket, data: dict[str, Any]) -> None:
+        room, member = joined(socket)
+        await room.set_hand(member.user.id, raised_of(data), member)
+
+    async def hand_lower(socket: ClientSocket, data: dict[str, Any]) -> None:
+        room, member = teacher_of(socket)
+        target = lower_target(data)
+        for user_id in room.hands.raised_users() if target is None else [target]:
+            await room.set_hand(user_id, False, member)
+
+    router.add("CHAT", chat)
+    router.add("CHAT_DELETE", chat_delete)
+    router.add("HAND", hand)
+    router.add("HAND_LOWER", hand_lower)
