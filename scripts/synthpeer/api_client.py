@@ -196,13 +196,23 @@ class ClassSocket:
         return await self.next("ERROR", timeout=timeout, where=lambda e: e.get("event") == event)
 
     async def request(
-        self, event: str, data: dict[str, Any] | None, reply: str, *, timeout: float = 10.0
+        self,
+        event: str,
+        data: dict[str, Any] | None,
+        reply: str,
+        *,
+        timeout: float = 10.0,
+        where: Callable[[dict[str, Any]], bool] | None = None,
     ) -> dict[str, Any]:
-        """Send ``event`` and wait for ``reply``, or for the ``ERROR`` that answers ``event``
-        (raised as ``ApiFailure``); errors answering other events stay in ``received``."""
+        """Send ``event`` and wait for ``reply`` (matching ``where``), or for the ``ERROR``
+        that answers ``event`` (raised as ``ApiFailure``); errors answering other events
+        stay in ``received``."""
         await self.send(event, data)
         name, result = await self._take(
-            lambda name, data: name == reply or (name == "ERROR" and data.get("event") == event),
+            lambda name, data: (
+                (name == reply and (where is None or where(data)))
+                or (name == "ERROR" and data.get("event") == event)
+            ),
             timeout,
             f"{reply} or ERROR for {event}",
         )

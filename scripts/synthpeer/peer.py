@@ -322,6 +322,24 @@ class SyntheticPeer:
                 self.media.pause_audio()
         await self.set_media_state(audio=on, video=self.video_on)
 
+    async def chat(self, text: str, *, timeout: float = 10.0) -> dict[str, Any]:
+        """``CHAT``: the message as the room heard it (this peer's copy, the server's
+        acknowledgement that it is stored); `ApiFailure` with the server's ``ERROR``."""
+        assert self.socket is not None
+        mine = self.user_id
+        return await self.socket.request(
+            "CHAT",
+            {"text": text},
+            "CHAT",
+            timeout=timeout,
+            where=lambda m: m.get("userId") == mine and m.get("text") == text,
+        )
+
+    async def raise_hand(self, raised: bool = True) -> None:
+        """``HAND``: the room hears of it if it changed."""
+        assert self.socket is not None
+        await self.socket.send("HAND", {"raised": raised})
+
     async def leave(self) -> None:
         """``LEAVE_ROOM`` and close the media (the socket stays open)."""
         self._in_room = False

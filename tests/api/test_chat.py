@@ -18,7 +18,11 @@ from api.rooms.chat import (
     TOO_FAST,
 )
 from api.ws.room_events import NOT_JOINED
-from scripts.synthpeer.api_client import ClassSocket
+from scripts.synthpeer.api_client import ApiFailure, ClassSocket
+from scripts.synthpeer.client import MediaClient
+from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
+from scripts.synthpeer.peer import SyntheticPeer
+from sfu import MediaConfig
 
 from .conftest import Classroom, RunningServer
 
@@ -162,3 +166,30 @@ async def test_chat_needs_the_room_and_a_slow_enough_sender(server: RunningServe
     live = server.services.rooms.live_room(room.class_id)
     assert live is not None
     assert len(await server.services.store.list_activity(live.session.id)) == CHAT_BURST
+
+
+async def test_synthetic_peers_chat_while_their_media_flows(server: RunningServer) -> None:
+    room = await server.classroom(students=1)
+    await server.api.start_session(room.teacher, room.class_id)
+
+    def media(config: MediaConfig) -> MediaClient:
+        return MediaClient(config, video=vp8_clip(), audio=ToneAudioTrack(), decode="none")
+
+    teacher = SyntheticPeer(server.api, room.teacher, media)
+    student = SyntheticPeer(server.api, room.students[0], media)
+    try:
+        for peer in (teacher, student):
+            await peer.join()
+        await student.wait_connected()
+        said = await student.chat("Can you hear me?")
+        assert said["userId"] == room.students[0].id
+        assert teacher.socket is not None
+        assert (await teacher.socket.next("CHAT")) == said
+        await student.raise_hand()
+        assert (await teacher.socket.next("HAND"))["raised"] is True
+        with pytest.raises(ApiFailure) as refused:
+            await student.chat("")
+        assert refused.value.error == BAD_TEXT
+    finally:
+        for peer in (teacher, student):
+            await peer.close()
