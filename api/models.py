@@ -173,7 +173,7 @@ class PresenceCounters:
     last_seen_at: datetime
 
 
-ActivityKind = Literal["chat", "chat_deleted", "hand"]
+ActivityKind = Literal["chat", "chat_deleted", "hand", "poll_started", "poll_vote", "poll_ended"]
 ACTIVITY_KINDS: tuple[str, ...] = get_args(ActivityKind)
 
 

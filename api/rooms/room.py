@@ -32,6 +32,7 @@ from .forwarding_policy import SelectiveForwarding
 from .hands import HandQueue, hand_payload
 from .interfaces import RoomRecording, RoomSocket
 from .member import RoomMember
+from .polls import RoomPolls
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class ClassRoom(RouterListener):
         self._store = store
         self.chat = RoomChat(store, session)
         self.hands = HandQueue(session)
+        self.polls = RoomPolls(store, session)
         self._on_change = on_change
         self.lock = asyncio.Lock()
         self.closed = False
@@ -104,6 +106,7 @@ class ClassRoom(RouterListener):
     async def join(self, user: User, socket: RoomSocket) -> RoomMember:
         """Add ``user`` (replacing an earlier membership of theirs) and announce them."""
         await self.chat.restore()
+        await self.polls.restore()
         previous = self.members.get(user.id)
         if previous is not None:
             await self.leave(previous, reason="rejoined")
@@ -129,6 +132,7 @@ class ClassRoom(RouterListener):
                 "screenShare": self.screen_share,
                 "chat": self.chat.history(),
                 "hands": self.hands.queue(),
+                "poll": self._open_poll_for(user),
             },
         )
         # After ROOM_JOINED: what it consumes is told with LAYERS, a room event.
@@ -174,6 +178,36 @@ class ClassRoom(RouterListener):
         if self.hands.apply(event):
             self.broadcast("HAND", hand_payload(event))
             self._on_change(self)
+
+    async def start_poll(
+        self, member: RoomMember, question: str, options: list[str], anonymous: bool
+    ) -> None:
+        """``POLL_START`` (the caller checked that `member` is the class's teacher)."""
+        poll = await self.polls.start(member.user, question, options, anonymous)
+        self.broadcast("POLL_STARTED", poll.public())
+
+    async def vote(self, member: RoomMember, poll_id: str, option: int) -> None:
+        """``POLL_VOTE``: the voter is told, the teacher sees the counts."""
+        poll = await self.polls.vote(member.user, poll_id, option)
+        member.socket.send("POLL_VOTED", {"pollId": poll.id, "option": option})
+        self._to_teachers("POLL_COUNTS", poll.tally())
+
+    async def end_poll(self, member: RoomMember, poll_id: str) -> None:
+        """``POLL_END``: everyone hears the result."""
+        poll = await self.polls.end(member.user, poll_id)
+        self.broadcast("POLL_RESULT", poll.result())
+
+    def _open_poll_for(self, user: User) -> dict[str, Any] | None:
+        poll = self.polls.current
+        if poll is None:
+            return None
+        seen = {**poll.public(), "myVote": self.polls.my_vote(poll, user.id)}
+        return seen | poll.tally() if user.role == "teacher" else seen
+
+    def _to_teachers(self, event: str, data: dict[str, Any]) -> None:
+        for member in list(self.members.values()):
+            if member.user.role == "teacher":
+                member.socket.send(event, data)
 
     def _lower_on_leave(self, user_id: UserId) -> None:
         """A member who leaves lowers their hand; clients drop it on ``PEER_LEFT``, the

@@ -1,4 +1,4 @@
-"""The room's classroom events: chat and raised hands (``docs/protocol.md``)."""
+"""The room's classroom events: chat, raised hands and polls (``docs/protocol.md``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from ..rooms.chat import chat_text, message_id_of
 from ..rooms.hands import lower_target, raised_of
 from ..rooms.manager import RoomManager
 from ..rooms.member import RoomMember
+from ..rooms.polls import option_of, poll_id_of, poll_question
 from ..rooms.room import ClassRoom
 from .connection import ClientSocket
 from .events import EventRouter
@@ -17,7 +18,8 @@ from .room_events import NOT_JOINED
 
 
 def add_classroom_events(router: EventRouter, rooms: RoomManager) -> None:
-    """Register ``CHAT``, ``CHAT_DELETE``, ``HAND`` and ``HAND_LOWER``."""
+    """Register ``CHAT``, ``CHAT_DELETE``, ``HAND``, ``HAND_LOWER`` and the polls'
+    ``POLL_START``, ``POLL_VOTE`` and ``POLL_END``."""
 
     def joined(socket: ClientSocket) -> tuple[ClassRoom, RoomMember]:
         found = rooms.member_of(socket)
@@ -49,7 +51,23 @@ def add_classroom_events(router: EventRouter, rooms: RoomManager) -> None:
         for user_id in room.hands.raised_users() if target is None else [target]:
             await room.set_hand(user_id, False, member)
 
+    async def poll_start(socket: ClientSocket, data: dict[str, Any]) -> None:
+        room, member = teacher_of(socket)
+        await room.start_poll(member, *poll_question(data))
+
+    async def poll_vote(socket: ClientSocket, data: dict[str, Any]) -> None:
+        room, member = joined(socket)
+        access.require_student_event(socket.user)
+        await room.vote(member, poll_id_of(data), option_of(data))
+
+    async def poll_end(socket: ClientSocket, data: dict[str, Any]) -> None:
+        room, member = teacher_of(socket)
+        await room.end_poll(member, poll_id_of(data))
+
     router.add("CHAT", chat)
     router.add("CHAT_DELETE", chat_delete)
     router.add("HAND", hand)
     router.add("HAND_LOWER", hand_lower)
+    router.add("POLL_START", poll_start)
+    router.add("POLL_VOTE", poll_vote)
+    router.add("POLL_END", poll_end)
