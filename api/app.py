@@ -134,7 +134,7 @@ def create_app(settings: Settings) -> web.Application:
         metrics.report_media_paths(services.rooms.media_paths)
         add_attendance_events(events, services)
         add_room_events(events, services, services.rooms)
-        add_classroom_events(events, services.rooms)
+        add_classroom_events(events, services, services.rooms)
         add_recording_events(events, services)
         await services.recordings.recover()
         if lag_limit_ms(settings.overload_lag_ms) > 0:

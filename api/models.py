@@ -65,6 +65,8 @@ class ClassRecord:
     policy: AttendancePolicy = field(default_factory=AttendancePolicy)
     allow_student_recordings: bool = False
     allow_student_screen_share: bool = False
+    allow_student_unmute: bool = True
+    """Whether a student the teacher muted may unmute themselves."""
 
     def public(self) -> dict[str, Any]:
         return {
@@ -81,6 +83,7 @@ class ClassRecord:
             "policy": self.policy.public(),
             "allowStudentRecordings": self.allow_student_recordings,
             "allowStudentScreenShare": self.allow_student_screen_share,
+            "allowStudentUnmute": self.allow_student_unmute,
         }
 
     def has_member(self, user_id: str) -> bool:
@@ -173,7 +176,9 @@ class PresenceCounters:
     last_seen_at: datetime
 
 
-ActivityKind = Literal["chat", "chat_deleted", "hand", "poll_started", "poll_vote", "poll_ended"]
+ActivityKind = Literal[
+    "chat", "chat_deleted", "hand", "poll_started", "poll_vote", "poll_ended", "moderation"
+]
 ACTIVITY_KINDS: tuple[str, ...] = get_args(ActivityKind)
 
 

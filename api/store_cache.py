@@ -176,6 +176,7 @@ class CachedStore(Store):
         policy: AttendancePolicy | None = None,
         allow_student_recordings: bool | None = None,
         allow_student_screen_share: bool | None = None,
+        allow_student_unmute: bool | None = None,
     ) -> ClassRecord:
         return await self._write(
             lambda: self.inner.update_class_settings(
@@ -183,6 +184,7 @@ class CachedStore(Store):
                 policy=policy,
                 allow_student_recordings=allow_student_recordings,
                 allow_student_screen_share=allow_student_screen_share,
+                allow_student_unmute=allow_student_unmute,
             ),
             lambda: self._classes.drop(class_id),
         )

@@ -31,6 +31,7 @@ _CLASS_DETAIL: dict[str, Any] = {
         "policy",
         "allowStudentRecordings",
         "allowStudentScreenShare",
+        "allowStudentUnmute",
     ],
     "properties": {
         **CLASS["properties"],
@@ -44,6 +45,7 @@ _CLASS_DETAIL: dict[str, Any] = {
         },
         "allowStudentRecordings": {"type": "boolean"},
         "allowStudentScreenShare": {"type": "boolean"},
+        "allowStudentUnmute": {"type": "boolean"},
     },
 }
 
@@ -142,6 +144,7 @@ def class_paths() -> dict[str, Any]:
                         "lateAfterSeconds": {"type": "integer", "minimum": 0, "maximum": 86400},
                         "allowStudentRecordings": {"type": "boolean"},
                         "allowStudentScreenShare": {"type": "boolean"},
+                        "allowStudentUnmute": {"type": "boolean"},
                     },
                 ),
                 params=CLASS_ID,

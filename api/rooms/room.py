@@ -19,19 +19,28 @@ from sfu import (
 )
 from sfu.ids import TOP_LAYER
 
-from ..errors import Conflict, Forbidden, error_event
+from ..errors import Conflict, Forbidden, InvalidRequest, error_event
 from ..ids import UserId, new_id
 from ..models import ActivityEvent, AttendanceSession, ClassRecord, User
 from ..presence.tracker import PresenceTiming, PresenceTracker
 from ..presence.writer import PresenceBacklog
 from ..store import Store
-from ..timeutil import utcnow
+from ..timeutil import iso_ms, utcnow
 from .allocation import Choice
 from .chat import RoomChat
 from .forwarding_policy import SelectiveForwarding
 from .hands import HandQueue, hand_payload
 from .interfaces import RoomRecording, RoomSocket
 from .member import RoomMember
+from .moderation import (
+    NOT_A_STUDENT,
+    NOT_HERE,
+    NOT_SHARING,
+    REMOVED,
+    REMOVED_REASON,
+    Action,
+    Moderation,
+)
 from .polls import RoomPolls
 
 log = logging.getLogger(__name__)
@@ -86,6 +95,7 @@ class ClassRoom(RouterListener):
         self.chat = RoomChat(store, session)
         self.hands = HandQueue(session)
         self.polls = RoomPolls(store, session)
+        self.moderation = Moderation(store, session)
         self._on_change = on_change
         self.lock = asyncio.Lock()
         self.closed = False
@@ -107,6 +117,9 @@ class ClassRoom(RouterListener):
         """Add ``user`` (replacing an earlier membership of theirs) and announce them."""
         await self.chat.restore()
         await self.polls.restore()
+        await self.moderation.restore()
+        if user.id in self.moderation.removed:
+            raise Forbidden(REMOVED)
         previous = self.members.get(user.id)
         if previous is not None:
             await self.leave(previous, reason="rejoined")
@@ -203,6 +216,47 @@ class ClassRoom(RouterListener):
             return None
         seen = {**poll.public(), "myVote": self.polls.my_vote(poll, user.id)}
         return seen | poll.tally() if user.role == "teacher" else seen
+
+    async def moderate(
+        self, by: RoomMember, target: UserId, action: Action, cls: ClassRecord
+    ) -> None:
+        """``MODERATE`` (the caller checked that `by` is the class's teacher; `cls` is the
+        class as stored now): stored, applied at once, told to the student and the room."""
+        if target not in cls.student_ids:
+            raise InvalidRequest(NOT_A_STUDENT)
+        member = self.members.get(target)
+        if member is None and action in ("mute", "stop_camera", "stop_screen"):
+            raise Conflict(NOT_HERE)
+        if action == "stop_screen" and self.screen_share != target:
+            raise Conflict(NOT_SHARING)
+        event = await self.moderation.record(target, action, by.user.id)
+        told = {"action": action, "by": by.user.id, "at": iso_ms(event.at)}
+        if member is not None:
+            member.socket.send("MODERATED", told)
+        self.broadcast("MODERATION", {"userId": target, **told}, skip=member)
+        if member is None:
+            return
+        if action == "mute":
+            self.set_media_state(member, False, member.video)
+        elif action == "stop_camera":
+            self.set_media_state(member, member.audio, False)
+        elif action == "stop_screen":
+            self._screen_share_stopped(member)
+        elif action == "remove":
+            await self.leave(member, reason=REMOVED_REASON)
+
+    def may_unmute(self, member: RoomMember, cls: ClassRecord) -> bool:
+        """Whether `member` may turn their microphone on now (`cls` as stored now)."""
+        if member.user.id not in self.moderation.muted or cls.allow_student_unmute:
+            return True
+        return member.user.role == "teacher"
+
+    def _screen_share_stopped(self, member: RoomMember) -> None:
+        for producer in member.participant.producers.values():
+            if producer.source == "screen":
+                producer.pause()
+        self.screen_share = None
+        self.broadcast("SCREEN_SHARE", {"userId": member.user.id, "active": False})
 
     def _to_teachers(self, event: str, data: dict[str, Any]) -> None:
         for member in list(self.members.values()):

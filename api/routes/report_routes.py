@@ -163,6 +163,7 @@ async def update_settings(request: web.Request) -> web.Response:
         late = int(late)
     recordings = body.get("allowStudentRecordings", cls.allow_student_recordings)
     screen_share = body.get("allowStudentScreenShare", cls.allow_student_screen_share)
+    unmute = body.get("allowStudentUnmute", cls.allow_student_unmute)
     if (
         isinstance(ratio, bool)
         or not isinstance(ratio, (int, float))
@@ -172,6 +173,7 @@ async def update_settings(request: web.Request) -> web.Response:
         or not 0 <= late <= 86400
         or not isinstance(recordings, bool)
         or not isinstance(screen_share, bool)
+        or not isinstance(unmute, bool)
     ):
         raise InvalidRequest(INVALID_SCHEMA)
     # Only what the body names is written: two teachers' PUTs of different settings at once
@@ -184,6 +186,7 @@ async def update_settings(request: web.Request) -> web.Response:
         else None,
         allow_student_recordings=recordings if "allowStudentRecordings" in body else None,
         allow_student_screen_share=screen_share if "allowStudentScreenShare" in body else None,
+        allow_student_unmute=unmute if "allowStudentUnmute" in body else None,
     )
     return ok(updated.detail())
 

@@ -138,6 +138,7 @@ class Store(ABC):
         policy: AttendancePolicy | None = None,
         allow_student_recordings: bool | None = None,
         allow_student_screen_share: bool | None = None,
+        allow_student_unmute: bool | None = None,
     ) -> ClassRecord:
         """Change what is given (``None`` keeps the current value); ``NotFound`` if the
         class does not exist."""

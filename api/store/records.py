@@ -123,6 +123,7 @@ def class_fields(record: ClassRecord) -> Fields:
         "late_after_seconds": record.policy.late_after_seconds,
         "allow_student_recordings": record.allow_student_recordings,
         "allow_student_screen_share": record.allow_student_screen_share,
+        "allow_student_unmute": record.allow_student_unmute,
     }
 
 
@@ -142,6 +143,7 @@ def class_from(fields: Mapping[str, Any]) -> ClassRecord:
         ),
         allow_student_recordings=bool(fields.get("allow_student_recordings", False)),
         allow_student_screen_share=bool(fields.get("allow_student_screen_share", False)),
+        allow_student_unmute=bool(fields.get("allow_student_unmute", True)),
     )
 
 

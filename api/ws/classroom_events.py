@@ -1,4 +1,5 @@
-"""The room's classroom events: chat, raised hands and polls (``docs/protocol.md``)."""
+"""The room's classroom events: chat, raised hands, polls and moderation
+(``docs/protocol.md``)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from ..rooms.chat import chat_text, message_id_of
 from ..rooms.hands import lower_target, raised_of
 from ..rooms.manager import RoomManager
 from ..rooms.member import RoomMember
+from ..rooms.moderation import moderation_of
 from ..rooms.polls import option_of, poll_id_of, poll_question
 from ..rooms.room import ClassRoom
+from ..services import Services
 from .connection import ClientSocket
 from .events import EventRouter
 from .room_events import NOT_JOINED
 
 
-def add_classroom_events(router: EventRouter, rooms: RoomManager) -> None:
+def add_classroom_events(router: EventRouter, services: Services, rooms: RoomManager) -> None:
     """Register ``CHAT``, ``CHAT_DELETE``, ``HAND``, ``HAND_LOWER`` and the polls'
     ``POLL_START``, ``POLL_VOTE`` and ``POLL_END``."""
 
@@ -64,6 +67,17 @@ def add_classroom_events(router: EventRouter, rooms: RoomManager) -> None:
         room, member = teacher_of(socket)
         await room.end_poll(member, poll_id_of(data))
 
+    async def moderate(socket: ClientSocket, data: dict[str, Any]) -> None:
+        room, member = teacher_of(socket)
+        target, action = moderation_of(data)
+        cls = await services.store.get_class(room.cls.id) or room.cls  # enrolment as now
+        if target is not None:
+            await room.moderate(member, target, action, cls)
+            return
+        for other in list(room.members.values()):
+            if other.user.role == "student" and other.audio:
+                await room.moderate(member, other.user.id, "mute", cls)
+
     router.add("CHAT", chat)
     router.add("CHAT_DELETE", chat_delete)
     router.add("HAND", hand)
@@ -71,3 +85,4 @@ def add_classroom_events(router: EventRouter, rooms: RoomManager) -> None:
     router.add("POLL_START", poll_start)
     router.add("POLL_VOTE", poll_vote)
     router.add("POLL_END", poll_end)
+    router.add("MODERATE", moderate)

@@ -9,12 +9,13 @@ from sfu import InvalidSdp, TrackSpec
 from sfu.sdp import media_sections
 
 from .. import access
-from ..errors import InvalidRequest, ServiceUnavailable
+from ..errors import Forbidden, InvalidRequest, ServiceUnavailable
 from ..media_errors import ICE_CANDIDATE, PUBLISH_OFFER, SUBSCRIBE_ANSWER
 from ..models import ClassRecord
 from ..overload import OVERLOADED
 from ..rooms.manager import RoomManager
 from ..rooms.member import RoomMember
+from ..rooms.moderation import MUTED_BY_TEACHER
 from ..rooms.room import ClassRoom
 from ..services import Services
 from ..store.outage import outage_error
@@ -143,6 +144,11 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
         audio, video = data.get("audio"), data.get("video")
         if not isinstance(audio, bool) or not isinstance(video, bool):
             raise InvalidRequest(BAD_MEDIA_STATE)
+        if audio and not member.audio and member.user.id in room.moderation.muted:
+            cls = await services.store.get_class(room.cls.id) or room.cls
+            if not room.may_unmute(member, cls):
+                raise Forbidden(MUTED_BY_TEACHER)
+            room.moderation.muted.discard(member.user.id)  # unmuted as the class allows
         room.set_media_state(member, audio, video)
 
     async def subscription(socket: ClientSocket, data: dict[str, Any]) -> None:

@@ -182,6 +182,7 @@ async def test_class_settings_round_trip_and_keep_what_is_left_out(server: Runni
         "policy": {"presentRatio": 0.75, "lateAfterSeconds": 600},
         "allowStudentRecordings": False,
         "allowStudentScreenShare": False,
+        "allowStudentUnmute": True,
         "students": fresh["students"],
     }
     shown = {key: value for key, value in fresh.items() if key != "students"}
@@ -211,3 +212,8 @@ async def test_class_settings_round_trip_and_keep_what_is_left_out(server: Runni
         }
     stopped = await server.api.call("PUT", settings, token=token, body=body)
     assert stopped == {**recorded, "allowStudentScreenShare": False}
+    held = await server.api.call("PUT", settings, token=token, body={"allowStudentUnmute": False})
+    assert held == {**stopped, "allowStudentUnmute": False}
+    for bad in ("no", 0, None):
+        body = {"allowStudentUnmute": bad}
+        assert await _error(server, "PUT", settings, token, body) == INVALID, bad

@@ -71,6 +71,6 @@ async def test_the_class_detail_is_documented_field_for_field(server: RunningSer
         assert set(schema["properties"]["policy"]["properties"]) == set(real["policy"])
     request = document["paths"]["/class/{id}/settings"]["put"]["requestBody"]
     settable = request["content"]["application/json"]["schema"]["properties"]
-    booleans = {"allowStudentRecordings", "allowStudentScreenShare"}
+    booleans = {"allowStudentRecordings", "allowStudentScreenShare", "allowStudentUnmute"}
     assert set(settable) == {*updated["policy"], *booleans}
     assert settable["allowStudentScreenShare"] == {"type": "boolean"}

@@ -129,6 +129,7 @@ async def test_mongo_documents_keep_their_shape(nx27017_server: Nx27017Server) -
             "policy": {"presentRatio": 0.5, "lateAfterSeconds": 60},
             "allowStudentRecordings": False,
             "allowStudentScreenShare": True,
+            "allowStudentUnmute": True,
             "rev": 2,
         }
     ]
@@ -217,6 +218,7 @@ async def test_mongo_documents_from_before_the_class_settings_read_with_the_defa
     assert user is not None and user.password_hash is None and user.external_id is None
     assert cls is not None and cls.policy == AttendancePolicy()
     assert cls.allow_student_recordings is False and cls.allow_student_screen_share is False
+    assert cls.allow_student_unmute is True  # older classes: students may unmute
     assert session is not None and session.summary == SessionSummary(1, 2, 3, late=0)
 
 
@@ -260,6 +262,7 @@ async def test_sqlite_rows_keep_their_shape(tmp_path: Path) -> None:
                 "late_after_seconds": 60,
                 "allow_student_recordings": 0,
                 "allow_student_screen_share": 1,
+                "allow_student_unmute": 1,
             }
         ]
         assert rows("SELECT * FROM sessions") == [

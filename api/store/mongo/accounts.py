@@ -102,6 +102,7 @@ class MongoAccounts(MongoBase):
         policy: AttendancePolicy | None = None,
         allow_student_recordings: bool | None = None,
         allow_student_screen_share: bool | None = None,
+        allow_student_unmute: bool | None = None,
     ) -> ClassRecord:
         while True:
             doc = await by_id(self._classes, class_id)
@@ -117,6 +118,9 @@ class MongoAccounts(MongoBase):
                 allow_student_screen_share=current.allow_student_screen_share
                 if allow_student_screen_share is None
                 else allow_student_screen_share,
+                allow_student_unmute=current.allow_student_unmute
+                if allow_student_unmute is None
+                else allow_student_unmute,
             )
             # A whole-document replace keeps createdAt a date on nx-27017 (no $set); matching
             # the revision read makes it a compare-and-swap, so an enrolment or another

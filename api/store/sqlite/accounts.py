@@ -121,6 +121,7 @@ class SqliteAccounts(SqliteBase):
         policy: AttendancePolicy | None = None,
         allow_student_recordings: bool | None = None,
         allow_student_screen_share: bool | None = None,
+        allow_student_unmute: bool | None = None,
     ) -> ClassRecord:
         ratio = policy.present_ratio if policy is not None else None
         late = policy.late_after_seconds if policy is not None else None
@@ -132,9 +133,17 @@ class SqliteAccounts(SqliteBase):
                     "UPDATE classes SET present_ratio = coalesce(?, present_ratio),"
                     " late_after_seconds = coalesce(?, late_after_seconds),"
                     " allow_student_recordings = coalesce(?, allow_student_recordings),"
-                    " allow_student_screen_share = coalesce(?, allow_student_screen_share)"
+                    " allow_student_screen_share = coalesce(?, allow_student_screen_share),"
+                    " allow_student_unmute = coalesce(?, allow_student_unmute)"
                     " WHERE id = ?",
-                    (ratio, late, allow_student_recordings, allow_student_screen_share, class_id),
+                    (
+                        ratio,
+                        late,
+                        allow_student_recordings,
+                        allow_student_screen_share,
+                        allow_student_unmute,
+                        class_id,
+                    ),
                 ).rowcount
                 if changed == 0:
                     raise NotFound(CLASS_NOT_FOUND)

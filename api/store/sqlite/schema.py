@@ -135,7 +135,10 @@ _V5 = (
     "CREATE INDEX activity_by_session ON activity (session_id, seq)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+# Whether a student the teacher muted may unmute themselves (on by default).
+_V6 = ("ALTER TABLE classes ADD COLUMN allow_student_unmute INTEGER NOT NULL DEFAULT 1",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
