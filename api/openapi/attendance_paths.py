@@ -43,7 +43,7 @@ _SESSION_ITEM: dict[str, Any] = {
         "summary": {"type": ["object", "null"]},
     },
 }
-_STUDENT_ROW = {
+_STUDENT_ROW: dict[str, Any] = {
     "type": "object",
     "properties": {
         "studentId": ID,
@@ -57,6 +57,24 @@ _STUDENT_ROW = {
         "talkSeconds": {"type": "number"},
         "intervals": {"type": "array", "items": {"type": "array", "items": TIME}},
         "override": {"type": ["object", "null"]},
+    },
+}
+_ACTIVITY = {
+    "presenceRatio": {"type": "number"},
+    "chatMessages": {"type": "integer"},
+    "handsRaised": {"type": "integer"},
+    "pollVotes": {"type": "integer"},
+    "activityScore": {"type": "number"},
+}
+_MY_ROW: dict[str, Any] = {"type": "object", "properties": {**_STUDENT_ROW["properties"], **_ACTIVITY}}
+_PARTICIPATION_ROW = {
+    "type": "object",
+    "properties": {
+        **_MY_ROW["properties"],
+        "chatDeleted": {"type": "integer"},
+        "moderation": {"type": "array", "items": {"type": "object"}},
+        "chatAt": {"type": "array", "items": TIME},
+        "handsAt": {"type": "array", "items": TIME},
     },
 }
 
@@ -162,11 +180,47 @@ def attendance_paths() -> dict[str, Any]:
                 params=SESSION_PARAMS,
             )
         },
+        "/class/{id}/sessions/{session_id}/participation": {
+            "get": op(
+                "Every student's attendance with its evidence, what they did in the room"
+                " (chat, hands, polls, moderation) and an activity score",
+                {
+                    **success(
+                        "200",
+                        {
+                            **_SESSION_ITEM,
+                            "properties": {
+                                **_SESSION_ITEM["properties"],
+                                "classId": ID,
+                                "policy": {"type": "object"},
+                                "scoreFormula": {"type": "string"},
+                                "polls": {"type": "array", "items": {"type": "object"}},
+                                "students": {"type": "array", "items": _PARTICIPATION_ROW},
+                            },
+                        },
+                        "Participation",
+                    ),
+                    **failures(AUTH, TEACHER, OWNER, NO_CLASS, NO_SESSION),
+                },
+                params=SESSION_PARAMS,
+            )
+        },
+        "/class/{id}/sessions/{session_id}/participation.csv": {
+            "get": op(
+                "The same participation as CSV",
+                {
+                    "200": {"description": "CSV", "content": {"text/csv": {}}},
+                    **failures(AUTH, TEACHER, OWNER, NO_CLASS, NO_SESSION, HEAVY),
+                },
+                params=SESSION_PARAMS,
+            )
+        },
         "/class/{id}/my-history": {
             "get": op(
-                "My status and presence in every finished session (enrolled student)",
+                "My status, presence and participation in every finished session"
+                " (enrolled student)",
                 {
-                    **success("200", {"type": "array", "items": _STUDENT_ROW}, "History"),
+                    **success("200", {"type": "array", "items": _MY_ROW}, "History"),
                     **failures(
                         AUTH, (403, errors.STUDENT_ONLY), (403, errors.NOT_ENROLLED), NO_CLASS
                     ),

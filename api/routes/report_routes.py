@@ -13,7 +13,13 @@ from .. import access, validation
 from ..errors import INVALID_SCHEMA, InvalidRequest, NotFound
 from ..ids import is_object_id
 from ..models import AttendancePolicy, AttendanceSession, ClassRecord, User
-from ..timeutil import iso_ms
+from ..participation import (
+    SCORE_FORMULA,
+    participation_rows,
+    polls_of,
+    tally_activity,
+)
+from ..timeutil import iso_ms, utcnow
 from .common import current_user, ok, services
 
 SESSION_NOT_FOUND = "Session not found"
@@ -99,6 +105,73 @@ async def _session_rows(
     return rows
 
 
+PARTICIPATION_CSV_COLUMNS = (
+    *CSV_COLUMNS[:7],
+    "presenceRatio",
+    *CSV_COLUMNS[7:11],
+    "chatMessages",
+    "handsRaised",
+    "pollVotes",
+    "moderation",
+    "activityScore",
+    *CSV_COLUMNS[11:],
+)
+
+
+async def _participation(
+    request: web.Request, cls: ClassRecord, session: AttendanceSession
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the students' participation rows, the session's polls)."""
+    attendance = await _session_rows(request, cls, session)
+    events = await services(request).store.list_activity(session.id)
+    until = session.ended_at or utcnow()
+    seconds = (until - session.started_at).total_seconds()
+    return participation_rows(attendance, tally_activity(events), seconds), polls_of(events)
+
+
+async def participation(request: web.Request) -> web.Response:
+    _, cls = await _owned_class(request)
+    session = await _session_of(request, cls)
+    rows, polls = await _participation(request, cls, session)
+    return ok(
+        {
+            **_session_public(session),
+            "classId": cls.id,
+            "policy": cls.policy.public(),
+            "scoreFormula": SCORE_FORMULA,
+            "polls": polls,
+            "students": rows,
+        }
+    )
+
+
+async def participation_csv(request: web.Request) -> web.Response:
+    _, cls = await _owned_class_report(request)
+    session = await _session_of(request, cls)
+    rows, _ = await _participation(request, cls, session)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(PARTICIPATION_CSV_COLUMNS)
+    for row in rows:
+        override = row.get("override") or {}
+        actions = ";".join(str(m["action"]) for m in row["moderation"])
+        values = {
+            **row,
+            "overrideBy": override.get("by"),
+            "overrideAt": override.get("at"),
+            "moderation": actions,
+        }
+        writer.writerow(
+            ["" if values.get(c) is None else values.get(c) for c in PARTICIPATION_CSV_COLUMNS]
+        )
+    filename = f"participation-{cls.id}-{session.id}.csv"
+    return web.Response(
+        text=buffer.getvalue(),
+        content_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
 async def list_sessions(request: web.Request) -> web.Response:
     _, cls = await _owned_class(request)
     sessions = await services(request).store.list_sessions(cls.id)
@@ -141,6 +214,8 @@ async def my_history(request: web.Request) -> web.Response:
         session = await app.store.get_session(mark.session_id)
         if session is None or session.is_active:
             continue
+        rows, _ = await _participation(request, cls, session)
+        mine = next((row for row in rows if row["studentId"] == user.id), {})
         history.append(
             {
                 "sessionId": session.id,
@@ -149,9 +224,14 @@ async def my_history(request: web.Request) -> web.Response:
                 "status": mark.status,
                 "source": mark.source,
                 **mark.extra,
+                **{key: mine.get(key) for key in MY_PARTICIPATION},
             }
         )
     return ok(history)
+
+
+MY_PARTICIPATION = ("presenceRatio", "chatMessages", "handsRaised", "pollVotes", "activityScore")
+"""What ``my-history`` adds of a session's participation (the student's own only)."""
 
 
 async def update_settings(request: web.Request) -> web.Response:
@@ -195,5 +275,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/class/{id}/sessions", list_sessions)
     app.router.add_get("/class/{id}/sessions/{session_id}", session_detail)
     app.router.add_get("/class/{id}/sessions/{session_id}/attendance.csv", session_csv)
+    app.router.add_get("/class/{id}/sessions/{session_id}/participation", participation)
+    app.router.add_get("/class/{id}/sessions/{session_id}/participation.csv", participation_csv)
     app.router.add_get("/class/{id}/my-history", my_history)
     app.router.add_put("/class/{id}/settings", update_settings)

@@ -68,6 +68,13 @@ class ClassroomApi:
         async with self._session.request(method, self.base_url + path, **kwargs) as response:
             return response.status, await response.json(content_type=None)
 
+    async def text(self, path: str, *, token: str | None = None) -> tuple[int, str, str]:
+        """``GET`` a document that is not the JSON envelope (a CSV): status, content
+        type, text."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self._session.get(self.base_url + path, headers=headers) as response:
+            return response.status, response.content_type, await response.text()
+
     async def call(
         self, method: str, path: str, *, token: str | None = None, body: Any = None
     ) -> Any:
