@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 import tempfile
 import time
@@ -142,13 +143,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def log_errors(path: Path, offset: int) -> list[str]:
-    """ERROR lines and tracebacks the server logged after `offset` bytes."""
+    """ERROR lines and tracebacks the server logged after `offset` bytes, each traceback
+    as its ERROR line and the exception it ends with."""
     if not path.exists():
         return []
     with path.open("rb") as log:
         log.seek(offset)
         text = log.read().decode("utf-8", "replace")
-    return [line for line in text.splitlines() if any(mark in line for mark in LOG_ERRORS)]
+    found: list[str] = []
+    in_traceback = False
+    for line in text.splitlines():
+        if any(mark in line for mark in LOG_ERRORS):
+            in_traceback = line.startswith("Traceback")
+            if not in_traceback:
+                found.append(line)
+        elif in_traceback and line and not line[0].isspace():
+            found[-1:] = [f"{found[-1]} | {line}" if found else line]
+            in_traceback = False
+    return found
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -176,6 +188,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             await server.stop()
         logged = log_errors(log, offset)
+        if args.json is not None and log.exists():  # the whole log, next to the figures
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log, args.json.with_suffix(".server.log"))
     judged = growth(run.samples, args.warmup, args.span, args.limit)
     internal = run.samples[-1].internal_errors if run.samples else 0.0
     refused_recordings = [r for r in run.recordings if r["status"] >= 300]

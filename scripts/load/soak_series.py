@@ -11,7 +11,7 @@ series noisy around a level.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -72,11 +72,23 @@ def scraped(text: str) -> dict[str, float]:
     return found
 
 
-def _median_in(samples: Sequence[SoakSample], name: str, start: float, end: float) -> float | None:
+def _median_in(
+    samples: Sequence[SoakSample],
+    name: str,
+    start: float,
+    end: float,
+    like: Callable[[SoakSample], bool] = lambda sample: True,
+) -> float | None:
     values = [
-        float(v) for s in samples if start <= s.at <= end and (v := getattr(s, name)) is not None
+        float(v)
+        for s in samples
+        if start <= s.at <= end and like(s) and (v := getattr(s, name)) is not None
     ]
     return statistics.median(values) if values else None
+
+
+MIN_LIKE_SAMPLES = 3
+"""Samples a window needs in the like-for-like state, else the window is judged whole."""
 
 
 def growth(
@@ -84,30 +96,72 @@ def growth(
 ) -> dict[str, Any]:
     """Per watched series: the median over `span` seconds after `warmup`, the median
     over the last `span` seconds, their ratio less one, and whether that is within
-    `limit`; ``passed`` when every series is."""
+    `limit`; ``passed`` when every series is.
+
+    Like for like: under churn, descriptors and tasks rise and fall with who is in the
+    room at the moment of a sample (a rejoin in flight holds a socket or two fewer), and
+    a recording adds its writer. Each median is therefore taken over the samples with the
+    room full (the most members seen) and no recording running; a window too sparse in
+    them (fewer than `MIN_LIKE_SAMPLES`) widens, to 2 then 3 spans, and if that is not
+    enough every sample is judged. The medians over every sample are reported too."""
     if not samples:
         return {"passed": False, "reason": "no samples"}
     end = samples[-1].at
     if end - span < warmup + span:
         return {"passed": False, "reason": f"the run is shorter than warm-up + 2 x {span:.0f} s"}
+    full = max((s.participants for s in samples if s.participants is not None), default=None)
+
+    def steady(sample: SoakSample) -> bool:
+        return sample.participants == full and not sample.recording
+
+    def enough(start: float, stop: float) -> bool:
+        return sum(1 for s in samples if start <= s.at <= stop and steady(s)) >= MIN_LIKE_SAMPLES
+
+    # Windows widen (up to 3 spans, never overlapping) until each holds enough steady samples.
+    wide = next(
+        (
+            k * span
+            for k in (1, 2, 3)
+            if warmup + k * span <= end - k * span
+            and enough(warmup, warmup + k * span)
+            and enough(end - k * span, end)
+        ),
+        None,
+    )
+    like_for_like = wide is not None
+    window = wide if wide is not None else span
     rows: dict[str, Any] = {}
     for name in WATCHED:
-        first = _median_in(samples, name, warmup, warmup + span)
-        last = _median_in(samples, name, end - span, end)
+        like = steady if like_for_like else _any
+        first = _median_in(samples, name, warmup, warmup + window, like)
+        last = _median_in(samples, name, end - window, end, like)
         ratio = None if first is None or last is None or first == 0 else last / first - 1
         rows[name] = {
             "after_warmup": first,
             "at_end": last,
             "growth": None if ratio is None else round(ratio, 4),
             "within": ratio is not None and ratio <= limit,
+            "all_samples": [
+                _median_in(samples, name, warmup, warmup + span),
+                _median_in(samples, name, end - span, end),
+            ],
         }
     return {
         "passed": all(row["within"] for row in rows.values()),
         "limit": limit,
         "warmup_s": warmup,
         "span_s": span,
+        "like_for_like": (
+            {"participants": full, "recording": False, "window_s": window}
+            if like_for_like
+            else None
+        ),
         "series": rows,
     }
+
+
+def _any(sample: SoakSample) -> bool:
+    return True
 
 
 def series_table(samples: Sequence[SoakSample], every: int = 1) -> str:
