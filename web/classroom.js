@@ -11,6 +11,8 @@ import "./js/session.js";
 import "./js/room.js";
 import "./js/roster.js";
 import "./js/recording.js";
+import "./js/chat.js";
+import "./js/hands.js";
 import { setPageSize } from "./js/layout.js";
 import * as testHooks from "./js/testhooks.js";
 

@@ -21,6 +21,8 @@ import {
 import { recordingChanged } from "./recording.js";
 import { screenShareChanged } from "./screenshare.js";
 import { layersChanged } from "./subscription.js";
+import { chatDeleted, chatReceived, chatRefused } from "./chat.js";
+import { handChanged, handLeft } from "./hands.js";
 
 // Requests the page sends on its own to stay fresh: when one fails, the next poll or DONE
 // tells the user what changed, so the failure goes to the console, not to a message.
@@ -117,13 +119,16 @@ function handleEvent(event, data) {
   switch (event) {
     case "ROOM_JOINED": roomJoined(data); break;
     case "PEER_JOINED": peerJoined(data); renderRoster(); break;
-    case "PEER_LEFT": peerLeft(data); renderRoster(); break;
+    case "PEER_LEFT": peerLeft(data); handLeft(data); renderRoster(); break;
     case "MEDIA_STATE": mediaState(data); break;
     case "ACTIVE_SPEAKER": activeSpeaker(data); break;
     case "ROSTER": roster(data); break;
     case "RECORDING": recordingChanged(data); break;
     case "SCREEN_SHARE": screenShareChanged(data); break;
     case "LAYERS": layersChanged(data); break;
+    case "CHAT": chatReceived(data); break;
+    case "CHAT_DELETED": chatDeleted(data); break;
+    case "HAND": handChanged(data); break;
     case "WEBRTC_OFFER": if (state.media) state.media.handleOffer(data); break;
     case "WEBRTC_ANSWER": if (state.media) state.media.handleAnswer(data); break;
     case "WEBRTC_ICE_CANDIDATE": if (state.media) state.media.handleCandidate(data); break;
@@ -152,6 +157,12 @@ function serverError(data) {
     leaveRoomLocally();
     showMessage(`Could not join the room: ${message}`);
     renderSessionStatus();
+    return;
+  }
+  if (answering === "CHAT" || answering === "CHAT_DELETE") {
+    // A refused message stays in the input to send again; the reason shows as usual.
+    chatRefused(answering);
+    showMessage(answering === "CHAT" ? `Message not sent: ${message}` : message);
     return;
   }
   if (answering === "WEBRTC_OFFER" && state.media) {

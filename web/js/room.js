@@ -11,6 +11,8 @@ import { send } from "./connection.js";
 import { renderSessionStatus } from "./session.js";
 import { renderRoster } from "./roster.js";
 import { recordingChanged } from "./recording.js";
+import { chatJoined, chatLeft } from "./chat.js";
+import { handsJoined, handsLeft } from "./hands.js";
 import {
   refreshTileConnection, remoteTrack, removeParticipant, setSpeaker, upsertParticipant,
 } from "./tiles.js";
@@ -143,6 +145,8 @@ export async function roomJoined(data) {
   renderSessionStatus();
   if (isTeacher()) renderRoster();
   recordingChanged(data.recording || { active: false });
+  chatJoined(data.chat);
+  handsJoined(data.hands);
   renderScreen();
   scheduleLayout();
 
@@ -186,6 +190,10 @@ export function leaveRoomLocally({ keepTiles = false } = {}) {
   if (state.media) state.media.close();
   state.media = null;
   state.mediaStates = { publish: "new", subscribe: "new" };
+  // A dropped socket keeps the chat on screen until the rejoin brings the room's again;
+  // the server lowers my hand with the membership, so the queue is read afresh too.
+  chatLeft({ keepMessages: keepTiles });
+  handsLeft();
   if (!keepTiles) {
     for (const userId of [...state.participants.keys()]) removeParticipant(userId);
     state.presence.clear();

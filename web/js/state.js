@@ -40,6 +40,7 @@ export const state = {
   presence: new Map(),      // userId -> true while in the room (from room events / ROSTER)
   myStatus: { sessionId: null, status: null }, // a student's own status in this session
   speaker: null,
+  hands: new Map(),         // userId -> when raised, in the order the hands went up (HAND)
 };
 
 export const api = new Api(() => state.token);

@@ -1,12 +1,14 @@
 // The other participants' tiles: who is there, their camera video and microphone audio
 // (separate streams from the server, one per source), mute and connection badges, and the
-// active speaker highlight. Where each tile goes is web/js/layout.js's job.
+// active speaker highlight, the raised hand's ✋ (web/js/hands.js keeps the queue). Where
+// each tile goes is web/js/layout.js's job.
 import { byId, el, show } from "./dom.js";
 import { state } from "./state.js";
 import { visibleState } from "./room.js";
 import { scheduleLayout } from "./layout.js";
 import { forgetUser, renderQuality } from "./subscription.js";
 import { screenTrack } from "./screenshare.js";
+import { renderHandBadge } from "./hands.js";
 import * as testHooks from "./testhooks.js";
 
 export function upsertParticipant(info) {
@@ -59,13 +61,15 @@ function buildTile(participant) {
   return el("figure",
     { class: "tile", dataset: { testid: "remote-tile", userId: participant.userId,
                                 source: "camera", connection: "connecting", video: "on",
-                                audio: "on", speaking: "false", playing: "false",
+                                audio: "on", speaking: "false", playing: "false", hand: "down",
                                 placement: "small", quality: "full" } },
     video,
     audio,
     el("div", { class: "camera-off", dataset: { testid: "tile-camera-off" }, hidden: true },
        "Camera off"),
     el("figcaption", {},
+       el("span", { class: "badge hand", dataset: { testid: "tile-hand" }, hidden: true,
+                    title: "Hand raised" }, "✋ Hand up"),
        el("span", { class: "name", dataset: { testid: "tile-name" } }),
        el("span", { class: "badge source", dataset: { testid: "tile-source" } }, "Camera"),
        el("span", { class: "badge role", dataset: { testid: "tile-role" } }),
@@ -86,6 +90,7 @@ function renderTile(participant) {
   tile.dataset.audio = participant.audio ? "on" : "off";
   tile.dataset.video = participant.video ? "on" : "off";
   show(tile.querySelector("[data-testid=tile-camera-off]"), !participant.video);
+  renderHandBadge(tile, "tile-hand", state.hands.has(participant.userId));
   tile.setAttribute("aria-label",
                     `${participant.name}, camera${participant.video ? "" : " off"}`);
   refreshTileConnection(participant);
