@@ -66,7 +66,10 @@ _ACTIVITY = {
     "pollVotes": {"type": "integer"},
     "activityScore": {"type": "number"},
 }
-_MY_ROW: dict[str, Any] = {"type": "object", "properties": {**_STUDENT_ROW["properties"], **_ACTIVITY}}
+_MY_ROW: dict[str, Any] = {
+    "type": "object",
+    "properties": {**_STUDENT_ROW["properties"], **_ACTIVITY},
+}
 _PARTICIPATION_ROW = {
     "type": "object",
     "properties": {

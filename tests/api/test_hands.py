@@ -71,7 +71,11 @@ async def test_the_teacher_lowers_one_hand_or_all_of_them(server: RunningServer)
     ids = [s.id for s in room.students]
     for socket, user in zip(students, ids, strict=True):
         await socket.send("HAND", {"raised": True})
-        await teacher.next("HAND", where=lambda h, me=user: h["userId"] == me and h["raised"])
+
+        def raised_by(hand: dict[str, Any], me: str = user) -> bool:
+            return bool(hand["userId"] == me and hand["raised"])
+
+        await teacher.next("HAND", where=raised_by)
     await teacher.send("HAND_LOWER", {"userId": ids[1]})
     lowered = await students[1].next("HAND", where=lambda h: not h["raised"])
     assert (lowered["userId"], lowered["by"]) == (ids[1], room.teacher.id)
