@@ -7,7 +7,7 @@ scripts/setup.sh --test
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest --durations=15 "$@"
 if (( $# == 0 )); then
   # The media plane's end-to-end tests once more on its Python fallback, as if the C
   # extensions were not built (what an install without a compiler runs).
