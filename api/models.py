@@ -7,8 +7,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from .ids import ClassId, RoomId, SessionId, UserId
-from .timeutil import iso_ms
+from .ids import ClassId, RoomId, SessionId, UserId, new_id
+from .timeutil import iso_ms, utcnow
 
 Role = Literal["teacher", "student"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -197,6 +197,25 @@ class ActivityEvent:
     kind: ActivityKind
     at: datetime
     data: dict[str, Any] = field(default_factory=dict)
+
+
+def new_activity(
+    session: AttendanceSession,
+    user_id: UserId,
+    kind: ActivityKind,
+    data: dict[str, Any],
+    at: datetime | None = None,
+) -> ActivityEvent:
+    """A fresh activity event of `session` (now, unless `at`)."""
+    return ActivityEvent(
+        id=new_id(),
+        session_id=session.id,
+        class_id=session.class_id,
+        user_id=user_id,
+        kind=kind,
+        at=at if at is not None else utcnow(),
+        data=data,
+    )
 
 
 RecordingStatus = Literal["recording", "stopped"]

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import InvalidRequest, NotFound
-from ..ids import is_object_id, new_id
-from ..models import ActivityEvent, AttendanceSession, User
+from ..ids import is_object_id
+from ..models import ActivityEvent, AttendanceSession, User, new_activity
 from ..rate_limits import Buckets
 from ..store import Store
 from ..store.outage import outage_error
-from ..timeutil import iso_ms, utcnow
+from ..timeutil import iso_ms
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +109,8 @@ class RoomChat:
         """Store `user`'s message and return its ``CHAT`` payload; raises `TOO_FAST` over
         the member's rate (nothing stored)."""
         self._buckets.spend(user.id, TOO_FAST)
-        event = ActivityEvent(
-            id=new_id(),
-            session_id=self._session.id,
-            class_id=self._session.class_id,
-            user_id=user.id,
-            kind="chat",
-            at=utcnow(),
-            data={"text": text, "name": user.name, "role": user.role},
-        )
+        data = {"text": text, "name": user.name, "role": user.role}
+        event = new_activity(self._session, user.id, "chat", data)
         await self._store.append_activity(event)
         message = _message(event)
         self._remember(message)
@@ -128,15 +121,7 @@ class RoomChat:
         `NotFound` unless it is a message of this session not deleted yet."""
         if message_id not in self._live:
             raise NotFound(NO_SUCH_MESSAGE)
-        event = ActivityEvent(
-            id=new_id(),
-            session_id=self._session.id,
-            class_id=self._session.class_id,
-            user_id=by.id,
-            kind="chat_deleted",
-            at=utcnow(),
-            data={"messageId": message_id},
-        )
+        event = new_activity(self._session, by.id, "chat_deleted", {"messageId": message_id})
         self._live.discard(message_id)  # a second delete meanwhile finds nothing
         try:
             await self._store.append_activity(event)

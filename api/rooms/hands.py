@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import InvalidRequest
-from ..ids import UserId, is_object_id, new_id
-from ..models import ActivityEvent, AttendanceSession
-from ..timeutil import iso_ms, utcnow
+from ..ids import UserId, is_object_id
+from ..models import ActivityEvent, AttendanceSession, new_activity
+from ..timeutil import iso_ms
 
 BAD_RAISED = "Invalid payload: raised must be a boolean"
 BAD_LOWER = "Invalid payload: give userId or all: true"
@@ -54,15 +54,7 @@ class HandQueue:
         it is so already; `apply` it once the store has it."""
         if raised == (user in self._raised):
             return None
-        return ActivityEvent(
-            id=new_id(),
-            session_id=self._session.id,
-            class_id=self._session.class_id,
-            user_id=user,
-            kind="hand",
-            at=utcnow(),
-            data={"raised": raised, "by": by},
-        )
+        return new_activity(self._session, user, "hand", {"raised": raised, "by": by})
 
     def apply(self, event: ActivityEvent) -> bool:
         """Make `event`'s change; False if another change made it meanwhile."""

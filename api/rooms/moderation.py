@@ -7,11 +7,10 @@ import logging
 from typing import Any, Literal, get_args
 
 from ..errors import InvalidRequest
-from ..ids import UserId, is_object_id, new_id
-from ..models import ActivityEvent, AttendanceSession
+from ..ids import UserId, is_object_id
+from ..models import ActivityEvent, AttendanceSession, new_activity
 from ..store import Store
 from ..store.outage import outage_error
-from ..timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +80,7 @@ class Moderation:
 
     async def record(self, target: UserId, action: Action, by: UserId) -> ActivityEvent:
         """Store the decision, then apply it."""
-        event = ActivityEvent(
-            id=new_id(),
-            session_id=self._session.id,
-            class_id=self._session.class_id,
-            user_id=target,
-            kind="moderation",
-            at=utcnow(),
-            data={"action": action, "by": by},
-        )
+        event = new_activity(self._session, target, "moderation", {"action": action, "by": by})
         await self._store.append_activity(event)
         self._apply(target, action)
         return event

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..ids import UserId, is_object_id, new_id
-from ..models import ActivityEvent, ActivityKind, AttendanceSession, User
+from ..models import ActivityEvent, ActivityKind, AttendanceSession, User, new_activity
 from ..store import Store
 from ..store.outage import outage_error
 from ..timeutil import iso_ms, utcnow
@@ -218,14 +218,4 @@ class RoomPolls:
     async def _record(
         self, user: UserId, kind: ActivityKind, at: datetime, data: dict[str, Any]
     ) -> None:
-        await self._store.append_activity(
-            ActivityEvent(
-                id=new_id(),
-                session_id=self._session.id,
-                class_id=self._session.class_id,
-                user_id=user,
-                kind=kind,
-                at=at,
-                data=data,
-            )
-        )
+        await self._store.append_activity(new_activity(self._session, user, kind, data, at))

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 
 from ...models import ActivityEvent
 from ..records import activity_fields, activity_from
@@ -21,16 +21,7 @@ class MongoActivity(MongoBase):
 
     async def append_activity(self, event: ActivityEvent) -> None:
         doc = to_doc(activity_fields(replace(event, at=stored_moment(event.at))))
-        async with self._append_lock(f"activity:{event.session_id}"):
-            counter = await self._activity_seq.find_one_and_update(
-                {"_id": event.session_id},
-                {"$inc": {"last": 1}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-            if counter is None:  # an upsert returning AFTER always has a document
-                raise RuntimeError("activity sequence upsert returned nothing")
-            await self._activity.insert_one({**doc, "seq": counter["last"]})
+        await self._append_in_order(self._activity, self._activity_seq, event.session_id, doc)
 
     async def list_activity(
         self, session_id: str, kinds: Collection[str] | None = None

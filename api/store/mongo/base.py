@@ -6,7 +6,7 @@ import asyncio
 import weakref
 from datetime import UTC
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.write_concern import WriteConcern
 
@@ -149,9 +149,30 @@ class MongoBase(Store):
     def _activity_seq(self) -> AsyncCollection[Doc]:
         return self._col("activity_seq")
 
-    def _append_lock(self, key: str) -> asyncio.Lock:
-        """The lock appends under `key` draw their sequence numbers in (call order)."""
+    async def _append_in_order(
+        self,
+        into: AsyncCollection[Doc],
+        sequences: AsyncCollection[Doc],
+        session_id: str,
+        doc: Doc,
+    ) -> None:
+        """Insert `doc` with the next ``seq`` of `session_id` drawn from `sequences`.
+
+        The sequence number comes from the server, so the order is exact even across
+        processes and restarts, whatever the clocks and ObjectId counters do; appends of one
+        process draw theirs in call order (a lock per collection and session). A crash
+        between the two writes leaves a gap in seq, which orders the same."""
+        key = f"{into.name}:{session_id}"
         lock = self._append_locks.get(key)
         if lock is None:
             lock = self._append_locks[key] = asyncio.Lock()
-        return lock
+        async with lock:
+            counter = await sequences.find_one_and_update(
+                {"_id": session_id},
+                {"$inc": {"last": 1}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+            if counter is None:  # an upsert returning AFTER always has a document
+                raise RuntimeError(f"{sequences.name} upsert returned nothing")
+            await into.insert_one({**doc, "seq": counter["last"]})

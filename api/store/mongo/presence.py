@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from ...models import PresenceCounters, PresenceEvent
@@ -27,22 +26,9 @@ class MongoPresence(MongoBase):
     # -- presence -------------------------------------------------------------
     async def append_presence_event(self, event: PresenceEvent) -> None:
         doc = to_doc(presence_event_fields(replace(event, at=stored_moment(event.at))))
-        lock = self._append_locks.get(event.session_id)
-        if lock is None:
-            lock = self._append_locks[event.session_id] = asyncio.Lock()
-        async with lock:
-            # The sequence number comes from the server, so the order is exact even across
-            # processes and restarts, whatever the clocks and ObjectId counters do. A crash
-            # between the two writes leaves a gap in seq, which orders the same.
-            counter = await self._presence_seq.find_one_and_update(
-                {"_id": event.session_id},
-                {"$inc": {"last": 1}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-            if counter is None:  # an upsert returning AFTER always has a document
-                raise RuntimeError("presence sequence upsert returned nothing")
-            await self._presence_events.insert_one({**doc, "seq": counter["last"]})
+        await self._append_in_order(
+            self._presence_events, self._presence_seq, event.session_id, doc
+        )
 
     async def list_presence_events(
         self, session_id: str, user_id: str | None = None
