@@ -13,6 +13,8 @@ import "./js/roster.js";
 import "./js/recording.js";
 import "./js/chat.js";
 import "./js/hands.js";
+import "./js/polls.js";
+import "./js/moderation.js";
 import { setPageSize } from "./js/layout.js";
 import * as testHooks from "./js/testhooks.js";
 
@@ -29,6 +31,11 @@ testHooks.expose({
       ? state.screenTracks.get(userId)
       : participant && participant.tracks.camera;
     return testHooks.receivedVideo(state.media, track);
+  },
+  // The inbound RTP of `userId`'s microphone as received here (null: no such track).
+  receivedAudio: (userId) => {
+    const participant = state.participants.get(userId);
+    return testHooks.receivedRtp(state.media, participant && participant.tracks.microphone);
   },
 });
 

@@ -8,7 +8,9 @@ import { guarded, showMessage } from "./messages.js";
 import { logout } from "./account.js";
 import { enrolledInClass, loadClasses } from "./classes.js";
 import { applyRoomState, renderSessionStatus, sessionEnded, summaryText } from "./session.js";
-import { leaveRoomLocally, restartMedia, roomJoined, sendJoin, setSelfConnection } from "./room.js";
+import {
+  leaveRoomLocally, mediaStateRefused, restartMedia, roomJoined, sendJoin, setSelfConnection,
+} from "./room.js";
 import {
   activeSpeaker, mediaState, peerJoined, peerLeft, setTileConnection,
 } from "./tiles.js";
@@ -23,6 +25,8 @@ import { screenShareChanged } from "./screenshare.js";
 import { layersChanged } from "./subscription.js";
 import { chatDeleted, chatReceived, chatRefused } from "./chat.js";
 import { handChanged, handLeft } from "./hands.js";
+import { pollCounts, pollRefused, pollResult, pollStarted, pollVoted } from "./polls.js";
+import { mediaStateSeen, moderated, moderation } from "./moderation.js";
 
 // Requests the page sends on its own to stay fresh: when one fails, the next poll or DONE
 // tells the user what changed, so the failure goes to the console, not to a message.
@@ -120,7 +124,7 @@ function handleEvent(event, data) {
     case "ROOM_JOINED": roomJoined(data); break;
     case "PEER_JOINED": peerJoined(data); renderRoster(); break;
     case "PEER_LEFT": peerLeft(data); handLeft(data); renderRoster(); break;
-    case "MEDIA_STATE": mediaState(data); break;
+    case "MEDIA_STATE": mediaState(data); mediaStateSeen(data); break;
     case "ACTIVE_SPEAKER": activeSpeaker(data); break;
     case "ROSTER": roster(data); break;
     case "RECORDING": recordingChanged(data); break;
@@ -129,6 +133,12 @@ function handleEvent(event, data) {
     case "CHAT": chatReceived(data); break;
     case "CHAT_DELETED": chatDeleted(data); break;
     case "HAND": handChanged(data); break;
+    case "POLL_STARTED": pollStarted(data); break;
+    case "POLL_VOTED": pollVoted(data); break;
+    case "POLL_COUNTS": pollCounts(data); break;
+    case "POLL_RESULT": pollResult(data); break;
+    case "MODERATED": moderated(data); break;
+    case "MODERATION": moderation(data); break;
     case "WEBRTC_OFFER": if (state.media) state.media.handleOffer(data); break;
     case "WEBRTC_ANSWER": if (state.media) state.media.handleAnswer(data); break;
     case "WEBRTC_ICE_CANDIDATE": if (state.media) state.media.handleCandidate(data); break;
@@ -165,6 +175,8 @@ function serverError(data) {
     showMessage(answering === "CHAT" ? `Message not sent: ${message}` : message);
     return;
   }
+  if (typeof answering === "string" && answering.startsWith("POLL_")) pollRefused(answering);
+  if (answering === "MEDIA_STATE") mediaStateRefused(); // my microphone stays off
   if (answering === "WEBRTC_OFFER" && state.media) {
     // Our publish offer was refused: it is rolled back (a refused screen share stops).
     state.media.publishRefused(message);

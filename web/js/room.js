@@ -13,6 +13,8 @@ import { renderRoster } from "./roster.js";
 import { recordingChanged } from "./recording.js";
 import { chatJoined, chatLeft } from "./chat.js";
 import { handsJoined, handsLeft } from "./hands.js";
+import { pollJoined, pollsLeft } from "./polls.js";
+import { moderationJoined, moderationLeft } from "./moderation.js";
 import {
   refreshTileConnection, remoteTrack, removeParticipant, setSpeaker, upsertParticipant,
 } from "./tiles.js";
@@ -103,6 +105,28 @@ function stopLocalStream() {
   byId("self-video").srcObject = null;
 }
 
+/** The teacher turned my microphone or camera off (MODERATED): as my own buttons do it. */
+export function forceLocalMedia({ audio = state.micOn, video = state.camOn }) {
+  state.micOn = audio;
+  state.camOn = video;
+  applyLocalMediaState(true);
+}
+
+/** ERROR answering MEDIA_STATE (the teacher muted me and the class keeps it so): my
+ * microphone stays off, and the server is not told again. */
+export function mediaStateRefused() {
+  state.micOn = false;
+  applyLocalMediaState(false);
+}
+
+/** MODERATED remove: the server closed my membership; out of the room, no rejoin. */
+export function removedFromRoom() {
+  state.wantInRoom = false;
+  leaveRoomLocally();
+  stopLocalStream();
+  renderSessionStatus();
+}
+
 function applyLocalMediaState(tellServer) {
   if (state.localStream) {
     for (const track of state.localStream.getVideoTracks()) track.enabled = state.camOn;
@@ -147,6 +171,8 @@ export async function roomJoined(data) {
   recordingChanged(data.recording || { active: false });
   chatJoined(data.chat);
   handsJoined(data.hands);
+  pollJoined(data.poll);
+  moderationJoined();
   renderScreen();
   scheduleLayout();
 
@@ -194,6 +220,8 @@ export function leaveRoomLocally({ keepTiles = false } = {}) {
   // the server lowers my hand with the membership, so the queue is read afresh too.
   chatLeft({ keepMessages: keepTiles });
   handsLeft();
+  pollsLeft();
+  moderationLeft();
   if (!keepTiles) {
     for (const userId of [...state.participants.keys()]) removeParticipant(userId);
     state.presence.clear();

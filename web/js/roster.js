@@ -5,6 +5,7 @@ import { byId, el, show } from "./dom.js";
 import { api, isTeacher, state } from "./state.js";
 import { guarded, reportError, showMessage } from "./messages.js";
 import { send } from "./connection.js";
+import { renderRosterModeration } from "./moderation.js";
 
 export function renderRoster() {
   if (!isTeacher() || !state.cls) return;
@@ -25,6 +26,7 @@ export function renderRoster() {
     statusText.textContent = status;
     statusText.dataset.status = status;
     for (const button of row.querySelectorAll("button")) button.disabled = !state.session.isActive;
+    renderRosterModeration(row, student);
   });
   for (const row of rows.values()) row.remove();
   show(byId("roster-empty"), students.length === 0);
@@ -45,7 +47,8 @@ function buildRosterRow(student) {
     el("th", { scope: "row", dataset: { testid: "roster-name" } }, student.name),
     el("td", { dataset: { testid: "roster-presence" } }),
     el("td", {}, el("span", { class: "status-text", dataset: { testid: "roster-status" } })),
-    el("td", {}, ...buttons));
+    el("td", {}, ...buttons),
+    el("td", { class: "roster-moderation", dataset: { testid: "roster-moderation" } }));
 }
 
 /** ATTENDANCE_MARKED {studentId, status}: a teacher's mark in this session. */

@@ -6,6 +6,7 @@ import { state } from "./state.js";
 import { showMessage } from "./messages.js";
 import { scheduleLayout } from "./layout.js";
 import { renderQuality } from "./subscription.js";
+import { renderAllTileModeration } from "./moderation.js";
 
 const button = byId("toggle-screen");
 let starting = false; // between the click and the server's answer
@@ -122,6 +123,7 @@ export function renderScreen() {
     }
   }
   if (sharer) renderQuality(sharer);
+  renderAllTileModeration();
   renderButton();
   scheduleLayout();
 }

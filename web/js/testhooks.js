@@ -76,3 +76,20 @@ export async function receivedVideo(media, track) {
   });
   return inbound;
 }
+
+/** Any inbound RTP stream of the subscribe connection by its track: bytes and packets. */
+export async function receivedRtp(media, track) {
+  const pc = media && media.pcs.subscribe;
+  const receiver = pc && track ? pc.getReceivers().find((r) => r.track === track) : null;
+  if (!receiver) return null;
+  let inbound = null;
+  (await receiver.getStats()).forEach((report) => {
+    if (report.type === "inbound-rtp") {
+      inbound = {
+        kind: report.kind, bytesReceived: report.bytesReceived || 0,
+        packetsReceived: report.packetsReceived || 0,
+      };
+    }
+  });
+  return inbound;
+}

@@ -9,6 +9,7 @@ import { scheduleLayout } from "./layout.js";
 import { forgetUser, renderQuality } from "./subscription.js";
 import { screenTrack } from "./screenshare.js";
 import { renderHandBadge } from "./hands.js";
+import { renderTileModeration } from "./moderation.js";
 import * as testHooks from "./testhooks.js";
 
 export function upsertParticipant(info) {
@@ -95,6 +96,7 @@ function renderTile(participant) {
                     `${participant.name}, camera${participant.video ? "" : " off"}`);
   refreshTileConnection(participant);
   renderQuality(participant.userId);
+  renderTileModeration(participant);
 }
 
 export function refreshTileConnection(participant) {
