@@ -59,6 +59,10 @@ class SocketHub:
             if not sockets:
                 del self._by_user[socket.user.id]
 
+    def sockets_of(self, user_id: str, class_id: str) -> list[HubSocket]:
+        """`user_id`'s open sockets that may hear about `class_id`."""
+        return [s for s in self._by_user.get(user_id, ()) if s.fixed_class_id in (None, class_id)]
+
     def count_of(self, user_id: str) -> int:
         """The sockets `user_id` has open."""
         return len(self._by_user.get(user_id, ()))

@@ -139,7 +139,9 @@ class ClassRoom(RouterListener):
                 "sessionId": self.session.id,
                 "classId": self.cls.id,
                 "userId": user.id,
-                "participants": [m.public() for m in self.members.values() if m is not member],
+                "participants": [
+                    self.participant_row(m) for m in self.members.values() if m is not member
+                ],
                 "iceServers": self.ice_servers(user),
                 "recording": self.recording_state(),
                 "screenShare": self.screen_share,
@@ -219,7 +221,7 @@ class ClassRoom(RouterListener):
 
     async def moderate(
         self, by: RoomMember, target: UserId, action: Action, cls: ClassRecord
-    ) -> None:
+    ) -> dict[str, Any]:
         """``MODERATE`` (the caller checked that `by` is the class's teacher; `cls` is the
         class as stored now): stored, applied at once, told to the student and the room."""
         if target not in cls.student_ids:
@@ -235,7 +237,7 @@ class ClassRoom(RouterListener):
             member.socket.send("MODERATED", told)
         self.broadcast("MODERATION", {"userId": target, **told}, skip=member)
         if member is None:
-            return
+            return told
         if action == "mute":
             self.set_media_state(member, False, member.video)
         elif action == "stop_camera":
@@ -244,6 +246,11 @@ class ClassRoom(RouterListener):
             self._screen_share_stopped(member)
         elif action == "remove":
             await self.leave(member, reason=REMOVED_REASON)
+        return told
+
+    def participant_row(self, member: RoomMember) -> dict[str, Any]:
+        """A member as ``ROOM_JOINED.participants`` and ``ROSTER.participants`` show them."""
+        return {**member.public(), "mutedByTeacher": member.user.id in self.moderation.muted}
 
     def may_unmute(self, member: RoomMember, cls: ClassRecord) -> bool:
         """Whether `member` may turn their microphone on now (`cls` as stored now)."""

@@ -56,6 +56,7 @@ class RosterPublisher:
             "students": students,
             "participants": _participants(room),
             "hands": room.hands.queue() if room is not None else [],
+            "removed": sorted(room.moderation.removed) if room is not None else [],
         }
         if room is not None:
             room.last_roster = roster
@@ -93,6 +94,7 @@ class RosterPublisher:
             "students": students,
             "participants": _participants(room),
             "hands": room.hands.queue(),
+            "removed": sorted(room.moderation.removed),
         }
 
     def schedule(self, room: ClassRoom) -> None:
@@ -131,4 +133,8 @@ class RosterPublisher:
 
 def _participants(room: ClassRoom | None) -> list[dict[str, Any]]:
     members = room.members.values() if room is not None else ()
-    return [{**member.public(), "connected": member.media_connected} for member in members]
+    return [
+        {**room.participant_row(member), "connected": member.media_connected}
+        for member in members
+        if room is not None
+    ]

@@ -72,7 +72,13 @@ def add_classroom_events(router: EventRouter, services: Services, rooms: RoomMan
         target, action = moderation_of(data)
         cls = await services.store.get_class(room.cls.id) or room.cls  # enrolment as now
         if target is not None:
-            await room.moderate(member, target, action, cls)
+            in_room = room.members.get(target)  # before: a removal takes them out
+            joined_socket: object = in_room.socket if in_room is not None else None
+            told = await room.moderate(member, target, action, cls)
+            # The student's sockets outside the room hear it too (a readmit above all).
+            for elsewhere in services.hub.sockets_of(target, cls.id):
+                if elsewhere is not joined_socket:
+                    elsewhere.send("MODERATED", told)
             return
         for other in list(room.members.values()):
             if other.user.role == "student" and other.audio:

@@ -197,3 +197,32 @@ async def test_moderation_refuses_what_it_cannot_do(
     assert await refusal(teacher, "MODERATE", body) == expected
     assert await refusal(student, "MODERATE", body) == WS_TEACHER_EVENT_ONLY
     assert await decisions(server, room) == []
+
+
+async def test_what_a_reloaded_page_needs_to_know_of_moderation(server: RunningServer) -> None:
+    room = await server.classroom(students=2)
+    teacher, ann, bob = await in_room(server, room)
+    ann_id, bob_id = (s.id for s in room.students)
+    await teacher.send("MODERATE", {"userId": ann_id, "action": "mute"})
+    await ann.next("MODERATED")
+    await teacher.send("MODERATE", {"userId": bob_id, "action": "remove"})
+    await bob.next("MODERATED", where=lambda m: m["action"] == "remove")
+
+    # The teacher's page reloads: who is removed and who is muted by the teacher.
+    again = await server.api.open_socket(room.teacher.token, room.class_id)
+    joined = await again.request("JOIN_ROOM", {}, "ROOM_JOINED")
+    assert {p["userId"]: p["mutedByTeacher"] for p in joined["participants"]} == {ann_id: True}
+    roster = await again.request("ROSTER", {}, "ROSTER")
+    assert roster["removed"] == [bob_id]
+    assert {p["userId"]: p["mutedByTeacher"] for p in roster["participants"]} == {
+        room.teacher.id: False,
+        ann_id: True,
+    }
+
+    # The removed student is out of the room, but their sockets hear the readmit.
+    other_tab = await server.api.open_socket(room.students[1].token, room.class_id)
+    await again.send("MODERATE", {"userId": bob_id, "action": "readmit"})
+    for socket in (bob, other_tab):
+        told = await socket.next("MODERATED")
+        assert (told["action"], told["by"]) == ("readmit", room.teacher.id)
+    assert (await again.request("ROSTER", {}, "ROSTER"))["removed"] == []

@@ -184,17 +184,23 @@ async def test_removed_student_leaves_is_refused_until_readmitted_and_camera_sto
         for data in b.received("ERROR")
     )
 
-    # Readmitted (the server tells the room, not Bob: he is no member of it): the join works.
+    # Readmitted: Bob's page hears it though he is out of the room, and the join works.
     await bob_row.get_by_role("button", name="Readmit Bob Student", exact=True).click()
     await expect(bob_row.get_by_test_id("roster-remove")).to_be_visible()
     await expect(bob_row.get_by_test_id("roster-readmit")).to_be_hidden()
+    await expect(b.by("removed-notice")).to_be_hidden()
+    await expect(b.messages).to_contain_text("The teacher readmitted you")
     await b.by("join-room").click()
     await expect(b.by("toggle-hand")).to_be_enabled()
     await expect(b.by("removed-notice")).to_be_hidden()
     for page in (t, a):
         await expect(page.remote_tile(bob.id)).to_have_count(1)
     await expect(bob_row.get_by_test_id("roster-presence")).to_have_text("In room")
-    assert [data["action"] for data in b.received("MODERATED")] == ["stop_camera", "remove"]
+    assert [data["action"] for data in b.received("MODERATED")] == [
+        "stop_camera",
+        "remove",
+        "readmit",
+    ]
     assert [(data["userId"], data["action"]) for data in a.received("MODERATION")] == [
         (bob.id, "stop_camera"),
         (bob.id, "remove"),
