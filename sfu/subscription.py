@@ -268,7 +268,10 @@ class Subscription:
         return sdp, streams
 
     def _pc_closed(self) -> bool:
-        return self._pc is not None and self._pc.connectionState == "closed"
+        # signalingState turns "closed" as close() begins; connectionState only once the
+        # transports have stopped, and createOffer refuses in between.
+        pc = self._pc
+        return pc is not None and "closed" in (pc.signalingState, pc.connectionState)
 
     def _ensure_pc(self) -> RTCPeerConnection:
         if self._pc is None:

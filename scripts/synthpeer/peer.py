@@ -177,7 +177,10 @@ class SyntheticPeer:
         await self.socket.send("SUBSCRIPTION", choices)
 
     def _signal(self, kind: str, data: dict[str, Any]) -> None:
-        self._signals.put_nowait((kind, data))
+        # Between LEAVE_ROOM and the next ROOM_JOINED an offer belongs to the membership
+        # that ended: answering it would hand the next one a stale connection.
+        if self._in_room:
+            self._signals.put_nowait((kind, data))
 
     async def join(self, *, publish: bool = True, timeout: float = 10.0) -> dict[str, Any]:
         """``JOIN_ROOM``, then publish (if asked) and wait for the publish answer."""
@@ -341,21 +344,28 @@ class SyntheticPeer:
         await self.socket.send("HAND", {"raised": raised})
 
     async def leave(self) -> None:
-        """``LEAVE_ROOM`` and close the media (the socket stays open)."""
+        """``LEAVE_ROOM`` and close the media (the socket stays open). Signals of this
+        membership not handled yet are dropped, and no answer is sent after the leave."""
         self._in_room = False
+        await self._stop_signals()
         if self.socket is not None and not self.socket.closed:
             with contextlib.suppress(ApiFailure, ConnectionError):
                 await self.socket.send("LEAVE_ROOM", {})
         await self._close_media()
 
-    async def _close_media(self) -> None:
-        for task in list(self._sends):
-            task.cancel()
+    async def _stop_signals(self) -> None:
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
             self._pump = None
+        while not self._signals.empty():
+            self._signals.get_nowait()
+
+    async def _close_media(self) -> None:
+        for task in list(self._sends):
+            task.cancel()
+        await self._stop_signals()
         if self.media is not None:
             await self.media.close()
             self.media = None

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import psutil
+import pytest
 
 from scripts.support.loopback import Room, wait_for
+from scripts.synthpeer.client import MediaClient
 from sfu import Closed
 
 
@@ -97,3 +100,36 @@ async def test_closing_the_router_twice_leaves_no_task_and_no_socket_behind() ->
         pass
     else:
         raise AssertionError("a closed router accepted a participant")
+
+
+async def test_a_track_arriving_while_the_subscribe_connection_closes_is_not_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The connection deadline or a failed ICE check closes the subscribe connection while
+    # the room still adds tracks to it (a rejoin under churn): the offer that change asks
+    # for meets a connection whose close has begun but not finished.
+    room = Room(auto_consume=False)
+    try:
+        await room.join("teacher")
+        await room.join("late")
+        room.add_participant("student")
+        room.clients["student"] = MediaClient(room.config, decode="all")
+        student = room.participants["student"]
+        teacher, late = (room.participants[name].producers.values() for name in ("teacher", "late"))
+        for producer in teacher:
+            room.router.consume(student, producer)
+        await wait_for(lambda: room.decoded("student", "teacher") >= 3, timeout=10)
+        pc = student.subscribe_pc
+        assert pc is not None
+        caplog.set_level(logging.DEBUG, logger="sfu.subscription")
+        closing = asyncio.ensure_future(pc.close())
+        await asyncio.sleep(0)
+        assert pc.signalingState == "closed" and pc.connectionState != "closed"
+        for producer in late:
+            room.router.consume(student, producer)
+        await closing
+        await wait_for(lambda: student.subscription.phase == "stable", timeout=5)
+        assert [r.message for r in caplog.records if r.levelno >= logging.WARNING] == []
+        assert any("the connection closed" in r.message for r in caplog.records)
+    finally:
+        await room.close()
