@@ -177,18 +177,29 @@ class PresenceCounters:
 
 
 ActivityKind = Literal[
-    "chat", "chat_deleted", "hand", "poll_started", "poll_vote", "poll_ended", "moderation"
+    "chat",
+    "chat_deleted",
+    "hand",
+    "poll_started",
+    "poll_vote",
+    "poll_ended",
+    "moderation",
+    "camera",
+    "talking",
 ]
+MEDIA_MARK_KINDS: tuple[ActivityKind, ...] = ("camera", "talking")
+"""Marks the presence tracker writes when a member's camera or talking turns on or off
+(``data``: ``{"on": bool}``), for a timeline; the seconds themselves are the counters."""
 ACTIVITY_KINDS: tuple[str, ...] = get_args(ActivityKind)
 
 
 @dataclass(frozen=True)
 class ActivityEvent:
-    """Something a member did in the room besides their media (a chat message, its
-    deletion, a hand raised or lowered): append-only, the participation record.
+    """Something a member did in the room (a chat message, its deletion, a hand raised or
+    lowered, a camera or talking mark): append-only, the participation record.
 
     ``user_id`` is who did it; ``data`` is the event's own JSON object (a message's
-    ``messageId`` and ``text``, a hand's ``raised`` and ``by``)."""
+    ``messageId`` and ``text``, a hand's ``raised`` and ``by``, a mark's ``on``)."""
 
     id: str
     session_id: SessionId

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .ids import UserId
-from .models import ActivityEvent
+from .models import MEDIA_MARK_KINDS, ActivityEvent
 from .timeutil import iso_ms
 
 SCORE_METRICS = ("talkSeconds", "cameraSeconds", "chatMessages", "handsRaised", "pollVotes")
@@ -40,6 +40,8 @@ class ActivityTally:
     moderation: list[dict[str, Any]] = field(default_factory=list)
     chat_at: list[str] = field(default_factory=list)
     hands_at: list[str] = field(default_factory=list)
+    camera_spans: list[list[str | None]] = field(default_factory=list)
+    talk_spans: list[list[str | None]] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -50,7 +52,19 @@ class ActivityTally:
             "moderation": list(self.moderation),
             "chatAt": list(self.chat_at),
             "handsAt": list(self.hands_at),
+            "cameraSpans": [list(span) for span in self.camera_spans],
+            "talkSpans": [list(span) for span in self.talk_spans],
         }
+
+    def mark(self, kind: str, on: bool, at: str) -> None:
+        """A camera or talking mark: a span opens at `on`, the open one closes at off (a
+        span still open has ``None`` as its end: live, or the record was cut short)."""
+        spans = self.camera_spans if kind == "camera" else self.talk_spans
+        is_open = bool(spans) and spans[-1][1] is None
+        if on and not is_open:
+            spans.append([at, None])
+        elif not on and is_open:
+            spans[-1][1] = at
 
 
 def tally_activity(events: Iterable[ActivityEvent]) -> dict[UserId, ActivityTally]:
@@ -76,6 +90,8 @@ def tally_activity(events: Iterable[ActivityEvent]) -> dict[UserId, ActivityTall
             of(event.user_id).hands_at.append(at)
         elif event.kind == "poll_vote":
             of(event.user_id).polls_voted.add(str(event.data.get("pollId")))
+        elif event.kind in MEDIA_MARK_KINDS:
+            of(event.user_id).mark(event.kind, event.data.get("on") is True, at)
         elif event.kind == "moderation":
             of(event.user_id).moderation.append(
                 {"action": event.data.get("action"), "by": event.data.get("by"), "at": at}

@@ -70,6 +70,13 @@ _MY_ROW: dict[str, Any] = {
     "type": "object",
     "properties": {**_STUDENT_ROW["properties"], **_ACTIVITY},
 }
+_SPAN = {
+    "type": "array",
+    "description": "[start, end]; end is null while the span is open",
+    "items": {"anyOf": [TIME, {"type": "null"}]},
+    "minItems": 2,
+    "maxItems": 2,
+}
 _PARTICIPATION_ROW = {
     "type": "object",
     "properties": {
@@ -78,6 +85,8 @@ _PARTICIPATION_ROW = {
         "moderation": {"type": "array", "items": {"type": "object"}},
         "chatAt": {"type": "array", "items": TIME},
         "handsAt": {"type": "array", "items": TIME},
+        "cameraSpans": {"type": "array", "items": _SPAN},
+        "talkSpans": {"type": "array", "items": _SPAN},
     },
 }
 

@@ -11,12 +11,15 @@ down"):
    ``connected`` at most `grace` later (the ``connected`` being pushed included).
    `presence_intervals` merges such a gap anyway, so removing the pair changes no
    interval, no status and no report (``merged``, 2 per pair).
-3. The shortest gap: the same pair with a longer gap. The record then counts that gap
-   as presence; the first join and the last leave stay exact (``dropped``, 2 per pair).
-4. The oldest counters snapshot waiting: that user's stored totals lag until their next
+3. The oldest camera or talking mark (`api.models.MEDIA_MARK_KINDS`), with the mark that
+   ends it if that waits too: a span disappears from the timeline, the seconds stay
+   exact in the counters (``dropped``, 1 or 2).
+4. The shortest gap: the same pair as in 2 with a longer gap. The record then counts that
+   gap as presence; the first join and the last leave stay exact (``dropped``, 2 per pair).
+5. The oldest counters snapshot waiting: that user's stored totals lag until their next
    snapshot (every ``PRESENCE_FLUSH_SECONDS`` while connected) (``dropped``).
-5. The write being pushed (``dropped``). Only events are left then, at most two per user
-   (a pair is all it takes for step 2 or 3), so it needs more than half the bound in users
+6. The write being pushed (``dropped``). Only events are left then, at most two per user
+   (a pair is all it takes for step 2 or 4), so it needs more than half the bound in users
    of one room: unreachable at the default bound, whose half is above
    ``ROOM_MAX_PARTICIPANTS``' range.
 
@@ -31,10 +34,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-from ..models import PresenceCounters, PresenceEvent
+from ..models import ActivityEvent, PresenceCounters, PresenceEvent
 from ..store.rules import stored_moment
 
-PresenceWrite = PresenceEvent | PresenceCounters
+PresenceWrite = PresenceEvent | PresenceCounters | ActivityEvent
+"""Presence itself, and the camera and talking marks the tracker takes from it."""
 UserKey = tuple[str, str]
 """(session id, user id)."""
 
@@ -143,7 +147,7 @@ class PresenceBuffer:
         return next(iter(self._entries), None)
 
     def _make_room(self, incoming: PresenceWrite) -> bool:
-        """Steps 2 to 4 for a full buffer; True if `incoming` itself was taken out (it
+        """Steps 2 to 5 for a full buffer; True if `incoming` itself was taken out (it
         closed a pair with a waiting ``disconnected``)."""
         head = self._head_seq()
         last_event: dict[UserKey, tuple[int, PresenceEvent]] = {}
@@ -168,6 +172,15 @@ class PresenceBuffer:
                 last_event[key] = (seq, event)
         if isinstance(incoming, PresenceEvent):
             consider(last_event.get((incoming.session_id, incoming.user_id)), None, incoming)
+        if best is not None and best[0] <= self.grace:
+            _, left, arrived = best
+            self._remove(left)
+            if arrived is not None:
+                self._remove(arrived)
+            self.stats.merged += 2
+            return arrived is None
+        if self._drop_oldest_mark(head):
+            return False
         if best is not None:
             gap, left, arrived = best
             self._remove(left)
@@ -183,6 +196,28 @@ class PresenceBuffer:
             self._remove(min(counters))
             self.stats.dropped += 1
         return False
+
+    def _drop_oldest_mark(self, head: int | None) -> bool:
+        """Step 3: the oldest waiting mark and, when it starts a span, the one ending it."""
+        oldest: tuple[int, ActivityEvent] | None = None
+        for seq, entry in self._entries.items():
+            write = entry.write
+            if seq == head or not isinstance(write, ActivityEvent):
+                continue
+            if oldest is None:
+                oldest = (seq, write)
+                continue
+            first = oldest[1]
+            if (write.user_id, write.kind) == (first.user_id, first.kind):
+                if first.data.get("on") is True:
+                    self._remove(seq)
+                    self.stats.dropped += 1
+                break
+        if oldest is None:
+            return False
+        self._remove(oldest[0])
+        self.stats.dropped += 1
+        return True
 
 
 def already_stored(last_stored: PresenceEvent | None, event: PresenceEvent) -> bool:

@@ -9,11 +9,18 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ..errors import ApiError, ServiceUnavailable
 from ..ids import UserId
-from ..models import AttendanceSession, PresenceCounters, PresenceEvent, PresenceKind
+from ..models import (
+    ActivityKind,
+    AttendanceSession,
+    PresenceCounters,
+    PresenceEvent,
+    PresenceKind,
+    new_activity,
+)
 from ..store import Store
 from ..store.outage import STORE_UNAVAILABLE
 from ..timeutil import utcnow
@@ -36,6 +43,11 @@ class _Totals:
     dirty: bool = True
     level: int = -127
     level_at: float = float("-inf")
+    camera_on: bool = False
+    talking: bool = False
+    loud_at: float = float("-inf")
+    loud_wall: datetime | None = None
+    """The last audio level at or above the talk threshold (monotonic, and wall clock)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,9 @@ class PresenceTiming:
     speaker_interval: float = 0.5
     talk_threshold_dbov: int = -50
     audio_level_interval: float = 0.2
+    talk_hold_seconds: float = 1.0
+    """Talking ends on the timeline after this long below the threshold (pauses between
+    words do not split a span)."""
     buffer_max: int = 10_000
     grace_seconds: float = 15.0
     """The presence grace window: reconnects within it may be merged in a full buffer."""
@@ -64,6 +79,8 @@ class PresenceTracker:
     in order once it is back. Every ``flush_interval`` the counters of connected users
     are written with ``last_seen_at`` = now: that is the heartbeat a restart closes open
     intervals at, so a crash loses at most about one interval (and what was buffered).
+    The same writer records when a member's camera and talking turn on and off
+    (``camera`` and ``talking`` activity marks), the participation timeline's spans.
     """
 
     def __init__(
@@ -118,6 +135,13 @@ class PresenceTracker:
             totals.connected = False
             totals.dirty = True
             self._queue_counters(user_id, totals)
+            now = utcnow()
+            if totals.camera_on:
+                totals.camera_on = False
+                self._mark(user_id, "camera", False, now)
+            if totals.talking:
+                totals.talking = False
+                self._mark(user_id, "talking", False, self._talk_end(totals, now))
             self._event(user_id, "disconnected", reason)
             if self._speaker == user_id:
                 self._speaker = None
@@ -130,6 +154,10 @@ class PresenceTracker:
         if level_dbov >= self.timing.talk_threshold_dbov:
             totals.talk_ms += round(self.timing.audio_level_interval * 1000)
             totals.dirty = True
+            totals.loud_at, totals.loud_wall = totals.level_at, utcnow()
+            if not totals.talking:
+                totals.talking = True
+                self._mark(user_id, "talking", True, totals.loud_wall)
 
     def totals(self, user_id: UserId) -> tuple[int, int, int]:
         """``(camera_ms, mic_ms, talk_ms)`` so far."""
@@ -148,6 +176,23 @@ class PresenceTracker:
                 reason=reason,
             )
         )
+
+    def _mark(self, user_id: UserId, kind: ActivityKind, on: bool, at: datetime) -> None:
+        self._writer.push(new_activity(self._session, user_id, kind, {"on": on}, at))
+
+    def _talk_end(self, totals: _Totals, now: datetime) -> datetime:
+        """When the last loud sample's interval ended (not later than `now`)."""
+        if totals.loud_wall is None:
+            return now
+        return min(now, totals.loud_wall + timedelta(seconds=self.timing.audio_level_interval))
+
+    def _follow_media(self, user_id: UserId, totals: _Totals, camera: bool, now: float) -> None:
+        if camera != totals.camera_on:
+            totals.camera_on = camera
+            self._mark(user_id, "camera", camera, utcnow())
+        if totals.talking and now - totals.loud_at > self.timing.talk_hold_seconds:
+            totals.talking = False
+            self._mark(user_id, "talking", False, self._talk_end(totals, utcnow()))
 
     def _queue_counters(self, user_id: UserId, totals: _Totals) -> None:
         totals.dirty = False
@@ -177,6 +222,7 @@ class PresenceTracker:
                     camera, mic = self._probe(user_id)
                     totals.camera_ms += elapsed_ms if camera else 0
                     totals.mic_ms += elapsed_ms if mic else 0
+                    self._follow_media(user_id, totals, camera, now)
             self._pick_speaker(now)
             if now - last_flush >= flush - 1e-3:
                 last_flush = now

@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from ..errors import ApiError
-from ..models import PresenceCounters, PresenceEvent
+from ..models import ActivityEvent, PresenceCounters, PresenceEvent
 from ..store import Store
 from ..store.outage import outage_error
 from .buffer import BufferStats, PresenceBuffer, PresenceWrite, already_stored
@@ -150,9 +150,18 @@ class PresenceWriter:
         if isinstance(write, PresenceCounters):
             await self._store.put_presence_counters(write)  # a replace: twice is once
             return
+        if isinstance(write, ActivityEvent):
+            if self.buffer.head_uncertain and await self._mark_stored(write):
+                return
+            await self._store.append_activity(write)
+            return
         if self.buffer.head_uncertain and await self._stored(write):
             return
         await self._store.append_presence_event(write)
+
+    async def _mark_stored(self, mark: ActivityEvent) -> bool:
+        stored = await self._store.list_activity(mark.session_id, [mark.kind])
+        return any(event.id == mark.id for event in stored)
 
     async def _stored(self, event: PresenceEvent) -> bool:
         events = await self._store.list_presence_events(event.session_id, event.user_id)

@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from api.errors import NOT_CLASS_TEACHER, TEACHER_ONLY
-from api.ids import UserId
+from api.ids import ClassId, RoomId, SessionId, UserId
+from api.models import AttendanceSession, new_activity
 from api.participation import SCORE_METRICS, activity_scores, tally_activity
 from api.routes.report_routes import PARTICIPATION_CSV_COLUMNS
+from api.timeutil import iso_ms
 
 from .conftest import RunningServer
 from .test_chat import in_room
+
+T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
 
 def test_the_activity_score_is_five_metrics_of_two_points_scaled_to_the_top() -> None:
@@ -118,6 +123,35 @@ async def test_only_the_class_teacher_reads_participation(server: RunningServer)
         "GET", path.replace(session["sessionId"], "0" * 24), token=room.teacher.token
     )
     assert (status, answer["error"]) == (404, "Session not found")
+
+
+def test_camera_and_talking_marks_become_spans_an_open_one_ending_in_none() -> None:
+    session = AttendanceSession(
+        id=SessionId("s"),
+        class_id=ClassId("c"),
+        room_id=RoomId("r"),
+        teacher_id=UserId("t"),
+        started_at=T0,
+    )
+    ann = UserId("ann")
+
+    def at(second: int) -> datetime:
+        return T0 + timedelta(seconds=second)
+
+    events = [
+        new_activity(session, ann, "camera", {"on": True}, at(1)),
+        new_activity(session, ann, "talking", {"on": True}, at(2)),
+        new_activity(session, ann, "talking", {"on": False}, at(4)),
+        new_activity(session, ann, "talking", {"on": False}, at(5)),  # a stray end: ignored
+        new_activity(session, ann, "camera", {"on": False}, at(9)),
+        new_activity(session, ann, "camera", {"on": True}, at(12)),
+        new_activity(session, ann, "camera", {"on": True}, at(13)),  # already on: one span
+    ]
+    public = tally_activity(events)[ann].public()
+    iso = [iso_ms(at(s)) for s in (1, 2, 4, 9, 12)]
+    assert public["cameraSpans"] == [[iso[0], iso[3]], [iso[4], None]]
+    assert public["talkSpans"] == [[iso[1], iso[2]]]
+    assert public["chatMessages"] == public["handsRaised"] == 0  # marks are not activity counts
 
 
 def test_a_deleted_message_counts_for_its_author_not_the_teacher() -> None:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from api.ids import ClassId, SessionId, UserId
-from api.models import PresenceCounters, PresenceEvent, PresenceKind
+from api.models import ActivityEvent, PresenceCounters, PresenceEvent, PresenceKind
 from api.presence.buffer import PresenceBuffer, PresenceWrite, already_stored
 from api.presence.intervals import presence_intervals
 
@@ -35,6 +35,18 @@ def counters(user: str, camera_ms: int) -> PresenceCounters:
         mic_ms=0,
         talk_ms=0,
         last_seen_at=T0 + timedelta(milliseconds=camera_ms),
+    )
+
+
+def mark(user: str, kind: str, on: bool, second: float) -> ActivityEvent:
+    return ActivityEvent(
+        id=f"{user}-{kind}-{second}",
+        session_id=SessionId("s"),
+        class_id=ClassId("c"),
+        user_id=UserId(user),
+        kind="camera" if kind == "camera" else "talking",
+        at=T0 + timedelta(seconds=second),
+        data={"on": on},
     )
 
 
@@ -124,6 +136,47 @@ def test_then_the_shortest_gap_and_the_record_counts_it_as_presence() -> None:
     buffer.push(event("a", "disconnected", 150))
     assert (buffer.stats.merged, buffer.stats.dropped) == (0, 2)
     assert intervals(buffer, "a") == [(0, 10), (100, 150)]  # first join, last leave exact
+
+
+def test_before_a_gap_a_full_buffer_gives_up_a_whole_camera_or_talking_span() -> None:
+    buffer = PresenceBuffer(limit=6, grace=GRACE)
+    writes: list[PresenceWrite] = [
+        event("a", "connected", 0),
+        mark("a", "talking", True, 1),
+        mark("a", "camera", True, 2),
+        mark("a", "talking", False, 3),
+        event("a", "disconnected", 10),
+        event("a", "connected", 100),  # a 90 s gap
+    ]
+    for write in writes:
+        buffer.push(write)
+    buffer.push(mark("a", "talking", True, 101))
+    # The oldest mark went with the one that ends its span: the gap stays in the record.
+    assert (buffer.stats.merged, buffer.stats.dropped) == (0, 2)
+    assert mark("a", "talking", True, 1) not in buffer.writes()
+    assert mark("a", "talking", False, 3) not in buffer.writes()
+    assert intervals(buffer, "a") == [(0, 10), (100, 3600)]
+    buffer.push(mark("a", "talking", False, 102))
+    assert len(buffer) == 6 and buffer.stats.dropped == 2
+    buffer.push(mark("a", "camera", False, 103))
+    assert mark("a", "camera", True, 2) not in buffer.writes()  # alone: its end is arriving
+    assert mark("a", "camera", False, 103) in buffer.writes()
+    assert buffer.stats.dropped == 3
+
+
+def test_a_reconnect_within_grace_is_merged_before_any_mark_goes() -> None:
+    buffer = PresenceBuffer(limit=4, grace=GRACE)
+    writes: list[PresenceWrite] = [
+        event("a", "connected", 0),
+        mark("a", "camera", True, 1),
+        event("a", "disconnected", 10),
+        event("a", "connected", 12),
+    ]
+    for write in writes:
+        buffer.push(write)
+    buffer.push(mark("a", "camera", False, 13))
+    assert (buffer.stats.merged, buffer.stats.dropped) == (2, 0)
+    assert buffer.writes()[1:] == [mark("a", "camera", True, 1), mark("a", "camera", False, 13)]
 
 
 def test_the_event_being_pushed_can_close_the_pair() -> None:

@@ -9,7 +9,9 @@ import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,6 +179,51 @@ async def test_the_final_record_holds_presence_camera_and_talk_time(
     )
     assert [(h["sessionId"], h["status"]) for h in history] == [(session_id, "absent")]
     assert history[0]["presenceSeconds"] == row["presenceSeconds"]
+
+
+def _seconds(spans: list[list[str | None]]) -> float:
+    return sum(
+        (datetime.fromisoformat(str(end)) - datetime.fromisoformat(str(start))).total_seconds()
+        for start, end in spans
+    )
+
+
+async def test_the_timeline_has_camera_and_talking_spans_that_add_up_to_the_seconds(
+    server: RunningServer, peers: PeerFactory
+) -> None:
+    room = await server.classroom(students=1)
+    await server.api.start_session(room.teacher, room.class_id)
+    student = await peers(room.students[0], level=-15.0)
+    await asyncio.sleep(2.0)
+    await student.set_microphone(False)  # talking ends; the camera goes on
+    path = f"/class/{room.class_id}/sessions"
+    session_id = (await server.api.call("GET", path, token=room.teacher.token))[0]["sessionId"]
+    report = f"{path}/{session_id}/participation"
+
+    async def row_when(ready: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+        for _ in range(100):
+            answer = await server.api.call("GET", report, token=room.teacher.token)
+            row = dict(answer["students"][0])
+            if ready(row):
+                return row
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"the participation record did not get there: {row}")
+
+    live = await row_when(lambda r: len(r["talkSpans"]) == 1 and r["talkSpans"][0][1])
+    assert len(live["cameraSpans"]) == 1 and live["cameraSpans"][0][1] is None  # still on
+    await asyncio.sleep(1.0)
+    await student.leave()
+    final = await row_when(lambda r: r["cameraSpans"] and r["cameraSpans"][-1][1])
+    assert len(final["cameraSpans"]) == 1 and len(final["talkSpans"]) == 1
+    camera_start, camera_end = final["cameraSpans"][0]
+    talk_start, talk_end = live["talkSpans"][0]
+    (join, leave) = final["intervals"][0]
+    assert join <= camera_start < talk_end <= str(camera_end) <= leave
+    assert join <= talk_start
+    # The spans are the counters' seconds, to the 0.5 s sampling step and a talk hold.
+    assert abs(_seconds(final["cameraSpans"]) - final["cameraSeconds"]) < 0.8
+    assert abs(_seconds(final["talkSpans"]) - final["talkSeconds"]) < 0.8
+    assert 1.0 < final["talkSeconds"] < final["cameraSeconds"]
 
 
 async def test_the_policy_is_per_class_and_a_teacher_mark_overrides_it(

@@ -123,6 +123,13 @@ async def expect_final_row(page: ClassroomPage, student: dict[str, Any]) -> None
         "nodes => nodes.map((n) => [n.getAttribute('data-start'), n.getAttribute('data-end')])"
     )
     assert spans == student["intervals"]
+    for mark, key in (("camera", "cameraSpans"), ("talking", "talkSpans")):
+        bands = marks(page, student["studentId"], mark)
+        await expect(bands).to_have_count(len(student[key]))
+        shown = await bands.evaluate_all(
+            "nodes => nodes.map((n) => [n.getAttribute('data-start'), n.getAttribute('data-end')])"
+        )
+        assert shown == student[key], (mark, shown, student[key])
 
 
 async def downloaded(page: ClassroomPage, button: str) -> tuple[Download, str]:
@@ -242,6 +249,7 @@ async def test_the_dashboard_shows_a_live_session_then_its_final_participation(
             await expect_final_row(t, student)
         ann_final = next(s for s in final["students"] if s["studentId"] == ann.id)
         assert ann_final["intervals"] and ann_final["presenceRatio"] > 0
+        assert ann_final["talkSpans"] and not ann_final["cameraSpans"]  # a tone, no camera
         assert [m["action"] for m in ann_final["moderation"]] == ["mute"]
         assert ann_final["activityScore"] > 0
         for picker in ("class-select", "session-select"):

@@ -1,7 +1,9 @@
 // The dashboard's timelines, hand-written SVG: per student, the session from its start to
-// its end (or now, while it runs) with a bar for each stretch in the room and a marker for
-// each chat message, raised hand and moderation decision. Every bar and marker says what it
-// is in data-mark (presence, chat, hand, moderation) and when in data-at / data-start.
+// its end (or now, while it runs) with a bar for each stretch in the room, a band inside it
+// while the camera was on and another while the student talked, and a marker for each chat
+// message, raised hand and moderation decision. Every bar and marker says what it is in
+// data-mark (presence, camera, talking, chat, hand, moderation) and when in data-at /
+// data-start (data-end is empty for a span still open).
 import { byId, el } from "./dom.js";
 import { actionText, clock, percent } from "./dashboard_format.js";
 
@@ -10,6 +12,7 @@ const WIDTH = 1000;
 const HEIGHT = 48;
 const BAR_Y = 14;
 const BAR_H = 20;
+const BAND_H = 6;
 const TICK_STEPS_S = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200];
 const MAX_TICKS = 8;
 
@@ -39,6 +42,10 @@ function latestTime(report) {
   };
   for (const row of report.students) {
     for (const [start, end] of row.intervals || []) { see(start); see(end); }
+    for (const [start, end] of [...(row.cameraSpans || []), ...(row.talkSpans || [])]) {
+      see(start);
+      if (end) see(end);
+    }
     for (const at of row.chatAt || []) see(at);
     for (const at of row.handsAt || []) see(at);
     for (const item of row.moderation || []) see(item.at);
@@ -93,6 +100,20 @@ function presenceBars(row, scale) {
   });
 }
 
+/** Bands inside the presence bar: camera on (top), talking (bottom). An open span runs to
+ * the end of the scale (now, while the session runs). */
+function mediaBands(spans, scale, mark, y, what) {
+  return (spans || []).map(([start, end]) => {
+    const x1 = scale.x(start);
+    const x2 = scale.x(end || scale.end);
+    const until = end ? clock(end) : "now";
+    return svg("rect", {
+      x: x1, y, width: Math.max(x2 - x1, 1), height: BAND_H, class: `band ${mark}`,
+      dataset: { mark, start, end: end || "" }, title: `${what} ${clock(start)}–${until}`,
+    });
+  });
+}
+
 function chatMarkers(row, scale) {
   return (row.chatAt || []).map((at) => svg("circle", {
     cx: scale.x(at), cy: 7, r: 4.5, class: "marker chat",
@@ -138,6 +159,8 @@ function studentTimeline(row, scale, nameOf) {
     svg("rect", { x: 0, y: BAR_Y, width: WIDTH, height: BAR_H, class: "span",
                   dataset: { part: "span" } }),
     ...presenceBars(row, scale),
+    ...mediaBands(row.cameraSpans, scale, "camera", BAR_Y + 2, "Camera on"),
+    ...mediaBands(row.talkSpans, scale, "talking", BAR_Y + BAR_H - BAND_H - 2, "Talking"),
     ...moderationMarkers(row, scale, nameOf),
     ...chatMarkers(row, scale),
     ...handMarkers(row, scale),
