@@ -69,6 +69,12 @@ class LoadOptions:
     churn: float = 0.0
     """Leave/rejoin events per minute (random students)."""
     churn_pause: float = 2.0
+    chat_rate: float = 0.0
+    """Chat messages a minute per student (scripts.load.activity)."""
+    hand_rate: float = 0.0
+    """Hands raised a minute per student; the teacher lowers them at each poll's end."""
+    poll_every: float = 0.0
+    """Seconds between the teacher's polls (every student votes); 0: none."""
     seed: int = 1
     full_streams: int | None = 1
     """Streams per subscriber received whole (latency, decode sample);
@@ -116,6 +122,10 @@ class LoadOptions:
             raise OptionError(f"--duration must be in (0, {MAX_DURATION:g}] seconds")
         if self.ramp <= 0 or self.churn < 0 or self.churn_pause < 0:
             raise OptionError("--ramp must be > 0, --churn and --churn-pause >= 0")
+        if not (0 <= self.chat_rate <= 60 and 0 <= self.hand_rate <= 60):
+            raise OptionError("--chat-rate and --hand-rate must be 0..60 a minute")
+        if self.poll_every != 0 and not 4 <= self.poll_every <= MAX_DURATION:
+            raise OptionError("--poll-every must be 0 (no polls) or at least 4 seconds")
         if not (self.audio or self.video):
             raise OptionError("--no-audio and --no-video together leave nothing to send")
         if self.publishers is not None and self.publishers < 0:
@@ -320,11 +330,35 @@ def parser() -> argparse.ArgumentParser:
         help="seconds a churning student stays out before rejoining (default %(default)s)",
     )
     p.add_argument(
+        "--chat-rate",
+        type=float,
+        default=0.0,
+        metavar="PER_MIN",
+        help="chat messages a minute per student during the window (default 0); the "
+        "summary gives their delivery latency at every receiver",
+    )
+    p.add_argument(
+        "--hand-rate",
+        type=float,
+        default=0.0,
+        metavar="PER_MIN",
+        help="hands raised a minute per student (default 0); the teacher lowers them all "
+        "at the end of each poll",
+    )
+    p.add_argument(
+        "--poll-every",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="the teacher runs a poll every S seconds, open for min(10, S/2); every "
+        "student in the room votes (default 0: no polls)",
+    )
+    p.add_argument(
         "--seed",
         type=int,
         default=LoadOptions.seed,
         metavar="N",
-        help="random seed of the churn (default %(default)s)",
+        help="random seed of the churn and the classroom activity (default %(default)s)",
     )
     p.add_argument(
         "--full-streams",
@@ -414,6 +448,9 @@ def parse_options(argv: Sequence[str] | None = None) -> LoadOptions:
         turn_transports=tuple(args.turn_transport or ("udp", "tcp", "tls")),
         churn=args.churn,
         churn_pause=args.churn_pause,
+        chat_rate=args.chat_rate,
+        hand_rate=args.hand_rate,
+        poll_every=args.poll_every,
         seed=args.seed,
         full_streams=args.full_streams,
         decode_sample=args.decode_sample,

@@ -35,6 +35,15 @@ IGNORED_EVENTS = (
     "ROSTER",
     "LAYERS",
     "SCREEN_SHARE",
+    # The classroom tools (scripts.load.activity counts them with observers).
+    "CHAT",
+    "CHAT_DELETED",
+    "HAND",
+    "POLL_STARTED",
+    "POLL_VOTED",
+    "POLL_COUNTS",
+    "POLL_RESULT",
+    "MODERATION",
 )
 """Room events a synthetic participant does not keep (its observers still see them)."""
 

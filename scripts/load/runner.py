@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import psutil
 
+from scripts.load.activity import ActivityRecord, ClassActivity
 from scripts.load.counting import StreamCounter
 from scripts.load.monitor import Monitor, ServerScraper
 from scripts.load.options import LoadOptions
@@ -106,6 +107,7 @@ class LoadRun:
         self.peers: list[LoadPeer] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self.settle_s = 0.0
+        self.activity = ActivityRecord()
 
     async def run(self) -> dict[str, Any]:
         options = self.options
@@ -154,6 +156,7 @@ class LoadRun:
                 self.window,
                 aborted,
                 self.settle_s,
+                self.activity if self._drives_activity() else None,
             )
 
     async def _setup(self, api: ClassroomApi, monitor: Monitor, clips: Clips) -> None:
@@ -238,15 +241,18 @@ class LoadRun:
             self.window.server_proc_start = _cpu_seconds(options.server_pid), time.monotonic()
         self.window.start = time.monotonic()
         monitor.phase, monitor.done, monitor.total = "measure", 0, options.duration
-        churn = asyncio.create_task(self._churn()) if options.churn > 0 else None
+        background = [self._churn()] if options.churn > 0 else []
+        if self._drives_activity():
+            background += [activity.run() for activity in self._class_activities()]
+        tasks = [asyncio.create_task(work) for work in background]
         try:
             while (elapsed := time.monotonic() - self.window.start) < options.duration:
                 monitor.done = elapsed
                 await asyncio.sleep(min(0.5, options.duration - elapsed))
         finally:
-            if churn is not None:
-                churn.cancel()
-                await asyncio.gather(churn, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         self.window.end = time.monotonic()
         if options.server_pid is not None:
             self.window.server_proc_end = _cpu_seconds(options.server_pid), time.monotonic()
@@ -258,6 +264,30 @@ class LoadRun:
             peer.collect_subscription()
         self.window.server_end = await monitor.sample()
         await self._drain()
+
+    def _drives_activity(self) -> bool:
+        options = self.options
+        return options.chat_rate > 0 or options.hand_rate > 0 or options.poll_every > 0
+
+    def _class_activities(self) -> list[ClassActivity]:
+        activities = []
+        for index, plan in enumerate(p for p in self.plans if p.live):
+            members = [peer for peer in self.peers if peer.plan is plan]
+            teacher = next((m for m in members if m.account.role == "teacher"), None)
+            if teacher is None:
+                continue
+            activities.append(
+                ClassActivity(
+                    teacher,
+                    [m for m in members if m is not teacher],
+                    self.activity,
+                    chat_rate=self.options.chat_rate,
+                    hand_rate=self.options.hand_rate,
+                    poll_every=self.options.poll_every,
+                    seed=self.options.seed * 1000 + index,
+                )
+            )
+        return activities
 
     async def _churn(self) -> None:
         """Random students leave and rejoin, ``churn`` times a minute on average."""

@@ -6,6 +6,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from scripts.load.activity import ActivityRecord, activity_summary
 from scripts.load.counting import StreamCounter
 from scripts.load.loadgen_guard import refusal
 from scripts.load.monitor import Monitor, ServerSample, percentile
@@ -118,6 +119,7 @@ def summarize(
     window: Window,
     aborted: str | None,
     settle_s: float = 0.0,
+    activity: ActivityRecord | None = None,
 ) -> dict[str, Any]:
     """Everything the run measured, as JSON-ready data."""
     joins = registry.joins
@@ -258,6 +260,7 @@ def summarize(
             "errors": sum(s.decode_errors for s in sinks),
             "sizes": sorted({f"{w}x{h}" for s in sinks for (w, h) in s.sizes}),
         },
+        "activity": activity_summary(activity, percentile) if activity is not None else None,
         "server": server,
         "loadgen_cores_mean": loadgen_cores,
         "loadgen_refusal": refusal([("the window", loadgen_cores)]),
@@ -364,6 +367,8 @@ def format_table(summary: dict[str, Any]) -> str:
             f"LAYERS events: {summary['layers']['events']}, "
             f"{summary['layers']['bandwidth_reduced']} tiles reduced for bandwidth"
         )
+    if summary.get("activity"):
+        lines += _activity_lines(summary["activity"])
     if server.get("metrics_error"):
         lines.append(f"server metrics: {server['metrics_error']}")
     for failure in joins["failures"][:10]:
@@ -376,3 +381,18 @@ def format_table(summary: dict[str, Any]) -> str:
         answered = f" (answering {error['event']})" if error.get("event") else ""
         lines.append(f"peer error: {error['user']}: {error['error']}{answered}")
     return "\n".join(lines)
+
+
+def _activity_lines(activity: dict[str, Any]) -> list[str]:
+    chat, hands, polls = activity["chat"], activity["hands"], activity["polls"]
+    latency = chat["latency_ms"]
+    return [
+        f"chat: {chat['sent']} sent, {chat['delivered_to_teacher']} reached the teacher, "
+        f"{chat['deliveries']} deliveries, latency p50 {_fmt(latency['p50'], ' ms')} "
+        f"p95 {_fmt(latency['p95'], ' ms')}",
+        f"hands: {hands['raised']} raised, {hands['heard_by_teacher']} heard by the teacher, "
+        f"{hands['lowered']} lowered",
+        f"polls: {polls['run']} run, {polls['ended']} ended, "
+        f"{polls['votes_acknowledged']} votes acknowledged, {polls['result_votes']} in the "
+        f"results, {polls['results_matching']} results matching their acknowledgements",
+    ]

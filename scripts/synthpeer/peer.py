@@ -343,6 +343,76 @@ class SyntheticPeer:
         assert self.socket is not None
         await self.socket.send("HAND", {"raised": raised})
 
+    # The teacher's tools and a student's vote: each returns the room's answer (this
+    # peer's copy of it) and raises `ApiFailure` with the server's ``ERROR``.
+    async def delete_chat(self, message_id: str, *, timeout: float = 10.0) -> dict[str, Any]:
+        """``CHAT_DELETE`` (the teacher): the room's ``CHAT_DELETED``."""
+        assert self.socket is not None
+        return await self.socket.request(
+            "CHAT_DELETE",
+            {"messageId": message_id},
+            "CHAT_DELETED",
+            timeout=timeout,
+            where=lambda d: d.get("messageId") == message_id,
+        )
+
+    async def lower_hand(self, user_id: str, *, timeout: float = 10.0) -> dict[str, Any]:
+        """``HAND_LOWER {userId}`` (the teacher): the room's ``HAND`` lowering it."""
+        assert self.socket is not None
+        return await self.socket.request(
+            "HAND_LOWER",
+            {"userId": user_id},
+            "HAND",
+            timeout=timeout,
+            where=lambda d: d.get("userId") == user_id and d.get("raised") is False,
+        )
+
+    async def start_poll(
+        self, question: str, options: list[str], *, anonymous: bool = False, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """``POLL_START`` (the teacher): the room's ``POLL_STARTED``."""
+        assert self.socket is not None
+        return await self.socket.request(
+            "POLL_START",
+            {"question": question, "options": options, "anonymous": anonymous},
+            "POLL_STARTED",
+            timeout=timeout,
+            where=lambda d: d.get("question") == question,
+        )
+
+    async def vote(self, poll_id: str, option: int, *, timeout: float = 10.0) -> dict[str, Any]:
+        """``POLL_VOTE`` (a student): ``POLL_VOTED`` once the vote is stored."""
+        assert self.socket is not None
+        return await self.socket.request(
+            "POLL_VOTE",
+            {"pollId": poll_id, "option": option},
+            "POLL_VOTED",
+            timeout=timeout,
+            where=lambda d: d.get("pollId") == poll_id,
+        )
+
+    async def end_poll(self, poll_id: str, *, timeout: float = 10.0) -> dict[str, Any]:
+        """``POLL_END`` (the teacher): the room's ``POLL_RESULT``."""
+        assert self.socket is not None
+        return await self.socket.request(
+            "POLL_END",
+            {"pollId": poll_id},
+            "POLL_RESULT",
+            timeout=timeout,
+            where=lambda d: d.get("pollId") == poll_id,
+        )
+
+    async def moderate(self, user_id: str, action: str, *, timeout: float = 10.0) -> dict[str, Any]:
+        """``MODERATE {userId, action}`` (the teacher): the room's ``MODERATION``."""
+        assert self.socket is not None
+        return await self.socket.request(
+            "MODERATE",
+            {"userId": user_id, "action": action},
+            "MODERATION",
+            timeout=timeout,
+            where=lambda d: d.get("userId") == user_id and d.get("action") == action,
+        )
+
     async def leave(self) -> None:
         """``LEAVE_ROOM`` and close the media (the socket stays open). Signals of this
         membership not handled yet are dropped, and no answer is sent after the leave."""

@@ -17,6 +17,7 @@ from api.rooms.chat import (
     NO_SUCH_MESSAGE,
     TOO_FAST,
 )
+from api.rooms.polls import NO_SUCH_POLL
 from api.ws.room_events import NOT_JOINED
 from scripts.synthpeer.api_client import ApiFailure, ClassSocket
 from scripts.synthpeer.client import MediaClient
@@ -168,9 +169,12 @@ async def test_chat_needs_the_room_and_a_slow_enough_sender(server: RunningServe
     assert len(await server.services.store.list_activity(live.session.id)) == CHAT_BURST
 
 
-async def test_synthetic_peers_chat_while_their_media_flows(server: RunningServer) -> None:
+async def test_synthetic_peers_use_every_classroom_tool_while_their_media_flows(
+    server: RunningServer,
+) -> None:
     room = await server.classroom(students=1)
     await server.api.start_session(room.teacher, room.class_id)
+    student_id = room.students[0].id
 
     def media(config: MediaConfig) -> MediaClient:
         return MediaClient(config, video=vp8_clip(), audio=ToneAudioTrack(), decode="none")
@@ -181,15 +185,38 @@ async def test_synthetic_peers_chat_while_their_media_flows(server: RunningServe
         for peer in (teacher, student):
             await peer.join()
         await student.wait_connected()
+        assert teacher.socket is not None and student.socket is not None
         said = await student.chat("Can you hear me?")
-        assert said["userId"] == room.students[0].id
-        assert teacher.socket is not None
+        assert said["userId"] == student_id
         assert (await teacher.socket.next("CHAT")) == said
+        deleted = await teacher.delete_chat(said["messageId"])
+        assert deleted["by"] == room.teacher.id
+        assert (await student.socket.next("CHAT_DELETED"))["messageId"] == said["messageId"]
+
         await student.raise_hand()
         assert (await teacher.socket.next("HAND"))["raised"] is True
+        lowered = await teacher.lower_hand(student_id)
+        assert lowered["by"] == room.teacher.id
+
+        poll = await teacher.start_poll("Ready?", ["yes", "no"])
+        assert (await student.socket.next("POLL_STARTED"))["pollId"] == poll["pollId"]
+        assert await student.vote(poll["pollId"], 1) == {"pollId": poll["pollId"], "option": 1}
+        result = await teacher.end_poll(poll["pollId"])
+        assert result["counts"] == [0, 1] and result["voters"] == 1
+
+        moderation = await teacher.moderate(student_id, "mute")
+        assert moderation["by"] == room.teacher.id
+        assert (await student.socket.next("MODERATED"))["action"] == "mute"
+
         with pytest.raises(ApiFailure) as refused:
             await student.chat("")
         assert refused.value.error == BAD_TEXT
+        with pytest.raises(ApiFailure) as not_teacher:
+            await student.start_poll("Mine?", ["a", "b"])
+        assert not_teacher.value.error == WS_TEACHER_EVENT_ONLY
+        with pytest.raises(ApiFailure) as unknown:
+            await student.vote("0" * 24, 0)
+        assert unknown.value.error == NO_SUCH_POLL
     finally:
         for peer in (teacher, student):
             await peer.close()

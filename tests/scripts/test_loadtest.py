@@ -34,6 +34,7 @@ async def test_one_class_of_two_students_for_five_seconds_reports_sane_numbers(
         done = _loadtest(
             "--url", server.base_url, "--classes", "1", "--students", "2", "--duration", "5",
             "--json", str(report), "--plot", str(tmp_path / "load.png"),
+            "--chat-rate", "30", "--hand-rate", "12", "--poll-every", "4",
         )  # fmt: skip
         relay = _loadtest(
             "--url", server.base_url, "--classes", "1", "--students", "1", "--duration", "1",
@@ -60,6 +61,17 @@ async def test_one_class_of_two_students_for_five_seconds_reports_sane_numbers(
     assert summary["loadgen_cores_mean"] < 0.85 and summary["loadgen_refusal"] is None
     assert "NOT A SERVER MEASUREMENT" not in done.stdout
     assert (tmp_path / "load.png").read_bytes()[:4] == b"\x89PNG"
+    # The classroom tools ran next to the media: every message reached all three members,
+    # the poll's result holds exactly the votes the students were told were stored.
+    activity = summary["activity"]
+    chat, hands, polls = activity["chat"], activity["hands"], activity["polls"]
+    assert chat["sent"] > 0 and chat["delivered_to_teacher"] == chat["sent"]
+    assert chat["deliveries"] == 3 * chat["sent"] and chat["latency_ms"]["p50"] is not None
+    assert hands["heard_by_teacher"] == hands["raised"]
+    assert polls["run"] == polls["ended"] == 1 and polls["votes_acknowledged"] == 2
+    assert polls["results_matching"] == 1 and polls["result_votes"] == 2
+    assert summary["peer_errors"] == []
+    assert "chat:" in done.stdout and "polls: 1 run" in done.stdout
     # Without TURN servers in ROOM_JOINED, relay-only cannot work: each join fails, saying why.
     assert relay.returncode == 1, relay.stdout + relay.stderr
     assert "server offers no TURN relay" in relay.stdout
