@@ -268,10 +268,7 @@ class Subscription:
         return sdp, streams
 
     def _pc_closed(self) -> bool:
-        # signalingState turns "closed" as close() begins; connectionState only once the
-        # transports have stopped, and createOffer refuses in between.
-        pc = self._pc
-        return pc is not None and "closed" in (pc.signalingState, pc.connectionState)
+        return self._pc is not None and aiortc_adapter.close_began(self._pc)
 
     def _ensure_pc(self) -> RTCPeerConnection:
         if self._pc is None:

@@ -24,7 +24,7 @@ it relies on still exists (`internals`, which lists each one and why).
 from sfu.aiortc_adapter.control_reads import ControlReads, defer_control_reads
 from sfu.aiortc_adapter.gathering import configure_gathering
 from sfu.aiortc_adapter.internals import AIOICE_VERSION, AIORTC_VERSION, check_internals
-from sfu.aiortc_adapter.peer_connection import PeerConnection
+from sfu.aiortc_adapter.peer_connection import PeerConnection, close_began
 from sfu.aiortc_adapter.publish_receive import (
     FrameTarget,
     NativeCounts,
@@ -86,6 +86,7 @@ __all__ = [
     "SenderCounters",
     "add_sendonly_transceiver",
     "check_internals",
+    "close_began",
     "configure_gathering",
     "decoder_queue",
     "decoder_thread",

@@ -36,15 +36,22 @@ class PeerConnection(RTCPeerConnection):
     and tally timers would otherwise reschedule themselves for ever, and through them
     the loop would keep the connection and its participant alive (a churning class grew
     by about 3 MB a rejoin).
+
+    `closing` is true from the moment `close()` is called: aiortc refuses every
+    negotiation from then on, while `signalingState` can still turn back to "stable"
+    (a `setRemoteDescription` that was awaiting finishes after the close began) and
+    `connectionState` says "closed" only once the transports have stopped.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.closing = False
         for certificate in getattr(self, PC_CERTIFICATES):
             fingerprints = tuple(certificate.getFingerprints())
             certificate.getFingerprints = lambda known=fingerprints: list(known)
 
     async def close(self) -> None:
+        self.closing = True
         for native in native_receive_of(self):
             native.close()
         await super().close()
@@ -61,3 +68,10 @@ class PeerConnection(RTCPeerConnection):
                 )
             else:
                 logger.error("connecting a peer connection failed", exc_info=exc)
+
+
+def close_began(pc: RTCPeerConnection) -> bool:
+    """Whether `pc`'s close has begun (it refuses offers and answers from then on)."""
+    if isinstance(pc, PeerConnection) and pc.closing:
+        return True
+    return "closed" in (pc.signalingState, pc.connectionState)
