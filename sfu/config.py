@@ -70,6 +70,11 @@ class MediaConfig:
     """A peer connection whose remote description is applied but that has not connected
     within this many seconds is reported as failed (`on_participant_disconnected
     ("failed")`); aioice on its own gives up only after about a minute. `None`: wait."""
+    remote_close_grace: float = 2.0
+    """A connection the client closed (DTLS close_notify: state "closed", not "failed") is
+    reported as failed only if the participant is still open this many seconds later: a
+    client that leaves sends ``LEAVE_ROOM`` and closes its connections at once, and the
+    close can arrive before the leave is handled."""
     keyframe_request_interval: float = 0.25
     """Minimum time between two upstream keyframe requests (PLI) for one producer."""
     max_frame_wait: float = 0.3
@@ -192,6 +197,8 @@ class MediaConfig:
             raise ValueError("ice_transport_policy 'relay' needs a TURN server in ice_servers")
         if self.ice_connect_timeout is not None and self.ice_connect_timeout <= 0:
             raise ValueError("ice_connect_timeout must be positive or None")
+        if self.remote_close_grace < 0:
+            raise ValueError("remote_close_grace must be >= 0")
         if self.stats_interval is not None and self.stats_interval <= 0:
             raise ValueError("stats_interval must be positive or None")
         if self.consumer_queue_frames < 2:

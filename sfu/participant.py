@@ -167,6 +167,7 @@ class Participant:
         self._deadline = ConnectDeadline(config.ice_connect_timeout, self._connect_expired)
         self._connected = False
         self._disconnect_reported = False
+        self._remote_close: asyncio.TimerHandle | None = None
         self._closed = False
         self._close_task: asyncio.Task[None] | None = None
 
@@ -423,8 +424,32 @@ class Participant:
         if state == "connected" and not self._connected:
             self._connected = True
             self._listener.on_participant_connected(self)
-        elif state in ("failed", "closed"):
+        elif state == "failed":
+            self._log_lost(pc, state)
             self._report_disconnected("failed")
+        elif state == "closed" and self._remote_close is None:
+            # The client closed it: a leave on its way, or a client that gave up on media.
+            self._remote_close = asyncio.get_running_loop().call_later(
+                self._config.remote_close_grace, self._remote_closed, pc
+            )
+
+    def _remote_closed(self, pc: RTCPeerConnection) -> None:
+        if not self._closed:
+            self._log_lost(pc, "closed by the client")
+            self._report_disconnected("failed")
+
+    def _log_lost(self, pc: RTCPeerConnection, how: str) -> None:
+        which = "publish" if pc is self._publish_pc else "subscribe"
+        ice = {t.receiver.transport.transport.state for t in pc.getTransceivers()}
+        dtls = {t.receiver.transport.state for t in pc.getTransceivers()}
+        logger.info(
+            "participant %s: the %s connection is %s (ICE %s, DTLS %s)",
+            self.id,
+            which,
+            how,
+            "/".join(sorted(ice)) or "-",
+            "/".join(sorted(dtls)) or "-",
+        )
 
     def _connect_expired(self, pc: RTCPeerConnection) -> None:
         if not self._closed:
@@ -443,6 +468,8 @@ class Participant:
 
     async def _close(self) -> None:
         self._closed = True
+        if self._remote_close is not None:
+            self._remote_close.cancel()
         await self._deadline.close()
         for producer in list(self._producers.values()):
             producer.close()

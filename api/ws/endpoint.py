@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -85,12 +86,25 @@ def websocket_handler(
                     break
         finally:
             services.hub.remove(socket)
-            for hook in disconnect_hooks:
-                try:
-                    await hook(socket)
-                except Exception:
-                    log.exception("disconnect hook failed for socket %s", socket.id)
-            await socket.flush_and_close()
+            # aiohttp cancels this handler when the client's connection goes: the leave
+            # (media closed, PEER_LEFT to the others) must finish all the same.
+            cleanup = asyncio.ensure_future(_disconnected(socket, disconnect_hooks))
+            _cleanups.add(cleanup)
+            cleanup.add_done_callback(_cleanups.discard)
+            await asyncio.shield(cleanup)
         return ws
 
     return handle
+
+
+_cleanups: set[asyncio.Future[None]] = set()
+"""Disconnect work running on after its handler was cancelled (kept from collection)."""
+
+
+async def _disconnected(socket: ClientSocket, hooks: list[DisconnectHook]) -> None:
+    for hook in hooks:
+        try:
+            await hook(socket)
+        except Exception:
+            log.exception("disconnect hook failed for socket %s", socket.id)
+    await socket.flush_and_close()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 import psutil
 import pytest
 
-from scripts.support.loopback import Room, wait_for
+from scripts.support.loopback import LOOPBACK, Room, wait_for
 from scripts.synthpeer.client import MediaClient
 from sfu import Closed
 
@@ -131,5 +132,36 @@ async def test_a_track_arriving_while_the_subscribe_connection_closes_is_not_an_
         await wait_for(lambda: student.subscription.phase == "stable", timeout=5)
         assert [r.message for r in caplog.records if r.levelno >= logging.WARNING] == []
         assert any("the connection closed" in r.message for r in caplog.records)
+    finally:
+        await room.close()
+
+
+async def test_a_client_closing_its_connections_as_it_leaves_is_not_a_media_failure() -> None:
+    # A leaving client sends LEAVE_ROOM and closes its connections at once; its DTLS
+    # close_notify can be handled before the leave is. Only a client that closes its
+    # media and stays is reported, once the grace has passed.
+    room = Room(replace(LOOPBACK, remote_close_grace=0.4))
+    try:
+        for name in ("teacher", "leaver", "stayer"):
+            await room.join(name, video=False)
+        await wait_for(
+            lambda: all(room.participants[n].connected for n in room.participants),
+            timeout=10,
+            what="everyone connected",
+        )
+        for name in ("leaver", "stayer"):
+            await room.clients.pop(name).close()  # close_notify on both connections
+        await wait_for(
+            lambda: all(
+                pc is not None and pc.connectionState == "closed"
+                for name in ("leaver", "stayer")
+                for pc in (room.participants[name].publish_pc, room.participants[name].subscribe_pc)
+            ),
+            timeout=5,
+            what="the server saw both clients close",
+        )
+        await room.participants["leaver"].close()  # its LEAVE_ROOM, handled late
+        await asyncio.sleep(0.6)
+        assert sorted(room.events.disconnected) == [("leaver", "closed"), ("stayer", "failed")]
     finally:
         await room.close()
