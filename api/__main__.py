@@ -107,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from .app import create_app
     from .config import ConfigError, load_settings, publishers_per_frame
     from .connections import ConnectionCap, serve
+    from .metrics import METRICS
 
     try:
         settings = load_settings(env)
@@ -127,15 +128,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             settings.ws_max_frame_bytes,
             fits,
         )
+    cap = ConnectionCap(
+        settings.http_max_connections,
+        settings.http_max_connections_per_address,
+        settings.trusted_proxies,
+    )
+    app = create_app(settings)
+    app[METRICS].watch_connections(cap)
     serve(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
-        cap=ConnectionCap(
-            settings.http_max_connections,
-            settings.http_max_connections_per_address,
-            settings.trusted_proxies,
-        ),
+        cap=cap,
         announce=lambda line: logging.getLogger("api").info("%s", line),
         keepalive_timeout=settings.http_keepalive_seconds,
     )

@@ -60,6 +60,8 @@ class ConnectionCap:
         """Addresses only the server-wide cap applies to (trusted reverse proxies)."""
         self.open = 0
         self.refused = 0
+        self.refused_by: Counter[str] = Counter()
+        """Refusals by the cap that made them: ``total`` or ``per_address``."""
         self._by_address: Counter[str] = Counter()
         self._warned_at: float | None = None
 
@@ -69,16 +71,17 @@ class ConnectionCap:
     def admit(self, address: str | None) -> bool:
         """Count a new connection from `address` (None: not an IP peer), if there is room."""
         if self.open >= self.total:
-            return self._refuse(address, "HTTP_MAX_CONNECTIONS")
+            return self._refuse(address, "HTTP_MAX_CONNECTIONS", "total")
         if address is not None and address not in self.uncapped:
             if self._by_address[address] >= self.per_address:
-                return self._refuse(address, "HTTP_MAX_CONNECTIONS_PER_ADDRESS")
+                return self._refuse(address, "HTTP_MAX_CONNECTIONS_PER_ADDRESS", "per_address")
             self._by_address[address] += 1
         self.open += 1
         return True
 
-    def _refuse(self, address: str | None, setting: str) -> bool:
+    def _refuse(self, address: str | None, setting: str, cap: str) -> bool:
         self.refused += 1
+        self.refused_by[cap] += 1
         now = time.monotonic()
         if self._warned_at is None or now - self._warned_at >= WARN_EVERY_SECONDS:
             self._warned_at = now  # at most once a minute: a flood must not flood the log

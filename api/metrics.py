@@ -7,6 +7,7 @@ can build several apps in one process) holding:
   ``ROOM_JOINED`` is queued), store call latency (through `TimedStore`), errors by type;
 - what is read at scrape time: rooms, participants, producers, consumers and the media
   counters of ``room.router.counter_totals()`` (`api.media_metrics`), open WebSockets;
+- the HTTP connection cap: connections open and refused (with ``serve``'s cap);
 - the process's CPU seconds, resident memory and open file descriptors (prometheus-client's
   process collector), and the asyncio tasks of its event loop (a leak shows there first).
 
@@ -17,13 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 
+from .connections import ConnectionCap
 from .errors import ApiError
 from .media_metrics import MediaCollector, RoomSource
 from .store import Store
@@ -77,6 +81,10 @@ class ServerMetrics:
         """Where scrape-time gauges read from (set once the services exist)."""
         self.media.bind(rooms, websockets)
 
+    def watch_connections(self, cap: ConnectionCap) -> None:
+        """Expose the HTTP connection cap's open count and refusals (`api.connections`)."""
+        self.registry.register(ConnectionCapCollector(cap))
+
     def report_media_paths(self, paths: dict[str, str]) -> None:
         """Which receive and send paths the media plane took at start (`MediaConfig.
         media_paths`)."""
@@ -107,6 +115,29 @@ def _event_loop_tasks() -> float:
 
 
 METRICS = web.AppKey("metrics", ServerMetrics)
+
+
+class ConnectionCapCollector(Collector):
+    """The HTTP connection cap at scrape time: connections open, refusals by cap."""
+
+    def __init__(self, cap: ConnectionCap) -> None:
+        self._cap = cap
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "classroom_http_connections",
+            "HTTP connections open (WebSockets included), as the connection cap counts them",
+            value=self._cap.open,
+        )
+        refused = CounterMetricFamily(
+            "classroom_http_connections_refused",
+            "Connections answered 503 by the cap: HTTP_MAX_CONNECTIONS (total) or "
+            "HTTP_MAX_CONNECTIONS_PER_ADDRESS (per_address)",
+            labels=["cap"],
+        )
+        for cap in ("total", "per_address"):
+            refused.add_metric([cap], self._cap.refused_by[cap])
+        yield refused
 
 
 class TimedStore(Store):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..connections import RETRY_AFTER_SECONDS, TOO_MANY_CONNECTIONS
 from .attendance_paths import attendance_paths
 from .auth_paths import auth_paths
 from .class_paths import class_paths
@@ -20,6 +21,16 @@ __all__ = ["openapi_document"]
 
 def openapi_document() -> dict[str, Any]:
     """Every REST route with its exact error strings."""
+    paths = {
+        **auth_paths(),
+        **class_paths(),
+        **attendance_paths(),
+        **recording_paths(),
+        **meta_paths(),
+    }
+    for operations in paths.values():
+        for operation in operations.values():
+            _may_be_refused_at_the_door(operation["responses"])
     return {
         "openapi": "3.1.0",
         "info": {
@@ -27,13 +38,7 @@ def openapi_document() -> dict[str, Any]:
             "version": "0.1.0",
             "description": "Classroom REST API; the WebSocket protocol is in docs/protocol.md.",
         },
-        "paths": {
-            **auth_paths(),
-            **class_paths(),
-            **attendance_paths(),
-            **recording_paths(),
-            **meta_paths(),
-        },
+        "paths": paths,
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
@@ -47,4 +52,21 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
         },
+    }
+
+
+def _may_be_refused_at_the_door(responses: dict[str, Any]) -> None:
+    """Any request can meet the connection cap (`api.connections`): a ``503`` with
+    ``Retry-After``, before any route runs."""
+    entry = responses.setdefault(
+        "503",
+        {
+            "description": "",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Failure"}}},
+        },
+    )
+    entry["description"] = " | ".join(filter(None, [entry["description"], TOO_MANY_CONNECTIONS]))
+    entry.setdefault("headers", {})["Retry-After"] = {
+        "description": f"Seconds to wait before connecting again ({RETRY_AFTER_SECONDS})",
+        "schema": {"type": "integer"},
     }

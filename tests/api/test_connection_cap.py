@@ -99,6 +99,16 @@ async def test_connections_beyond_the_caps_get_503_and_a_closed_one_frees_its_sl
         assert (await _get(connection))[0] == 200
     await _refused(server, "127.0.0.3")  # four open: the server-wide cap
     await _refused(server, "127.0.0.2")
+    status, _, body = await _get(first[1], "/metrics")
+    assert status == 200
+    samples = dict(
+        line.rsplit(" ", 1)
+        for line in body.decode().splitlines()
+        if line.startswith("classroom_http")
+    )
+    assert samples['classroom_http_connections_refused_total{cap="per_address"}'] == "1.0"
+    assert samples['classroom_http_connections_refused_total{cap="total"}'] == "2.0"
+    assert samples["classroom_http_connections"] == "4.0"
 
     _close(first[0])
     async with asyncio.timeout(5):

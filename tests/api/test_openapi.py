@@ -8,6 +8,7 @@ from typing import Any
 from openapi_spec_validator import validate
 
 from api.app import create_app
+from api.connections import TOO_MANY_CONNECTIONS
 
 from .conftest import RunningServer
 
@@ -74,3 +75,13 @@ async def test_the_class_detail_is_documented_field_for_field(server: RunningSer
     booleans = {"allowStudentRecordings", "allowStudentScreenShare", "allowStudentUnmute"}
     assert set(settable) == {*updated["policy"], *booleans}
     assert settable["allowStudentScreenShare"] == {"type": "boolean"}
+
+
+async def test_every_operation_documents_the_connection_cap(server: RunningServer) -> None:
+    _, document = await server.api.request("GET", "/openapi.json")
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            refused = operation["responses"].get("503")
+            assert refused is not None, (method, path)
+            assert TOO_MANY_CONNECTIONS in refused["description"], (method, path)
+            assert "Retry-After" in refused["headers"], (method, path)
