@@ -15,6 +15,7 @@ from .auth.keys import load_or_create_signing_key
 from .auth.throttle import AuthThrottle
 from .auth.tokens import Authenticator, TokenIssuer
 from .classes import ClassService
+from .cluster.node import ClusterNode
 from .config import Settings
 from .hub import SocketHub
 from .metrics import METRICS, ServerMetrics, TimedStore
@@ -58,7 +59,11 @@ async def _build_services(settings: Settings, metrics: ServerMetrics) -> Service
     if metrics.enabled:
         store = TimedStore.wrap(store, metrics.store_seconds)
     store = CachedStore.wrap(store)  # outside the timing: the histogram is of the store's calls
-    await close_open_presence(store)
+    if settings.cluster is None:
+        await close_open_presence(store)
+    # In a cluster the store's active sessions are every node's: a node that starts must
+    # not close presence still live on another one. (Which sessions a crashed node held
+    # is the room -> node map's to say.)
     key = await asyncio.to_thread(load_or_create_signing_key, settings.data_dir)
     jwks = (
         JwksCache(settings.auth0_jwks, min_refresh=settings.auth0_jwks_min_refresh_seconds)
@@ -114,6 +119,9 @@ async def _build_services(settings: Settings, metrics: ServerMetrics) -> Service
         throttle=AuthThrottle(settings.auth_throttle),
         load=LoadWatch(limit=lag_limit_ms(settings.overload_lag_ms) / 1000),
         heavy_routes=HeavyRoutes(settings.heavy_routes_burst, settings.heavy_routes_per_minute),
+        cluster=None
+        if settings.cluster is None
+        else ClusterNode(settings.cluster, settings.ice_addresses, rooms.counts),
     )
 
 
@@ -139,12 +147,17 @@ def create_app(settings: Settings) -> web.Application:
         await services.recordings.recover()
         if lag_limit_ms(settings.overload_lag_ms) > 0:
             services.load.start()
+        if services.cluster is not None:
+            await services.cluster.start()
+            metrics.watch_cluster(services.cluster)
 
         async def leave_room(socket: ClientSocket) -> None:
             await services.rooms.leave(socket, reason="socket closed")
 
         disconnect_hooks.append(leave_room)
         yield
+        if services.cluster is not None:
+            await services.cluster.stop()
         await services.load.stop()
         await services.roster.close()
         await services.pushes.close()

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cluster.settings import ClusterSettings, load_cluster_settings
 from .ice_settings import IceSettings, load_ice_settings
 
 
@@ -77,6 +78,8 @@ class Settings:
     ice_announced_address: str | None = None
     # STUN/TURN for clients, the server's UDP port range, ICE timeout: api/ice_settings.py.
     ice: IceSettings = field(default_factory=IceSettings)
+    cluster: ClusterSettings | None = None
+    """Cluster mode (``REDIS_URL``): api/cluster/settings.py; None: one node."""
     room_max_participants: int = 50
     # What each published track may send, per second (0: no cap): packets beyond are dropped.
     media_audio_max_kbps: int = 256
@@ -223,13 +226,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         for part in (_str(env, "TRUSTED_PROXIES") or "").split(",")
         if part.strip()
     )
+    host = _str(env, "HOST") or "0.0.0.0"
+    port = _int(env, "PORT", 3000, 0, 65535)
     try:
         ice = load_ice_settings(env)
+        cluster = load_cluster_settings(env, mongodb_uri=mongodb_uri, host=host, port=port)
     except ValueError as error:
         raise ConfigError(str(error)) from None
     return Settings(
-        host=_str(env, "HOST") or "0.0.0.0",
-        port=_int(env, "PORT", 3000, 0, 65535),
+        host=host,
+        port=port,
         data_dir=Path(_str(env, "DATA_DIR") or "./data"),
         mongodb_uri=mongodb_uri,
         mongodb_db=_str(env, "MONGODB_DB") or "attendance",
@@ -271,6 +277,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ice_addresses=ice_addresses,
         ice_announced_address=_address("ICE_ANNOUNCED_ADDRESS", announced) if announced else None,
         ice=ice,
+        cluster=cluster,
         room_max_participants=_int(env, "ROOM_MAX_PARTICIPANTS", 50, 2, 1000),
         media_audio_max_kbps=_int(env, "MEDIA_AUDIO_MAX_KBPS", 256, 0, 10_000_000),
         media_audio_max_packets=_int(env, "MEDIA_AUDIO_MAX_PACKETS", 120, 0, 1_000_000),

@@ -27,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from .cluster.node import ClusterNode
 from .connections import ConnectionCap
 from .errors import ApiError
 from .media_metrics import MediaCollector, RoomSource
@@ -84,6 +85,19 @@ class ServerMetrics:
     def watch_connections(self, cap: ConnectionCap) -> None:
         """Expose the HTTP connection cap's open count and refusals (`api.connections`)."""
         self.registry.register(ConnectionCapCollector(cap))
+
+    def watch_cluster(self, node: ClusterNode) -> None:
+        """Cluster mode: the live nodes this node sees, and whether Redis answers."""
+        Gauge(
+            "classroom_cluster_nodes",
+            "Live nodes of the cluster at this node's last heartbeat (this one included)",
+            registry=self.registry,
+        ).set_function(lambda: len(node.registry.nodes))
+        Gauge(
+            "classroom_cluster_redis_up",
+            "1 while this node's heartbeats reach Redis, 0 while they fail",
+            registry=self.registry,
+        ).set_function(lambda: 0.0 if node.registry.error else 1.0)
 
     def report_media_paths(self, paths: dict[str, str]) -> None:
         """Which receive and send paths the media plane took at start (`MediaConfig.

@@ -12,6 +12,7 @@ from .auth.passwords import PasswordWork
 from .auth.throttle import AuthThrottle
 from .auth.tokens import Authenticator, TokenIssuer
 from .classes import ClassService
+from .cluster.node import ClusterNode
 from .config import Settings
 from .hub import SocketHub
 from .metrics import ServerMetrics
@@ -46,6 +47,8 @@ class Services:
     throttle: AuthThrottle
     load: LoadWatch
     heavy_routes: HeavyRoutes
+    cluster: ClusterNode | None = None
+    """This node of the cluster, in cluster mode (``REDIS_URL``)."""
 
     @property
     def presence_backlog(self) -> PresenceBacklog:

@@ -4,7 +4,8 @@
 # gets its python3.X-venv package (as root or with sudo).
 #   scripts/setup.sh          runtime only
 #   scripts/setup.sh --test   plus test tools, and (as root or with sudo) the Debian
-#                             packages the tests drive: chromium, coturn, iproute2, nftables,
+#                             packages the tests drive: chromium, coturn, redis-server
+#                             (cluster mode), iproute2, nftables,
 #                             libnss3-tools (certutil: a test's Chromium trusts a test CA),
 #                             gcc (the relay floor benchmark builds a tiny C relay; pip
 #                             builds sfu/_fanout_c/), python3-dev when Python.h is missing.
@@ -16,7 +17,8 @@ want_test=0
 
 if (( want_test )); then
   missing=()
-  for pair in chromium:/usr/bin/chromium coturn:/usr/bin/turnserver iproute2:/usr/sbin/ip \
+  for pair in chromium:/usr/bin/chromium coturn:/usr/bin/turnserver \
+              redis-server:/usr/bin/redis-server iproute2:/usr/sbin/ip \
               nftables:/usr/sbin/nft libnss3-tools:/usr/bin/certutil gcc:/usr/bin/gcc \
               libc6-dev:/usr/include/stdio.h; do
     [[ -e "${pair#*:}" ]] || missing+=("${pair%%:*}")

@@ -34,6 +34,24 @@ _PRESENCE_BUFFER = {
 }
 
 
+_NODE = {
+    "type": "object",
+    "description": "a node of the cluster (cluster mode only), as its heartbeat says",
+    "properties": {
+        "nodeId": {"type": "string"},
+        "httpUrl": {"type": "string"},
+        "iceAddresses": {"type": "array", "items": {"type": "string"}},
+        "region": {"type": ["string", "null"]},
+        "cores": {"type": "integer"},
+        "cpu": {"type": "number", "description": "cores in use"},
+        "load": {"type": "number", "description": "cpu / cores"},
+        "rooms": {"type": "integer"},
+        "participants": {"type": "integer"},
+        "draining": {"type": "boolean"},
+    },
+}
+
+
 def meta_paths() -> dict[str, Any]:
     return {
         "/.well-known/jwks.json": {
@@ -66,10 +84,21 @@ def meta_paths() -> dict[str, Any]:
                             "sockets": {"type": "integer"},
                             "media": {"type": "object"},
                             "presenceBuffer": _PRESENCE_BUFFER,
+                            "node": _NODE,
+                            "cluster": {
+                                "type": "object",
+                                "properties": {
+                                    "redis": {"type": "string"},
+                                    "seenSecondsAgo": {"type": ["number", "null"]},
+                                    "nodes": {"type": "array", "items": _NODE},
+                                },
+                            },
                         },
                     },
                     "eventLoopLagMs: the event loop's median lag over the last 3 s; "
-                    "presenceBuffer: presence writes waiting for the store (docs/attendance.md)",
+                    "presenceBuffer: presence writes waiting for the store (docs/attendance.md); "
+                    "node, cluster: in cluster mode (REDIS_URL), this node and the live nodes "
+                    "it sees (docs/deploy.md)",
                 ),
                 secured=False,
             )

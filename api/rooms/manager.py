@@ -80,6 +80,11 @@ class RoomManager:
     def rooms(self) -> list[ClassRoom]:
         return list(self._rooms.values())
 
+    def counts(self) -> tuple[int, int]:
+        """``(rooms, participants)`` open on this server now."""
+        rooms = list(self._rooms.values())
+        return len(rooms), sum(len(room.members) for room in rooms)
+
     def ice_servers(self, user: User) -> list[dict[str, Any]]:
         """``ROOM_JOINED.iceServers`` for `user`: STUN URLs and TURN URLs with a fresh
         credential of theirs (empty without STUN/TURN configuration)."""

@@ -24,6 +24,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     app = services(request)
+    cluster = {} if app.cluster is None else app.cluster.health()
     return ok(
         {
             "status": "overloaded" if app.load.overloaded else "ok",
@@ -32,6 +33,7 @@ async def health(request: web.Request) -> web.Response:
             "sockets": len(app.hub),
             "media": app.rooms.media_paths,
             "presenceBuffer": app.presence_backlog.snapshot(),
+            **cluster,
         }
     )
 

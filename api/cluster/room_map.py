@@ -1,0 +1,96 @@
+"""The room → node map in Redis (LiveKit's ``room_node_map``): which node holds a class's
+live room. A claim is atomic (a Lua script), so two nodes starting the same class at
+once end with one placement; a placement on a node that is gone is taken over by the
+next claim.
+
+Key: ``classroom:room:<classId>``, a JSON ``{nodeId, sessionId}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from .placement import NodeInfo
+from .registry import PREFIX, live_nodes, text
+
+_CLAIM = """
+local current = redis.call('GET', KEYS[1])
+if current == false or current == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return ARGV[1]
+end
+return current
+"""
+"""Set the placement if it is still what the caller saw (``ARGV[2]``; "" for none)."""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+Chooser = Callable[[Sequence[NodeInfo]], NodeInfo | None]
+
+
+class NoNodeAvailable(Exception):
+    """No live node takes new rooms (all draining, or none registered)."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    node_id: str
+    session_id: str
+
+    def encoded(self) -> str:
+        return json.dumps({"nodeId": self.node_id, "sessionId": self.session_id}, sort_keys=True)
+
+    @classmethod
+    def decoded(cls, raw: str | bytes) -> Placement:
+        data: dict[str, Any] = json.loads(raw)
+        return cls(str(data["nodeId"]), str(data["sessionId"]))
+
+
+def room_key(class_id: str) -> str:
+    return f"{PREFIX}room:{class_id}"
+
+
+async def placement_of(redis: Redis, class_id: str) -> Placement | None:
+    raw = await redis.get(room_key(class_id))
+    return None if raw is None else Placement.decoded(raw)
+
+
+async def claim_room(redis: Redis, class_id: str, session_id: str, choose: Chooser) -> Placement:
+    """Where `class_id`'s room for `session_id` lives: where it already is if that node is
+    live, else on the node `choose` picks from the live ones (`NoNodeAvailable` if none)."""
+    for _ in range(8):  # another claim won meanwhile: look again
+        raw = await redis.get(room_key(class_id))
+        current = None if raw is None else Placement.decoded(raw)
+        nodes = await live_nodes(redis)
+        if (
+            current is not None
+            and current.session_id == session_id
+            and any(node.node_id == current.node_id for node in nodes)
+        ):
+            return current
+        node = choose(nodes)
+        if node is None:
+            raise NoNodeAvailable("no live node takes new rooms")
+        wanted = Placement(node.node_id, session_id).encoded()
+        seen = "" if raw is None else text(raw)
+        winner = await redis.eval(_CLAIM, 1, room_key(class_id), wanted, seen)  # type: ignore[misc]
+        placement = Placement.decoded(winner)
+        if placement.session_id == session_id:
+            return placement
+    raise NoNodeAvailable(f"class {class_id}: the placement kept changing under the claim")
+
+
+async def release_room(redis: Redis, class_id: str, placement: Placement) -> bool:
+    """Forget `placement` (the session ended) unless the class was placed again since."""
+    removed = await redis.eval(_RELEASE, 1, room_key(class_id), placement.encoded())  # type: ignore[misc]
+    return bool(removed)

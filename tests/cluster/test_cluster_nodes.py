@@ -1,0 +1,128 @@
+"""Cluster mode with real processes: two ``python -m api`` nodes on one redis-server and the
+Mongo backend (nx-27017) see each other in ``/health`` and ``/metrics``; a node killed with
+``kill -9`` drops out of the other's view within its TTL; a stopped node leaves at once;
+cluster mode on the embedded SQLite store refuses to start, saying why."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from api.cluster.settings import NEEDS_SHARED_STORE
+from scripts.support.nx27017 import Nx27017Server, running_nx27017
+from tests.redis_process import RedisProcess
+from tests.server_process import REPO, ServerProcess
+
+TTL = 1.5
+
+
+@pytest.fixture
+def mongo(tmp_path: Path) -> Iterator[Nx27017Server]:
+    with running_nx27017(tmp_path / "nx") as server:
+        yield server
+
+
+def node(tmp_path: Path, name: str, redis: RedisProcess, mongo: Nx27017Server) -> ServerProcess:
+    return ServerProcess(
+        {
+            "DATA_DIR": str(tmp_path / name),
+            "MONGODB_URI": mongo.uri,
+            "REDIS_URL": redis.url,
+            "NODE_ID": name,
+            "NODE_HEARTBEAT_SECONDS": str(TTL / 3),
+            "NODE_TTL_SECONDS": str(TTL),
+            "ICE_ADDRESSES": "127.0.0.1",
+            "PASSWORD_HASH_COST": "10",
+        },
+        tmp_path / f"{name}.log",
+    )
+
+
+async def health(server: ServerProcess) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(server.base_url + "/health") as response:
+            body: dict[str, Any] = (await response.json())["data"]
+            return body
+
+
+async def seen_by(server: ServerProcess) -> list[str]:
+    return [n["nodeId"] for n in (await health(server))["cluster"]["nodes"]]
+
+
+async def until(check: Any, timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while not await check():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{what} within {timeout:g} s")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+async def test_two_nodes_see_each_other_and_a_killed_one_is_gone_within_its_ttl(
+    tmp_path: Path, redis_server: RedisProcess, mongo: Nx27017Server
+) -> None:
+    a, b, c = (node(tmp_path, name, redis_server, mongo) for name in ("a", "b", "c"))
+    try:
+        for server in (a, b):
+            await server.start()
+
+        async def both() -> bool:
+            return await seen_by(a) == await seen_by(b) == ["a", "b"]
+
+        await until(both, 5, "each node sees both")
+        mine = await health(a)
+        assert mine["node"]["nodeId"] == "a" and mine["node"]["iceAddresses"] == ["127.0.0.1"]
+        assert mine["node"]["httpUrl"] == a.base_url and mine["node"]["cores"] >= 1
+        assert mine["cluster"]["redis"] == "ok" and mine["store"] == "mongodb"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(a.base_url + "/metrics") as response:
+                metrics = await response.text()
+        assert "classroom_cluster_nodes 2.0" in metrics
+        assert "classroom_cluster_redis_up 1.0" in metrics
+
+        assert b.process is not None
+        os.kill(b.process.pid, 9)
+        b.process.wait(10)
+
+        async def a_alone() -> bool:
+            return await seen_by(a) == ["a"]
+
+        gone = await until(a_alone, TTL + 2 * TTL / 3 + 1, "the killed node dropped out")
+        print(f"a node killed with -9 dropped out of the registry after {gone:.2f} s")
+
+        await c.start()
+        await until(lambda: _seen(a, ["a", "c"]), 5, "a new node joined")
+        c.stop()  # SIGTERM: it leaves at once, not after its TTL
+        left = await until(lambda: _seen(a, ["a"]), TTL, "a stopped node left")
+        print(f"a stopped node left the registry after {left:.2f} s")
+    finally:
+        for server in (a, b, c):
+            server.stop()
+
+
+async def _seen(server: ServerProcess, nodes: list[str]) -> bool:
+    return await seen_by(server) == nodes
+
+
+def test_cluster_mode_on_the_embedded_sqlite_store_refuses_to_start(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"}
+    done = subprocess.run(
+        [sys.executable, "-m", "api"],
+        cwd=REPO,
+        env={**env, "REDIS_URL": "redis://127.0.0.1:1/0", "DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith(NEEDS_SHARED_STORE), done.stderr
