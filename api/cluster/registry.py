@@ -77,13 +77,15 @@ class NodeRegistry:
         self.seen_at: float | None = None
         self.error: str | None = None
         """Why the last heartbeat failed, while Redis does not answer."""
-        self._task: asyncio.Task[None] | None = None
+        self.heartbeats: asyncio.Task[None] | None = None
+        """The heartbeat loop once started (cancelled alone, it plays a node that died:
+        its heartbeat lapses, it never says goodbye)."""
 
     async def start(self) -> None:
         """The first heartbeat (raises `RedisError` if Redis does not answer), then one
         every ``heartbeat_seconds``."""
         await self.beat()
-        self._task = asyncio.create_task(self._run(), name="cluster-heartbeat")
+        self.heartbeats = asyncio.create_task(self._run(), name="cluster-heartbeat")
 
     async def beat(self) -> None:
         info = self._describe()
@@ -112,11 +114,11 @@ class NodeRegistry:
     async def stop(self) -> None:
         """Stop beating and leave the registry at once (the others need not wait out the
         expiry). Idempotent."""
-        if self._task is not None:
-            self._task.cancel()
+        if self.heartbeats is not None:
+            self.heartbeats.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await self.heartbeats
+            self.heartbeats = None
         with contextlib.suppress(RedisError, OSError):
             node_id = self.settings.node_id
             async with self.redis.pipeline(transaction=True) as pipe:

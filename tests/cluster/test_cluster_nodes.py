@@ -48,10 +48,12 @@ def node(tmp_path: Path, name: str, redis: RedisProcess, mongo: Nx27017Server) -
 
 
 async def health(server: ServerProcess) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(server.base_url + "/health") as response:
-            body: dict[str, Any] = (await response.json())["data"]
-            return body
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(server.base_url + "/health") as response,
+    ):
+        body: dict[str, Any] = (await response.json())["data"]
+        return body
 
 
 async def seen_by(server: ServerProcess) -> list[str]:
@@ -83,9 +85,11 @@ async def test_two_nodes_see_each_other_and_a_killed_one_is_gone_within_its_ttl(
         assert mine["node"]["nodeId"] == "a" and mine["node"]["iceAddresses"] == ["127.0.0.1"]
         assert mine["node"]["httpUrl"] == a.base_url and mine["node"]["cores"] >= 1
         assert mine["cluster"]["redis"] == "ok" and mine["store"] == "mongodb"
-        async with aiohttp.ClientSession() as session:
-            async with session.get(a.base_url + "/metrics") as response:
-                metrics = await response.text()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(a.base_url + "/metrics") as response,
+        ):
+            metrics = await response.text()
         assert "classroom_cluster_nodes 2.0" in metrics
         assert "classroom_cluster_redis_up 1.0" in metrics
 

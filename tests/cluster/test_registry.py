@@ -61,8 +61,8 @@ async def test_a_node_is_listed_while_it_beats_and_gone_within_its_ttl_when_it_s
         assert [(n.node_id, n.rooms, n.load) for n in listed] == [("a", 2, 0.1), ("b", 0, 0.75)]
         assert [n.node_id for n in a.nodes] == ["a", "b"]  # what /health shows
         # b is killed: no goodbye, its heartbeat lapses.
-        assert b._task is not None
-        b._task.cancel()
+        assert b.heartbeats is not None
+        b.heartbeats.cancel()
         lost = time.monotonic()
         while [n.node_id for n in await live_nodes(redis_client)] != ["a"]:
             assert time.monotonic() - lost < 0.6 + 0.3, "b outlived its TTL"
@@ -164,8 +164,8 @@ async def test_a_room_on_a_node_that_is_gone_is_placed_again(
     try:
         placed = await claim_room(redis_client, "c", "s", choose_node)
         assert placed.node_id == "a"
-        assert a._task is not None
-        a._task.cancel()  # a dies
+        assert a.heartbeats is not None
+        a.heartbeats.cancel()  # a dies
         await asyncio.sleep(0.9)
         moved = await claim_room(redis_client, "c", "s", choose_node)
         assert (moved.node_id, moved.session_id) == ("b", "s")
