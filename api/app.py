@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -15,7 +16,6 @@ from .auth.keys import load_or_create_signing_key
 from .auth.throttle import AuthThrottle
 from .auth.tokens import Authenticator, TokenIssuer
 from .classes import ClassService
-from .cluster.node import ClusterNode
 from .config import Settings
 from .hub import SocketHub
 from .metrics import METRICS, ServerMetrics, TimedStore
@@ -50,6 +50,9 @@ from .ws.endpoint import DisconnectHook, websocket_handler
 from .ws.events import EVENTS, EventRouter
 from .ws.recording_events import add_recording_events
 from .ws.room_events import add_room_events
+
+if TYPE_CHECKING:
+    from .cluster.node import ClusterNode
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -119,10 +122,17 @@ async def _build_services(settings: Settings, metrics: ServerMetrics) -> Service
         throttle=AuthThrottle(settings.auth_throttle),
         load=LoadWatch(limit=lag_limit_ms(settings.overload_lag_ms) / 1000),
         heavy_routes=HeavyRoutes(settings.heavy_routes_burst, settings.heavy_routes_per_minute),
-        cluster=None
-        if settings.cluster is None
-        else ClusterNode(settings.cluster, settings.ice_addresses, rooms.counts),
+        cluster=None if settings.cluster is None else _cluster_node(settings, rooms),
     )
+
+
+def _cluster_node(settings: Settings, rooms: RoomManager) -> ClusterNode:
+    # Imported here: redis.asyncio alone takes ~0.2 s to import, which a single node (and
+    # its restart after a crash) should not pay.
+    from .cluster.node import ClusterNode
+
+    assert settings.cluster is not None
+    return ClusterNode(settings.cluster, settings.ice_addresses, rooms.counts)
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -12,7 +13,6 @@ from .auth.passwords import PasswordWork
 from .auth.throttle import AuthThrottle
 from .auth.tokens import Authenticator, TokenIssuer
 from .classes import ClassService
-from .cluster.node import ClusterNode
 from .config import Settings
 from .hub import SocketHub
 from .metrics import ServerMetrics
@@ -24,6 +24,9 @@ from .recordings.service import RecordingService
 from .rooms.manager import RoomManager
 from .rooms.roster import RosterPublisher
 from .store import Store
+
+if TYPE_CHECKING:
+    from .cluster.node import ClusterNode
 
 
 @dataclass
