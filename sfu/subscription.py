@@ -237,6 +237,8 @@ class Subscription:
     async def _build_offer(
         self,
     ) -> tuple[str, dict[str, StreamLabel]] | None:
+        if self._pc_closed():  # closed, or the client closed it: nothing to offer
+            return None
         changed = False
         for slot in self._slots:
             if slot.state == "releasing":

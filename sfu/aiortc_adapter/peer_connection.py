@@ -71,7 +71,10 @@ class PeerConnection(RTCPeerConnection):
 
 
 def close_began(pc: RTCPeerConnection) -> bool:
-    """Whether `pc`'s close has begun (it refuses offers and answers from then on)."""
+    """Whether `pc` can negotiate no more: its close has begun, or the client closed it (a
+    DTLS transport closed by close_notify, which aiortc refuses new transceivers on)."""
     if isinstance(pc, PeerConnection) and pc.closing:
         return True
-    return "closed" in (pc.signalingState, pc.connectionState)
+    if "closed" in (pc.signalingState, pc.connectionState):
+        return True
+    return any(t.receiver.transport.state == "closed" for t in pc.getTransceivers())
