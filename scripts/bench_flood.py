@@ -136,7 +136,7 @@ def compare(results: list[dict[str, Any]]) -> dict[str, Any]:
             continue
         runs = [r for r in results if r["flood"] == flood]
         row: dict[str, Any] = {}
-        for key in ("fps_mean", "fps_p5", "latency_p95_ms", "server_cores"):
+        for key in ("fps_mean", "fps_p5", "latency_p50_ms", "latency_p95_ms", "server_cores"):
             flooded, baseline = _median(runs, key), _median(base, key)
             row[key] = round(flooded / baseline, 3) if flooded is not None and baseline else None
         out[flood] = row
@@ -159,7 +159,8 @@ def table(results: list[dict[str, Any]], compared: dict[str, Any]) -> str:
     for flood, row in compared.items():
         lines.append(
             f"{flood} / none: fps mean {row['fps_mean']}, fps p5 {row['fps_p5']}, "
-            f"hop p95 {row['latency_p95_ms']}, server cores {row['server_cores']}"
+            f"hop p50 {row['latency_p50_ms']}, p95 {row['latency_p95_ms']}, "
+            f"server cores {row['server_cores']}"
         )
     return "\n".join(lines)
 

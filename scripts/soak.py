@@ -200,6 +200,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "log_error_lines": logged[:20],
         "failed_joins": len(summary["joins"]["failures"]),
         "join_failures": summary["joins"]["failures"][:20],
+        "joins_shed_and_retried": summary["joins"].get("shed_and_retried", 0),
         "peer_errors": summary["peer_errors"],
         "recording_calls_refused": refused_recordings,
     }
@@ -222,7 +223,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         f"{errors['failed_joins']} failed joins, {len(summary['peer_errors'])} peer ERRORs, "
         f"{len(refused_recordings)} recording calls refused; "
         f"{sum(1 for r in run.recordings if r['action'] == 'start')} recordings, "
-        f"{summary['joins'].get('rejoins', 'n/a')} rejoins"
+        f"{summary['joins'].get('rejoins', 'n/a')} rejoins "
+        f"({errors['joins_shed_and_retried']} refused as overloaded and retried)"
     )
     print(f"soak {'passed' if judged['passed'] and clean else 'FAILED'}")
     if args.plot is not None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 
+from api.overload import OVERLOADED
 from scripts.load.counting import CountingClient, StreamCounter
 from scripts.load.options import LoadOptions
 from scripts.load.population import ClassPlan
@@ -66,6 +67,13 @@ class JoinRecord:
     ready_at: float | None = None
     """``ROOM_JOINED`` received and, for publishers, the publish answer applied."""
     error: str | None = None
+    shed: int = 0
+    """``JOIN_ROOM`` refusals of an overloaded server ("try again shortly") before it
+    succeeded or gave up: retried, as the error asks."""
+
+
+SHED_RETRIES = 5
+SHED_BACKOFF_SECONDS = 1.0
 
 
 @dataclass
@@ -177,7 +185,7 @@ class LoadPeer:
             socket = await self.peer.connect()
             for event in IGNORED_EVENTS:
                 socket.handlers[event] = _ignore
-            await self.peer.join(publish=self.publishes, timeout=self._options.join_timeout)
+            await self._join_retrying_when_shed(record)
             if self.publishes and not self._microphone_on:
                 self._registry.muted.add(self.user_id)
                 await self.peer.set_microphone(False, keep_sending=self._options.muted_keep_sending)
@@ -194,6 +202,17 @@ class LoadPeer:
         record.ready_at = time.monotonic()
         self.joined = True
         return record
+
+    async def _join_retrying_when_shed(self, record: JoinRecord) -> None:
+        for attempt in range(SHED_RETRIES + 1):
+            try:
+                await self.peer.join(publish=self.publishes, timeout=self._options.join_timeout)
+                return
+            except ApiFailure as error:
+                if error.error != OVERLOADED or attempt == SHED_RETRIES:
+                    raise
+                record.shed += 1
+                await asyncio.sleep(SHED_BACKOFF_SECONDS * (attempt + 1))
 
     async def churn(self, pause: float) -> JoinRecord:
         """Leave the room (socket stays open), wait, join again."""

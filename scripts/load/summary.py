@@ -206,6 +206,7 @@ def summarize(
             "ok": sum(1 for j in first if j.error is None),
             "failed": len(failed),
             "rejoins": sum(1 for j in joins if j.kind == "rejoin"),
+            "shed_and_retried": sum(j.shed for j in joins),
             "failures": [
                 {
                     "user": j.user,
@@ -337,7 +338,8 @@ def format_table(summary: dict[str, Any]) -> str:
     lines += [
         "",
         f"joins: {joins['ok']}/{joins['attempted']} ok, {joins['failed']} failed, "
-        f"{joins['rejoins']} rejoins",
+        f"{joins['rejoins']} rejoins, {joins['shed_and_retried']} refused as overloaded and "
+        "retried",
         f"video fps per stream ({fps['video_streams']} streams): mean {_fmt(fps['mean'])}, "
         f"p5 {_fmt(fps['p5'])}, min {_fmt(fps['min'])}, below 25: {fps['below_25']}",
         f"packet loss: video {_fmt(loss['video']['ratio'])} "
