@@ -67,7 +67,9 @@ async def _build_services(settings: Settings, metrics: ServerMetrics) -> Service
     # In a cluster the store's active sessions are every node's: a node that starts must
     # not close presence still live on another one. (Which sessions a crashed node held
     # is the room -> node map's to say.)
-    key = await asyncio.to_thread(load_or_create_signing_key, settings.data_dir)
+    key = await asyncio.to_thread(
+        load_or_create_signing_key, settings.data_dir, settings.jwt_signing_key_file
+    )
     jwks = (
         JwksCache(settings.auth0_jwks, min_refresh=settings.auth0_jwks_min_refresh_seconds)
         if settings.auth0_enabled
@@ -122,17 +124,17 @@ async def _build_services(settings: Settings, metrics: ServerMetrics) -> Service
         throttle=AuthThrottle(settings.auth_throttle),
         load=LoadWatch(limit=lag_limit_ms(settings.overload_lag_ms) / 1000),
         heavy_routes=HeavyRoutes(settings.heavy_routes_burst, settings.heavy_routes_per_minute),
-        cluster=None if settings.cluster is None else _cluster_node(settings, rooms),
+        cluster=None if settings.cluster is None else _cluster_node(settings, rooms, hub),
     )
 
 
-def _cluster_node(settings: Settings, rooms: RoomManager) -> ClusterNode:
+def _cluster_node(settings: Settings, rooms: RoomManager, hub: SocketHub) -> ClusterNode:
     # Imported here: redis.asyncio alone takes ~0.2 s to import, which a single node (and
     # its restart after a crash) should not pay.
     from .cluster.node import ClusterNode
 
     assert settings.cluster is not None
-    return ClusterNode(settings.cluster, settings.ice_addresses, rooms.counts)
+    return ClusterNode(settings.cluster, settings.ice_addresses, rooms.counts, hub)
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -48,6 +48,9 @@ class Settings:
     auth0_jwks_url: str | None = None
     auth0_jwks_min_refresh_seconds: float = 30.0
     jwt_issuer: str = "classroom-sfu"
+    jwt_signing_key_file: Path | None = None
+    """The RSA key local tokens are signed with (default: DATA_DIR's, created on first
+    start); a cluster's nodes must share one."""
     jwt_audience: str = "classroom-sfu"
     token_ttl_seconds: int = 24 * 3600
     password_hash_cost: int | None = None
@@ -226,11 +229,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         for part in (_str(env, "TRUSTED_PROXIES") or "").split(",")
         if part.strip()
     )
+    key_file = Path(raw_key) if (raw_key := _str(env, "JWT_SIGNING_KEY_FILE")) else None
+    if key_file is not None and not key_file.is_file():
+        raise ConfigError(f"JWT_SIGNING_KEY_FILE {key_file} is not a file")
     host = _str(env, "HOST") or "0.0.0.0"
     port = _int(env, "PORT", 3000, 0, 65535)
     try:
         ice = load_ice_settings(env)
-        cluster = load_cluster_settings(env, mongodb_uri=mongodb_uri, host=host, port=port)
+        cluster = load_cluster_settings(
+            env,
+            mongodb_uri=mongodb_uri,
+            host=host,
+            port=port,
+            shared_key=key_file is not None or bool(auth0_domain),
+        )
     except ValueError as error:
         raise ConfigError(str(error)) from None
     return Settings(
@@ -247,6 +259,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         auth0_jwks_url=_str(env, "AUTH0_JWKS_URL"),
         auth0_jwks_min_refresh_seconds=_int(env, "AUTH0_JWKS_MIN_REFRESH_SECONDS", 30, 0, 86400),
         jwt_issuer=_str(env, "JWT_ISSUER") or "classroom-sfu",
+        jwt_signing_key_file=key_file,
         jwt_audience=_str(env, "JWT_AUDIENCE") or "classroom-sfu",
         token_ttl_seconds=_int(env, "TOKEN_TTL_SECONDS", 24 * 3600, 60, 30 * 24 * 3600),
         password_hash_cost=_optional_int(env, "PASSWORD_HASH_COST", 10, 20),

@@ -7,6 +7,7 @@ is one), so the services that broadcast need nothing from ``api.ws``.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from .models import ClassRecord, User
@@ -42,6 +43,8 @@ class SocketHub:
         self._by_user: dict[str, set[HubSocket]] = defaultdict(set)
         self.shutting_down = False
         """Set once the server stops: sockets that finish connecting after it close at once."""
+        self.relay: Callable[[ClassRecord, str, dict[str, Any]], None] | None = None
+        """In a cluster: hands every class broadcast to the other nodes too."""
 
     async def close_all(self) -> None:
         """Close every socket, now and any that registers later (server shutdown)."""
@@ -74,14 +77,25 @@ class SocketHub:
         return [socket for sockets in self._by_user.values() for socket in sockets]
 
     def sockets_of_class(self, cls: ClassRecord) -> list[HubSocket]:
-        members = (cls.teacher_id, *cls.student_ids)
+        return self._sockets_of(cls.id, (cls.teacher_id, *cls.student_ids))
+
+    def _sockets_of(self, class_id: str, members: Iterable[str]) -> list[HubSocket]:
         return [
             socket
             for member in members
             for socket in self._by_user.get(member, ())
-            if socket.fixed_class_id in (None, cls.id)
+            if socket.fixed_class_id in (None, class_id)
         ]
 
     def broadcast(self, cls: ClassRecord, event: str, data: dict[str, Any]) -> None:
-        for socket in self.sockets_of_class(cls):
+        """To every socket of the class here, and (in a cluster) on every other node."""
+        self.deliver(cls.id, (cls.teacher_id, *cls.student_ids), event, data)
+        if self.relay is not None:
+            self.relay(cls, event, data)
+
+    def deliver(
+        self, class_id: str, members: Iterable[str], event: str, data: dict[str, Any]
+    ) -> None:
+        """To the sockets of `class_id`'s `members` on this node only."""
+        for socket in self._sockets_of(class_id, members):
             socket.send(event, data)

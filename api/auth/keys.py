@@ -50,9 +50,12 @@ def _thumbprint(public_key: rsa.RSAPublicKey) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def load_or_create_signing_key(data_dir: Path) -> SigningKey:
-    """Read the key from ``data_dir``, or create it (mode 0600) on first start."""
-    path = data_dir / KEY_FILE
+def load_or_create_signing_key(data_dir: Path, key_file: Path | None = None) -> SigningKey:
+    """Read the key from `key_file` if given (it must exist: every node of a cluster signs
+    with the same one), else from ``data_dir``, created (mode 0600) on first start."""
+    if key_file is not None and not key_file.exists():
+        raise ValueError(f"JWT_SIGNING_KEY_FILE {key_file} does not exist")
+    path = key_file if key_file is not None else data_dir / KEY_FILE
     if path.exists():
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(loaded, rsa.RSAPrivateKey):

@@ -1,8 +1,11 @@
 """This server as a node of a cluster: its Redis connection, its heartbeat (what it holds
-and how busy it is) and the cluster it sees, for ``/health`` and ``/metrics``."""
+and how busy it is), the cluster it sees (``/health``, ``/metrics``), and the class
+broadcasts it shares with the other nodes over the bus."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,9 +14,16 @@ import psutil
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from ..hub import SocketHub
+from ..models import ClassRecord
+from .bus import ClusterBus, Message
 from .placement import NodeInfo
 from .registry import NodeRegistry
 from .settings import ClusterSettings, node_cores
+
+log = logging.getLogger(__name__)
+
+CLASS_EVENT = "class_event"
 
 RoomCounts = Callable[[], tuple[int, int]]
 """``(rooms, participants)`` this node holds now."""
@@ -42,10 +52,17 @@ class ClusterNode:
     """The cluster as this node takes part in it; `start` joins, `stop` leaves."""
 
     def __init__(
-        self, settings: ClusterSettings, ice_addresses: tuple[str, ...], counts: RoomCounts
+        self,
+        settings: ClusterSettings,
+        ice_addresses: tuple[str, ...],
+        counts: RoomCounts,
+        hub: SocketHub,
     ) -> None:
         self.settings = settings
         self.redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        self.bus = ClusterBus(self.redis, settings.node_id)
+        self._hub = hub
+        self._relaying: set[asyncio.Task[None]] = set()
         self._ice_addresses = ice_addresses
         self._counts = counts
         self._cpu = CpuSampler()
@@ -72,18 +89,58 @@ class ClusterNode:
         return self.last
 
     async def start(self) -> None:
-        """Register; `ClusterUnavailable` with the reason if Redis does not answer."""
+        """Register and join the bus; `ClusterUnavailable` with the reason if Redis does
+        not answer."""
         try:
             await self.registry.start()
+            await self.bus.start()
         except (RedisError, OSError) as error:
+            await self.registry.stop()
             await self.redis.aclose()
             raise ClusterUnavailable(
                 f"cluster mode: Redis at REDIS_URL does not answer: {error}"
             ) from None
+        self.bus.on(CLASS_EVENT, self._class_event)
+        self._hub.relay = self._relay
 
     async def stop(self) -> None:
+        self._hub.relay = None
+        for task in list(self._relaying):
+            task.cancel()
+        await asyncio.gather(*self._relaying, return_exceptions=True)
+        await self.bus.stop()
         await self.registry.stop()
         await self.redis.aclose()
+
+    # -- class broadcasts (ATTENDANCE_MARKED, TODAY_SUMMARY, DONE) on every node ------
+    def _relay(self, cls: ClassRecord, event: str, data: dict[str, Any]) -> None:
+        message = {
+            "t": CLASS_EVENT,
+            "origin": self.settings.node_id,
+            "classId": cls.id,
+            "members": [cls.teacher_id, *cls.student_ids],
+            "event": event,
+            "data": data,
+        }
+        task = asyncio.get_running_loop().create_task(self._publish(message))
+        self._relaying.add(task)
+        task.add_done_callback(self._relaying.discard)
+
+    async def _publish(self, message: Message) -> None:
+        try:
+            await self.bus.broadcast(message)
+        except (RedisError, OSError) as error:  # the local sockets have it: the rest wait
+            log.warning("cluster: %s not relayed to the other nodes: %s", message["event"], error)
+
+    def _class_event(self, message: Message) -> None:
+        if message.get("origin") == self.settings.node_id:
+            return  # delivered here when it was sent
+        self._hub.deliver(
+            str(message["classId"]),
+            [str(member) for member in message.get("members") or []],
+            str(message["event"]),
+            dict(message.get("data") or {}),
+        )
 
     def health(self) -> dict[str, Any]:
         """``/health``'s ``node`` and ``cluster``."""

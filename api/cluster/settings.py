@@ -19,6 +19,10 @@ NEEDS_SHARED_STORE = (
     "REDIS_URL (cluster mode) needs a store every node shares: set MONGODB_URI "
     "(the embedded SQLite store is one node's file)"
 )
+NEEDS_SHARED_KEY = (
+    "REDIS_URL (cluster mode) needs JWT_SIGNING_KEY_FILE: every node must sign and check "
+    "local tokens with the same key (or use Auth0)"
+)
 _NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
@@ -52,7 +56,12 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
 
 
 def load_cluster_settings(
-    env: Mapping[str, str], *, mongodb_uri: str | None, host: str, port: int
+    env: Mapping[str, str],
+    *,
+    mongodb_uri: str | None,
+    host: str,
+    port: int,
+    shared_key: bool,
 ) -> ClusterSettings | None:
     """The node's cluster settings, or None without ``REDIS_URL`` (one node)."""
     redis_url = env.get("REDIS_URL", "").strip()
@@ -62,6 +71,8 @@ def load_cluster_settings(
         raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
     if not mongodb_uri:
         raise ValueError(NEEDS_SHARED_STORE)
+    if not shared_key:
+        raise ValueError(NEEDS_SHARED_KEY)
     node_id = env.get("NODE_ID", "").strip() or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
     if not _NODE_ID.fullmatch(node_id):
         raise ValueError(

@@ -1,7 +1,8 @@
-"""Cluster mode with real processes: two ``python -m api`` nodes on one redis-server and the
+"""Cluster mode with real processes: ``python -m api`` nodes on one redis-server and the
 Mongo backend (nx-27017) see each other in ``/health`` and ``/metrics``; a node killed with
-``kill -9`` drops out of the other's view within its TTL; a stopped node leaves at once;
-cluster mode on the embedded SQLite store refuses to start, saying why."""
+``kill -9`` drops out of the other's view within its TTL; a stopped node leaves at once; a
+class broadcast made on one node reaches the class's sockets on another; cluster mode
+without a shared store or a shared token key refuses to start, saying why."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from api.cluster.settings import NEEDS_SHARED_STORE
+from api.auth.keys import KEY_FILE, load_or_create_signing_key
+from api.cluster.settings import NEEDS_SHARED_KEY, NEEDS_SHARED_STORE
+from api.config import ConfigError, load_settings
 from scripts.support.nx27017 import Nx27017Server, running_nx27017
+from scripts.synthpeer.api_client import ClassroomApi
 from tests.redis_process import RedisProcess
 from tests.server_process import REPO, ServerProcess
 
@@ -32,8 +36,12 @@ def mongo(tmp_path: Path) -> Iterator[Nx27017Server]:
 
 
 def node(tmp_path: Path, name: str, redis: RedisProcess, mongo: Nx27017Server) -> ServerProcess:
+    key = tmp_path / KEY_FILE
+    if not key.exists():  # the one every node signs tokens with
+        load_or_create_signing_key(tmp_path)
     return ServerProcess(
         {
+            "JWT_SIGNING_KEY_FILE": str(key),
             "DATA_DIR": str(tmp_path / name),
             "MONGODB_URI": mongo.uri,
             "REDIS_URL": redis.url,
@@ -115,6 +123,52 @@ async def test_two_nodes_see_each_other_and_a_killed_one_is_gone_within_its_ttl(
 
 async def _seen(server: ServerProcess, nodes: list[str]) -> bool:
     return await seen_by(server) == nodes
+
+
+async def test_a_class_broadcast_on_one_node_reaches_the_class_sockets_on_another(
+    tmp_path: Path, redis_server: RedisProcess, mongo: Nx27017Server
+) -> None:
+    a, b = (node(tmp_path, name, redis_server, mongo) for name in ("a", "b"))
+    try:
+        for server in (a, b):
+            await server.start()
+        async with aiohttp.ClientSession() as session:
+            on_a, on_b = ClassroomApi(a.base_url, session), ClassroomApi(b.base_url, session)
+            teacher = await on_a.register("T", "t@school.test", "teacher")
+            student = await on_b.register("S", "s@school.test", "student")  # one store
+            cls = await on_a.create_class(teacher, "Biology")
+            await on_a.enrol(teacher, cls["_id"], student.id)
+            await on_a.start_session(teacher, cls["_id"])
+            # The student's socket is on b, with a token a did not issue: one key.
+            socket = await on_b.open_socket(student.token, cls["_id"])
+            teacher_socket = await on_a.open_socket(teacher.token, cls["_id"])
+            try:
+                mark = {"studentId": student.id, "status": "absent"}
+                await teacher_socket.send("ATTENDANCE_MARKED", mark)
+                assert await teacher_socket.next("ATTENDANCE_MARKED", timeout=5) == mark
+                marked = await socket.next("ATTENDANCE_MARKED", timeout=5)
+                assert marked == mark
+                ended = await on_a.end_session(teacher, cls["_id"])
+                done = await socket.next("DONE", timeout=5)
+                assert done == ended and done["message"] == "Attendance persisted"
+            finally:
+                await socket.close()
+                await teacher_socket.close()
+    finally:
+        for server in (a, b):
+            server.stop()
+
+
+def test_cluster_mode_needs_a_shared_token_key(tmp_path: Path) -> None:
+    env = {"REDIS_URL": "redis://127.0.0.1:1/0", "MONGODB_URI": "mongodb://127.0.0.1:1"}
+    with pytest.raises(ConfigError, match="needs JWT_SIGNING_KEY_FILE"):
+        load_settings(env)
+    assert NEEDS_SHARED_KEY.startswith("REDIS_URL (cluster mode) needs JWT_SIGNING_KEY_FILE")
+    load_or_create_signing_key(tmp_path)
+    keyed = load_settings({**env, "JWT_SIGNING_KEY_FILE": str(tmp_path / KEY_FILE)})
+    assert keyed.cluster is not None and keyed.cluster.redis_url == env["REDIS_URL"]
+    with pytest.raises(ConfigError, match="is not a file"):
+        load_settings({**env, "JWT_SIGNING_KEY_FILE": str(tmp_path / "missing.pem")})
 
 
 def test_cluster_mode_on_the_embedded_sqlite_store_refuses_to_start(tmp_path: Path) -> None:
