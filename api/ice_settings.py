@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .env_values import env_number
+
 _HOST = r"(?:[A-Za-z0-9.-]+|\d{1,3}(?:\.\d{1,3}){3})"
 _TURN_URL = re.compile(rf"turns?:{_HOST}(?::\d{{1,5}})?(?:\?transport=(?:udp|tcp))?")
 _STUN_URL = re.compile(rf"stuns?:{_HOST}(?::\d{{1,5}})?")
@@ -62,19 +64,6 @@ def _port_range(raw: str) -> tuple[int, int] | None:
     return low, high
 
 
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
-    return value
-
-
 def load_ice_settings(env: Mapping[str, str]) -> IceSettings:
     """Read ``TURN_URLS``, ``TURN_SECRET``, ``TURN_TTL_SECONDS``, ``STUN_URLS``,
     ``SFU_USE_ICE_SERVERS``, ``ICE_PORT_RANGE`` and ``ICE_CONNECT_TIMEOUT_SECONDS``."""
@@ -88,7 +77,7 @@ def load_ice_settings(env: Mapping[str, str]) -> IceSettings:
         )
     if secret is not None and not turn_urls:
         raise ValueError("TURN_SECRET is set but TURN_URLS is empty")
-    ttl = _number(env, "TURN_TTL_SECONDS", DEFAULT_TURN_TTL, 60, 86400)
+    ttl = env_number(env, "TURN_TTL_SECONDS", DEFAULT_TURN_TTL, 60, 86400)
     if ttl != int(ttl):
         raise ValueError(f"TURN_TTL_SECONDS must be a whole number of seconds, got {ttl:g}")
     stun_urls = _urls(env, "STUN_URLS", _STUN_URL, "stun:stun.example.org:3478")
@@ -105,5 +94,5 @@ def load_ice_settings(env: Mapping[str, str]) -> IceSettings:
         stun_urls=stun_urls,
         sfu_use_ice_servers=use,
         port_range=_port_range(env.get("ICE_PORT_RANGE", "")),
-        connect_timeout_seconds=_number(env, "ICE_CONNECT_TIMEOUT_SECONDS", 20.0, 1.0, 300.0),
+        connect_timeout_seconds=env_number(env, "ICE_CONNECT_TIMEOUT_SECONDS", 20.0, 1.0, 300.0),
     )

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..env_values import env_number
 from .placement import DEFAULT_LOAD_LIMIT
 
 NEEDS_SHARED_STORE = (
@@ -40,19 +41,6 @@ class ClusterSettings:
     heartbeat_seconds: float = 2.0
     ttl_seconds: float = 6.0
     """A node whose heartbeat is older than this is gone (killed, cut off)."""
-
-
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {raw!r}")
-    return value
 
 
 def load_cluster_settings(
@@ -85,8 +73,8 @@ def load_cluster_settings(
         http_url = f"http://{reachable}:{port}"
     elif not http_url.startswith(("http://", "https://")):
         raise ValueError(f"NODE_HTTP_URL must be an http(s):// URL, got {http_url!r}")
-    heartbeat = _number(env, "NODE_HEARTBEAT_SECONDS", 2.0, 0.1, 60.0)
-    ttl = _number(env, "NODE_TTL_SECONDS", 3 * heartbeat, 0.3, 600.0)
+    heartbeat = env_number(env, "NODE_HEARTBEAT_SECONDS", 2.0, 0.1, 60.0)
+    ttl = env_number(env, "NODE_TTL_SECONDS", 3 * heartbeat, 0.3, 600.0)
     if ttl < 2 * heartbeat:
         raise ValueError(
             f"NODE_TTL_SECONDS ({ttl:g}) must be at least twice NODE_HEARTBEAT_SECONDS "
@@ -97,7 +85,7 @@ def load_cluster_settings(
         node_id=node_id,
         http_url=http_url.rstrip("/"),
         region=env.get("NODE_REGION", "").strip() or None,
-        load_limit=_number(env, "CLUSTER_LOAD_LIMIT", DEFAULT_LOAD_LIMIT, 0.05, 4.0),
+        load_limit=env_number(env, "CLUSTER_LOAD_LIMIT", DEFAULT_LOAD_LIMIT, 0.05, 4.0),
         heartbeat_seconds=heartbeat,
         ttl_seconds=ttl,
     )
