@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cluster.settings import ClusterSettings, load_cluster_settings
+from .env_values import env_number
 from .ice_settings import IceSettings, load_ice_settings
 
 
@@ -153,16 +154,10 @@ def _optional_int(env: Mapping[str, str], name: str, low: int, high: int) -> int
 
 
 def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
     try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
-    return value
+        return env_number(env, name, default, low, high)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
