@@ -164,6 +164,9 @@ async def classroom(network: Network, tmp_path: Path) -> AsyncIterator[Classroom
             data_dir=tmp_path / f"data{len(started)}",
             ice_addresses=(SERVER,),
             ice=ice,
+            # Cheap password hashes: on a loaded machine a default-cost login (scrypt
+            # N=2^17) could outlast the page's 5 s wait, which is not what these test.
+            password_hash_cost=10,
         )
         port = free_port(SERVER)
         server = TestServer(create_app(settings), host=SERVER, port=port)
