@@ -17,6 +17,7 @@ import pytest
 
 from api.connections import RETRY_AFTER_SECONDS, TOO_MANY_CONNECTIONS, ConnectionCap
 from scripts.synthpeer.api_client import ClassroomApi
+from tests.raw_http import close_stream, read_response
 from tests.server_process import ServerProcess
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -55,13 +56,7 @@ async def _get(connection: Connection, path: str = "/health") -> tuple[int, dict
     writer.write(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
     await writer.drain()
     async with asyncio.timeout(5):
-        head = await reader.readuntil(b"\r\n\r\n")
-        status_line, *lines = head.decode().split("\r\n")
-        headers = {
-            k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)
-        }
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return int(status_line.split()[1]), headers, body
+        return await read_response(reader)
 
 
 async def _refused(server: ServerProcess, source: str) -> None:
@@ -77,11 +72,11 @@ async def _refused(server: ServerProcess, source: str) -> None:
     async with asyncio.timeout(5):
         assert await connection[0].read() == b""  # and closed
     assert time.monotonic() - started < 1
-    _close(connection)
+    await _close(connection)
 
 
-def _close(connection: Connection) -> None:
-    connection[1].close()
+async def _close(connection: Connection) -> None:
+    await close_stream(connection[1])
 
 
 async def test_connections_beyond_the_caps_get_503_and_a_closed_one_frees_its_slot(
@@ -110,18 +105,18 @@ async def test_connections_beyond_the_caps_get_503_and_a_closed_one_frees_its_sl
     assert samples['classroom_http_connections_refused_total{cap="total"}'] == "2.0"
     assert samples["classroom_http_connections"] == "4.0"
 
-    _close(first[0])
+    await _close(first[0])
     async with asyncio.timeout(5):
         while True:  # the server sees the close shortly
             connection = await _connect(server, "127.0.0.3")
             status, _, _ = await _get(connection)
             if status == 200:
                 break
-            _close(connection)
+            await _close(connection)
             await asyncio.sleep(0.05)
     assert (await _get(first[1]))[0] == 200  # the others were never disturbed
     for held in (first[1], *second, connection):
-        _close(held)
+        await _close(held)
     # The first refusal is logged; the next ones within a minute are only counted.
     log = server.log_path.read_text()
     assert log.count("refused a connection from 127.0.0.1: HTTP_MAX_CONNECTIONS_PER_ADDRESS") == 1

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from api.validation import BODY_TOO_SLOW
+from tests.raw_http import close_stream, read_response
 from tests.server_process import ServerProcess
 
 
@@ -38,14 +39,6 @@ async def _connect(server: ServerProcess) -> tuple[asyncio.StreamReader, asyncio
     return await asyncio.open_connection("127.0.0.1", server.port)
 
 
-async def _response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status_line, *lines = head.decode().split("\r\n")
-    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)}
-    body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return int(status_line.split()[1]), headers, body
-
-
 async def test_a_trickling_body_gets_408_and_an_idle_connection_is_closed(
     server: ServerProcess,
 ) -> None:
@@ -57,20 +50,20 @@ async def test_a_trickling_body_gets_408_and_an_idle_connection_is_closed(
     await writer.drain()
     started = time.monotonic()
     async with asyncio.timeout(5):
-        status, _, body = await _response(reader)
+        status, _, body = await read_response(reader)
     assert status == 408 and time.monotonic() - started >= 0.4
     assert json.loads(body) == {"success": False, "error": BODY_TOO_SLOW}
-    writer.close()
+    await close_stream(writer)
 
     # A keep-alive connection left idle after a request is closed by the server.
     reader, writer = await _connect(server)
     writer.write(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
     await writer.drain()
-    status, headers, _ = await _response(reader)
+    status, headers, _ = await read_response(reader)
     assert status == 200 and headers.get("connection", "keep-alive").lower() != "close"
     async with asyncio.timeout(5):
         assert await reader.read() == b""  # closed by the server
-    writer.close()
+    await close_stream(writer)
 
 
 async def test_headers_that_trickle_in_or_never_come_do_not_hold_a_connection(
@@ -89,11 +82,11 @@ async def test_headers_that_trickle_in_or_never_come_do_not_hold_a_connection(
                 async with asyncio.timeout(0.2):
                     await reader.read()
     assert time.monotonic() - started < 3
-    writer.close()
+    await close_stream(writer)
     silent_reader, silent_writer = await _connect(server)  # connects and sends nothing
     async with asyncio.timeout(5):
         assert await silent_reader.read() == b""
-    silent_writer.close()
+    await close_stream(silent_writer)
 
 
 async def test_slow_clients_do_not_keep_others_waiting(server: ServerProcess) -> None:
@@ -103,11 +96,11 @@ async def test_slow_clients_do_not_keep_others_waiting(server: ServerProcess) ->
     reader, writer = await _connect(server)
     writer.write(b"GET /health HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
     async with asyncio.timeout(5):
-        status, _, _ = await _response(reader)
+        status, _, _ = await read_response(reader)
     assert status == 200
-    writer.close()
+    await close_stream(writer)
     async with asyncio.timeout(10):
         for slow_reader, _ in slow:
-            assert (await _response(slow_reader))[0] == 408
+            assert (await read_response(slow_reader))[0] == 408
     for _, slow_writer in slow:
-        slow_writer.close()
+        await close_stream(slow_writer)
