@@ -114,6 +114,8 @@ class AttendanceSession:
     started_at: datetime
     ended_at: datetime | None = None
     summary: SessionSummary | None = None
+    node_id: str | None = None
+    """The cluster node that holds its room (cluster mode; None on a single server)."""
 
     @property
     def is_active(self) -> bool:

@@ -205,6 +205,10 @@ class CachedStore(Store):
             lambda: self._active.drop(class_id),
         )
 
+    async def place_session(self, session_id: str, node_id: str) -> None:
+        # Which class it belongs to is not known here; a placement is once per session.
+        await self._write(lambda: self.inner.place_session(session_id, node_id), self._active.clear)
+
     async def end_session(
         self, session_id: str, *, ended_at: datetime, summary: SessionSummary
     ) -> AttendanceSession:

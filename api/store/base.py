@@ -93,6 +93,11 @@ class Store(ABC):
         """Create the class's active session; ``Conflict`` if one is active already."""
 
     @abstractmethod
+    async def place_session(self, session_id: str, node_id: str) -> None:
+        """Record that `node_id` holds the active session's room (cluster placement);
+        ``NotFound`` if there is no such session, ``Conflict`` if it has ended."""
+
+    @abstractmethod
     async def get_session(self, session_id: str) -> AttendanceSession | None: ...
 
     @abstractmethod

@@ -150,7 +150,7 @@ def class_from(fields: Mapping[str, Any]) -> ClassRecord:
 # -- attendance sessions ----------------------------------------------------------------
 def session_fields(session: AttendanceSession) -> Fields:
     summary = session.summary
-    return {
+    fields: Fields = {
         "id": session.id,
         "class_id": session.class_id,
         "room_id": session.room_id,
@@ -162,6 +162,9 @@ def session_fields(session: AttendanceSession) -> Fields:
         "summary_total": summary.total if summary else None,
         "summary_late": summary.late if summary else None,
     }
+    if session.node_id is not None:  # a single server's sessions keep their shape
+        fields["node_id"] = session.node_id
+    return fields
 
 
 def session_from(fields: Mapping[str, Any]) -> AttendanceSession:
@@ -181,6 +184,7 @@ def session_from(fields: Mapping[str, Any]) -> AttendanceSession:
         started_at=fields["started_at"],
         ended_at=fields.get("ended_at"),
         summary=summary,
+        node_id=fields.get("node_id"),
     )
 
 

@@ -288,6 +288,29 @@ async def test_ending_an_unknown_session_is_not_found(store: Store, session_id: 
     assert caught.value.message == SESSION_NOT_FOUND
 
 
+async def test_a_placed_session_names_its_node_until_it_ends_and_after(store: Store) -> None:
+    teacher, class_id = await class_with_teacher(store)
+    session = await start(store, class_id, teacher.id)
+    assert session.node_id is None
+    await store.place_session(session.id, "node-a")
+    await store.place_session(session.id, "node-b")  # placed again after node-a died
+    active = await store.get_active_session(class_id)
+    assert active is not None and active.node_id == "node-b"
+    ended = await store.end_session(session.id, ended_at=T0 + timedelta(hours=1), summary=SUMMARY)
+    assert ended.node_id == "node-b" and await store.get_session(session.id) == ended
+    with pytest.raises(Conflict) as caught:  # an ended session's room is nowhere
+        await store.place_session(session.id, "node-c")
+    assert caught.value.message == NO_ACTIVE_SESSION
+    assert (await store.list_sessions(class_id))[0].node_id == "node-b"
+
+
+@pytest.mark.parametrize("session_id", ["nope", new_id()])
+async def test_placing_an_unknown_session_is_not_found(store: Store, session_id: str) -> None:
+    with pytest.raises(NotFound) as caught:
+        await store.place_session(session_id, "node-a")
+    assert caught.value.message == SESSION_NOT_FOUND
+
+
 @pytest.mark.parametrize("session_id", [*malformed_ids(), new_id()])
 async def test_unknown_and_malformed_session_ids_read_as_none(
     store: Store, session_id: str

@@ -277,6 +277,7 @@ async def test_sqlite_rows_keep_their_shape(tmp_path: Path) -> None:
                 "summary_absent": 0,
                 "summary_total": 1,
                 "summary_late": 0,
+                "node_id": None,
             }
         ]
         assert rows("SELECT * FROM marks") == [

@@ -74,6 +74,19 @@ class MongoSessions(MongoBase):
         await self._active.delete_one({"_id": class_oid, "sessionId": pointer["sessionId"]})
         return True
 
+    async def place_session(self, session_id: str, node_id: str) -> None:
+        doc = await by_id(self._sessions, session_id)
+        if doc is None:
+            raise NotFound(SESSION_NOT_FOUND)
+        session = session_from(from_doc(doc))
+        placed = replace(session, node_id=node_id)
+        # A whole-document replace, as in end_session (nx-27017 and $set's dates).
+        result = await self._sessions.replace_one(
+            {"_id": doc["_id"], "endedAt": None}, to_doc(session_fields(placed))
+        )
+        if result.matched_count == 0:
+            raise Conflict(NO_ACTIVE_SESSION)
+
     async def get_session(self, session_id: str) -> AttendanceSession | None:
         doc = await by_id(self._sessions, session_id)
         return session_from(from_doc(doc)) if doc else None

@@ -47,6 +47,20 @@ class SqliteAttendance(SqliteBase):
         await self._run(write)
         return session
 
+    async def place_session(self, session_id: str, node_id: str) -> None:
+        def place(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                row = conn.execute(
+                    "SELECT ended_at FROM sessions WHERE id = ?", (session_id,)
+                ).fetchone()
+                if row is None:
+                    raise NotFound(SESSION_NOT_FOUND)
+                if row["ended_at"] is not None:
+                    raise Conflict(NO_ACTIVE_SESSION)
+                conn.execute("UPDATE sessions SET node_id = ? WHERE id = ?", (node_id, session_id))
+
+        await self._run(place)
+
     async def get_session(self, session_id: str) -> AttendanceSession | None:
         fields = await self._one("SELECT * FROM sessions WHERE id = ?", (session_id,))
         return session_from(fields) if fields else None

@@ -138,7 +138,11 @@ _V5 = (
 # Whether a student the teacher muted may unmute themselves (on by default).
 _V6 = ("ALTER TABLE classes ADD COLUMN allow_student_unmute INTEGER NOT NULL DEFAULT 1",)
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7 = ("ALTER TABLE sessions ADD COLUMN node_id TEXT",)
+"""The cluster node holding the session's room (always NULL on SQLite, which a cluster
+does not run on; kept so both stores hold the same session)."""
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
