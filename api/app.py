@@ -45,7 +45,7 @@ from .store_cache import CachedStore
 from .validation import BODY_SECONDS
 from .ws.attendance_events import add_attendance_events
 from .ws.classroom_events import add_classroom_events
-from .ws.connection import ClientSocket
+from .ws.connection import EventSocket
 from .ws.endpoint import DisconnectHook, websocket_handler
 from .ws.events import EVENTS, EventRouter
 from .ws.recording_events import add_recording_events
@@ -53,6 +53,7 @@ from .ws.room_events import add_room_events
 
 if TYPE_CHECKING:
     from .cluster.node import ClusterNode
+    from .relay.signalling import ClusterSignalling
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -137,6 +138,18 @@ def _cluster_node(settings: Settings, rooms: RoomManager, hub: SocketHub) -> Clu
     return ClusterNode(settings.cluster, settings.ice_addresses, rooms.counts, hub)
 
 
+def _cluster_signalling(
+    services: Services, events: EventRouter, disconnect_hooks: list[DisconnectHook]
+) -> ClusterSignalling:
+    from .relay.signalling import ClusterSignalling
+
+    assert services.cluster is not None
+    signalling = ClusterSignalling(services.cluster, services, events, list(disconnect_hooks))
+    signalling.start()
+    disconnect_hooks.append(signalling.socket_closed)
+    return signalling
+
+
 def create_app(settings: Settings) -> web.Application:
     """A ready-to-run application; the store opens on startup and closes on cleanup."""
     app = web.Application(middlewares=[error_envelope], client_max_size=MAX_BODY_BYTES)
@@ -159,15 +172,19 @@ def create_app(settings: Settings) -> web.Application:
         await services.recordings.recover()
         if lag_limit_ms(settings.overload_lag_ms) > 0:
             services.load.start()
-        if services.cluster is not None:
-            await services.cluster.start()
-            metrics.watch_cluster(services.cluster)
 
-        async def leave_room(socket: ClientSocket) -> None:
+        async def leave_room(socket: EventSocket) -> None:
             await services.rooms.leave(socket, reason="socket closed")
 
         disconnect_hooks.append(leave_room)
+        signalling = None
+        if services.cluster is not None:
+            await services.cluster.start()
+            metrics.watch_cluster(services.cluster)
+            signalling = _cluster_signalling(services, events, disconnect_hooks)
         yield
+        if signalling is not None:
+            await signalling.stop()
         if services.cluster is not None:
             await services.cluster.stop()
         await services.load.stop()

@@ -90,6 +90,9 @@ class AttendanceService:
         self._broadcaster = broadcaster
         self._grace = grace
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.session_started_hooks: list[SessionHook] = []
+        """Run once a session has started (a cluster places its room); a failure is logged,
+        the session stays started."""
         self.presence_closers: list[SessionHook] = []
         """Run before statuses are final: they write the last presence (rooms' trackers)."""
         self.session_ended_hooks: list[SessionHook] = []
@@ -112,9 +115,15 @@ class AttendanceService:
     async def start(self, teacher: User, cls: ClassRecord) -> AttendanceSession:
         access.require_owner(teacher, cls)
         async with self._lock(cls.id):
-            return await self._store.start_session(
+            session = await self._store.start_session(
                 class_id=cls.id, teacher_id=teacher.id, started_at=utcnow()
             )
+        for hook in self.session_started_hooks:
+            try:
+                await hook(session)
+            except Exception:
+                log.exception("session-started hook failed for session %s", session.id)
+        return session
 
     async def mark(
         self, teacher: User, cls: ClassRecord, student_id: str, status: AttendanceStatus

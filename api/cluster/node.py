@@ -17,8 +17,9 @@ from redis.exceptions import RedisError
 from ..hub import SocketHub
 from ..models import ClassRecord
 from .bus import ClusterBus, Message
-from .placement import NodeInfo
+from .placement import NodeInfo, choose_node
 from .registry import NodeRegistry
+from .room_map import Placement, claim_room
 from .settings import ClusterSettings, node_cores
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,21 @@ class ClusterNode:
         await self.registry.stop()
         await self.redis.aclose()
 
+    async def place(self, class_id: str, session_id: str) -> Placement:
+        """Where the class's room for `session_id` is, placed now on the least loaded live
+        node if it is nowhere live (``room_map.claim_room``; `NoNodeAvailable`)."""
+        return await claim_room(
+            self.redis,
+            class_id,
+            session_id,
+            lambda nodes: choose_node(nodes, self.settings.load_limit),
+        )
+
+    def keep(self, task: asyncio.Task[None]) -> None:
+        """Hold a task of the cluster's until it is done (cancelled on `stop`)."""
+        self._relaying.add(task)
+        task.add_done_callback(self._relaying.discard)
+
     # -- class broadcasts (ATTENDANCE_MARKED, TODAY_SUMMARY, DONE) on every node ------
     def _relay(self, cls: ClassRecord, event: str, data: dict[str, Any]) -> None:
         message = {
@@ -122,9 +138,7 @@ class ClusterNode:
             "event": event,
             "data": data,
         }
-        task = asyncio.get_running_loop().create_task(self._publish(message))
-        self._relaying.add(task)
-        task.add_done_callback(self._relaying.discard)
+        self.keep(asyncio.get_running_loop().create_task(self._publish(message)))
 
     async def _publish(self, message: Message) -> None:
         try:

@@ -77,6 +77,8 @@ class NodeRegistry:
         self.seen_at: float | None = None
         self.error: str | None = None
         """Why the last heartbeat failed, while Redis does not answer."""
+        self.on_beat: list[Callable[[list[NodeInfo]], None]] = []
+        """Told the live nodes after every heartbeat (who is gone)."""
         self.heartbeats: asyncio.Task[None] | None = None
         """The heartbeat loop once started (cancelled alone, it plays a node that died:
         its heartbeat lapses, it never says goodbye)."""
@@ -96,6 +98,11 @@ class NodeRegistry:
             await pipe.execute()
         self.nodes = await live_nodes(self.redis)
         self.seen_at = time.monotonic()
+        for hook in self.on_beat:
+            try:
+                hook(self.nodes)
+            except Exception:
+                log.exception("cluster: a heartbeat hook failed")
 
     async def _run(self) -> None:
         while True:

@@ -6,12 +6,12 @@ from .. import access
 from ..errors import NO_ACTIVE_SESSION, Conflict
 from ..models import ClassRecord
 from ..services import Services
-from .connection import ClientSocket
+from .connection import EventSocket
 
 AMBIGUOUS_CLASS = "Several of your classes have an active session; reconnect with ?classId="
 
 
-async def resolve_class(services: Services, socket: ClientSocket) -> ClassRecord:
+async def resolve_class(services: Services, socket: EventSocket) -> ClassRecord:
     """The ``classId`` the socket was opened with (membership checked), else the one
     class of the user's that has an active session."""
     user = socket.user

@@ -15,7 +15,7 @@ from ..rooms.moderation import moderation_of
 from ..rooms.polls import option_of, poll_id_of, poll_question
 from ..rooms.room import ClassRoom
 from ..services import Services
-from .connection import ClientSocket
+from .connection import EventSocket
 from .events import EventRouter
 from .room_events import NOT_JOINED
 
@@ -24,50 +24,50 @@ def add_classroom_events(router: EventRouter, services: Services, rooms: RoomMan
     """Register ``CHAT``, ``CHAT_DELETE``, ``HAND``, ``HAND_LOWER`` and the polls'
     ``POLL_START``, ``POLL_VOTE`` and ``POLL_END``."""
 
-    def joined(socket: ClientSocket) -> tuple[ClassRoom, RoomMember]:
+    def joined(socket: EventSocket) -> tuple[ClassRoom, RoomMember]:
         found = rooms.member_of(socket)
         if found is None:
             raise InvalidRequest(NOT_JOINED)
         return found
 
-    def teacher_of(socket: ClientSocket) -> tuple[ClassRoom, RoomMember]:
+    def teacher_of(socket: EventSocket) -> tuple[ClassRoom, RoomMember]:
         room, member = joined(socket)
         access.require_teacher_event(socket.user)
         access.require_owner(socket.user, room.cls)
         return room, member
 
-    async def chat(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def chat(socket: EventSocket, data: dict[str, Any]) -> None:
         room, member = joined(socket)
         await room.post_chat(member, chat_text(data))
 
-    async def chat_delete(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def chat_delete(socket: EventSocket, data: dict[str, Any]) -> None:
         room, member = teacher_of(socket)
         await room.delete_chat(member, message_id_of(data))
 
-    async def hand(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def hand(socket: EventSocket, data: dict[str, Any]) -> None:
         room, member = joined(socket)
         await room.set_hand(member.user.id, raised_of(data), member)
 
-    async def hand_lower(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def hand_lower(socket: EventSocket, data: dict[str, Any]) -> None:
         room, member = teacher_of(socket)
         target = lower_target(data)
         for user_id in room.hands.raised_users() if target is None else [target]:
             await room.set_hand(user_id, False, member)
 
-    async def poll_start(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def poll_start(socket: EventSocket, data: dict[str, Any]) -> None:
         room, member = teacher_of(socket)
         await room.start_poll(member, *poll_question(data))
 
-    async def poll_vote(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def poll_vote(socket: EventSocket, data: dict[str, Any]) -> None:
         room, member = joined(socket)
         access.require_student_event(socket.user)
         await room.vote(member, poll_id_of(data), option_of(data))
 
-    async def poll_end(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def poll_end(socket: EventSocket, data: dict[str, Any]) -> None:
         room, member = teacher_of(socket)
         await room.end_poll(member, poll_id_of(data))
 
-    async def moderate(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def moderate(socket: EventSocket, data: dict[str, Any]) -> None:
         room, member = teacher_of(socket)
         target, action = moderation_of(data)
         cls = await services.store.get_class(room.cls.id) or room.cls  # enrolment as now

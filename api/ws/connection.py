@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import json
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -16,6 +16,37 @@ from .limits import EventBucket
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)
+
+
+class EventSocket(Protocol):
+    """What an event handler knows of the socket an event came on: a client's own
+    (`ClientSocket`) or, in a cluster, one whose client is connected to another node
+    (``api.relay.remote_sockets.RemoteSocket``)."""
+
+    @property
+    def id(self) -> int | str: ...
+
+    @property
+    def user(self) -> User: ...
+
+    @property
+    def fixed_class_id(self) -> str | None:
+        """The ``classId`` the socket was opened with, if any."""
+
+    joined_session_id: str | None
+
+    @property
+    def events(self) -> EventBucket | None:
+        """The events its client may still send now (None: no limit here)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def send(self, event: str, data: dict[str, Any]) -> None:
+        """Queue one event for the client; never blocks."""
+
+    async def flush_and_close(self, code: int = 1000, message: bytes = b"") -> None:
+        """Deliver what is queued, then close; idempotent."""
 
 
 class ClientSocket:

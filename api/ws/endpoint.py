@@ -20,13 +20,13 @@ from ..errors import (
 from ..hub import SHUTDOWN_MESSAGE
 from ..services import SERVICES
 from ..store.outage import outage_error
-from .connection import ClientSocket
+from .connection import ClientSocket, EventSocket
 from .events import EventRouter
 from .limits import POLICY_VIOLATION, TOO_MANY_SOCKETS, EventBucket
 
 log = logging.getLogger(__name__)
 
-DisconnectHook = Callable[[ClientSocket], Awaitable[None]]
+DisconnectHook = Callable[[EventSocket], Awaitable[None]]
 FRAME_TOO_LARGE = "Message too large"
 TRY_AGAIN_LATER = 1013
 """WebSocket close code: the server cannot take the socket now (RFC 6455 registry)."""
@@ -101,7 +101,7 @@ _cleanups: set[asyncio.Future[None]] = set()
 """Disconnect work running on after its handler was cancelled (kept from collection)."""
 
 
-async def _disconnected(socket: ClientSocket, hooks: list[DisconnectHook]) -> None:
+async def _disconnected(socket: EventSocket, hooks: list[DisconnectHook]) -> None:
     for hook in hooks:
         try:
             await hook(socket)

@@ -28,12 +28,13 @@ from ..errors import (
 from ..media_errors import MediaOperation, media_error
 from ..store.outage import outage_error
 from ..validation import loads_text
-from .connection import ClientSocket
+from .connection import EventSocket
 from .limits import POLICY_VIOLATION, TOO_MANY_EVENTS
 
 log = logging.getLogger(__name__)
 
-EventHandler = Callable[[ClientSocket, dict[str, Any]], Awaitable[None]]
+EventHandler = Callable[[EventSocket, dict[str, Any]], Awaitable[None]]
+Forward = Callable[[EventSocket, str, dict[str, Any]], Awaitable[bool]]
 
 
 def decode_event(raw: str) -> tuple[str, Any]:
@@ -65,6 +66,8 @@ class EventRouter:
         self._media: dict[str, MediaOperation] = {}
         self._on_error = on_error
         """Told of every error answered with ``ERROR`` (metrics)."""
+        self.forward: Forward | None = None
+        """In a cluster: takes the events whose room is on another node (True: taken)."""
 
     def add(
         self, event: str, handler: EventHandler, *, media: MediaOperation | None = None
@@ -81,7 +84,9 @@ class EventRouter:
     def events(self) -> list[str]:
         return sorted(self._handlers)
 
-    async def dispatch(self, socket: ClientSocket, raw: str) -> None:
+    async def dispatch(self, socket: EventSocket, raw: str) -> None:
+        """Handle one frame from a client connected here (rate-limited, and in a cluster
+        handed to the node of its room when `forward` takes it)."""
         event: str | None = None
         try:
             event, raw_data = decode_event(raw)
@@ -90,25 +95,39 @@ class EventRouter:
                 await self._refuse(socket, event, bucket.exhausted)
                 return
             data = event_data(raw_data)
+            if self.forward is not None and await self.forward(socket, event, data):
+                return
+        except Exception as error:
+            self._failed(socket, event, error)
+            return
+        await self.handle(socket, event, data)
+
+    async def handle(self, socket: EventSocket, event: str, data: dict[str, Any]) -> None:
+        """Run the handler of a decoded event here; every failure becomes ``ERROR``."""
+        try:
             handler = self._handlers.get(event)
             if handler is None:
                 raise InvalidRequest(WS_UNKNOWN_EVENT)
             await handler(socket, data)
-        except ApiError as error:
+        except Exception as error:
+            self._failed(socket, event, error)
+
+    def _failed(self, socket: EventSocket, event: str | None, error: Exception) -> None:
+        if isinstance(error, ApiError):
             self._answer(socket, event, error)
-        except SfuError as error:
+        elif isinstance(error, SfuError):
             media = self._media.get(event) if event is not None else None
             self._answer(socket, event, media_error(error, media))
-        except Exception as error:
+        else:
             outage = outage_error(error)
             if outage is not None:
                 log.warning("event %s on socket %s: store unreachable: %s", event, socket.id, error)
                 self._answer(socket, event, outage)
                 return
-            log.exception("event handler failed for socket %s", socket.id)
+            log.error("event handler failed for socket %s", socket.id, exc_info=error)
             self._answer(socket, event, InternalError(INTERNAL_ERROR))
 
-    async def _refuse(self, socket: ClientSocket, event: str, exhausted: bool) -> None:
+    async def _refuse(self, socket: EventSocket, event: str, exhausted: bool) -> None:
         """An event over the socket's rate: answered, not run; a client that keeps on
         after a whole burst of refusals is closed."""
         self._answer(socket, event, TooManyRequests(TOO_MANY_EVENTS))
@@ -116,7 +135,7 @@ class EventRouter:
             log.info("closing socket %s of user %s: too many events", socket.id, socket.user.id)
             await socket.flush_and_close(code=POLICY_VIOLATION, message=b"too many events")
 
-    def _answer(self, socket: ClientSocket, event: str | None, error: ApiError) -> None:
+    def _answer(self, socket: EventSocket, event: str | None, error: ApiError) -> None:
         self._on_error(error)
         socket.send("ERROR", error_event(error.message, event))
 

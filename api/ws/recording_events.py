@@ -7,18 +7,18 @@ from typing import Any
 from .. import access
 from ..services import Services
 from .class_context import resolve_class
-from .connection import ClientSocket
+from .connection import EventSocket
 from .events import EventRouter
 
 
 def add_recording_events(router: EventRouter, services: Services) -> None:
     """The room hears ``RECORDING {active, recordingId}``; the teacher needs no reply."""
 
-    async def recording_start(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def recording_start(socket: EventSocket, data: dict[str, Any]) -> None:
         access.require_teacher_event(socket.user)
         await services.recordings.start(socket.user, await resolve_class(services, socket))
 
-    async def recording_stop(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def recording_stop(socket: EventSocket, data: dict[str, Any]) -> None:
         access.require_teacher_event(socket.user)
         await services.recordings.stop(socket.user, await resolve_class(services, socket))
 

@@ -20,7 +20,7 @@ from ..rooms.room import ClassRoom
 from ..services import Services
 from ..store.outage import outage_error
 from .class_context import resolve_class
-from .connection import ClientSocket
+from .connection import EventSocket
 from .events import EventRouter
 from .media_payloads import TOO_MANY_USERS, parse_subscription, parse_tracks
 
@@ -64,13 +64,13 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
     """Register ``JOIN_ROOM``, ``LEAVE_ROOM``, ``WEBRTC_*``, ``MEDIA_STATE`` and
     ``SUBSCRIPTION``."""
 
-    def joined(socket: ClientSocket) -> tuple[ClassRoom, RoomMember]:
+    def joined(socket: EventSocket) -> tuple[ClassRoom, RoomMember]:
         found = rooms.member_of(socket)
         if found is None:
             raise InvalidRequest(NOT_JOINED)
         return found
 
-    async def join_room(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def join_room(socket: EventSocket, data: dict[str, Any]) -> None:
         started = time.perf_counter()
         if services.load.overloaded:  # refused before anything of the join happens
             raise ServiceUnavailable(OVERLOADED)
@@ -81,7 +81,7 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
         await rooms.join(socket, cls)
         services.metrics.observe_join(started)
 
-    def _open_class(socket: ClientSocket, error: Exception) -> ClassRecord:
+    def _open_class(socket: EventSocket, error: Exception) -> ClassRecord:
         """While the store is unavailable, the class a join is about is the open room's
         (its members as the room opened): the room goes on through a store outage."""
         if outage_error(error) is None:
@@ -95,11 +95,11 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
             raise error
         return live[0]
 
-    async def leave_room(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def leave_room(socket: EventSocket, data: dict[str, Any]) -> None:
         joined(socket)
         await rooms.leave(socket, reason="left")
 
-    async def webrtc_offer(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def webrtc_offer(socket: EventSocket, data: dict[str, Any]) -> None:
         room, member = joined(socket)
         if data.get("pc") != "publish":
             raise InvalidRequest(
@@ -116,7 +116,7 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
         answer = await member.participant.publish(offer, tracks)
         socket.send("WEBRTC_ANSWER", {"pc": "publish", "answer": {"type": "answer", "sdp": answer}})
 
-    async def webrtc_answer(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def webrtc_answer(socket: EventSocket, data: dict[str, Any]) -> None:
         _, member = joined(socket)
         if data.get("pc") != "subscribe":
             raise InvalidRequest(
@@ -127,7 +127,7 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
         answer = _description(data, "answer", "answer")
         await member.participant.subscribe_answer(answer)
 
-    async def webrtc_ice_candidate(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def webrtc_ice_candidate(socket: EventSocket, data: dict[str, Any]) -> None:
         _, member = joined(socket)
         pc = data.get("pc")
         if pc not in ("publish", "subscribe"):
@@ -139,7 +139,7 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
             raise InvalidRequest(BAD_CANDIDATE)
         await member.participant.add_ice_candidate(pc, candidate)
 
-    async def media_state(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def media_state(socket: EventSocket, data: dict[str, Any]) -> None:
         room, member = joined(socket)
         audio, video = data.get("audio"), data.get("video")
         if not isinstance(audio, bool) or not isinstance(video, bool):
@@ -151,7 +151,7 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
             room.moderation.muted.discard(member.user.id)  # unmuted as the class allows
         room.set_media_state(member, audio, video)
 
-    async def subscription(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def subscription(socket: EventSocket, data: dict[str, Any]) -> None:
         room, member = joined(socket)
         limit = 2 * room.max_participants
         update = parse_subscription(data, limit)
@@ -159,7 +159,7 @@ def add_room_events(router: EventRouter, services: Services, rooms: RoomManager)
             raise InvalidRequest(TOO_MANY_USERS.format(limit=limit))
         room.subscribe(member, update.choices, update.frame_rates)
 
-    async def roster(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def roster(socket: EventSocket, data: dict[str, Any]) -> None:
         access.require_teacher_event(socket.user)
         cls = await resolve_class(services, socket)
         access.require_owner(socket.user, cls)

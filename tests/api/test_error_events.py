@@ -28,7 +28,7 @@ from api.media_errors import (
     media_error,
 )
 from api.rooms.room import MEDIA_FAILED
-from api.ws.connection import ClientSocket
+from api.ws.connection import EventSocket
 from api.ws.events import EVENTS
 from scripts.synthpeer.api_client import ApiFailure, ClassroomApi, ClassSocket
 from scripts.synthpeer.client import MediaClient
@@ -286,7 +286,7 @@ async def test_every_media_plane_error_reaches_the_socket_mapped(
     internals changing) go through the same router mapping as the real handlers'."""
     raised: list[type[Exception]] = []
 
-    async def fail(socket: ClientSocket, data: dict[str, Any]) -> None:
+    async def fail(socket: EventSocket, data: dict[str, Any]) -> None:
         kind = data["kind"]
         error_class: type[Exception] = RuntimeError if kind == "bug" else MEDIA_ERRORS[kind][0]
         raised.append(error_class)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from scripts.support.nx27017 import Nx27017Server, running_nx27017
 from tests.redis_process import RedisProcess
 
 
@@ -28,3 +29,9 @@ async def redis_client(redis_server: RedisProcess) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+def mongo(tmp_path: Path) -> Iterator[Nx27017Server]:
+    with running_nx27017(tmp_path / "nx") as server:
+        yield server

@@ -6,14 +6,10 @@ without a shared store or a shared token key refuses to start, saying why."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -21,60 +17,12 @@ import pytest
 from api.auth.keys import KEY_FILE, load_or_create_signing_key
 from api.cluster.settings import NEEDS_SHARED_KEY, NEEDS_SHARED_STORE
 from api.config import ConfigError, load_settings
-from scripts.support.nx27017 import Nx27017Server, running_nx27017
+from scripts.support.nx27017 import Nx27017Server
 from scripts.synthpeer.api_client import ClassroomApi
 from tests.redis_process import RedisProcess
 from tests.server_process import REPO, ServerProcess
 
-TTL = 1.5
-
-
-@pytest.fixture
-def mongo(tmp_path: Path) -> Iterator[Nx27017Server]:
-    with running_nx27017(tmp_path / "nx") as server:
-        yield server
-
-
-def node(tmp_path: Path, name: str, redis: RedisProcess, mongo: Nx27017Server) -> ServerProcess:
-    key = tmp_path / KEY_FILE
-    if not key.exists():  # the one every node signs tokens with
-        load_or_create_signing_key(tmp_path)
-    return ServerProcess(
-        {
-            "JWT_SIGNING_KEY_FILE": str(key),
-            "DATA_DIR": str(tmp_path / name),
-            "MONGODB_URI": mongo.uri,
-            "REDIS_URL": redis.url,
-            "NODE_ID": name,
-            "NODE_HEARTBEAT_SECONDS": str(TTL / 3),
-            "NODE_TTL_SECONDS": str(TTL),
-            "ICE_ADDRESSES": "127.0.0.1",
-            "PASSWORD_HASH_COST": "10",
-        },
-        tmp_path / f"{name}.log",
-    )
-
-
-async def health(server: ServerProcess) -> dict[str, Any]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(server.base_url + "/health") as response,
-    ):
-        body: dict[str, Any] = (await response.json())["data"]
-        return body
-
-
-async def seen_by(server: ServerProcess) -> list[str]:
-    return [n["nodeId"] for n in (await health(server))["cluster"]["nodes"]]
-
-
-async def until(check: Any, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"{what} within {timeout:g} s")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
+from .nodes import TTL, health, node, seen_by, until
 
 
 async def test_two_nodes_see_each_other_and_a_killed_one_is_gone_within_its_ttl(

@@ -1,0 +1,314 @@
+"""Class sockets across nodes: a client keeps one URL (any node behind a load balancer),
+and its room's events are relayed to the node that holds the room, as LiveKit relays
+signalling between nodes over Redis.
+
+On ``JOIN_ROOM`` the socket's node (the edge) places the class's room (``room_map``: where
+it is if that node is live, else on the least loaded node) and records the placement on
+the session. If the room is elsewhere, the socket's room events from then on go to that
+node (``sock_in``) and what the room sends comes back (``sock_out``); the events of the
+attendance record (``ATTENDANCE_MARKED``, ``MY_ATTENDANCE``, ``DONE``, ...) stay on the
+edge, whose class broadcasts reach every node. Media never passes through the edge: the
+room's node answers the offers, so ICE goes straight to its addresses.
+
+A relayed socket is closed (the client reconnects and joins again, and the room is placed
+again) when the room's node closes its end (``sock_end``: it stops) or disappears from the
+registry (``kill -9``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from ..cluster.bus import Message, NoAnswer
+from ..cluster.node import ClusterNode
+from ..cluster.placement import NodeInfo
+from ..cluster.room_map import NoNodeAvailable, placement_of, release_room
+from ..errors import ApiError, ServiceUnavailable
+from ..models import AttendanceSession
+from ..services import Services
+from ..ws.class_context import resolve_class
+from ..ws.connection import EventSocket
+from ..ws.endpoint import DisconnectHook
+from ..ws.events import EventRouter
+from .remote_sockets import (
+    SOCK_CLOSED,
+    SOCK_END,
+    SOCK_IN,
+    SOCK_OUT,
+    RemoteSocket,
+    RemoteSockets,
+    user_message,
+)
+
+log = logging.getLogger(__name__)
+
+ROOM_EVENTS = frozenset(
+    {
+        "JOIN_ROOM",
+        "LEAVE_ROOM",
+        "WEBRTC_OFFER",
+        "WEBRTC_ANSWER",
+        "WEBRTC_ICE_CANDIDATE",
+        "MEDIA_STATE",
+        "SUBSCRIPTION",
+        "ROSTER",
+        "CHAT",
+        "CHAT_DELETE",
+        "HAND",
+        "HAND_LOWER",
+        "POLL_START",
+        "POLL_VOTE",
+        "POLL_END",
+        "MODERATE",
+        "RECORDING_START",
+        "RECORDING_STOP",
+    }
+)
+"""The events the room's node handles; the others are the edge's."""
+
+CLUSTER_UNAVAILABLE = "Cluster coordination unavailable, try again shortly"
+NO_NODE = "No server takes new rooms now, try again shortly"
+ROOM_NODE_GONE = "The room's server is gone; join the room again"
+ROOM_MOVED = 1012
+"""WebSocket close code for a socket whose room's node went away: "service restart"
+(RFC 6455 registry), which clients answer by reconnecting."""
+CLOSE_PRESENCE, CLOSE_SESSION = "close_presence", "close_session"
+
+
+@dataclass
+class _Relay:
+    socket: EventSocket
+    node_id: str
+
+
+class ClusterSignalling:
+    """Both ends of relayed signalling on this node, and the session's end across nodes."""
+
+    def __init__(
+        self,
+        node: ClusterNode,
+        services: Services,
+        router: EventRouter,
+        disconnect_hooks: Sequence[DisconnectHook],
+    ) -> None:
+        self._node = node
+        self._bus = node.bus
+        self._services = services
+        self._router = router
+        self._hooks = disconnect_hooks
+        self.node_id = node.settings.node_id
+        self._relays: dict[int | str, _Relay] = {}
+        self.remote = RemoteSockets(self._bus, router.handle, self._remote_disconnected)
+        self._ask_timeout = services.settings.store_timeout_seconds + 2
+
+    def start(self) -> None:
+        self.remote.start()
+        self._bus.on(SOCK_OUT, self._sock_out)
+        self._bus.on(SOCK_END, self._sock_end)
+        self._bus.on(CLOSE_SESSION, self._close_session)
+        self._bus.answer(CLOSE_PRESENCE, self._close_presence)
+        self._node.registry.on_beat.append(self._nodes_seen)
+        self._router.forward = self.forward
+        attendance = self._services.attendance
+        attendance.session_started_hooks.append(self.session_started)
+        attendance.presence_closers.append(self.close_remote_presence)
+        attendance.session_ended_hooks.append(self.session_ended)
+
+    async def stop(self) -> None:
+        self._router.forward = None
+        await self.remote.close_all(ROOM_MOVED, b"room server stopping")
+        for relay in list(self._relays.values()):
+            await relay.socket.flush_and_close(ROOM_MOVED, b"room server stopping")
+
+    @property
+    def relayed(self) -> int:
+        """Sockets here whose room is on another node."""
+        return len(self._relays)
+
+    # -- the edge: this node holds the client's socket ---------------------------------
+    async def forward(self, socket: EventSocket, event: str, data: dict[str, Any]) -> bool:
+        """Relay `event` if the socket's room is on another node (True); else leave it
+        to this node's handler (False)."""
+        if event not in ROOM_EVENTS:
+            return False
+        try:
+            if event == "JOIN_ROOM":
+                target = await self._place_for_join(socket)
+            else:
+                relay = self._relays.get(socket.id)
+                target = relay.node_id if relay is not None else None
+        except (RedisError, OSError) as error:
+            log.warning("cluster: placing a room failed: %s", error)
+            raise ServiceUnavailable(CLUSTER_UNAVAILABLE) from None
+        if target is None or target == self.node_id:
+            if event == "JOIN_ROOM":
+                await self._detach(socket)
+            return False
+        if event == "JOIN_ROOM" and self._services.rooms.member_of(socket) is not None:
+            await self._services.rooms.leave(socket, reason="joined another room")
+        relay = self._relays.get(socket.id)
+        if relay is not None and relay.node_id != target:
+            await self._detach(socket)
+        self._relays[socket.id] = _Relay(socket, target)
+        await self._relay(socket, target, event, data)
+        return True
+
+    async def session_started(self, session: AttendanceSession) -> None:
+        """A session-started hook: the room is placed at once (``POST /attendance/start``
+        on any node), so the class's first join finds it placed."""
+        try:
+            placement = await self._node.place(session.class_id, session.id)
+        except (NoNodeAvailable, RedisError, OSError) as error:  # the first join places it
+            log.warning("session %s: room not placed at its start: %s", session.id, error)
+            return
+        await self._record_placement(session, placement.node_id)
+
+    async def _place_for_join(self, socket: EventSocket) -> str | None:
+        """The node of the room a ``JOIN_ROOM`` is about (placed now if need be); None
+        when this node's handler must answer it (an error to tell, or no session)."""
+        try:
+            cls = await resolve_class(self._services, socket)
+            session = await self._services.store.get_active_session(cls.id)
+        except ApiError:
+            return None
+        except Exception:  # the store is out: a room open here goes on (the handler's)
+            return None
+        if session is None:
+            return None
+        try:
+            placement = await self._node.place(cls.id, session.id)
+        except NoNodeAvailable:
+            raise ServiceUnavailable(NO_NODE) from None
+        except (RedisError, OSError):
+            if self._services.rooms.live_room(cls.id) is not None:
+                return None  # Redis is out: the room open here goes on
+            raise
+        if session.node_id != placement.node_id:
+            await self._record_placement(session, placement.node_id)
+        return placement.node_id
+
+    async def _record_placement(self, session: AttendanceSession, node_id: str) -> None:
+        try:
+            await self._services.store.place_session(session.id, node_id)
+        except Exception as error:  # the room works all the same; the record is the map's
+            log.warning("session %s: placement on %s not stored: %s", session.id, node_id, error)
+
+    async def _relay(self, socket: EventSocket, node_id: str, event: str, data: Any) -> None:
+        message = {
+            "t": SOCK_IN,
+            "edge": self.node_id,
+            "socket": socket.id,
+            "user": user_message(socket.user),
+            "classId": socket.fixed_class_id,
+            "event": event,
+            "data": data,
+        }
+        try:
+            delivered = await self._bus.send(node_id, message)
+        except (RedisError, OSError) as error:
+            log.warning("cluster: %s not relayed to %s: %s", event, node_id, error)
+            raise ServiceUnavailable(CLUSTER_UNAVAILABLE) from None
+        if delivered == 0:  # that node is not on the bus: it died or lost Redis
+            self._relays.pop(socket.id, None)
+            raise ServiceUnavailable(ROOM_NODE_GONE)
+
+    async def _detach(self, socket: EventSocket) -> None:
+        relay = self._relays.pop(socket.id, None)
+        if relay is None:
+            return
+        message = {"t": SOCK_CLOSED, "edge": self.node_id, "socket": socket.id}
+        try:
+            await self._bus.send(relay.node_id, message)
+        except (RedisError, OSError) as error:
+            log.warning("cluster: the close of socket %s not relayed: %s", socket.id, error)
+
+    async def socket_closed(self, socket: EventSocket) -> None:
+        """The disconnect hook of this node's sockets: the room's node is told."""
+        await self._detach(socket)
+
+    def _sock_out(self, message: Message) -> None:
+        relay = self._relays.get(message["socket"])
+        if relay is not None:
+            relay.socket.send(str(message["event"]), dict(message.get("data") or {}))
+
+    async def _sock_end(self, message: Message) -> None:
+        relay = self._relays.pop(message["socket"], None)
+        if relay is None:
+            return
+        code = int(message.get("code") or 1000)
+        reason = str(message.get("reason") or "").encode()
+        await relay.socket.flush_and_close(code, reason)
+
+    def _nodes_seen(self, nodes: list[NodeInfo]) -> None:
+        live = {node.node_id for node in nodes}
+        if self.node_id not in live:
+            return  # Redis restarted empty, or this node's heartbeat lapsed: not evidence
+        self.remote.edges_gone(live)
+        for relay in [r for r in self._relays.values() if r.node_id not in live]:
+            log.info("socket %s: room node %s is gone", relay.socket.id, relay.node_id)
+            self._relays.pop(relay.socket.id, None)
+            task = asyncio.get_running_loop().create_task(
+                relay.socket.flush_and_close(ROOM_MOVED, b"room server gone")
+            )
+            self._node.keep(task)
+
+    # -- the room's node: relayed sockets here, and the session's end -------------------
+    async def _remote_disconnected(self, socket: RemoteSocket) -> None:
+        for hook in self._hooks:
+            await hook(socket)
+
+    async def close_remote_presence(self, session: AttendanceSession) -> None:
+        """A presence closer of the attendance service: a room on another node writes its
+        last presence before the statuses are final."""
+        if self._services.rooms.room_for_session(session.id) is not None:
+            return  # here: closed by the room manager's own closer
+        node_id = await self._room_node(session)
+        if node_id is None or node_id == self.node_id:
+            return
+        try:
+            await self._bus.ask(
+                node_id, CLOSE_PRESENCE, {"sessionId": session.id}, self._ask_timeout
+            )
+        except (NoAnswer, RuntimeError, RedisError, OSError) as error:
+            log.warning("session %s: presence not closed on %s: %s", session.id, node_id, error)
+
+    async def session_ended(self, session: AttendanceSession) -> None:
+        """A session-ended hook: the room's node closes the room; the map forgets it."""
+        node_id = await self._room_node(session)
+        if node_id is None:
+            return
+        try:
+            if node_id != self.node_id:
+                await self._bus.send(node_id, {"t": CLOSE_SESSION, "sessionId": session.id})
+            placement = await placement_of(self._node.redis, session.class_id)
+            if placement is not None and placement.session_id == session.id:
+                await release_room(self._node.redis, session.class_id, placement)
+        except (RedisError, OSError) as error:
+            log.warning("session %s: its room's end not relayed: %s", session.id, error)
+
+    async def _room_node(self, session: AttendanceSession) -> str | None:
+        try:
+            placement = await placement_of(self._node.redis, session.class_id)
+        except (RedisError, OSError):
+            return session.node_id
+        if placement is not None and placement.session_id == session.id:
+            return placement.node_id
+        return session.node_id
+
+    async def _close_presence(self, message: Message) -> bool:
+        session = await self._services.store.get_session(str(message["sessionId"]))
+        if session is None:
+            return False
+        await self._services.rooms.close_presence(session)
+        return True
+
+    async def _close_session(self, message: Message) -> None:
+        session = await self._services.store.get_session(str(message["sessionId"]))
+        if session is not None:
+            await self._services.rooms.close_session(session)

@@ -1,0 +1,144 @@
+"""A class socket on one node, its room on another: ``POST /attendance/start`` places the
+room (recorded in Redis and on the session), a student whose socket is on the other node
+joins it through the relay, and media flows both ways straight to the room's node (aiortc
+peers decode each other's frames); the student's leave reaches the room, and ending the
+session on the edge closes the room's presence and the room itself. Real processes: two
+``python -m api`` nodes, each gathering ICE on its own loopback address, one redis-server,
+the Mongo backend on nx-27017."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from pymongo import MongoClient
+from redis.asyncio import Redis
+
+from api.cluster.room_map import room_key
+from scripts.support.nx27017 import Nx27017Server
+from scripts.synthpeer.api_client import Account, ClassroomApi
+from scripts.synthpeer.client import MediaClient
+from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
+from scripts.synthpeer.peer import SyntheticPeer
+from sfu import MediaConfig
+from tests.redis_process import RedisProcess
+
+from .nodes import health, node, seen_by, until
+
+ICE = {"a": "127.0.0.2", "b": "127.0.0.3"}
+SAMPLED = 10
+"""The frames a synthetic peer decodes of each stream (the first ones; the rest counted)."""
+
+
+def peer(api: ClassroomApi, account: Account, class_id: str) -> SyntheticPeer:
+    def media(config: MediaConfig) -> MediaClient:
+        return MediaClient(config, video=vp8_clip(), audio=ToneAudioTrack())
+
+    return SyntheticPeer(api, account, media, class_id=class_id)
+
+
+def frames_from(viewer: SyntheticPeer, user_id: str) -> tuple[int, int]:
+    """Video frames received from `user_id`, and how many of the sampled ones decoded."""
+    sink = viewer.media.sink_of(user_id, "camera") if viewer.media else None
+    return (sink.frames, sink.decoded) if sink is not None else (0, 0)
+
+
+def remote_addresses(viewer: SyntheticPeer) -> set[str]:
+    """The addresses of the server's candidates in the subscribe offer the peer took."""
+    assert viewer.media is not None and viewer.media.subscribe_pc is not None
+    description = viewer.media.subscribe_pc.remoteDescription
+    assert description is not None
+    return {
+        line.split()[4] for line in description.sdp.splitlines() if line.startswith("a=candidate:")
+    }
+
+
+async def test_a_socket_on_one_node_joins_a_room_on_another_and_media_flows_both_ways(
+    tmp_path: Path, redis_server: RedisProcess, redis_client: Redis, mongo: Nx27017Server
+) -> None:
+    servers = {name: node(tmp_path, name, redis_server, mongo, ice) for name, ice in ICE.items()}
+    peers: list[SyntheticPeer] = []
+    try:
+        for server in servers.values():
+            await server.start()
+
+        async def both() -> bool:
+            return all([await seen_by(s) == ["a", "b"] for s in servers.values()])
+
+        await until(both, 5, "each node sees both")
+        async with aiohttp.ClientSession() as http:
+            apis = {name: ClassroomApi(s.base_url, http) for name, s in servers.items()}
+            teacher = await apis["a"].register("T", "t@school.test", "teacher")
+            student = await apis["a"].register("S", "s@school.test", "student")
+            cls = await apis["a"].create_class(teacher, "Physics")
+            class_id = cls["_id"]
+            await apis["a"].enrol(teacher, class_id, student.id)
+            started = await apis["b"].start_session(teacher, class_id)
+
+            # Placed at the start, in Redis and on the session document.
+            raw = await redis_client.get(room_key(class_id))
+            assert raw is not None
+            placed = json.loads(raw)
+            assert placed["sessionId"] == started["sessionId"]
+            home = placed["nodeId"]
+            edge = next(name for name in servers if name != home)
+            client: MongoClient[dict[str, Any]]
+            with MongoClient(mongo.uri) as client:
+                stored = client["attendance"]["sessions"].find_one({"classId": class_id})
+            assert stored is not None and stored["nodeId"] == home
+
+            # The teacher on the room's node, the student on the other one.
+            teaching = peer(apis[home], teacher, class_id)
+            learning = peer(apis[edge], student, class_id)
+            peers += [teaching, learning]
+            await teaching.join()
+            relayed_started = time.monotonic()
+            joined = await learning.join()
+            relayed_join = time.monotonic() - relayed_started
+            assert [p["userId"] for p in joined["participants"]] == [teacher.id]
+
+            async def both_ways() -> bool:
+                seen = frames_from(teaching, student.id), frames_from(learning, teacher.id)
+                return all(frames > 30 and decoded >= SAMPLED for frames, decoded in seen)
+
+            await until(both_ways, 20, "frames decoded both ways")
+            # ICE went straight to the room's node: its address, never the edge's.
+            assert remote_addresses(learning) == {ICE[home]}
+            room_node, edge_node = [await health(servers[n]) for n in (home, edge)]
+            assert (room_node["node"]["rooms"], room_node["node"]["participants"]) == (1, 2)
+            assert (edge_node["node"]["rooms"], edge_node["node"]["participants"]) == (0, 0)
+            print(f"relayed JOIN_ROOM -> ROOM_JOINED with media: {relayed_join * 1000:.0f} ms")
+
+            # Leaving through the relay reaches the room.
+            assert teaching.socket is not None and learning.socket is not None
+            in_room = time.monotonic() - relayed_started
+            await learning.leave()
+            left = await teaching.socket.next("PEER_LEFT", timeout=5)
+            assert left["userId"] == student.id
+
+            # The session ended on the edge: the room's node writes its last presence
+            # before the statuses are final, and closes the room.
+            summary = await apis[edge].end_session(teacher, class_id)
+            assert summary["total"] == 1
+            done = await teaching.socket.next("DONE", timeout=5)
+            assert done == summary
+            path = f"/class/{class_id}/sessions/{started['sessionId']}"
+            record = await apis[edge].call("GET", path, token=teacher.token)
+            (row,) = record["students"]
+            assert in_room - 3 < row["presenceSeconds"] <= in_room + 0.5, (row, in_room)
+            assert row["cameraSeconds"] > 0
+
+            async def room_closed() -> bool:
+                rooms: int = (await health(servers[home]))["node"]["rooms"]
+                return rooms == 0
+
+            await until(room_closed, 5, "the room closed on its node")
+            assert await redis_client.get(room_key(class_id)) is None
+    finally:
+        for p in peers:
+            await p.close()
+        for server in servers.values():
+            server.stop()
