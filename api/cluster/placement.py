@@ -4,9 +4,10 @@ LiveKit (``pkg/routing/selector/sysload.go``) keeps the available nodes whose sy
 per core is under ``sysload_limit`` (0.7 in its sample configuration), or all of them when
 none is, and takes the first by its ``sort_by``; here that order is the least loaded.
 Here the load is the node's own CPU use in cores over its cores (`NodeInfo.load`), which
-a heartbeat refreshes; a draining node takes no new room at all, and ties go to the node
-with fewer participants, then fewer rooms, then the node id (so two nodes deciding from
-the same registry decide alike).
+a heartbeat refreshes; a draining node takes no new room at all. Loads within
+`LOAD_STEP` of each other count as equal (an idle node's own noise must not decide), and
+ties go to the node with fewer participants, then fewer rooms, then the node id (so two
+nodes deciding from the same registry decide alike).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 DEFAULT_LOAD_LIMIT = 0.7
 """LiveKit's ``sysload_limit`` in its sample configuration."""
+LOAD_STEP = 0.05
+"""Loads are compared in steps of 5 % of a node."""
 
 
 @dataclass(frozen=True)
@@ -81,4 +84,7 @@ def choose_node(
         return None
     under = [node for node in open_nodes if node.load < load_limit]
     candidates = under or open_nodes
-    return min(candidates, key=lambda n: (round(n.load, 2), n.participants, n.rooms, n.node_id))
+    return min(
+        candidates,
+        key=lambda n: (round(n.load / LOAD_STEP), n.participants, n.rooms, n.node_id),
+    )

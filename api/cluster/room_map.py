@@ -3,14 +3,18 @@ live room. A claim is atomic (a Lua script), so two nodes starting the same clas
 once end with one placement; a placement on a node that is gone is taken over by the
 next claim.
 
-Key: ``classroom:room:<classId>``, a JSON ``{nodeId, sessionId}``.
+Keys: ``classroom:room:<classId>``, a JSON ``{nodeId, sessionId}``; ``classroom:placed:<nodeId>``,
+the classes placed on a node (a set, kept with the map in the same scripts). A room opens
+on its node at the first join, so a node's heartbeat does not count a room placed a
+moment ago: the chooser counts the placed ones, or classes started together would all
+land on the node that was least loaded before any of them.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -22,14 +26,18 @@ _CLAIM = """
 local current = redis.call('GET', KEYS[1])
 if current == false or current == ARGV[2] then
   redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('SREM', KEYS[3], ARGV[3])
+  redis.call('SADD', KEYS[2], ARGV[3])
   return ARGV[1]
 end
 return current
 """
-"""Set the placement if it is still what the caller saw (``ARGV[2]``; "" for none)."""
+"""Set the placement if it is still what the caller saw (``ARGV[2]``; "" for none), and
+move the class (``ARGV[3]``) from the old node's placed set (``KEYS[3]``) to the new's."""
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SREM', KEYS[2], ARGV[2])
   return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -60,6 +68,22 @@ def room_key(class_id: str) -> str:
     return f"{PREFIX}room:{class_id}"
 
 
+def placed_key(node_id: str) -> str:
+    return f"{PREFIX}placed:{node_id}"
+
+
+async def with_placed_rooms(redis: Redis, nodes: Sequence[NodeInfo]) -> list[NodeInfo]:
+    """`nodes`, each counting the rooms placed on it that it has not opened yet."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for node in nodes:
+            pipe.scard(placed_key(node.node_id))
+        counts = await pipe.execute()
+    return [
+        replace(node, rooms=max(node.rooms, int(placed)))
+        for node, placed in zip(nodes, counts, strict=True)
+    ]
+
+
 async def placement_of(redis: Redis, class_id: str) -> Placement | None:
     raw = await redis.get(room_key(class_id))
     return None if raw is None else Placement.decoded(raw)
@@ -71,7 +95,7 @@ async def claim_room(redis: Redis, class_id: str, session_id: str, choose: Choos
     for _ in range(8):  # another claim won meanwhile: look again
         raw = await redis.get(room_key(class_id))
         current = None if raw is None else Placement.decoded(raw)
-        nodes = await live_nodes(redis)
+        nodes = await with_placed_rooms(redis, await live_nodes(redis))
         if (
             current is not None
             and current.session_id == session_id
@@ -83,7 +107,9 @@ async def claim_room(redis: Redis, class_id: str, session_id: str, choose: Choos
             raise NoNodeAvailable("no live node takes new rooms")
         wanted = Placement(node.node_id, session_id).encoded()
         seen = "" if raw is None else text(raw)
-        winner = await redis.eval(_CLAIM, 1, room_key(class_id), wanted, seen)  # type: ignore[misc]
+        old = placed_key(current.node_id if current is not None else node.node_id)
+        keys = (room_key(class_id), placed_key(node.node_id), old)
+        winner = await redis.eval(_CLAIM, 3, *keys, wanted, seen, class_id)  # type: ignore[misc]
         placement = Placement.decoded(winner)
         if placement.session_id == session_id:
             return placement
@@ -92,5 +118,6 @@ async def claim_room(redis: Redis, class_id: str, session_id: str, choose: Choos
 
 async def release_room(redis: Redis, class_id: str, placement: Placement) -> bool:
     """Forget `placement` (the session ended) unless the class was placed again since."""
-    removed = await redis.eval(_RELEASE, 1, room_key(class_id), placement.encoded())  # type: ignore[misc]
+    keys = (room_key(class_id), placed_key(placement.node_id))
+    removed = await redis.eval(_RELEASE, 2, *keys, placement.encoded(), class_id)  # type: ignore[misc]
     return bool(removed)

@@ -175,3 +175,30 @@ async def test_a_room_on_a_node_that_is_gone_is_placed_again(
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_classes_started_together_spread_over_idle_nodes_and_a_release_frees_a_slot(
+    redis_server: RedisProcess, redis_client: Redis
+) -> None:
+    # Idle noise (0.2 vs 0.21 cores) is within one load step: it does not decide.
+    cpus = {"a": 0.21, "b": 0.2, "c": 0.22}
+
+    def describe(name: str) -> Callable[[], NodeInfo]:
+        return lambda: node(name, cpus[name])
+
+    registries = [
+        NodeRegistry(redis_client, settings(redis_server.url, n, ttl=3.0), describe(n))
+        for n in cpus
+    ]
+    for registry in registries:
+        await registry.start()
+    try:
+        placements = [await claim_room(redis_client, f"c{i}", "s", choose_node) for i in range(6)]
+        spread = sorted(p.node_id for p in placements)
+        assert spread == ["a", "a", "b", "b", "c", "c"]  # no room opened yet on any of them
+        assert await release_room(redis_client, "c0", placements[0])
+        again = await claim_room(redis_client, "c6", "s", choose_node)
+        assert again.node_id == placements[0].node_id  # the node with a free slot
+    finally:
+        for registry in registries:
+            await registry.stop()
