@@ -17,6 +17,7 @@ from .auth.throttle import AuthThrottle
 from .auth.tokens import Authenticator, TokenIssuer
 from .classes import ClassService
 from .config import Settings
+from .connections import DRAIN_HOOKS
 from .hub import SocketHub
 from .metrics import METRICS, ServerMetrics, TimedStore
 from .middleware import error_envelope
@@ -159,6 +160,7 @@ def create_app(settings: Settings) -> web.Application:
     events = EventRouter(on_error=lambda error: metrics.count_error("ws", error))
     app[EVENTS] = events
     disconnect_hooks: list[DisconnectHook] = []
+    app[DRAIN_HOOKS] = []
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         services = await _build_services(settings, metrics)
@@ -182,6 +184,7 @@ def create_app(settings: Settings) -> web.Application:
             await services.cluster.start()
             metrics.watch_cluster(services.cluster)
             signalling = _cluster_signalling(services, events, disconnect_hooks)
+            app[DRAIN_HOOKS].append(signalling.drain)
         yield
         if signalling is not None:
             await signalling.stop()

@@ -16,9 +16,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -30,6 +31,10 @@ RETRY_AFTER_SECONDS = 5
 LINGER_SECONDS = 2.0
 """How long a refused connection may stay to read its answer before it is cut."""
 WARN_EVERY_SECONDS = 60.0
+
+DRAIN_HOOKS = web.AppKey("drain_hooks", list[Callable[[], Awaitable[None]]])
+"""Run on SIGTERM before the graceful stop begins (a cluster node drains); a second
+SIGTERM, or SIGINT, stops at once."""
 
 
 def refusal() -> bytes:
@@ -192,12 +197,35 @@ async def _serve(
 ) -> None:
     runner = web.AppRunner(app, handle_signals=True, **handler)
     await runner.setup()
+    stopping = asyncio.Event()
+    draining: list[asyncio.Task[None]] = []
+
+    async def drain() -> None:
+        try:
+            for hook in app.get(DRAIN_HOOKS, []):
+                await hook()
+        except Exception:
+            log.exception("draining failed; stopping now")
+        finally:
+            stopping.set()
+
+    def terminated() -> None:
+        if draining or not app.get(DRAIN_HOOKS):
+            stopping.set()
+        else:
+            log.info("SIGTERM: draining before the stop (a second SIGTERM stops at once)")
+            draining.append(asyncio.get_running_loop().create_task(drain()))
+
+    # Replaces aiohttp's SIGTERM handler (GracefulExit); SIGINT keeps it.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminated)
     try:
         site = CappedSite(runner, host, port, cap)
         await site.start()
         announce(f"======== Running on {site.name} ========")
-        await asyncio.Event().wait()  # until a signal cancels it
+        await stopping.wait()  # until SIGTERM (after any drain), or SIGINT cancels it
     finally:
+        for task in draining:
+            task.cancel()
         await runner.cleanup()
 
 

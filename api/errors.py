@@ -80,6 +80,9 @@ class ServiceUnavailable(ApiError):
     status = 503
 
 
+DRAINING = "Draining: this node takes no new rooms and stops soon"
+
+
 class InternalError(ApiError):
     """The server failed; the message says nothing more (the log has the detail)."""
 

@@ -113,15 +113,25 @@ class ClusterNode:
         await self.registry.stop()
         await self.redis.aclose()
 
-    async def place(self, class_id: str, session_id: str) -> Placement:
+    async def place(self, class_id: str, session_id: str, *, away: bool = False) -> Placement:
         """Where the class's room for `session_id` is, placed now on the least loaded live
-        node if it is nowhere live (``room_map.claim_room``; `NoNodeAvailable`)."""
+        node if it is nowhere live (``room_map.claim_room``; `NoNodeAvailable`); `away`:
+        on another node than this one (a drain moves it)."""
         return await claim_room(
             self.redis,
             class_id,
             session_id,
             lambda nodes: choose_node(nodes, self.settings.load_limit),
+            leaving=self.settings.node_id if away else None,
         )
+
+    async def announce_draining(self) -> None:
+        """Take no new rooms from now on, and say so at once (not at the next beat)."""
+        self.draining = True
+        try:
+            await self.registry.beat()
+        except (RedisError, OSError) as error:
+            log.warning("cluster: the drain is not announced yet: %s", error)
 
     def keep(self, task: asyncio.Task[None]) -> None:
         """Hold a task of the cluster's until it is done (cancelled on `stop`)."""

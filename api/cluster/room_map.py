@@ -89,13 +89,22 @@ async def placement_of(redis: Redis, class_id: str) -> Placement | None:
     return None if raw is None else Placement.decoded(raw)
 
 
-async def claim_room(redis: Redis, class_id: str, session_id: str, choose: Chooser) -> Placement:
+async def claim_room(
+    redis: Redis,
+    class_id: str,
+    session_id: str,
+    choose: Chooser,
+    *,
+    leaving: str | None = None,
+) -> Placement:
     """Where `class_id`'s room for `session_id` lives: where it already is if that node is
-    live, else on the node `choose` picks from the live ones (`NoNodeAvailable` if none)."""
+    live, else on the node `choose` picks from the live ones (`NoNodeAvailable` if none).
+    `leaving`: a node that is moving its rooms away (draining), never kept nor chosen."""
     for _ in range(8):  # another claim won meanwhile: look again
         raw = await redis.get(room_key(class_id))
         current = None if raw is None else Placement.decoded(raw)
-        nodes = await with_placed_rooms(redis, await live_nodes(redis))
+        live = await live_nodes(redis)
+        nodes = await with_placed_rooms(redis, [n for n in live if n.node_id != leaving])
         if (
             current is not None
             and current.session_id == session_id

@@ -41,6 +41,8 @@ class ClusterSettings:
     heartbeat_seconds: float = 2.0
     ttl_seconds: float = 6.0
     """A node whose heartbeat is older than this is gone (killed, cut off)."""
+    drain_seconds: float = 600.0
+    """On SIGTERM: how long live rooms may go on here before their participants are moved."""
 
 
 def load_cluster_settings(
@@ -88,6 +90,7 @@ def load_cluster_settings(
         load_limit=env_number(env, "CLUSTER_LOAD_LIMIT", DEFAULT_LOAD_LIMIT, 0.05, 4.0),
         heartbeat_seconds=heartbeat,
         ttl_seconds=ttl,
+        drain_seconds=env_number(env, "NODE_DRAIN_SECONDS", 600.0, 0.0, 86400.0),
     )
 
 

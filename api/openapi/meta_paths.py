@@ -103,6 +103,24 @@ def meta_paths() -> dict[str, Any]:
                 secured=False,
             )
         },
+        "/ready": {
+            "get": op(
+                "Readiness: 503 while the node drains before it stops (cluster mode)",
+                {
+                    **success(
+                        "200",
+                        {
+                            "type": "object",
+                            "required": ["ready"],
+                            "properties": {"ready": {"const": True}},
+                        },
+                        "the node takes new clients and rooms",
+                    ),
+                    **failures((503, errors.DRAINING)),
+                },
+                secured=False,
+            )
+        },
         "/ice-servers": {
             "get": op(
                 "STUN/TURN servers for RTCPeerConnection, with a fresh TURN credential of mine",

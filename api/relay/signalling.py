@@ -131,6 +131,39 @@ class ClusterSignalling:
         """Sockets here whose room is on another node."""
         return len(self._relays)
 
+    # -- SIGTERM: drain, then move ---------------------------------------------------
+    async def drain(self) -> None:
+        """Take no new rooms; let the live ones go on until they end or ``NODE_DRAIN_SECONDS``
+        pass; then place them on other nodes and close every socket here with 1012, so
+        their clients join again there (presence goes on within the grace)."""
+        rooms = self._services.rooms
+        await self._node.announce_draining()
+        limit = self._node.settings.drain_seconds
+        log.info("draining: %d room(s) here go on for at most %g s", len(rooms.rooms), limit)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        # A room ends on a session's end on any node: polled, not signalled.
+        while rooms.rooms and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        if not rooms.rooms:
+            log.info("drained: no room left here")
+            return
+        for room in rooms.rooms:
+            await self._move(room.session)
+        log.info("drain time over: moving the participants of %d room(s)", len(rooms.rooms))
+        await self.remote.close_all(ROOM_MOVED, b"room moved")
+        for socket in self._services.hub.all():
+            await socket.flush_and_close(ROOM_MOVED, b"room moved")
+
+    async def _move(self, session: AttendanceSession) -> None:
+        try:
+            placement = await self._node.place(session.class_id, session.id, away=True)
+        except (NoNodeAvailable, RedisError, OSError) as error:
+            log.warning("session %s: its room could not be moved: %s", session.id, error)
+            return
+        await self._record_placement(session, placement.node_id)
+        log.info("session %s: room moved to %s", session.id, placement.node_id)
+
     # -- the edge: this node holds the client's socket ---------------------------------
     async def forward(self, socket: EventSocket, event: str, data: dict[str, Any]) -> bool:
         """Relay `event` if the socket's room is on another node (True); else leave it

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..errors import DRAINING, ServiceUnavailable
 from ..openapi import openapi_document
 from .common import ok, services
 
@@ -38,6 +39,15 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
+async def ready(request: web.Request) -> web.Response:
+    """Readiness (a load balancer's, Kubernetes'): not while the node drains (SIGTERM in a
+    cluster), so new clients go to the other nodes while this one's rooms finish."""
+    cluster = services(request).cluster
+    if cluster is not None and cluster.draining:
+        raise ServiceUnavailable(DRAINING)
+    return ok({"ready": True})
+
+
 async def index(request: web.Request) -> web.StreamResponse:
     page = "classroom.html" if (WEB_DIR / "classroom.html").exists() else "index.html"
     raise web.HTTPFound(f"/static/{page}")
@@ -47,6 +57,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/.well-known/jwks.json", jwks)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
     if WEB_DIR.is_dir():
         app.router.add_get("/", index)
         app.router.add_static("/static/", WEB_DIR, show_index=False)

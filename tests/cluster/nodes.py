@@ -24,6 +24,7 @@ def node(
     redis: RedisProcess,
     mongo: Nx27017Server,
     ice_address: str = "127.0.0.1",
+    drain_seconds: float = 1.0,
 ) -> ServerProcess:
     key = tmp_path / KEY_FILE
     if not key.exists():  # the one every node signs tokens with
@@ -38,6 +39,7 @@ def node(
             "NODE_HEARTBEAT_SECONDS": str(TTL / 3),
             "NODE_TTL_SECONDS": str(TTL),
             "ICE_ADDRESSES": ice_address,
+            "NODE_DRAIN_SECONDS": str(drain_seconds),
             "PASSWORD_HASH_COST": "10",
         },
         tmp_path / f"{name}.log",
