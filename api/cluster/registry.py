@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -75,10 +75,15 @@ class NodeRegistry:
         self.nodes: list[NodeInfo] = []
         """The live nodes at the last heartbeat (this one included while Redis answers)."""
         self.seen_at: float | None = None
+        self.answering_since: float | None = None
+        """When Redis began answering this node's heartbeats without a failure since."""
         self.error: str | None = None
         """Why the last heartbeat failed, while Redis does not answer."""
         self.on_beat: list[Callable[[list[NodeInfo]], None]] = []
         """Told the live nodes after every heartbeat (who is gone)."""
+        self.with_beat: list[Callable[[], Awaitable[None]]] = []
+        """Run with every heartbeat: what this node keeps in Redis besides it (its rooms'
+        placements, should Redis have restarted empty)."""
         self.heartbeats: asyncio.Task[None] | None = None
         """The heartbeat loop once started (cancelled alone, it plays a node that died:
         its heartbeat lapses, it never says goodbye)."""
@@ -96,8 +101,12 @@ class NodeRegistry:
             pipe.set(node_key(info.node_id), json.dumps(info.public()), px=ttl_ms)
             pipe.sadd(NODES, info.node_id)
             await pipe.execute()
+        for keep in self.with_beat:
+            await keep()
         self.nodes = await live_nodes(self.redis)
         self.seen_at = time.monotonic()
+        if self.answering_since is None:
+            self.answering_since = self.seen_at
         for hook in self.on_beat:
             try:
                 hook(self.nodes)
@@ -110,6 +119,7 @@ class NodeRegistry:
             try:
                 await self.beat()
             except (RedisError, OSError) as error:
+                self.answering_since = None
                 if self.error is None:
                     log.warning("cluster: Redis does not answer, retrying: %s", error)
                 self.error = f"{type(error).__name__}: {error}"
@@ -132,6 +142,12 @@ class NodeRegistry:
                 pipe.delete(node_key(node_id))
                 pipe.srem(NODES, node_id)
                 await pipe.execute()
+
+    def settled(self) -> bool:
+        """Redis has answered for a whole TTL: every live node has beaten since, so one
+        missing from `nodes` is gone (not just slow to come back after a Redis restart)."""
+        since = self.answering_since
+        return since is not None and time.monotonic() - since >= self.settings.ttl_seconds
 
     def snapshot(self) -> dict[str, Any]:
         """``/health``'s ``cluster``: Redis's state and the nodes last seen."""

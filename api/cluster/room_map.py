@@ -43,6 +43,17 @@ end
 return 0
 """
 
+_HOLD = """
+local current = redis.call('GET', KEYS[1])
+if current == false then
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('SADD', KEYS[2], ARGV[2])
+  return ARGV[1]
+end
+return current
+"""
+"""Write the placement unless the class has one (a Redis that restarted empty)."""
+
 Chooser = Callable[[Sequence[NodeInfo]], NodeInfo | None]
 
 
@@ -123,6 +134,14 @@ async def claim_room(
         if placement.session_id == session_id:
             return placement
     raise NoNodeAvailable(f"class {class_id}: the placement kept changing under the claim")
+
+
+async def hold_room(redis: Redis, class_id: str, placement: Placement) -> Placement:
+    """Write `placement` of a room that is open on its node unless the class is placed
+    already; the placement the class has now."""
+    keys = (room_key(class_id), placed_key(placement.node_id))
+    held = await redis.eval(_HOLD, 2, *keys, placement.encoded(), class_id)  # type: ignore[misc]
+    return Placement.decoded(held)
 
 
 async def release_room(redis: Redis, class_id: str, placement: Placement) -> bool:

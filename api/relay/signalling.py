@@ -28,7 +28,13 @@ from redis.exceptions import RedisError
 from ..cluster.bus import Message, NoAnswer
 from ..cluster.node import ClusterNode
 from ..cluster.placement import NodeInfo
-from ..cluster.room_map import NoNodeAvailable, placement_of, release_room
+from ..cluster.room_map import (
+    NoNodeAvailable,
+    Placement,
+    hold_room,
+    placement_of,
+    release_room,
+)
 from ..errors import ApiError, ServiceUnavailable
 from ..models import AttendanceSession
 from ..services import Services
@@ -74,7 +80,7 @@ ROOM_EVENTS = frozenset(
 
 CLUSTER_UNAVAILABLE = "Cluster coordination unavailable, try again shortly"
 NO_NODE = "No server takes new rooms now, try again shortly"
-ROOM_NODE_GONE = "The room's server is gone; join the room again"
+ROOM_NODE_UNREACHABLE = "The room's server is unreachable, try again shortly"
 ROOM_MOVED = 1012
 """WebSocket close code for a socket whose room's node went away: "service restart"
 (RFC 6455 registry), which clients answer by reconnecting."""
@@ -114,6 +120,7 @@ class ClusterSignalling:
         self._bus.on(CLOSE_SESSION, self._close_session)
         self._bus.answer(CLOSE_PRESENCE, self._close_presence)
         self._node.registry.on_beat.append(self._nodes_seen)
+        self._node.registry.with_beat.append(self._hold_rooms)
         self._router.forward = self.forward
         attendance = self._services.attendance
         attendance.session_started_hooks.append(self.session_started)
@@ -130,6 +137,20 @@ class ClusterSignalling:
     def relayed(self) -> int:
         """Sockets here whose room is on another node."""
         return len(self._relays)
+
+    async def _hold_rooms(self) -> None:
+        """The rooms open here stay placed here (a Redis that restarted empty has their
+        placements back with this node's next heartbeat, before a join could place one
+        elsewhere)."""
+        for room in self._services.rooms.rooms:
+            if room.closed:
+                continue
+            mine = Placement(self.node_id, room.session.id)
+            held = await hold_room(self._node.redis, room.cls.id, mine)
+            if held != mine and held.session_id == room.session.id:
+                log.warning(
+                    "session %s: open here, but placed on %s", room.session.id, held.node_id
+                )
 
     # -- SIGTERM: drain, then move ---------------------------------------------------
     async def drain(self) -> None:
@@ -247,9 +268,8 @@ class ClusterSignalling:
         except (RedisError, OSError) as error:
             log.warning("cluster: %s not relayed to %s: %s", event, node_id, error)
             raise ServiceUnavailable(CLUSTER_UNAVAILABLE) from None
-        if delivered == 0:  # that node is not on the bus: it died or lost Redis
-            self._relays.pop(socket.id, None)
-            raise ServiceUnavailable(ROOM_NODE_GONE)
+        if delivered == 0:  # not on the bus: dead (then its sockets close at its TTL) or
+            raise ServiceUnavailable(ROOM_NODE_UNREACHABLE)  # resubscribing after an outage
 
     async def _detach(self, socket: EventSocket) -> None:
         relay = self._relays.pop(socket.id, None)
@@ -279,9 +299,9 @@ class ClusterSignalling:
         await relay.socket.flush_and_close(code, reason)
 
     def _nodes_seen(self, nodes: list[NodeInfo]) -> None:
+        if not self._node.registry.settled():
+            return  # Redis is back from an outage: the others may not have beaten yet
         live = {node.node_id for node in nodes}
-        if self.node_id not in live:
-            return  # Redis restarted empty, or this node's heartbeat lapsed: not evidence
         self.remote.edges_gone(live)
         for relay in [r for r in self._relays.values() if r.node_id not in live]:
             log.info("socket %s: room node %s is gone", relay.socket.id, relay.node_id)
