@@ -54,6 +54,14 @@ class TcpBalancer:
         assert task is not None
         self._pipes.add(task)
         try:
+            await self._pipe(reader, writer)
+        except asyncio.CancelledError:
+            pass  # stopped: asyncio's server callback would report a cancelled handler
+        finally:
+            self._pipes.discard(task)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
             upstream = await self._connect()
             if upstream is None:
                 return
@@ -61,10 +69,9 @@ class TcpBalancer:
             try:
                 await asyncio.gather(_copy(reader, up_writer), _copy(up_reader, writer))
             finally:
-                await _close(up_writer)
+                up_writer.close()
         finally:
-            await _close(writer)
-            self._pipes.discard(task)
+            writer.close()
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         start = next(self._turn)
@@ -91,9 +98,3 @@ async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         with contextlib.suppress(ConnectionError, OSError, RuntimeError):
             if writer.can_write_eof():
                 writer.write_eof()
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    with contextlib.suppress(ConnectionError, OSError):
-        await writer.wait_closed()
