@@ -63,7 +63,11 @@ async def _build_services(settings: Settings, metrics: ServerMetrics) -> Service
     store = await open_store(settings)
     if metrics.enabled:
         store = TimedStore.wrap(store, metrics.store_seconds)
-    store = CachedStore.wrap(store)  # outside the timing: the histogram is of the store's calls
+    if settings.cluster is None:
+        # Outside the timing: the histogram is of the store's calls. Not in a cluster: the
+        # cache is right only while this process is the one writing what it caches, and
+        # there the other nodes write the same classes, sessions, marks and presence.
+        store = CachedStore.wrap(store)
     if settings.cluster is None:
         await close_open_presence(store)
     # In a cluster the store's active sessions are every node's: a node that starts must

@@ -6,8 +6,9 @@ or server and most of the event's cost, and they rarely change. `CachedStore` ke
 answers in memory and drops each one when a write through it may change it, so a
 check made from the cache is the check the store would have answered.
 
-It relies on what the server already assumes: this process is the only one writing the
-classes, sessions, marks and presence it serves (its rooms write the presence). A store
+It relies on this process being the only one writing the classes, sessions, marks and
+presence it serves (its rooms write the presence): true of a single server, not of a
+cluster's nodes, which run without it (``api.app``). A store
 call that fails (an outage) empties the whole cache, so what the store cannot confirm is
 asked of it again, and the client hears of the outage as it did without a cache.
 """

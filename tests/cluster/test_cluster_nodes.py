@@ -17,6 +17,7 @@ import pytest
 from api.auth.keys import KEY_FILE, load_or_create_signing_key
 from api.cluster.settings import NEEDS_SHARED_KEY, NEEDS_SHARED_STORE
 from api.config import ConfigError, load_settings
+from api.ws.attendance_events import NOT_YET_UPDATED
 from scripts.support.nx27017 import Nx27017Server
 from scripts.synthpeer.api_client import ClassroomApi
 from tests.redis_process import RedisProcess
@@ -91,11 +92,20 @@ async def test_a_class_broadcast_on_one_node_reaches_the_class_sockets_on_anothe
             socket = await on_b.open_socket(student.token, cls["_id"])
             teacher_socket = await on_a.open_socket(teacher.token, cls["_id"])
             try:
+                # Read on b before the mark a makes: b must not answer from a stale copy.
+                answer = await socket.request("MY_ATTENDANCE", {}, "MY_ATTENDANCE", timeout=5)
+                assert answer == {"status": NOT_YET_UPDATED}
                 mark = {"studentId": student.id, "status": "absent"}
                 await teacher_socket.send("ATTENDANCE_MARKED", mark)
                 assert await teacher_socket.next("ATTENDANCE_MARKED", timeout=5) == mark
                 marked = await socket.next("ATTENDANCE_MARKED", timeout=5)
                 assert marked == mark
+                answer = await socket.request("MY_ATTENDANCE", {}, "MY_ATTENDANCE", timeout=5)
+                assert answer == {"status": "absent"}
+                # A push to a role: a student signing up on b, the teacher's socket on a.
+                newcomer = await on_b.register("N", "n@school.test", "student")
+                signed_up = await teacher_socket.next("STUDENT_SIGNED_UP", timeout=5)
+                assert signed_up["student"]["_id"] == newcomer.id
                 ended = await on_a.end_session(teacher, cls["_id"])
                 done = await socket.next("DONE", timeout=5)
                 assert done == ended and done["message"] == "Attendance persisted"
