@@ -8,11 +8,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .models import ClassRecord, User
 
 SHUTDOWN_MESSAGE = b"server shutting down"
+
+
+@dataclass(frozen=True)
+class UserAddress:
+    """Whom a push is for: one user's sockets, or those of every user with a role."""
+
+    user_id: str | None = None
+    role: str | None = None
 
 
 class HubSocket(Protocol):
@@ -45,6 +54,8 @@ class SocketHub:
         """Set once the server stops: sockets that finish connecting after it close at once."""
         self.relay: Callable[[ClassRecord, str, dict[str, Any]], None] | None = None
         """In a cluster: hands every class broadcast to the other nodes too."""
+        self.user_relay: Callable[[UserAddress, str, dict[str, Any]], None] | None = None
+        """In a cluster: hands every push to a user (or a role) to the other nodes too."""
 
     async def close_all(self) -> None:
         """Close every socket, now and any that registers later (server shutdown)."""
@@ -92,6 +103,32 @@ class SocketHub:
         self.deliver(cls.id, (cls.teacher_id, *cls.student_ids), event, data)
         if self.relay is not None:
             self.relay(cls, event, data)
+
+    @property
+    def clustered(self) -> bool:
+        """The users' sockets may be on other nodes too (a cluster)."""
+        return self.user_relay is not None
+
+    def to_user(self, user_id: str, event: str, data: dict[str, Any]) -> None:
+        """To every socket of `user_id`, whatever its class, here and on every other node."""
+        self.deliver_to(UserAddress(user_id=user_id), event, data)
+        if self.user_relay is not None:
+            self.user_relay(UserAddress(user_id=user_id), event, data)
+
+    def to_role(self, role: str, event: str, data: dict[str, Any]) -> None:
+        """To every socket of every user with `role`, here and on every other node."""
+        self.deliver_to(UserAddress(role=role), event, data)
+        if self.user_relay is not None:
+            self.user_relay(UserAddress(role=role), event, data)
+
+    def deliver_to(self, address: UserAddress, event: str, data: dict[str, Any]) -> None:
+        """To the sockets `address` names on this node only."""
+        if address.user_id is not None:
+            sockets: Iterable[HubSocket] = self._by_user.get(address.user_id, ())
+        else:
+            sockets = [s for s in self.all() if s.user.role == address.role]
+        for socket in list(sockets):
+            socket.send(event, data)
 
     def deliver(
         self, class_id: str, members: Iterable[str], event: str, data: dict[str, Any]

@@ -38,9 +38,18 @@ class Recipient(Protocol):
 
 
 class SocketDirectory(Protocol):
-    """Every open socket of the server (implemented by the socket hub)."""
+    """Every open socket of the server, and the way to reach a user's or a role's sockets
+    on every node (implemented by the socket hub)."""
 
     def all(self) -> Sequence[Recipient]: ...
+
+    @property
+    def clustered(self) -> bool:
+        """Sockets may be on other nodes: who has none here may have some there."""
+
+    def to_user(self, user_id: str, event: str, data: dict[str, Any]) -> None: ...
+
+    def to_role(self, role: str, event: str, data: dict[str, Any]) -> None: ...
 
 
 class UserPushes:
@@ -70,20 +79,15 @@ class UserPushes:
         """A new student account (local sign-up or first Auth0 sign-in): tell every teacher."""
         if user.role != "student":
             return
-        payload = {"student": user.summary()}
-        for socket in self._sockets.all():
-            if socket.user.role == "teacher":
-                socket.send(STUDENT_SIGNED_UP, payload)
+        self._sockets.to_role("teacher", STUDENT_SIGNED_UP, {"student": user.summary()})
 
     async def student_enrolled(self, cls: ClassRecord, student_id: str) -> None:
         """Tell the student their class list has ``cls`` now (as ``GET /classes`` lists it)."""
-        sockets = self._by_user().get(student_id, [])
-        if not sockets:
+        if not self._sockets.clustered and student_id not in self._by_user():
             return
         active = await self._store.get_active_session(cls.id)
         payload = {"class": {**cls.public(), "isActive": active is not None}}
-        for socket in sockets:
-            socket.send(ENROLLED_IN_CLASS, payload)
+        self._sockets.to_user(student_id, ENROLLED_IN_CLASS, payload)
 
     # -- a student's own status -------------------------------------------------
     def statuses_changed(
@@ -123,7 +127,7 @@ class UserPushes:
         if cls is None or session is None:
             return
         sockets = self._by_user()
-        if not any(student_id in sockets for student_id in cls.student_ids):
+        if not self._sockets.clustered and not any(s in sockets for s in cls.student_ids):
             return
         rows = await self._attendance.report(session, cls)
         in_session, in_room = self._in_room.get(class_id, ("", frozenset()))
@@ -140,8 +144,7 @@ class UserPushes:
                 continue
             pushed[row.student_id] = status
             payload = _status_payload(cls.id, session.id, status, source, final=False)
-            for socket in sockets.get(row.student_id, []):
-                socket.send(MY_ATTENDANCE_UPDATED, payload)
+            self._sockets.to_user(row.student_id, MY_ATTENDANCE_UPDATED, payload)
 
     async def session_ended(self, session: AttendanceSession) -> None:
         """After ``DONE``: every student hears the final status that was stored."""
@@ -149,14 +152,11 @@ class UserPushes:
         self._pushed.pop(session.id, None)
         if self._in_room.get(session.class_id, ("",))[0] == session.id:
             del self._in_room[session.class_id]
-        marks = await self._store.list_marks(session.id)
-        sockets = self._by_user()
-        for mark in marks:
+        for mark in await self._store.list_marks(session.id):
             payload = _status_payload(
                 session.class_id, session.id, mark.status, mark.source, final=True
             )
-            for socket in sockets.get(mark.student_id, []):
-                socket.send(MY_ATTENDANCE_UPDATED, payload)
+            self._sockets.to_user(mark.student_id, MY_ATTENDANCE_UPDATED, payload)
 
     async def close(self) -> None:
         for task in list(self._running.values()):

@@ -14,7 +14,7 @@ import psutil
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from ..hub import SocketHub
+from ..hub import SocketHub, UserAddress
 from ..models import ClassRecord
 from .bus import ClusterBus, Message
 from .placement import NodeInfo, choose_node
@@ -25,6 +25,7 @@ from .settings import ClusterSettings, node_cores
 log = logging.getLogger(__name__)
 
 CLASS_EVENT = "class_event"
+USER_EVENT = "user_event"
 
 RoomCounts = Callable[[], tuple[int, int]]
 """``(rooms, participants)`` this node holds now."""
@@ -102,10 +103,13 @@ class ClusterNode:
                 f"cluster mode: Redis at REDIS_URL does not answer: {error}"
             ) from None
         self.bus.on(CLASS_EVENT, self._class_event)
+        self.bus.on(USER_EVENT, self._user_event)
         self._hub.relay = self._relay
+        self._hub.user_relay = self._relay_to_user
 
     async def stop(self) -> None:
         self._hub.relay = None
+        self._hub.user_relay = None
         for task in list(self._relaying):
             task.cancel()
         await asyncio.gather(*self._relaying, return_exceptions=True)
@@ -165,6 +169,28 @@ class ClusterNode:
             str(message["event"]),
             dict(message.get("data") or {}),
         )
+
+    # -- pushes to a user or a role (MY_ATTENDANCE_UPDATED, STUDENT_SIGNED_UP, ...) --------
+    def _relay_to_user(self, address: UserAddress, event: str, data: dict[str, Any]) -> None:
+        message = {
+            "t": USER_EVENT,
+            "origin": self.settings.node_id,
+            "userId": address.user_id,
+            "role": address.role,
+            "event": event,
+            "data": data,
+        }
+        self.keep(asyncio.get_running_loop().create_task(self._publish(message)))
+
+    def _user_event(self, message: Message) -> None:
+        if message.get("origin") == self.settings.node_id:
+            return
+        user_id, role = message.get("userId"), message.get("role")
+        address = UserAddress(
+            user_id=None if user_id is None else str(user_id),
+            role=None if role is None else str(role),
+        )
+        self._hub.deliver_to(address, str(message["event"]), dict(message.get("data") or {}))
 
     def health(self) -> dict[str, Any]:
         """``/health``'s ``node`` and ``cluster``."""

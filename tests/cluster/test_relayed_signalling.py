@@ -105,6 +105,13 @@ async def test_a_socket_on_one_node_joins_a_room_on_another_and_media_flows_both
                 return all(frames > 30 and decoded >= SAMPLED for frames, decoded in seen)
 
             await until(both_ways, 20, "frames decoded both ways")
+            # The student's own status, pushed by the room's node, reaches its socket on
+            # the edge.
+            assert learning.socket is not None
+            pushed = await learning.socket.next(
+                "MY_ATTENDANCE_UPDATED", timeout=5, where=lambda d: d.get("status") == "present"
+            )
+            assert (pushed["classId"], pushed["final"]) == (class_id, False)
             # ICE went straight to the room's node: its address, never the edge's.
             assert remote_addresses(learning) == {ICE[home]}
             room_node, edge_node = [await health(servers[n]) for n in (home, edge)]
