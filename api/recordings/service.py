@@ -14,6 +14,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from .. import access
 from ..config import Settings
@@ -54,6 +55,15 @@ def require_reader(user: User, cls: ClassRecord) -> None:
         access.require_owner(user, cls)
 
 
+class RoomElsewhere(Protocol):
+    """In a cluster: the node that holds a class's room when this one does not
+    (``api.relay.signalling``). Each returns None when the room is not elsewhere either."""
+
+    async def start_recording(self, user: User, cls: ClassRecord) -> Recording | None: ...
+
+    async def stop_recording(self, user: User, cls: ClassRecord) -> Recording | None: ...
+
+
 @dataclass(frozen=True)
 class _Live:
     """A recording in progress and the room it records."""
@@ -71,6 +81,7 @@ class RecordingService:
         self._store = store
         self._rooms = rooms
         self._jobs: dict[str, asyncio.Task[Recording]] = {}
+        self.elsewhere: RoomElsewhere | None = None
         self._live: dict[str, _Live] = {}
         """By recording id, until the recording has finished."""
 
@@ -86,6 +97,10 @@ class RecordingService:
         if session is None:
             raise Conflict(NO_ACTIVE_SESSION)
         room = self._rooms.room_for_session(session.id)
+        if (room is None or room.closed) and self.elsewhere is not None:
+            remote = await self.elsewhere.start_recording(user, cls)
+            if remote is not None:
+                return remote
         if room is None or room.closed:
             raise Conflict(ROOM_NOT_OPEN)
         if room.recording is not None:
@@ -119,6 +134,10 @@ class RecordingService:
         access.require_teacher(user)
         access.require_owner(user, cls)
         found = next((live for live in self._live.values() if live.room.cls.id == cls.id), None)
+        if found is None and self.elsewhere is not None:
+            remote = await self.elsewhere.stop_recording(user, cls)
+            if remote is not None:
+                return remote
         if found is None or found.room.recording is not found.recording:
             raise Conflict(NOT_RECORDING)
         live = found.recording

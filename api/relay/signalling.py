@@ -35,9 +35,10 @@ from ..cluster.room_map import (
     placement_of,
     release_room,
 )
-from ..errors import ApiError, ServiceUnavailable
-from ..models import AttendanceSession
+from ..errors import ApiError, NotFound, ServiceUnavailable
+from ..models import AttendanceSession, ClassRecord, Recording, User
 from ..services import Services
+from ..store.rules import TEACHER_NOT_FOUND
 from ..ws.class_context import resolve_class
 from ..ws.connection import EventSocket
 from ..ws.endpoint import DisconnectHook
@@ -85,6 +86,15 @@ ROOM_MOVED = 1012
 """WebSocket close code for a socket whose room's node went away: "service restart"
 (RFC 6455 registry), which clients answer by reconnecting."""
 CLOSE_PRESENCE, CLOSE_SESSION = "close_presence", "close_session"
+RECORDING_START, RECORDING_STOP = "recording_start", "recording_stop"
+
+
+class RelayedError(ApiError):
+    """An error the room's node answered, with its status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -119,6 +129,9 @@ class ClusterSignalling:
         self._bus.on(SOCK_END, self._sock_end)
         self._bus.on(CLOSE_SESSION, self._close_session)
         self._bus.answer(CLOSE_PRESENCE, self._close_presence)
+        self._bus.answer(RECORDING_START, self._recording_asked)
+        self._bus.answer(RECORDING_STOP, self._recording_asked)
+        self._services.recordings.elsewhere = self
         self._node.registry.on_beat.append(self._nodes_seen)
         self._node.registry.with_beat.append(self._hold_rooms)
         self._router.forward = self.forward
@@ -129,6 +142,7 @@ class ClusterSignalling:
 
     async def stop(self) -> None:
         self._router.forward = None
+        self._services.recordings.elsewhere = None
         await self.remote.close_all(ROOM_MOVED, b"room server stopping")
         for relay in list(self._relays.values()):
             await relay.socket.flush_and_close(ROOM_MOVED, b"room server stopping")
@@ -192,11 +206,15 @@ class ClusterSignalling:
         if event not in ROOM_EVENTS:
             return False
         try:
+            relay = self._relays.get(socket.id)
             if event == "JOIN_ROOM":
                 target = await self._place_for_join(socket)
+            elif relay is not None:
+                target = relay.node_id
+            elif event == "ROSTER":  # a teacher watching the class without joining the room
+                target = await self._room_node_of(socket)
             else:
-                relay = self._relays.get(socket.id)
-                target = relay.node_id if relay is not None else None
+                target = None
         except (RedisError, OSError) as error:
             log.warning("cluster: placing a room failed: %s", error)
             raise ServiceUnavailable(CLUSTER_UNAVAILABLE) from None
@@ -245,6 +263,18 @@ class ClusterSignalling:
             raise
         if session.node_id != placement.node_id:
             await self._record_placement(session, placement.node_id)
+        return placement.node_id
+
+    async def _room_node_of(self, socket: EventSocket) -> str | None:
+        """The node the class's room is placed on now, if any (None: answer here)."""
+        try:
+            cls = await resolve_class(self._services, socket)
+        except Exception:  # refused, or the store is out: the handler here says so
+            return None
+        placement = await placement_of(self._node.redis, cls.id)
+        live = {node.node_id for node in self._node.registry.nodes}
+        if placement is None or placement.node_id not in live:
+            return None  # nowhere live: the roster without a room, answered here
         return placement.node_id
 
     async def _record_placement(self, session: AttendanceSession, node_id: str) -> None:
@@ -353,6 +383,47 @@ class ClusterSignalling:
         if placement is not None and placement.session_id == session.id:
             return placement.node_id
         return session.node_id
+
+    # -- REST recording start/stop for a room on another node -------------------------
+    async def start_recording(self, user: User, cls: ClassRecord) -> Recording | None:
+        return await self._recording_elsewhere(RECORDING_START, user, cls)
+
+    async def stop_recording(self, user: User, cls: ClassRecord) -> Recording | None:
+        return await self._recording_elsewhere(RECORDING_STOP, user, cls)
+
+    async def _recording_elsewhere(
+        self, kind: str, user: User, cls: ClassRecord
+    ) -> Recording | None:
+        try:
+            placement = await placement_of(self._node.redis, cls.id)
+        except (RedisError, OSError):
+            raise ServiceUnavailable(CLUSTER_UNAVAILABLE) from None
+        if placement is None or placement.node_id == self.node_id:
+            return None
+        body = {"userId": user.id, "classId": cls.id}
+        try:
+            answer = await self._bus.ask(placement.node_id, kind, body, self._ask_timeout)
+        except (NoAnswer, RedisError, OSError):
+            raise ServiceUnavailable(ROOM_NODE_UNREACHABLE) from None
+        if "error" in answer:
+            raise RelayedError(int(answer["status"]), str(answer["error"]))
+        return await self._services.store.get_recording(str(answer["recordingId"]))
+
+    async def _recording_asked(self, message: Message) -> dict[str, Any]:
+        """The room is here: start or stop its recording for the teacher who asked."""
+        user = await self._services.store.get_user(str(message["userId"]))
+        try:
+            if user is None:
+                raise NotFound(TEACHER_NOT_FOUND)
+            cls = await self._services.classes.get(str(message["classId"]))
+            recordings = self._services.recordings
+            if message["kind"] == RECORDING_START:
+                recording = await recordings.start(user, cls)
+            else:
+                recording = await recordings.stop(user, cls)
+        except ApiError as error:
+            return {"status": error.status, "error": error.message}
+        return {"recordingId": recording.id}
 
     async def _close_presence(self, message: Message) -> bool:
         session = await self._services.store.get_session(str(message["sessionId"]))

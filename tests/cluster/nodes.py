@@ -4,7 +4,10 @@ nx-27017, signing tokens with one key, and what the tests ask of them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ import aiohttp
 
 from api.auth.keys import KEY_FILE, load_or_create_signing_key
 from scripts.support.nx27017 import Nx27017Server
+from scripts.synthpeer.api_client import Account, ClassroomApi
 from tests.redis_process import RedisProcess
 from tests.server_process import ServerProcess
 
@@ -66,3 +70,39 @@ async def until(check: Any, timeout: float, what: str) -> float:
             raise AssertionError(f"{what} within {timeout:g} s")
         await asyncio.sleep(0.05)
     return time.monotonic() - started
+
+
+@contextlib.asynccontextmanager
+async def running(servers: dict[str, ServerProcess]) -> AsyncIterator[dict[str, ServerProcess]]:
+    """Start every node and wait until each sees all of them; stop them all after."""
+    try:
+        for server in servers.values():
+            await server.start()
+
+        async def all_seen() -> bool:
+            return all([await seen_by(s) == sorted(servers) for s in servers.values()])
+
+        await until(all_seen, 5, "every node sees all of them")
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+@dataclass(frozen=True)
+class LiveClass:
+    """A teacher's class with one student enrolled, its session started."""
+
+    teacher: Account
+    student: Account
+    class_id: str
+    session_id: str
+
+
+async def live_class(api: ClassroomApi, name: str) -> LiveClass:
+    teacher = await api.register("T", "t@school.test", "teacher")
+    student = await api.register("S", "s@school.test", "student")
+    class_id = (await api.create_class(teacher, name))["_id"]
+    await api.enrol(teacher, class_id, student.id)
+    session = await api.start_session(teacher, class_id)
+    return LiveClass(teacher, student, class_id, session["sessionId"])

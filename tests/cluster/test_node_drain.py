@@ -24,8 +24,8 @@ from scripts.synthpeer.peer import SyntheticPeer
 from scripts.synthpeer.rejoin import StayInRoom
 from tests.redis_process import RedisProcess
 
-from .nodes import health, node, seen_by, until
-from .test_relayed_signalling import ICE, frames_from, peer
+from .media import ICE, PairMedia, peer
+from .nodes import health, live_class, node, running, until
 
 DRAIN = 2.0
 
@@ -41,23 +41,13 @@ async def test_sigterm_drains_then_moves_the_room_and_loses_nothing(
     peers: list[SyntheticPeer] = []
     keepers: list[StayInRoom] = []
     try:
-        for server in servers.values():
-            await server.start()
-        balancer = TcpBalancer([("127.0.0.1", s.port) for s in servers.values()])
-        await balancer.start()
-
-        async def both() -> bool:
-            return all([await seen_by(s) == ["a", "b"] for s in servers.values()])
-
-        await until(both, 5, "each node sees both")
-        async with aiohttp.ClientSession() as http:
+        async with running(servers), aiohttp.ClientSession() as http:
+            balancer = TcpBalancer([("127.0.0.1", s.port) for s in servers.values()])
+            await balancer.start()
             api = ClassroomApi(balancer.base_url, http)
-            teacher = await api.register("T", "t@school.test", "teacher")
-            student = await api.register("S", "s@school.test", "student")
-            class_id = (await api.create_class(teacher, "History"))["_id"]
+            live = await live_class(api, "History")
+            teacher, student, class_id = live.teacher, live.student, live.class_id
             later_id = (await api.create_class(teacher, "Latin"))["_id"]
-            await api.enrol(teacher, class_id, student.id)
-            session = await api.start_session(teacher, class_id)
             home = json.loads(await redis_client.get(room_key(class_id)) or "{}")["nodeId"]
             other = next(name for name in servers if name != home)
             direct = ClassroomApi(servers[home].base_url, http)
@@ -97,14 +87,10 @@ async def test_sigterm_drains_then_moves_the_room_and_loses_nothing(
             moved_after = max(k.rejoins[0].back_at for k in keepers) - signalled
             assert min(k.rejoins[0].lost_at for k in keepers) - signalled >= DRAIN - 0.2
             moved = json.loads(await redis_client.get(room_key(class_id)) or "{}")
-            assert moved == {"nodeId": other, "sessionId": session["sessionId"]}
+            assert moved == {"nodeId": other, "sessionId": live.session_id}
             assert process.wait(15) == 0
 
-            async def flowing() -> bool:
-                seen = frames_from(teaching, student.id)[0], frames_from(learning, teacher.id)[0]
-                return min(seen) > 30
-
-            await until(flowing, 20, "media both ways on the new node")
+            await until(PairMedia(teaching, learning).flowing, 20, "media both ways, moved")
             assert [m["messageId"] for m in teaching.room["chat"]] == [said["messageId"]]
             print(
                 f"SIGTERM with NODE_DRAIN_SECONDS={DRAIN:g}: every participant back in media "
@@ -114,7 +100,7 @@ async def test_sigterm_drains_then_moves_the_room_and_loses_nothing(
             for keeper in keepers:
                 await keeper.stop()
             await api.end_session(teacher, class_id)
-            path = f"/class/{class_id}/sessions/{session['sessionId']}"
+            path = f"/class/{class_id}/sessions/{live.session_id}"
             (row,) = (await api.call("GET", path, token=teacher.token))["students"]
             assert len(row["intervals"]) == 1, row
     finally:
@@ -123,5 +109,3 @@ async def test_sigterm_drains_then_moves_the_room_and_loses_nothing(
         for p in peers:
             await p.close()
         await balancer.stop()
-        for server in servers.values():
-            server.stop()

@@ -23,8 +23,8 @@ from scripts.synthpeer.peer import SyntheticPeer
 from scripts.synthpeer.rejoin import StayInRoom
 from tests.redis_process import RedisProcess
 
-from .nodes import TTL, node, seen_by, until
-from .test_relayed_signalling import ICE, frames_from, peer
+from .media import ICE, PairMedia, peer
+from .nodes import TTL, live_class, node, running, until
 
 
 async def test_a_killed_room_node_is_replaced_and_everyone_rejoins_with_presence_kept(
@@ -35,22 +35,12 @@ async def test_a_killed_room_node_is_replaced_and_everyone_rejoins_with_presence
     peers: list[SyntheticPeer] = []
     keepers: list[StayInRoom] = []
     try:
-        for server in servers.values():
-            await server.start()
-        balancer = TcpBalancer([("127.0.0.1", s.port) for s in servers.values()])
-        await balancer.start()
-
-        async def both() -> bool:
-            return all([await seen_by(s) == ["a", "b"] for s in servers.values()])
-
-        await until(both, 5, "each node sees both")
-        async with aiohttp.ClientSession() as http:
+        async with running(servers), aiohttp.ClientSession() as http:
+            balancer = TcpBalancer([("127.0.0.1", s.port) for s in servers.values()])
+            await balancer.start()
             api = ClassroomApi(balancer.base_url, http)  # the one URL clients know
-            teacher = await api.register("T", "t@school.test", "teacher")
-            student = await api.register("S", "s@school.test", "student")
-            class_id = (await api.create_class(teacher, "Chemistry"))["_id"]
-            await api.enrol(teacher, class_id, student.id)
-            session = await api.start_session(teacher, class_id)
+            live = await live_class(api, "Chemistry")
+            teacher, student, class_id = live.teacher, live.student, live.class_id
             home = json.loads(await redis_client.get(room_key(class_id)) or "{}")["nodeId"]
             other = next(name for name in servers if name != home)
 
@@ -59,12 +49,8 @@ async def test_a_killed_room_node_is_replaced_and_everyone_rejoins_with_presence
             for p in peers:
                 await p.join()
                 await p.wait_connected()
-
-            async def flowing(since: tuple[int, int]) -> bool:
-                now = frames_from(teaching, student.id)[0], frames_from(learning, teacher.id)[0]
-                return all(n > s + 30 for n, s in zip(now, since, strict=True))
-
-            await until(lambda: flowing((0, 0)), 20, "media both ways")
+            pair = PairMedia(teaching, learning)
+            await until(pair.flowing, 20, "media both ways")
             keepers += [StayInRoom(p) for p in peers]
             for keeper in keepers:
                 keeper.start()
@@ -81,8 +67,8 @@ async def test_a_killed_room_node_is_replaced_and_everyone_rejoins_with_presence
             await until(everyone_back, TTL + 20, "every participant back in media")
             back = max(keeper.rejoins[0].back_at for keeper in keepers) - killed_at
             moved = json.loads(await redis_client.get(room_key(class_id)) or "{}")
-            assert moved == {"nodeId": other, "sessionId": session["sessionId"]}
-            await until(lambda: flowing((0, 0)), 20, "media both ways again")
+            assert moved == {"nodeId": other, "sessionId": live.session_id}
+            await until(pair.flowing, 20, "media both ways again")  # counted anew
             print(
                 f"room node killed: every participant back in media after {back:.2f} s "
                 f"(TTL {TTL:g} s; attempts {[k.rejoins[0].attempts for k in keepers]}, "
@@ -92,7 +78,7 @@ async def test_a_killed_room_node_is_replaced_and_everyone_rejoins_with_presence
                 await keeper.stop()
 
             await api.end_session(teacher, class_id)
-            path = f"/class/{class_id}/sessions/{session['sessionId']}"
+            path = f"/class/{class_id}/sessions/{live.session_id}"
             (row,) = (await api.call("GET", path, token=teacher.token))["students"]
             assert len(row["intervals"]) == 1, row  # the move is within the grace
             assert row["status"] in ("present", "late", "absent")
@@ -102,5 +88,3 @@ async def test_a_killed_room_node_is_replaced_and_everyone_rejoins_with_presence
         for p in peers:
             await p.close()
         await balancer.stop()
-        for server in servers.values():
-            server.stop()

@@ -21,8 +21,8 @@ from scripts.synthpeer.api_client import ApiFailure, ClassroomApi
 from scripts.synthpeer.peer import SyntheticPeer
 from tests.redis_process import RedisProcess
 
-from .nodes import TTL, node, seen_by, until
-from .test_relayed_signalling import ICE, frames_from, peer
+from .media import ICE, PairMedia, peer
+from .nodes import TTL, live_class, node, running, seen_by, until
 
 
 async def test_a_redis_restart_keeps_the_room_and_the_cluster_recovers(
@@ -30,22 +30,15 @@ async def test_a_redis_restart_keeps_the_room_and_the_cluster_recovers(
 ) -> None:
     servers = {name: node(tmp_path, name, redis_server, mongo, ice) for name, ice in ICE.items()}
     peers: list[SyntheticPeer] = []
+
+    async def both() -> bool:
+        return all([await seen_by(s) == ["a", "b"] for s in servers.values()])
+
     try:
-        for server in servers.values():
-            await server.start()
-
-        async def both() -> bool:
-            return all([await seen_by(s) == ["a", "b"] for s in servers.values()])
-
-        await until(both, 5, "each node sees both")
-        async with aiohttp.ClientSession() as http:
+        async with running(servers), aiohttp.ClientSession() as http:
             apis = {name: ClassroomApi(s.base_url, http) for name, s in servers.items()}
-            any_api = apis["a"]
-            teacher = await any_api.register("T", "t@school.test", "teacher")
-            student = await any_api.register("S", "s@school.test", "student")
-            class_id = (await any_api.create_class(teacher, "Geography"))["_id"]
-            await any_api.enrol(teacher, class_id, student.id)
-            session = await any_api.start_session(teacher, class_id)
+            live = await live_class(apis["a"], "Geography")
+            teacher, student, class_id = live.teacher, live.student, live.class_id
             placement = json.loads(await redis_client.get(room_key(class_id)) or "{}")
             home = placement["nodeId"]
             edge = next(name for name in servers if name != home)
@@ -55,16 +48,12 @@ async def test_a_redis_restart_keeps_the_room_and_the_cluster_recovers(
             for p in peers:
                 await p.join()
                 await p.wait_connected()
-
-            async def flowing(since: tuple[int, int]) -> bool:
-                now = frames_from(teaching, student.id)[0], frames_from(learning, teacher.id)[0]
-                return all(n > s + 30 for n, s in zip(now, since, strict=True))
-
-            await until(lambda: flowing((0, 0)), 20, "media both ways")
+            pair = PairMedia(teaching, learning)
+            await until(pair.flowing, 20, "media both ways")
 
             redis_server.stop()
-            before = frames_from(teaching, student.id)[0], frames_from(learning, teacher.id)[0]
-            await until(lambda: flowing(before), 10, "media while Redis is down")
+            before = pair.frames()
+            await until(lambda: pair.flowing(before), 10, "media while Redis is down")
             try:
                 await learning.chat("while Redis is down", timeout=5)
                 raise AssertionError("a relayed event went through without Redis")
@@ -91,12 +80,10 @@ async def test_a_redis_restart_keeps_the_room_and_the_cluster_recovers(
             assert [p["userId"] for p in joined["participants"]] == [teacher.id]
             await back.wait_connected()
             assert json.loads(await redis_client.get(room_key(class_id)) or "{}") == placement
-            assert placement["sessionId"] == session["sessionId"]
+            assert placement["sessionId"] == live.session_id
     finally:
         for p in peers:
             await p.close()
-        for server in servers.values():
-            server.stop()
 
 
 async def _placed(redis: Redis, class_id: str, placement: dict[str, str]) -> bool:

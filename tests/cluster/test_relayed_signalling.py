@@ -18,32 +18,14 @@ from pymongo import MongoClient
 from redis.asyncio import Redis
 
 from api.cluster.room_map import room_key
+from api.recordings.service import RECORDING_ACTIVE
 from scripts.support.nx27017 import Nx27017Server
-from scripts.synthpeer.api_client import Account, ClassroomApi
-from scripts.synthpeer.client import MediaClient
-from scripts.synthpeer.media import ToneAudioTrack, vp8_clip
+from scripts.synthpeer.api_client import ClassroomApi
 from scripts.synthpeer.peer import SyntheticPeer
-from sfu import MediaConfig
 from tests.redis_process import RedisProcess
 
-from .nodes import health, node, seen_by, until
-
-ICE = {"a": "127.0.0.2", "b": "127.0.0.3"}
-SAMPLED = 10
-"""The frames a synthetic peer decodes of each stream (the first ones; the rest counted)."""
-
-
-def peer(api: ClassroomApi, account: Account, class_id: str) -> SyntheticPeer:
-    def media(config: MediaConfig) -> MediaClient:
-        return MediaClient(config, video=vp8_clip(), audio=ToneAudioTrack())
-
-    return SyntheticPeer(api, account, media, class_id=class_id)
-
-
-def frames_from(viewer: SyntheticPeer, user_id: str) -> tuple[int, int]:
-    """Video frames received from `user_id`, and how many of the sampled ones decoded."""
-    sink = viewer.media.sink_of(user_id, "camera") if viewer.media else None
-    return (sink.frames, sink.decoded) if sink is not None else (0, 0)
+from .media import ICE, SAMPLED, frames_from, peer
+from .nodes import health, live_class, node, running, until
 
 
 def remote_addresses(viewer: SyntheticPeer) -> set[str]:
@@ -62,27 +44,16 @@ async def test_a_socket_on_one_node_joins_a_room_on_another_and_media_flows_both
     servers = {name: node(tmp_path, name, redis_server, mongo, ice) for name, ice in ICE.items()}
     peers: list[SyntheticPeer] = []
     try:
-        for server in servers.values():
-            await server.start()
-
-        async def both() -> bool:
-            return all([await seen_by(s) == ["a", "b"] for s in servers.values()])
-
-        await until(both, 5, "each node sees both")
-        async with aiohttp.ClientSession() as http:
+        async with running(servers), aiohttp.ClientSession() as http:
             apis = {name: ClassroomApi(s.base_url, http) for name, s in servers.items()}
-            teacher = await apis["a"].register("T", "t@school.test", "teacher")
-            student = await apis["a"].register("S", "s@school.test", "student")
-            cls = await apis["a"].create_class(teacher, "Physics")
-            class_id = cls["_id"]
-            await apis["a"].enrol(teacher, class_id, student.id)
-            started = await apis["b"].start_session(teacher, class_id)
+            live = await live_class(apis["b"], "Physics")
+            teacher, student, class_id = live.teacher, live.student, live.class_id
 
             # Placed at the start, in Redis and on the session document.
             raw = await redis_client.get(room_key(class_id))
             assert raw is not None
             placed = json.loads(raw)
-            assert placed["sessionId"] == started["sessionId"]
+            assert placed["sessionId"] == live.session_id
             home = placed["nodeId"]
             edge = next(name for name in servers if name != home)
             client: MongoClient[dict[str, Any]]
@@ -112,6 +83,32 @@ async def test_a_socket_on_one_node_joins_a_room_on_another_and_media_flows_both
                 "MY_ATTENDANCE_UPDATED", timeout=5, where=lambda d: d.get("status") == "present"
             )
             assert (pushed["classId"], pushed["final"]) == (class_id, False)
+            # A teacher's page on the edge that has not joined asks for the roster: it is
+            # the room's, with the student in it (answered by the room's node).
+            watching = await apis[edge].open_socket(teacher.token, class_id)
+            try:
+                roster = await watching.request("ROSTER", {}, "ROSTER", timeout=5)
+            finally:
+                await watching.close()
+            (row,) = roster["students"]
+            assert (row["userId"], row["inRoom"], row["connected"]) == (student.id, True, True)
+            # REST recording start and stop on the edge: done by the room's node.
+            recordings = f"/class/{class_id}/recordings"
+            status, started_rec = await apis[edge].request(
+                "POST", recordings + "/start", token=teacher.token
+            )
+            assert status == 201, started_rec
+            assert teaching.socket is not None
+            announced = await teaching.socket.next("RECORDING", timeout=5)
+            assert announced["recordingId"] == started_rec["data"]["recordingId"]
+            status, again = await apis[edge].request(
+                "POST", recordings + "/start", token=teacher.token
+            )
+            assert (status, again["error"]) == (409, RECORDING_ACTIVE)  # the room node's answer
+            status, stopped = await apis[edge].request(
+                "POST", recordings + "/stop", token=teacher.token
+            )
+            assert status == 200 and stopped["data"]["stoppedAt"] is not None, stopped
             # ICE went straight to the room's node: its address, never the edge's.
             assert remote_addresses(learning) == {ICE[home]}
             room_node, edge_node = [await health(servers[n]) for n in (home, edge)]
@@ -132,7 +129,7 @@ async def test_a_socket_on_one_node_joins_a_room_on_another_and_media_flows_both
             assert summary["total"] == 1
             done = await teaching.socket.next("DONE", timeout=5)
             assert done == summary
-            path = f"/class/{class_id}/sessions/{started['sessionId']}"
+            path = f"/class/{class_id}/sessions/{live.session_id}"
             record = await apis[edge].call("GET", path, token=teacher.token)
             (row,) = record["students"]
             assert in_room - 3 < row["presenceSeconds"] <= in_room + 0.5, (row, in_room)
@@ -147,5 +144,3 @@ async def test_a_socket_on_one_node_joins_a_room_on_another_and_media_flows_both
     finally:
         for p in peers:
             await p.close()
-        for server in servers.values():
-            server.stop()
