@@ -33,6 +33,10 @@ import { mediaStateSeen, moderated, moderation } from "./moderation.js";
 // SUBSCRIPTION follows the layout; the user can do nothing about a refused one.
 const BACKGROUND_REQUESTS = new Set(["ROSTER", "MY_ATTENDANCE", "SUBSCRIPTION"]);
 const MEDIA_FAILED = /media connection failed/i;
+// A refusal that asks to be retried (overload, a cluster whose room's server is moving):
+// the page joins again by itself, backing off, as it does after a dropped socket.
+const TRY_AGAIN = /try again shortly/i;
+const JOIN_RETRY_MS = [1000, 2000, 4000, 8000];
 
 function socketUrl(classId) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -153,12 +157,29 @@ function handleEvent(event, data) {
   }
 }
 
+function retryJoin(message) {
+  state.joinPending = false;
+  const wait = JOIN_RETRY_MS[Math.min(state.joinRetries, JOIN_RETRY_MS.length - 1)];
+  state.joinRetries += 1;
+  setSelfConnection("reconnecting");
+  showMessage(`Joining again in ${wait / 1000} s: ${message}`, "info");
+  if (state.joinRetryTimer !== null) clearTimeout(state.joinRetryTimer);
+  state.joinRetryTimer = setTimeout(() => {
+    state.joinRetryTimer = null;
+    if (state.wantInRoom && !state.inRoom && state.session.isActive) sendJoin();
+  }, wait);
+}
+
 /** ERROR {message, event}: `event` names the request it answers (null when unsolicited). */
 function serverError(data) {
   const message = String(data.message || "The server reported an error");
   const answering = typeof data.event === "string" ? data.event : null;
   if (BACKGROUND_REQUESTS.has(answering)) {
     console.info(`${answering} refresh failed: ${message}`);
+    return;
+  }
+  if (answering === "JOIN_ROOM" && state.joinPending && TRY_AGAIN.test(message)) {
+    retryJoin(message);
     return;
   }
   if (answering === "JOIN_ROOM" && state.joinPending) {

@@ -152,6 +152,7 @@ export async function roomJoined(data) {
   if (!state.wantInRoom) return; // left before the server answered (LEAVE_ROOM follows it)
   testHooks.roomJoined();
   state.joinPending = false;
+  state.joinRetries = 0;
   state.inRoom = true;
   if (data.sessionId) state.session.sessionId = data.sessionId;
   resetSubscription();

@@ -25,6 +25,8 @@ export const state = {
   mediaStates: { publish: "new", subscribe: "new" },
   disconnectTimer: null,
   mediaRestarts: 0,         // consecutive media failures (more backoff each time)
+  joinRetries: 0,           // JOIN_ROOMs refused in a row with "try again shortly"
+  joinRetryTimer: null,
   localStream: null,
   localStreamPromise: null,
   camOn: true,
